@@ -1,0 +1,1 @@
+//! Assembly front end: to be written.

@@ -1,0 +1,1 @@
+//! Game: to be written.

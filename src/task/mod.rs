@@ -1,0 +1,241 @@
+//! Task specs (`programs/*.toml`) and the test vectors they imply.
+//!
+//! A task says what a kernel must compute (`kind = "sort"`), on what data (`n` signed i32
+//! elements at `[rdi + 4k]`), with which instructions and scratch registers, and what lengths
+//! the literature reports for it. Built-in tasks are compiled into the binary; any other
+//! `.toml` file can be named by path. The schema is documented in README.md ("Task files").
+
+mod vectors;
+
+pub use vectors::{weak_orderings, TestVectors};
+
+use crate::error::{Error, Result};
+use crate::isa::{Cond, Reg};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The built-in task files, compiled in: (name, TOML text).
+pub const BUILTIN: [(&str, &str); 3] = [
+    ("sort3", include_str!("../../programs/sort3.toml")),
+    ("sort4", include_str!("../../programs/sort4.toml")),
+    ("sort5", include_str!("../../programs/sort5.toml")),
+];
+
+/// Largest `n` a sort task may have: the game stores values as ranks in a `u8` and the
+/// number of weak orderings grows as the ordered Bell numbers (n = 6: 4,683; n = 7: 47,293).
+pub const MAX_N: usize = 7;
+
+/// Lengths reported in the literature, in instructions (loads and stores included, `ret`
+/// excluded).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Reference {
+    /// The classic sorting network: 4 instructions per comparator plus 2n loads and stores.
+    pub network: Option<usize>,
+    /// AlphaDev (Mankowitz et al., Nature 618:257, 2023).
+    pub alphadev: Option<usize>,
+}
+
+/// A parsed, validated task.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Task {
+    /// Task name, e.g. `sort3`.
+    pub name: String,
+    /// One line for humans.
+    pub description: String,
+    /// Number of i32 elements in the array.
+    pub n: usize,
+    /// Condition codes the kernel may use in `cmovcc` (all four unless the task narrows them).
+    pub conds: Vec<Cond>,
+    /// Scratch registers the kernel may use, in preference order.
+    pub scratch: Vec<Reg>,
+    /// Reference lengths.
+    pub reference: Reference,
+    /// Budget used when `search` is given none.
+    #[serde(with = "humantime_serde_compat")]
+    pub default_budget: Duration,
+    /// Where the spec came from: `builtin:sort3` or a file path.
+    pub source: String,
+}
+
+mod humantime_serde_compat {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+impl Task {
+    /// Loads a task by built-in name (`sort3`) or by path to a `.toml` file.
+    ///
+    /// Errors: [`Error::UnknownTask`] for a name that is neither; [`Error::TaskSpec`] naming the
+    /// file and the field for a malformed file.
+    pub fn load(name_or_path: &str) -> Result<Task> {
+        if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Task::parse(text, Path::new(&format!("programs/{name}.toml")))
+                .map(|t| Task { source: format!("builtin:{name}"), ..t });
+        }
+        let path = Path::new(name_or_path);
+        if path.extension().is_some_and(|e| e == "toml") || path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let mut t = Task::parse(&text, path)?;
+            t.source = path.display().to_string();
+            return Ok(t);
+        }
+        Err(Error::UnknownTask {
+            name: name_or_path.to_string(),
+            known: BUILTIN.map(|(n, _)| n).join(", "),
+        })
+    }
+
+    /// All built-in tasks.
+    pub fn builtins() -> Vec<Task> {
+        BUILTIN.iter().map(|(n, _)| Task::load(n).expect("built-in task files are valid")).collect()
+    }
+
+    /// Parses a task from TOML text; `path` is used in error messages only.
+    pub fn parse(text: &str, path: &Path) -> Result<Task> {
+        let err = |field: &str, message: String| Error::TaskSpec {
+            path: PathBuf::from(path),
+            field: field.to_string(),
+            message,
+        };
+        let root: toml::Table = text.parse::<toml::Table>().map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(0);
+            let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            err("syntax", format!("line {line}: {msg}"))
+        })?;
+        let get = |key: &str| -> Option<&toml::Value> {
+            let mut v: Option<&toml::Value> = None;
+            for (i, part) in key.split('.').enumerate() {
+                v = if i == 0 { root.get(part) } else { v?.as_table()?.get(part) };
+            }
+            v
+        };
+        let string = |key: &str| -> Result<String> {
+            match get(key) {
+                Some(toml::Value::String(s)) => Ok(s.clone()),
+                Some(v) => Err(err(key, format!("expected a string, found {}", v.type_str()))),
+                None => Err(err(key, "missing".into())),
+            }
+        };
+        let int = |key: &str| -> Result<Option<i64>> {
+            match get(key) {
+                Some(toml::Value::Integer(i)) => Ok(Some(*i)),
+                Some(v) => Err(err(key, format!("expected an integer, found {}", v.type_str()))),
+                None => Ok(None),
+            }
+        };
+        let strings = |key: &str| -> Result<Vec<String>> {
+            match get(key) {
+                Some(toml::Value::Array(a)) => a
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| err(key, "expected an array of strings".into())),
+                Some(v) => Err(err(key, format!("expected an array of strings, found {}", v.type_str()))),
+                None => Err(err(key, "missing".into())),
+            }
+        };
+
+        let name = string("name")?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(err("name", format!("'{name}' must be non-empty and use only letters, digits, '_' and '-'")));
+        }
+        let description = string("description").unwrap_or_default();
+        let kind = string("kind")?;
+        if kind != "sort" {
+            return Err(err("kind", format!("unsupported kind '{kind}' (supported: sort)")));
+        }
+        let element = string("element")?;
+        if element != "i32" {
+            return Err(err("element", format!("unsupported element type '{element}' (supported: i32)")));
+        }
+        let n = int("n")?.ok_or_else(|| err("n", "missing".into()))?;
+        if !(2..=MAX_N as i64).contains(&n) {
+            return Err(err("n", format!("{n} is out of range (2..={MAX_N})")));
+        }
+        let n = n as usize;
+        let pointer = string("layout.pointer")?;
+        if pointer != "rdi" {
+            return Err(err("layout.pointer", format!("'{pointer}' is not supported (the array pointer is rdi, the first SysV argument)")));
+        }
+        match int("layout.stride")? {
+            Some(4) => {}
+            Some(s) => return Err(err("layout.stride", format!("{s} is not supported (i32 elements are 4 bytes apart)"))),
+            None => return Err(err("layout.stride", "missing".into())),
+        }
+        let mut conds = Vec::new();
+        let mut has_mov = false;
+        let mut has_cmp = false;
+        for op in strings("isa.opcodes")? {
+            match op.as_str() {
+                "mov" => has_mov = true,
+                "cmp" => has_cmp = true,
+                _ => match op.strip_prefix("cmov").and_then(Cond::parse) {
+                    Some(c) if !conds.contains(&c) => conds.push(c),
+                    Some(_) => {}
+                    None => {
+                        return Err(err("isa.opcodes", format!("unknown opcode '{op}' (known: mov, cmp, cmovl, cmovg, cmovle, cmovge)")))
+                    }
+                },
+            }
+        }
+        if !has_mov || !has_cmp || conds.is_empty() {
+            return Err(err("isa.opcodes", "a sort task needs mov, cmp and at least one cmovcc".into()));
+        }
+        conds.sort();
+        let mut scratch = Vec::new();
+        for r in strings("isa.scratch")? {
+            let reg = Reg::parse(&r).ok_or_else(|| {
+                let why = match r.to_ascii_lowercase().as_str() {
+                    "ebx" | "ebp" | "r12d" | "r13d" | "r14d" | "r15d" | "rbx" | "rbp" | "r12" | "r13" | "r14" | "r15" => "is callee-saved",
+                    "esp" | "rsp" => "is the stack pointer",
+                    "edi" | "rdi" => "holds the array pointer",
+                    _ => "is not a 32-bit caller-saved register (eax, ecx, edx, esi, r8d-r11d)",
+                };
+                err("isa.scratch", format!("'{r}' {why}"))
+            })?;
+            if scratch.contains(&reg) {
+                return Err(err("isa.scratch", format!("'{r}' is listed twice")));
+            }
+            scratch.push(reg);
+        }
+        if scratch.len() < n {
+            return Err(err("isa.scratch", format!("{} registers cannot hold {n} elements", scratch.len())));
+        }
+        let reference = Reference {
+            network: int("reference.network")?.map(|v| v as usize),
+            alphadev: int("reference.alphadev")?.map(|v| v as usize),
+        };
+        let default_budget = match get("search.budget") {
+            Some(toml::Value::String(s)) => parse_budget(s).map_err(|_| err("search.budget", format!("'{s}' is not a duration such as 60s, 10m or 1h")))?,
+            Some(v) => return Err(err("search.budget", format!("expected a string such as \"60s\", found {}", v.type_str()))),
+            None => Duration::from_secs(60),
+        };
+        Ok(Task { name, description, n, conds, scratch, reference, default_budget, source: path.display().to_string() })
+    }
+
+    /// The test vectors of the task: every weak ordering of `n` values (see [`weak_orderings`]).
+    pub fn test_vectors(&self) -> TestVectors {
+        TestVectors::new(self.n)
+    }
+}
+
+/// Parses a budget such as `90s`, `10m`, `1h`, `1h30m` or `500ms` (humantime syntax; a bare
+/// number is seconds).
+///
+/// Errors: [`Error::Budget`] for anything else, zero included.
+pub fn parse_budget(s: &str) -> Result<Duration> {
+    let t = s.trim();
+    let d = if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
+        t.parse::<u64>().ok().map(Duration::from_secs)
+    } else {
+        humantime::parse_duration(t).ok()
+    };
+    match d {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(Error::Budget(s.to_string())),
+    }
+}
