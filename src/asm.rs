@@ -1,1 +1,864 @@
-//! Assembly front end: to be written.
+//! The assembly front end of `superopt verify <task> <file> [--syntax att|intel]`: reads a
+//! kernel written by a person (or a compiler) and turns it into machine code, decoded
+//! instructions and, where possible, game moves.
+//!
+//! # Input
+//!
+//! One instruction per line for `void f(int32_t *buf)`: the array pointer is in `rdi`, and
+//! there is no `ret` (a `ret` on the last instruction line is accepted and dropped; see
+//! [`Kernel::ret_line`]). Comments start with `#`, `;` or `//` and run to the end of the line;
+//! blank lines are fine. The only directives allowed are `.intel_syntax ...` and
+//! `.att_syntax ...`; labels, other directives and `;`-separated statements are not (a `;`
+//! starts a comment here, as in NASM).
+//!
+//! # Design
+//!
+//! * **GNU as for fidelity.** The text is assembled by the system GNU assembler
+//!   (`as --64`), so the bytes we verify are exactly the bytes a user's toolchain produces,
+//!   with GNU as's own error messages ("no such instruction: `movz eax,ecx'") for bad lines.
+//!   Warnings (e.g. an ambiguous operand size that GNU as resolves by default) are treated as
+//!   errors: a verifier should not guess.
+//! * **One label per line.** Each instruction line `k` is written to the temporary `.s`
+//!   file as `__superopt_line_k: <text>`, after one prefix line that selects the syntax, so
+//!   GNU as's line `k + 1` is the user's line `k`. The object's symbol table then gives the
+//!   byte range of every source line, which we read from the ELF file directly (no
+//!   `objcopy`, no listing to scrape). A line must assemble to exactly one instruction;
+//!   relocations (references to symbols, e.g. a typo `mov eax, exc` that GNU as reads as a
+//!   memory operand at symbol `exc`) are rejected with the symbol's name.
+//! * **iced-x86 for decoding.** Each line's bytes are decoded with iced-x86; the decoded
+//!   [`Instruction`]s feed [`Kernel::to_game`] (via [`Insn::from_iced`]) and the static
+//!   safety check [`Kernel::check_safe`], which uses iced's instruction info (registers and
+//!   memory used, with access kinds; flow control; CPUID features) rather than mnemonic lists
+//!   where it can.
+
+use crate::error::{Error, Result};
+use crate::isa::Insn;
+use iced_x86::{
+    Code, CpuidFeature, Decoder, DecoderError, DecoderOptions, EncodingKind, FlowControl,
+    Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register, RflagsBits,
+};
+use std::fmt;
+use std::path::Path;
+use std::process::Command;
+use std::str::FromStr;
+
+/// The assembly syntax a kernel file starts in (a `.intel_syntax` / `.att_syntax` line in the
+/// file switches it from there on, as in GNU as).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Syntax {
+    /// GNU AT&T syntax (`mov %ecx, %eax`), GNU as's default.
+    #[default]
+    Att,
+    /// Intel syntax without register prefixes (`mov eax, ecx`), as `.intel_syntax noprefix`.
+    Intel,
+}
+
+impl Syntax {
+    /// The name used on the command line: `att` or `intel`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Syntax::Att => "att",
+            Syntax::Intel => "intel",
+        }
+    }
+
+    /// The GNU as directive that selects this syntax.
+    fn directive(self) -> &'static str {
+        match self {
+            Syntax::Att => ".att_syntax prefix",
+            Syntax::Intel => ".intel_syntax noprefix",
+        }
+    }
+}
+
+impl fmt::Display for Syntax {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Syntax {
+    type Err = String;
+
+    /// Parses `att` or `intel` (case-insensitive).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s.eq_ignore_ascii_case("att") {
+            Ok(Syntax::Att)
+        } else if s.eq_ignore_ascii_case("intel") {
+            Ok(Syntax::Intel)
+        } else {
+            Err(format!("unknown syntax '{s}': expected att or intel"))
+        }
+    }
+}
+
+/// One parsed kernel: the instructions of a source file with their source lines, machine
+/// code and iced-x86 decoding. The vectors `lines`, `text` and `decoded` are parallel.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    /// The file's path, or `<string>`-like name given to [`parse_str`], for messages.
+    pub source: String,
+    /// 1-based source line of each instruction.
+    pub lines: Vec<usize>,
+    /// Source text of each instruction, comment removed and trimmed.
+    pub text: Vec<String>,
+    /// Machine code of the whole kernel, without the dropped trailing `ret`.
+    pub code: Vec<u8>,
+    /// Each instruction as decoded by iced-x86 (64-bit mode, IP = offset in `code`).
+    pub decoded: Vec<Instruction>,
+    /// The line of a trailing `ret` that was accepted and dropped (the caller appends its own
+    /// `ret`), so the CLI can say so; `None` when the file had none.
+    pub ret_line: Option<usize>,
+}
+
+/// Prefix of the label put before each instruction line in the temporary `.s` file.
+const LABEL: &str = "__superopt_line_";
+
+/// Assembles `text` (a whole kernel, see the [module docs](self)) written in `syntax`.
+/// `source` names the text in messages (a path, or e.g. `<string>`).
+///
+/// Errors: [`Error::Asm`] with the 1-based line of the first bad line (GNU as's message for
+/// text it rejects, cleaned to one line; "no instructions" at line 1 for an empty kernel);
+/// [`Error::Runtime`] when GNU as is missing or misbehaves.
+pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
+    let asm_err = |line: usize, message: String| Error::Asm {
+        path: source.to_string(),
+        line,
+        message,
+    };
+
+    // 1. Split into lines, strip comments, reject labels and directives textually.
+    let mut problems: Vec<(usize, String)> = Vec::new();
+    let mut insn_lines: Vec<(usize, String)> = Vec::new();
+    let mut file = String::from(syntax.directive());
+    file.push('\n');
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let stmt = strip_comment(raw).trim();
+        match classify(stmt) {
+            Ok(LineKind::Blank) => {}
+            Ok(LineKind::Syntax) => file.push_str(stmt),
+            Ok(LineKind::Insn) => {
+                file.push_str(&format!("{LABEL}{line}: {stmt}"));
+                insn_lines.push((line, stmt.to_string()));
+            }
+            Err(msg) => problems.push((line, msg)),
+        }
+        file.push('\n');
+    }
+    if insn_lines.is_empty() && problems.is_empty() {
+        return Err(asm_err(1, "no instructions".into()));
+    }
+
+    // 2. Assemble with GNU as; its diagnostics compete with ours for the first line.
+    let dir = tempfile::Builder::new()
+        .prefix("superopt-asm")
+        .tempdir()
+        .map_err(|e| Error::Runtime(format!("cannot create a temporary directory: {e}")))?;
+    let s_path = dir.path().join("kernel.s");
+    std::fs::write(&s_path, &file).map_err(|e| Error::io(&s_path, e))?;
+    let object = match run_as(dir.path())? {
+        Ok(object) => Some(object),
+        Err(mut diagnostics) => {
+            problems.append(&mut diagnostics);
+            None
+        }
+    };
+    if let Some((line, msg)) = first(problems) {
+        return Err(asm_err(line, msg));
+    }
+    let object = object.expect("GNU as succeeded without diagnostics");
+    let object = read_object(&object)
+        .map_err(|e| Error::Runtime(format!("cannot read GNU as output: {e}")))?;
+
+    // 3. Cut .text into per-line byte ranges and decode each.
+    let mut starts = Vec::with_capacity(insn_lines.len());
+    for (line, _) in &insn_lines {
+        match object.labels.iter().find(|(l, _)| l == line) {
+            Some(&(_, offset)) => starts.push(offset as usize),
+            None => {
+                let msg = "does not assemble to an instruction in .text".to_string();
+                return Err(asm_err(*line, msg));
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    let mut decoded = Vec::with_capacity(insn_lines.len());
+    let mut code = Vec::new();
+    for (i, (line, _)) in insn_lines.iter().enumerate() {
+        let start = starts[i];
+        let end = starts.get(i + 1).copied().unwrap_or(object.text.len());
+        if start > end || end > object.text.len() {
+            return Err(Error::Runtime(format!(
+                "GNU as output has a bad label for line {line}"
+            )));
+        }
+        if let Some((_, sym)) = object
+            .relocs
+            .iter()
+            .find(|(off, _)| (start..end).contains(&(*off as usize)))
+        {
+            let what = if sym.is_empty() {
+                "a symbol".to_string()
+            } else {
+                format!("symbol '{sym}'")
+            };
+            problems.push((
+                *line,
+                format!("refers to {what}; symbols and labels are not allowed"),
+            ));
+            continue;
+        }
+        let bytes = &object.text[start..end];
+        match decode_one(bytes, code.len() as u64) {
+            Ok(ins) => {
+                code.extend_from_slice(bytes);
+                decoded.push(ins);
+            }
+            Err(msg) => problems.push((*line, msg)),
+        }
+    }
+    if let Some((line, msg)) = first(problems) {
+        return Err(asm_err(line, msg));
+    }
+
+    // 4. Drop a trailing `ret`.
+    let (mut lines, mut texts): (Vec<usize>, Vec<String>) = insn_lines.into_iter().unzip();
+    let mut ret_line = None;
+    if decoded.last().is_some_and(|ins| ins.code() == Code::Retnq) {
+        let ins = decoded.pop().expect("checked non-empty");
+        code.truncate(code.len() - ins.len());
+        ret_line = lines.pop();
+        texts.pop();
+    }
+    if decoded.is_empty() {
+        return Err(asm_err(1, "no instructions".into()));
+    }
+    Ok(Kernel {
+        source: source.to_string(),
+        lines,
+        text: texts,
+        code,
+        decoded,
+        ret_line,
+    })
+}
+
+/// Reads and assembles a kernel file; see [`parse_str`]. [`Error::Io`] if it cannot be read.
+pub fn parse_file(path: &Path, syntax: Syntax) -> Result<Kernel> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_str(&text, syntax, &path.display().to_string())
+}
+
+impl Kernel {
+    /// The kernel as game moves ([`Insn::from_iced`]) for a task with `n` array elements, or
+    /// the first instruction that is not one, with its 1-based line and reason
+    /// (`unsupported instruction sbb`).
+    pub fn to_game(&self, n: usize) -> std::result::Result<Vec<Insn>, (usize, String)> {
+        self.decoded
+            .iter()
+            .zip(&self.lines)
+            .map(|(ins, &line)| Insn::from_iced(ins, n).map_err(|reason| (line, reason)))
+            .collect()
+    }
+
+    /// Static safety check that must pass before any byte of the kernel runs on the CPU
+    /// (stage 2 of the oracle), for an array of `n` i32 elements at `rdi`. Returns the
+    /// 1-based line and reason of the first offending instruction.
+    ///
+    /// Each instruction must:
+    /// * fall through (no jump, call, `ret`, `int`, `syscall`, `ud2`);
+    /// * not be privileged or I/O, not `div`/`idiv` (divide error), not touch the stack
+    ///   (`push`, `pop`, any use of `rsp`), not set the direction flag or load MXCSR;
+    /// * need only CPU features that are x86-64 baseline or detected on this CPU, and none
+    ///   that the verifier bans (x87, MMX, `rdtsc`, `rdrand`, ...);
+    /// * access memory only through an explicit operand of the form `[rdi + disp]` (no index,
+    ///   no `fs`/`gs`, no string instructions, no bit-string offsets) with every accessed
+    ///   byte in `[0, 4n)`, else "reads outside the array" / "writes outside the array";
+    ///   16-byte accesses that fault when misaligned (`movaps`, legacy SSE operands) are
+    ///   rejected since `rdi`'s alignment is not known;
+    /// * not write `rdi` or a segment register, and not write a callee-saved register
+    ///   ("clobbers callee-saved rbx", naming the 64-bit register; reading one is fine).
+    pub fn check_safe(&self, n: usize) -> std::result::Result<(), (usize, String)> {
+        let mut factory = InstructionInfoFactory::new();
+        for (ins, &line) in self.decoded.iter().zip(&self.lines) {
+            check_one(ins, n, &mut factory).map_err(|reason| (line, reason))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a comment-free, trimmed source line is.
+enum LineKind {
+    Blank,
+    /// `.intel_syntax ...` or `.att_syntax ...`, passed through to GNU as.
+    Syntax,
+    /// Anything else: handed to GNU as, which must make one instruction of it.
+    Insn,
+}
+
+/// Cuts a line at the first `#`, `;` or `//`.
+fn strip_comment(line: &str) -> &str {
+    let cut = [line.find('#'), line.find(';'), line.find("//")]
+        .into_iter()
+        .flatten()
+        .min();
+    &line[..cut.unwrap_or(line.len())]
+}
+
+fn classify(stmt: &str) -> std::result::Result<LineKind, String> {
+    if stmt.is_empty() {
+        return Ok(LineKind::Blank);
+    }
+    let word_end = stmt
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "_.$".contains(c)))
+        .unwrap_or(stmt.len());
+    let word = &stmt[..word_end];
+    if word.starts_with('.') {
+        if word.eq_ignore_ascii_case(".intel_syntax") || word.eq_ignore_ascii_case(".att_syntax") {
+            return Ok(LineKind::Syntax);
+        }
+        return Err(format!(
+            "directive {word} is not allowed (only .intel_syntax and .att_syntax)"
+        ));
+    }
+    if !word.is_empty() && stmt[word_end..].trim_start().starts_with(':') {
+        return Err(format!(
+            "label {word}: is not allowed (one instruction per line, no branches)"
+        ));
+    }
+    if stmt.contains('"') {
+        return Err("quoted strings and symbols are not allowed".into());
+    }
+    if stmt[word_end..].trim_start().starts_with('=') {
+        return Err(format!("symbol assignment {word} = ... is not allowed"));
+    }
+    Ok(LineKind::Insn)
+}
+
+/// The diagnostic with the smallest line (the earliest one on ties).
+fn first(mut problems: Vec<(usize, String)>) -> Option<(usize, String)> {
+    problems.sort_by_key(|(line, _)| *line);
+    problems.into_iter().next()
+}
+
+/// Diagnostics as `(user line, one-line message)`.
+type Diagnostics = Vec<(usize, String)>;
+
+/// Runs `as --64 -o kernel.o kernel.s` in `dir`. Outer error: GNU as missing or failing
+/// without line diagnostics. Inner: `Ok(object bytes)` or `Err(diagnostics by user line)`.
+fn run_as(dir: &Path) -> Result<std::result::Result<Vec<u8>, Diagnostics>> {
+    run_assembler("as", dir)
+}
+
+/// [`run_as`] with the assembler's program name as a parameter (for tests).
+fn run_assembler(program: &str, dir: &Path) -> Result<std::result::Result<Vec<u8>, Diagnostics>> {
+    let out = Command::new(program)
+        .args(["--64", "-o", "kernel.o", "kernel.s"])
+        .current_dir(dir)
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::Runtime("GNU as not found: install binutils".into())
+            }
+            _ => Error::Runtime(format!("cannot run GNU as: {e}")),
+        })?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut diagnostics = Vec::new();
+    let mut other = Vec::new();
+    for l in stderr.lines() {
+        match parse_diagnostic(l) {
+            Some(d) => diagnostics.push(d),
+            None if l.trim().is_empty() || l.ends_with("Assembler messages:") => {}
+            None => other.push(l.trim().to_string()),
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Ok(Err(diagnostics));
+    }
+    if !out.status.success() || !other.is_empty() {
+        let why = other.first().map(String::as_str).unwrap_or("no message");
+        return Err(Error::Runtime(format!(
+            "GNU as failed ({}): {why}",
+            out.status
+        )));
+    }
+    let obj = dir.join("kernel.o");
+    let bytes = std::fs::read(&obj).map_err(|e| Error::io(&obj, e))?;
+    Ok(Ok(bytes))
+}
+
+/// Parses `kernel.s:LINE: Error: MESSAGE` (or `Warning:`) into the user's line and a
+/// one-line message. GNU as's line 1 is our syntax prefix, so the user's line is one less.
+fn parse_diagnostic(l: &str) -> Option<(usize, String)> {
+    let rest = l.strip_prefix("kernel.s:")?;
+    let (num, rest) = rest.split_once(':')?;
+    let as_line: usize = num.trim().parse().ok()?;
+    let rest = rest.trim_start();
+    let msg = if let Some(m) = rest.strip_prefix("Error:") {
+        m.trim().to_string()
+    } else if let Some(m) = rest.strip_prefix("Warning:") {
+        format!("warning: {}", m.trim())
+    } else {
+        rest.trim().to_string()
+    };
+    let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    Some((as_line.saturating_sub(1).max(1), msg))
+}
+
+/// Decodes the bytes of one source line, which must be exactly one valid instruction.
+fn decode_one(bytes: &[u8], ip: u64) -> std::result::Result<Instruction, String> {
+    if bytes.is_empty() {
+        return Err("does not assemble to an instruction".into());
+    }
+    let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+    let ins = decoder.decode();
+    if ins.is_invalid() {
+        let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        return Err(match decoder.last_error() {
+            DecoderError::NoMoreBytes => format!(
+                "does not assemble to a complete instruction ({})",
+                hex.join(" ")
+            ),
+            _ => format!(
+                "assembles to bytes that are not a valid instruction ({})",
+                hex.join(" ")
+            ),
+        });
+    }
+    if decoder.position() < bytes.len() {
+        return Err("assembles to more than one instruction".into());
+    }
+    Ok(ins)
+}
+
+/// The parts of GNU as's ELF object we need.
+struct Object {
+    /// Contents of `.text`.
+    text: Vec<u8>,
+    /// `(user line, offset in .text)` of every `__superopt_line_N` label.
+    labels: Vec<(usize, u64)>,
+    /// `(offset in .text, symbol name)` of every relocation against `.text`.
+    relocs: Vec<(u64, String)>,
+}
+
+/// Minimal ELF64 little-endian reader for a relocatable object: section headers, `.text`,
+/// the symbol table and relocation sections.
+fn read_object(obj: &[u8]) -> std::result::Result<Object, String> {
+    let bytes = |off: u64, len: u64| -> std::result::Result<&[u8], String> {
+        let end = off.checked_add(len).ok_or("bad offset")?;
+        obj.get(off as usize..end as usize)
+            .ok_or_else(|| "truncated ELF file".to_string())
+    };
+    let u16_at = |off: u64| bytes(off, 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at =
+        |off: u64| bytes(off, 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let u64_at =
+        |off: u64| bytes(off, 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let cstr = |table: (u64, u64), idx: u64| -> std::result::Result<String, String> {
+        let t = bytes(table.0, table.1)?;
+        let s = t.get(idx as usize..).ok_or("bad string index")?;
+        let end = s
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or("unterminated string")?;
+        Ok(String::from_utf8_lossy(&s[..end]).into_owned())
+    };
+
+    if bytes(0, 6)? != b"\x7fELF\x02\x01" {
+        return Err("not a 64-bit little-endian ELF file".into());
+    }
+    let shoff = u64_at(0x28)?;
+    let shentsize = u16_at(0x3a)? as u64;
+    let shnum = u16_at(0x3c)? as u64;
+    let shstrndx = u16_at(0x3e)? as u64;
+    if shentsize < 64 {
+        return Err("bad section header size".into());
+    }
+    struct Sh {
+        name: u32,
+        kind: u32,
+        offset: u64,
+        size: u64,
+        link: u32,
+        info: u32,
+        entsize: u64,
+    }
+    let mut sections = Vec::with_capacity(shnum as usize);
+    for i in 0..shnum {
+        let h = shoff + i * shentsize;
+        sections.push(Sh {
+            name: u32_at(h)?,
+            kind: u32_at(h + 4)?,
+            offset: u64_at(h + 24)?,
+            size: u64_at(h + 32)?,
+            link: u32_at(h + 40)?,
+            info: u32_at(h + 44)?,
+            entsize: u64_at(h + 56)?,
+        });
+    }
+    let shstr = sections
+        .get(shstrndx as usize)
+        .ok_or("no section name table")?;
+    let shstr = (shstr.offset, shstr.size);
+    let mut text_idx = None;
+    for (i, s) in sections.iter().enumerate() {
+        if cstr(shstr, s.name as u64)? == ".text" {
+            text_idx = Some(i);
+        }
+    }
+    let text_idx = text_idx.ok_or("no .text section")?;
+    let ts = &sections[text_idx];
+    const SHT_NOBITS: u32 = 8;
+    let text = if ts.kind == SHT_NOBITS {
+        Vec::new()
+    } else {
+        bytes(ts.offset, ts.size)?.to_vec()
+    };
+
+    const SHT_SYMTAB: u32 = 2;
+    const SHT_RELA: u32 = 4;
+    const SHT_REL: u32 = 9;
+    let mut symbols: Vec<(String, u16, u64)> = Vec::new();
+    if let Some(st) = sections.iter().find(|s| s.kind == SHT_SYMTAB) {
+        let strtab = sections
+            .get(st.link as usize)
+            .ok_or("bad symbol string table")?;
+        let strtab = (strtab.offset, strtab.size);
+        let entsize = if st.entsize == 0 { 24 } else { st.entsize };
+        for k in 0..st.size / entsize {
+            let e = st.offset + k * entsize;
+            let name = cstr(strtab, u32_at(e)? as u64)?;
+            symbols.push((name, u16_at(e + 6)?, u64_at(e + 8)?));
+        }
+    }
+    let labels = symbols
+        .iter()
+        .filter(|(_, shndx, _)| *shndx as usize == text_idx)
+        .filter_map(|(name, _, value)| Some((name.strip_prefix(LABEL)?.parse().ok()?, *value)))
+        .collect();
+    let mut relocs = Vec::new();
+    for s in &sections {
+        if (s.kind == SHT_RELA || s.kind == SHT_REL) && s.info as usize == text_idx {
+            let entsize = if s.entsize == 0 { 24 } else { s.entsize };
+            for k in 0..s.size / entsize {
+                let e = s.offset + k * entsize;
+                let sym = (u64_at(e + 8)? >> 32) as usize;
+                let name = symbols
+                    .get(sym)
+                    .map(|(n, _, _)| n.clone())
+                    .unwrap_or_default();
+                relocs.push((u64_at(e)?, name));
+            }
+        }
+    }
+    Ok(Object {
+        text,
+        labels,
+        relocs,
+    })
+}
+
+/// Lower-case mnemonic as iced names it (`cmovl`, `sbb`), like [`Insn::from_iced`].
+fn mnemonic(ins: &Instruction) -> String {
+    format!("{:?}", ins.mnemonic()).to_lowercase()
+}
+
+/// CPU features every x86-64 CPU has and that are harmless in a kernel.
+const BASELINE: [CpuidFeature; 13] = [
+    CpuidFeature::INTEL8086,
+    CpuidFeature::INTEL186,
+    CpuidFeature::INTEL286,
+    CpuidFeature::INTEL386,
+    CpuidFeature::INTEL486,
+    CpuidFeature::X64,
+    CpuidFeature::CMOV,
+    CpuidFeature::CX8,
+    CpuidFeature::SSE,
+    CpuidFeature::SSE2,
+    CpuidFeature::MULTIBYTENOP,
+    CpuidFeature::PAUSE,
+    CpuidFeature::CLFSH,
+];
+
+/// Whether this CPU has an optional feature the verifier allows; `None` when the verifier
+/// does not allow it at all (x87, MMX, timers, random numbers, system extensions, ...).
+fn feature_present(f: CpuidFeature) -> Option<bool> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        use CpuidFeature as F;
+        Some(match f {
+            F::SSE3 => has!("sse3"),
+            F::SSSE3 => has!("ssse3"),
+            F::SSE4_1 => has!("sse4.1"),
+            F::SSE4_2 => has!("sse4.2"),
+            F::POPCNT => has!("popcnt"),
+            F::LZCNT => has!("lzcnt"),
+            F::BMI1 => has!("bmi1"),
+            F::BMI2 => has!("bmi2"),
+            F::ADX => has!("adx"),
+            F::MOVBE => has!("movbe"),
+            F::AVX => has!("avx"),
+            F::AVX2 => has!("avx2"),
+            F::FMA => has!("fma"),
+            F::F16C => has!("f16c"),
+            F::AES => has!("aes"),
+            F::PCLMULQDQ => has!("pclmulqdq"),
+            F::AVX512F => has!("avx512f"),
+            F::AVX512VL => has!("avx512vl"),
+            F::AVX512BW => has!("avx512bw"),
+            F::AVX512DQ => has!("avx512dq"),
+            F::AVX512CD => has!("avx512cd"),
+            _ => return None,
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = f;
+        None
+    }
+}
+
+/// Loads and stores of 16 bytes or more that fault (#GP) on a misaligned address.
+const ALIGNED: [Mnemonic; 17] = [
+    Mnemonic::Movaps,
+    Mnemonic::Movapd,
+    Mnemonic::Movdqa,
+    Mnemonic::Movntps,
+    Mnemonic::Movntpd,
+    Mnemonic::Movntdq,
+    Mnemonic::Movntdqa,
+    Mnemonic::Vmovaps,
+    Mnemonic::Vmovapd,
+    Mnemonic::Vmovdqa,
+    Mnemonic::Vmovdqa32,
+    Mnemonic::Vmovdqa64,
+    Mnemonic::Vmovntps,
+    Mnemonic::Vmovntpd,
+    Mnemonic::Vmovntdq,
+    Mnemonic::Vmovntdqa,
+    Mnemonic::Cmpxchg16b,
+];
+
+/// Legacy-encoded instructions whose 16-byte memory operand may be misaligned.
+const UNALIGNED_OK: [Mnemonic; 8] = [
+    Mnemonic::Movups,
+    Mnemonic::Movupd,
+    Mnemonic::Movdqu,
+    Mnemonic::Lddqu,
+    Mnemonic::Pcmpestri,
+    Mnemonic::Pcmpestrm,
+    Mnemonic::Pcmpistri,
+    Mnemonic::Pcmpistrm,
+];
+
+/// The checks of [`Kernel::check_safe`] for one instruction.
+fn check_one(
+    ins: &Instruction,
+    n: usize,
+    factory: &mut InstructionInfoFactory,
+) -> std::result::Result<(), String> {
+    let m = mnemonic(ins);
+    match ins.flow_control() {
+        FlowControl::Next => {}
+        FlowControl::Return if ins.code() == Code::Retnq => {
+            return Err("ret is only allowed as the last line".into());
+        }
+        _ => return Err(format!("control-flow instruction {m} is not allowed")),
+    }
+    if ins.is_privileged() {
+        return Err(format!("privileged instruction {m} is not allowed"));
+    }
+    if matches!(ins.mnemonic(), Mnemonic::Div | Mnemonic::Idiv) {
+        return Err(format!("{m} is not allowed: it may fault (divide error)"));
+    }
+    if ins.is_stack_instruction() {
+        return Err(format!("stack instruction {m} is not allowed"));
+    }
+    for &f in ins.cpuid_features() {
+        if BASELINE.contains(&f) {
+            continue;
+        }
+        match feature_present(f) {
+            Some(true) => {}
+            Some(false) => {
+                return Err(format!("{m} needs CPU feature {f:?}, which this CPU lacks"))
+            }
+            None => {
+                return Err(format!(
+                    "{m} needs CPU feature {f:?}, which the verifier does not allow"
+                ))
+            }
+        }
+    }
+    match ins.mnemonic() {
+        Mnemonic::Ldmxcsr | Mnemonic::Vldmxcsr => {
+            return Err(format!(
+                "{m} is not allowed: it changes MXCSR, which the caller owns"
+            ));
+        }
+        Mnemonic::Sgdt | Mnemonic::Sidt | Mnemonic::Sldt | Mnemonic::Smsw | Mnemonic::Str => {
+            return Err(format!(
+                "{m} is not allowed: it faults where UMIP is enabled"
+            ));
+        }
+        _ => {}
+    }
+    if ins.rflags_set() & RflagsBits::DF != 0 {
+        return Err(format!(
+            "{m} is not allowed: it sets the direction flag, which must stay clear"
+        ));
+    }
+
+    let explicit_mem = (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory);
+    if explicit_mem {
+        if ALIGNED.contains(&ins.mnemonic())
+            || (ins.encoding() == EncodingKind::Legacy
+                && ins.memory_size().size() == 16
+                && !UNALIGNED_OK.contains(&ins.mnemonic()))
+        {
+            return Err(format!(
+                "{m} may fault on a misaligned address (rdi's alignment is unknown)"
+            ));
+        }
+        let bit_string = matches!(
+            ins.mnemonic(),
+            Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+        );
+        if bit_string && ins.op_count() == 2 && ins.op1_kind() == OpKind::Register {
+            return Err(format!(
+                "{m} with a register bit offset may access memory outside the array"
+            ));
+        }
+    }
+
+    let info = factory.info(ins);
+    let accesses =
+        |m: &iced_x86::UsedMemory| !matches!(m.access(), OpAccess::NoMemAccess | OpAccess::None);
+    if !explicit_mem && info.used_memory().iter().any(accesses) {
+        return Err(format!("{m} accesses memory implicitly"));
+    }
+    for used in info.used_registers() {
+        let full = used.register().full_register();
+        let writes = matches!(
+            used.access(),
+            OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+        );
+        let name = format!("{full:?}").to_lowercase();
+        match full {
+            Register::RSP => return Err("uses the stack pointer rsp".into()),
+            Register::RDI if writes => return Err("writes the array pointer rdi".into()),
+            Register::RBX
+            | Register::RBP
+            | Register::R12
+            | Register::R13
+            | Register::R14
+            | Register::R15
+                if writes =>
+            {
+                return Err(format!("clobbers callee-saved {name}"));
+            }
+            r if writes && r.is_segment_register() => {
+                return Err(format!("writes segment register {name}"))
+            }
+            _ => {}
+        }
+    }
+
+    let limit = 4 * n as i128;
+    for mem in info.used_memory() {
+        let writes = match mem.access() {
+            OpAccess::NoMemAccess | OpAccess::None => continue,
+            OpAccess::Read | OpAccess::CondRead => false,
+            _ => true,
+        };
+        if mem.base() != Register::RDI || mem.index() != Register::None {
+            return Err("accesses memory other than [rdi + disp]".into());
+        }
+        if matches!(mem.segment(), Register::FS | Register::GS) {
+            let seg = format!("{:?}", mem.segment()).to_lowercase();
+            return Err(format!("accesses memory through segment {seg}"));
+        }
+        let size = mem.memory_size().size() as i128;
+        if size == 0 {
+            return Err(format!("{m} accesses memory of unknown size"));
+        }
+        let disp = mem.displacement() as i64 as i128;
+        if disp < 0 || disp + size > limit {
+            return Err(if writes {
+                "writes outside the array"
+            } else {
+                "reads outside the array"
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_are_stripped() {
+        assert_eq!(strip_comment("mov %eax, %ecx # x ; y"), "mov %eax, %ecx ");
+        assert_eq!(strip_comment("mov eax, ecx ; x"), "mov eax, ecx ");
+        assert_eq!(strip_comment("mov eax, ecx // x # y"), "mov eax, ecx ");
+        assert_eq!(strip_comment("ret"), "ret");
+    }
+
+    #[test]
+    fn diagnostics_map_to_user_lines() {
+        let d = parse_diagnostic("kernel.s:4: Error: no such instruction: `foo bar'");
+        assert_eq!(d, Some((3, "no such instruction: `foo bar'".to_string())));
+        let w = parse_diagnostic("kernel.s:2: Warning: using default for `mov'");
+        assert_eq!(w, Some((1, "warning: using default for `mov'".to_string())));
+        assert_eq!(parse_diagnostic("kernel.s: Assembler messages:"), None);
+    }
+
+    #[test]
+    fn missing_assembler_is_a_runtime_error() {
+        let dir = tempfile::tempdir().unwrap();
+        match run_assembler("superopt-no-such-assembler", dir.path()) {
+            Err(Error::Runtime(msg)) => assert_eq!(msg, "GNU as not found: install binutils"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_from_str() {
+        assert_eq!("att".parse::<Syntax>(), Ok(Syntax::Att));
+        assert_eq!("Intel".parse::<Syntax>(), Ok(Syntax::Intel));
+        assert_eq!(
+            "nasm".parse::<Syntax>(),
+            Err("unknown syntax 'nasm': expected att or intel".to_string())
+        );
+        assert_eq!(Syntax::Intel.to_string(), "intel");
+    }
+
+    #[test]
+    fn labels_and_directives_are_classified() {
+        assert!(matches!(
+            classify(".intel_syntax noprefix"),
+            Ok(LineKind::Syntax)
+        ));
+        assert_eq!(
+            classify(".byte 0x90").err().unwrap(),
+            "directive .byte is not allowed (only .intel_syntax and .att_syntax)"
+        );
+        assert_eq!(
+            classify("loop: mov eax, ecx").err().unwrap(),
+            "label loop: is not allowed (one instruction per line, no branches)"
+        );
+        assert!(matches!(
+            classify("mov eax, dword ptr fs:[rdi]"),
+            Ok(LineKind::Insn)
+        ));
+        assert!(matches!(
+            classify("mov %fs:(%rdi), %eax"),
+            Ok(LineKind::Insn)
+        ));
+    }
+}

@@ -255,6 +255,9 @@ fn register_reason(r: Register) -> String {
 fn format_with(f: &mut dyn iced_x86::Formatter, insn: Insn) -> String {
     let mut out = String::new();
     f.options_mut().set_space_after_operand_separator(true);
+    // GNU as reads `0xC`, not MASM's `0Ch`.
+    f.options_mut().set_hex_prefix("0x");
+    f.options_mut().set_hex_suffix("");
     f.format(&insn.to_iced(), &mut out);
     out
 }

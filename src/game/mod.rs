@@ -1,1 +1,445 @@
-//! Game: to be written.
+//! The sorting game: AlphaDev's assembly game (Nature 618:257, 2023, Methods) for sort tasks.
+//!
+//! A state is the program so far plus the [`CpuState`] on every test vector. A move is one
+//! instruction from the task's move table ([`SortGame::moves`]). A program is correct when,
+//! on every test vector, memory slot `k` ends holding the `k`-th smallest input.
+//!
+//! ## The searched space (restrictions, which can cost length)
+//! * **Loads first, stores last.** Every program the search builds starts with the `n` loads
+//!   `mov scratch[k], [rdi+4k]` and ends with `n` stores; between them is a register-only core
+//!   of `mov r,r`, `cmp r,r` and `cmovcc r,r`. A sort kernel needs at least `n` loads and `n`
+//!   stores, so this adds exactly `2n` to the core; it excludes programs that reuse a register
+//!   after storing it or keep values in memory, which could in principle be shorter when
+//!   registers run out (never observed with 8 scratch registers and `n <= 5`). AlphaDev
+//!   restricts likewise (each slot read once and written once).
+//!
+//! ## Sound pruning (never discards every cheapest correct completion)
+//! 1. **Reads of undefined registers or flags** are refused. A `cmovcc d, s` with `d`
+//!    undefined can always be replaced by `mov d, s`: the original is correct for every poison
+//!    value of `d`, in particular for the value of `s`, and on the test vectors where the
+//!    condition holds both write `s`. `mov`/`cmp` from an undefined register make the result
+//!    depend on the poison, which a correct program cannot use.
+//! 2. **Lost values.** If on some test vector an input value is no longer held by any
+//!    register, it can never return (the core does not reload), so no correct completion
+//!    exists.
+//! 3. **Moves that change nothing** (a `mov` between equal columns, a `cmovcc` whose condition
+//!    never holds where the registers differ, a `cmp` that leaves the flags equal up to
+//!    mirroring or that compares equal columns) are refused: deleting them gives a shorter
+//!    program with the same effect.
+//! 4. **Two `cmp` in a row**: the first one's flags are never read, so it can be deleted.
+//! 5. **Symmetry.** Undefined registers are interchangeable, so a write to an undefined
+//!    register uses the lowest one; `cmp a, b` is offered only with `a` before `b` in the
+//!    task's register order, because `cmp b, a` followed by conditions `c` equals `cmp a, b`
+//!    followed by the mirrored conditions (`l`<->`g`, `le`<->`ge`), all of which are moves.
+//! 6. **Transpositions.** [`Environment::key`] is invariant under renaming registers and
+//!    mirroring the flags; the search drops a state already reached at the same or lower cost.
+//! 7. **Branch and bound** with [`Environment::lower_bound`]: one `cmovcc` is needed for each
+//!    sorted column not yet held by any register (a `mov` only copies an existing column), a
+//!    `cmp` before the first `cmovcc`, and the `n` stores.
+
+pub mod cpu;
+
+pub use cpu::{CpuState, Fault, FLAG_EQ, FLAG_GT, FLAG_LT};
+
+use crate::isa::{Insn, Reg};
+use crate::search::{hash_bytes, mix64, Action, Environment};
+use crate::task::{Task, TestVectors};
+
+/// The sort game for one task.
+pub struct SortGame {
+    task: Task,
+    tv: TestVectors,
+    moves: Vec<Insn>,
+    targets: Vec<Vec<u8>>,
+    /// Test vectors whose inputs are all distinct (the permutations), for the estimate.
+    perms: Vec<usize>,
+    /// Per test vector: bit `v` set when value `v` occurs in the input.
+    value_sets: Vec<u8>,
+    initial: GameState,
+}
+
+/// A state of the sort game: CPU state on all test vectors plus bookkeeping.
+#[derive(Clone, Debug)]
+pub struct GameState {
+    /// Registers, memory and flags on every test vector.
+    pub cpu: CpuState,
+    /// Instructions so far, the loads included.
+    pub len: u32,
+    /// Whether the last instruction was a `cmp`.
+    pub last_cmp: bool,
+}
+
+impl SortGame {
+    /// Builds the game for a sort task: the move table over the task's scratch registers and
+    /// conditions, the test vectors (every weak ordering) and the initial state after the
+    /// loads.
+    pub fn new(task: &Task) -> SortGame {
+        let tv = task.test_vectors();
+        let regs = &task.scratch;
+        let mut moves = Vec::new();
+        for &d in regs {
+            for &s in regs {
+                if d != s {
+                    moves.push(Insn::Mov { dst: d, src: s });
+                }
+            }
+        }
+        for (i, &a) in regs.iter().enumerate() {
+            for &b in &regs[i + 1..] {
+                moves.push(Insn::Cmp { a, b });
+            }
+        }
+        for &cc in &task.conds {
+            for &d in regs {
+                for &s in regs {
+                    if d != s {
+                        moves.push(Insn::Cmov { cc, dst: d, src: s });
+                    }
+                }
+            }
+        }
+        let n = tv.n;
+        let targets = (0..n).map(|k| tv.sorted.iter().map(|s| s[k]).collect()).collect();
+        let perms = (0..tv.len()).filter(|&t| tv.sorted[t].iter().enumerate().all(|(k, &v)| v as usize == k)).collect();
+        let value_sets = tv.inputs.iter().map(|v| v.iter().fold(0u8, |m, &x| m | 1 << x)).collect();
+        let mut cpu = CpuState::new(&tv);
+        for k in 0..n {
+            cpu.apply(Insn::Load { dst: regs[k], slot: k as u8 }).expect("loads are always legal");
+        }
+        let initial = GameState { cpu, len: n as u32, last_cmp: false };
+        SortGame { task: task.clone(), tv, moves, targets, perms, value_sets, initial }
+    }
+
+    /// The task.
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
+    /// The test vectors.
+    pub fn test_vectors(&self) -> &TestVectors {
+        &self.tv
+    }
+
+    /// The move table of the core: `moves()[a]` is action `a`.
+    pub fn moves(&self) -> &[Insn] {
+        &self.moves
+    }
+
+    /// The loads that open every program.
+    pub fn loads(&self) -> Vec<Insn> {
+        (0..self.tv.n).map(|k| Insn::Load { dst: self.task.scratch[k], slot: k as u8 }).collect()
+    }
+
+    /// For each slot, a register holding its sorted column, if every slot has one.
+    fn store_regs(&self, s: &GameState) -> Option<Vec<Reg>> {
+        self.targets
+            .iter()
+            .map(|col| self.task.scratch.iter().copied().find(|&r| s.cpu.reg_defined(r) && s.cpu.reg(r) == &col[..]))
+            .collect()
+    }
+
+    /// The whole program for a sequence of actions that ends in a solution: loads, core,
+    /// stores. `None` if the actions are illegal or do not reach a solution.
+    pub fn program(&self, actions: &[Action]) -> Option<Vec<Insn>> {
+        let mut s = self.initial.clone();
+        let mut prog = self.loads();
+        for &a in actions {
+            s = self.step(&s, a)?;
+            prog.push(self.moves[a as usize]);
+        }
+        let regs = self.store_regs(&s)?;
+        prog.extend(regs.iter().enumerate().map(|(k, &src)| Insn::Store { slot: k as u8, src }));
+        Some(prog)
+    }
+
+    /// Replays a whole program (loads and stores included) on the emulator and returns the
+    /// final CPU state, or the first fault with its instruction index.
+    pub fn run(&self, program: &[Insn]) -> Result<CpuState, (usize, Fault)> {
+        let mut cpu = CpuState::new(&self.tv);
+        for (i, &insn) in program.iter().enumerate() {
+            cpu.apply(insn).map_err(|f| (i, f))?;
+        }
+        Ok(cpu)
+    }
+
+    fn missing_targets(&self, s: &GameState) -> u32 {
+        self.targets
+            .iter()
+            .filter(|col| !Reg::ALL.iter().any(|&r| s.cpu.reg_defined(r) && s.cpu.reg(r) == &col[..]))
+            .count() as u32
+    }
+
+    /// Whether every test vector still holds each of its input values in some register.
+    fn values_alive(&self, cpu: &CpuState) -> bool {
+        let t = cpu.num_vectors();
+        let mut present = vec![0u8; t];
+        for r in Reg::ALL {
+            if cpu.reg_defined(r) {
+                for (p, &v) in present.iter_mut().zip(cpu.reg(r)) {
+                    *p |= 1 << v;
+                }
+            }
+        }
+        present == self.value_sets
+    }
+
+    /// The distinct columns of the defined registers on the permutation test vectors.
+    fn perm_columns(&self, cpu: &CpuState) -> Vec<Vec<u8>> {
+        let mut cols: Vec<Vec<u8>> = Vec::with_capacity(8);
+        for r in Reg::ALL {
+            if cpu.reg_defined(r) {
+                let c = cpu.reg(r);
+                let col: Vec<u8> = self.perms.iter().map(|&t| c[t]).collect();
+                if !cols.contains(&col) {
+                    cols.push(col);
+                }
+            }
+        }
+        cols
+    }
+
+    /// Estimated instructions still needed, stores included (not admissible; guides the
+    /// search). On the permutation test vectors, `D` is the fewest distinct orderings over any
+    /// `n` registers that together hold every input value; a sorting network needs at least
+    /// `log2 D` more comparators of 4 instructions each. To credit a compare-exchange that is
+    /// half done, the estimate also tries completing one comparator on any pair of columns
+    /// `(P, Q)`: the instructions it still needs (a `cmp` unless the flags already order
+    /// `P, Q`, a `mov` to save a copy, a `cmovcc` for each of `min(P,Q)`, `max(P,Q)` not yet
+    /// held), plus the estimate after it.
+    fn remaining_estimate(&self, s: &GameState) -> f32 {
+        let n = self.tv.n;
+        let cols = self.perm_columns(&s.cpu);
+        let flags: Option<Vec<u8>> = s.cpu.flags_defined().then(|| self.perms.iter().map(|&t| s.cpu.flags()[t]).collect());
+        let mut best = match log2_orderings(&cols, n) {
+            Some(b) => 4.0 * b,
+            None => f32::INFINITY,
+        };
+        for i in 0..cols.len() {
+            for j in i + 1..cols.len() {
+                let (p, q) = (&cols[i], &cols[j]);
+                let lo: Vec<u8> = p.iter().zip(q).map(|(&x, &y)| x.min(y)).collect();
+                let hi: Vec<u8> = p.iter().zip(q).map(|(&x, &y)| x.max(y)).collect();
+                if lo == *p || lo == *q {
+                    continue; // already ordered: the comparator does nothing
+                }
+                let ordered = |f: &Vec<u8>| {
+                    p.iter().zip(q).zip(f).all(|((&x, &y), &g)| {
+                        let c = (x > y) as u8 + (x >= y) as u8;
+                        c == g
+                    }) || p.iter().zip(q).zip(f).all(|((&x, &y), &g)| {
+                        let c = (x > y) as u8 + (x >= y) as u8;
+                        c == 2 - g
+                    })
+                };
+                let mut cost = 0.0;
+                if !flags.as_ref().is_some_and(ordered) {
+                    cost += 1.0;
+                }
+                let has_lo = cols.contains(&lo);
+                let has_hi = cols.contains(&hi);
+                cost += f32::from(!has_lo as u8) + f32::from(!has_hi as u8);
+                if !has_lo && !has_hi {
+                    cost += 1.0; // a copy of P or Q must survive the first cmov
+                }
+                if cost >= best {
+                    continue;
+                }
+                let mut virt: Vec<Vec<u8>> = cols.iter().filter(|c| *c != p && *c != q).cloned().collect();
+                if !has_lo {
+                    virt.push(lo);
+                }
+                if !has_hi {
+                    virt.push(hi);
+                }
+                if let Some(b) = log2_orderings(&virt, n) {
+                    best = best.min(cost + 4.0 * b);
+                }
+            }
+        }
+        n as f32 + best
+    }
+}
+
+/// `log2` of the fewest distinct rows over any `n` of `cols` (columns on the permutation test
+/// vectors) that hold all `n` values on every row; `None` when no `n` columns do.
+fn log2_orderings(cols: &[Vec<u8>], n: usize) -> Option<f32> {
+    let m = cols.len();
+    if m < n {
+        return None;
+    }
+    let rows = cols[0].len();
+    let full = (1u8 << n) - 1;
+    let mut best: Option<usize> = None;
+    let mut keys: Vec<u32> = Vec::with_capacity(rows);
+    let mut idx: Vec<usize> = (0..n).collect();
+    loop {
+        keys.clear();
+        let mut covers = true;
+        for t in 0..rows {
+            let mut seen = 0u8;
+            let mut key = 0u32;
+            for &i in &idx {
+                let v = cols[i][t];
+                seen |= 1 << v;
+                key = key << 3 | v as u32;
+            }
+            if seen != full {
+                covers = false;
+                break;
+            }
+            keys.push(key);
+        }
+        if covers {
+            keys.sort_unstable();
+            keys.dedup();
+            best = Some(best.map_or(keys.len(), |b| b.min(keys.len())));
+        }
+        let mut i = n;
+        loop {
+            if i == 0 {
+                return best.map(|b| (b as f32).log2());
+            }
+            i -= 1;
+            if idx[i] < m - n + i {
+                idx[i] += 1;
+                for j in i + 1..n {
+                    idx[j] = idx[j - 1] + 1;
+                }
+                break;
+            }
+        }
+    }
+}
+
+impl Environment for SortGame {
+    type State = GameState;
+
+    fn initial(&self) -> GameState {
+        self.initial.clone()
+    }
+
+    fn num_actions(&self) -> usize {
+        self.moves.len()
+    }
+
+    fn legal_actions(&self, s: &GameState, out: &mut Vec<Action>) {
+        let lowest_free = self.task.scratch.iter().copied().find(|&r| !s.cpu.reg_defined(r));
+        for (i, &m) in self.moves.iter().enumerate() {
+            let ok = match m {
+                Insn::Mov { dst, src } => {
+                    s.cpu.reg_defined(src) && (s.cpu.reg_defined(dst) || Some(dst) == lowest_free)
+                }
+                Insn::Cmp { a, b } => !s.last_cmp && s.cpu.reg_defined(a) && s.cpu.reg_defined(b),
+                Insn::Cmov { dst, src, .. } => {
+                    s.cpu.flags_defined() && s.cpu.reg_defined(dst) && s.cpu.reg_defined(src)
+                }
+                Insn::Load { .. } | Insn::Store { .. } => false,
+            };
+            if ok {
+                out.push(i as Action);
+            }
+        }
+    }
+
+    fn step(&self, s: &GameState, a: Action) -> Option<GameState> {
+        let m = self.moves[a as usize];
+        let mut next = s.clone();
+        next.cpu.apply(m).ok()?;
+        match m {
+            Insn::Mov { dst, .. } | Insn::Cmov { dst, .. } => {
+                if s.cpu.reg_defined(dst) {
+                    if next.cpu.reg(dst) == s.cpu.reg(dst) {
+                        return None; // changes nothing
+                    }
+                    if !self.values_alive(&next.cpu) {
+                        return None; // a value is lost on some test vector
+                    }
+                }
+            }
+            Insn::Cmp { .. } => {
+                let (old, new) = (s.cpu.flags(), next.cpu.flags());
+                if new.iter().all(|&f| f == FLAG_EQ) {
+                    return None;
+                }
+                if s.cpu.flags_defined() && (new == old || new.iter().zip(old).all(|(&x, &y)| x == 2 - y)) {
+                    return None;
+                }
+            }
+            Insn::Load { .. } | Insn::Store { .. } => return None,
+        }
+        next.len += 1;
+        next.last_cmp = matches!(m, Insn::Cmp { .. });
+        Some(next)
+    }
+
+    fn cost(&self, s: &GameState) -> u32 {
+        s.len
+    }
+
+    fn solution_cost(&self, s: &GameState) -> Option<u32> {
+        (self.missing_targets(s) == 0).then(|| s.len + self.tv.n as u32)
+    }
+
+    fn lower_bound(&self, s: &GameState) -> u32 {
+        let missing = self.missing_targets(s);
+        let cmp = u32::from(missing > 0 && !s.cpu.flags_defined());
+        self.tv.n as u32 + missing + cmp
+    }
+
+    fn estimate(&self, s: &GameState) -> f32 {
+        let lb = self.lower_bound(s) as f32;
+        let e = self.remaining_estimate(s);
+        if e.is_finite() {
+            e.max(lb)
+        } else {
+            lb + 4.0 * (self.perms.len() as f32).log2()
+        }
+    }
+
+    fn describe(&self, a: Action) -> String {
+        self.moves[a as usize].intel()
+    }
+
+    fn max_cost(&self) -> u32 {
+        // Twice the classic network's length (or 4n^2 without a reference): far beyond any
+        // kernel worth finding, and it bounds episodes.
+        self.value_scale() as u32
+    }
+
+    fn key(&self, s: &GameState) -> u64 {
+        let mut cols: Vec<u64> = Reg::ALL
+            .iter()
+            .filter(|&&r| s.cpu.reg_defined(r))
+            .map(|&r| hash_bytes(1, s.cpu.reg(r)))
+            .collect();
+        cols.sort_unstable();
+        let mut h = 0u64;
+        for c in cols {
+            h = mix64(h ^ c);
+        }
+        if s.cpu.flags_defined() {
+            let f = s.cpu.flags();
+            let mirrored: Vec<u8> = f.iter().map(|&x| 2 - x).collect();
+            h = mix64(h ^ hash_bytes(2, f).min(hash_bytes(2, &mirrored)));
+        }
+        h ^ u64::from(s.last_cmp)
+    }
+
+    fn value_scale(&self) -> f32 {
+        2.0 * self.task.reference.network.unwrap_or(4 * self.tv.n * self.tv.n) as f32
+    }
+}
+
+/// Whether `cpu` (after a whole program) holds the sorted inputs in memory on every test
+/// vector; if not, the first test vector (index) where it does not.
+pub fn check_sorted(tv: &TestVectors, cpu: &CpuState) -> Result<(), usize> {
+    for t in 0..tv.len() {
+        for k in 0..tv.n {
+            if cpu.mem(k)[t] != tv.sorted[t][k] {
+                return Err(t);
+            }
+        }
+    }
+    Ok(())
+}
+

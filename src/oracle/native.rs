@@ -1,1 +1,867 @@
-//! Stage 2: to be written.
+//! Stage 2 of the oracle: run a kernel's machine code on the real CPU.
+//!
+//! Stage 1 proves a kernel on the emulator; stage 2 checks that the bytes we would ship behave
+//! the same on silicon, and catches what the emulator cannot see: an encoding that does not mean
+//! what the game thought, a read of a register the kernel never wrote, a write next to the
+//! array, or a clobbered callee-saved register.
+//!
+//! The kernel (raw x86-64 bytes for `void f(int32_t *buf)`, no `ret`) is inlined verbatim into a
+//! wrapper assembled with dynasmrt, `extern "sysv64" fn(buf, poison, out)`, which
+//!
+//! 1. saves rbx, rbp, r12-r15 and the `out` pointer on the stack, and the stack pointer in a
+//!    slot outside the stack;
+//! 2. sets rbx, rbp, r12-r15 to distinct sentinel values;
+//! 3. loads a *poison pattern* into all 64 bits of rax, rcx, rdx, rsi, r8-r11 and into the
+//!    arithmetic flags (CF PF AF ZF SF OF only, never TF, IF or DF);
+//! 4. runs the kernel with rdi = `buf`;
+//! 5. restores the stack pointer from its slot (so even a kernel that moved rsp returns), writes
+//!    rbx, rbp, r12-r15 and how far rsp moved into `out`, restores the callee-saved registers and
+//!    returns.
+//!
+//! Every input runs once under each of four poison patterns, each with its own buffer in which
+//! the array sits between guard words (values that differ per pattern). After every call the
+//! guard words, the sentinels and rsp are checked, then the array is compared with the input
+//! sorted by `sort_unstable`.
+//!
+//! Inputs, in this order: every tuple over `{0..n-1}^n`, smallest first (by largest element,
+//! then lexicographically, so the first failure reported is a small one such as `[1,1,0]`);
+//! every tuple over the seven [`EXTREMES`]; then [`NativeConfig::random`] pseudo-random tuples
+//! from `ChaCha8Rng` seeded with [`NativeConfig::seed`], a mix of full-range values and small
+//! ranges so that ties happen.
+//!
+//! A wrong result is classified as follows: if the outputs differ between poison patterns the
+//! verdict is [`NativeFailure::PoisonDependent`] (even when one of them is right), otherwise
+//! [`NativeFailure::NotSorted`]. Guard words and callee-saved registers are checked first.
+//!
+//! Stage 2 detects misbehaviour, it does not contain it: a kernel that faults, or writes far
+//! outside the buffer, takes the process down. The caller must have checked statically that the
+//! kernel has no control flow and touches memory only at `[rdi + 4k]` inside the array.
+
+use crate::error::{Error, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::fmt;
+
+/// The values of the extreme-value inputs: every tuple over these seven runs.
+pub const EXTREMES: [i32; 7] = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX - 1, i32::MAX];
+
+/// Words in a poison pattern: rax, rcx, rdx, rsi, r8, r9, r10, r11 (the scratch registers in
+/// [`crate::isa::Reg`] column order), then RFLAGS.
+const POISON_WORDS: usize = 9;
+
+/// RFLAGS bits a poison pattern may set: CF PF AF ZF SF OF and the always-one bit 1.
+const FLAGS_MASK: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x800 | 0x2;
+
+/// The poison patterns. Each input runs under every one; a kernel whose result differs between
+/// them reads something it never wrote. Low halves include 0, -1, i32::MIN and i32::MAX; high
+/// halves differ from low halves; the flags read as "greater" (pattern 0), "equal" (1) and
+/// "less" (2, 3) for the signed conditions and differ for the unsigned ones too.
+const POISONS: [[u64; POISON_WORDS]; 4] = [
+    [0, 0, 0, 0, 0, 0, 0, 0, 0x2],
+    [
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+        FLAGS_MASK,
+    ],
+    [
+        0x9E37_79B9_7F4A_7C15,
+        0xBF58_476D_1CE4_E5B9,
+        0x94D0_49BB_1331_11EB,
+        0x2545_F491_4F6C_DD1D,
+        0xD6E8_FEB8_6659_FD93,
+        0xA076_1D64_78BD_642F,
+        0xE703_7ED1_A0B4_28DB,
+        0x8EBC_6AF0_9C88_C6E3,
+        0x800 | 0x4 | 0x2, // OF PF: signed "less", unsigned "above"
+    ],
+    [
+        0x7FFF_FFFF_8000_0000,
+        0x8000_0000_7FFF_FFFF,
+        0x0000_0001_FFFF_FFFF,
+        0xFFFF_FFFF_0000_0001,
+        0x8000_0000_8000_0001,
+        0x7FFF_FFFF_7FFF_FFFE,
+        0x0000_0000_0000_0002,
+        0xFFFF_FFFE_FFFF_FFFF,
+        0x80 | 0x10 | 0x1 | 0x2, // SF AF CF: signed "less", unsigned "below"
+    ],
+];
+
+/// Guard words on each side of the array.
+const GUARD_WORDS: usize = 8;
+
+/// Words the wrapper writes to `out`: rbx, rbp, r12, r13, r14, r15, then rsp after the kernel
+/// minus rsp before it.
+const OUT_WORDS: usize = 7;
+
+/// Names of the registers reported in `out`, in order.
+const OUT_NAMES: [&str; OUT_WORDS] = ["rbx", "rbp", "r12", "r13", "r14", "r15", "rsp"];
+
+/// Values the wrapper puts in rbx, rbp, r12-r15 before the kernel runs.
+const SENTINELS: [u64; 6] = [
+    0x5E47_0B0B_0000_00B1,
+    0x5E47_0B0B_0000_0B9B,
+    0x5E47_0B0B_0000_0012,
+    0x5E47_0B0B_0000_0013,
+    0x5E47_0B0B_0000_0014,
+    0x5E47_0B0B_0000_0015,
+];
+
+/// Options for stage 2.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeConfig {
+    /// Number of pseudo-random input tuples run after the exhaustive and extreme ones
+    /// (default 100,000). Each runs under every poison pattern.
+    pub random: usize,
+    /// Seed of the `ChaCha8Rng` that draws the random tuples (default 0).
+    pub seed: u64,
+}
+
+impl Default for NativeConfig {
+    fn default() -> Self {
+        NativeConfig {
+            random: 100_000,
+            seed: 0,
+        }
+    }
+}
+
+/// What stage 2 ran, for the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeReport {
+    /// One human-readable line per check, e.g. `all 27 tuples over {0..2}^3` or
+    /// `4 poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits) and the flags`.
+    pub checks: Vec<String>,
+    /// Number of calls of the kernel: input tuples times poison patterns.
+    pub calls: u64,
+}
+
+/// Why stage 2 rejected a kernel. `Display` gives one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NativeFailure {
+    /// The same wrong output under every poison pattern:
+    /// `not sorted: [1,1,0] -> [0,1,0]`.
+    NotSorted {
+        /// The input tuple.
+        input: Vec<i32>,
+        /// The array after the kernel ran.
+        output: Vec<i32>,
+    },
+    /// A guard word next to the array changed:
+    /// `writes outside the array: guard word before it changed on [1,0,2]` (or `after it`).
+    OutsideArray {
+        /// The input tuple of the call that changed it.
+        input: Vec<i32>,
+        /// Whether the changed guard word lies before the array (else after it).
+        before: bool,
+    },
+    /// A callee-saved register (`rbx`, `rbp`, `r12`-`r15`) or the stack pointer (`rsp`) differs
+    /// after the kernel: `clobbers callee-saved rbx`.
+    CalleeSaved {
+        /// The register's 64-bit name.
+        reg: &'static str,
+        /// The input tuple of the call.
+        input: Vec<i32>,
+    },
+    /// The output differs between poison patterns, so the kernel reads a register or flag it
+    /// never wrote (or memory next to the array, whose guard words also differ per pattern):
+    /// `result depends on leftover register values: [0,1,2] -> [0,1,2] or [0,0,2]`.
+    PoisonDependent {
+        /// The input tuple.
+        input: Vec<i32>,
+        /// The output under the first poison pattern, and a different one under another.
+        outputs: (Vec<i32>, Vec<i32>),
+    },
+}
+
+/// Writes a tuple as `[1,-2,3]`, without spaces.
+struct Tuple<'a>(&'a [i32]);
+
+impl fmt::Display for Tuple<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, x) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{x}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+impl fmt::Display for NativeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NativeFailure::NotSorted { input, output } => {
+                write!(f, "not sorted: {} -> {}", Tuple(input), Tuple(output))
+            }
+            NativeFailure::OutsideArray { input, before } => {
+                let side = if *before { "before" } else { "after" };
+                write!(
+                    f,
+                    "writes outside the array: guard word {side} it changed on {}",
+                    Tuple(input)
+                )
+            }
+            NativeFailure::CalleeSaved { reg, .. } => write!(f, "clobbers callee-saved {reg}"),
+            NativeFailure::PoisonDependent {
+                input,
+                outputs: (a, b),
+            } => write!(
+                f,
+                "result depends on leftover register values: {} -> {} or {}",
+                Tuple(input),
+                Tuple(a),
+                Tuple(b)
+            ),
+        }
+    }
+}
+
+/// Runs the kernel `code` (x86-64 machine code, no `ret`, for `void f(int32_t *buf)` sorting
+/// `n` signed i32 at `[rdi]` ascending) on the CPU over the inputs described in the module
+/// documentation, stopping at the first failure.
+///
+/// `code` must already have passed the static check (no control flow, memory only at
+/// `[rdi + 4k]` inside the array, no writes to rsp or rdi): a kernel that faults kills the
+/// process. With `n` = 5 and the default config this makes 479,728 calls.
+///
+/// Errors: [`Error::Runtime`] when `n` is not in `1..=7` ([`crate::task::MAX_N`]), when the JIT
+/// cannot map executable memory, or on a CPU other than x86-64. The inner `Result` is the
+/// verdict: a [`NativeReport`] of what passed, or the first [`NativeFailure`].
+pub fn run_native(
+    code: &[u8],
+    n: usize,
+    cfg: &NativeConfig,
+) -> Result<Result<NativeReport, NativeFailure>> {
+    if !(1..=crate::task::MAX_N).contains(&n) {
+        return Err(Error::Runtime(format!(
+            "stage 2 supports 1 to {} array elements, got {n}",
+            crate::task::MAX_N
+        )));
+    }
+    let jit = jit::Jit::new(code)?;
+    let mut bench = Bench::new(&jit, n);
+    let mut checks = Vec::new();
+
+    if let Err(failure) = run_inputs(&mut bench, n, cfg, &mut checks) {
+        return Ok(Err(failure));
+    }
+    checks.push(format!(
+        "{} poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits) and the flags",
+        POISONS.len()
+    ));
+    checks.push(format!(
+        "{GUARD_WORDS} guard words on both sides of the array"
+    ));
+    checks.push("callee-saved rbx rbp r12-r15 and rsp preserved".to_string());
+    Ok(Ok(NativeReport {
+        checks,
+        calls: bench.calls,
+    }))
+}
+
+/// Runs the three input sets in order, adding a line to `checks` for each that passed.
+fn run_inputs(
+    bench: &mut Bench<'_>,
+    n: usize,
+    cfg: &NativeConfig,
+    checks: &mut Vec<String>,
+) -> Result<(), NativeFailure> {
+    let count = bench.run_all(SmallestFirst::new(n))?;
+    checks.push(format!("all {count} tuples over {{0..{}}}^{n}", n - 1));
+    let count = bench.run_all(Extremes::new(n))?;
+    checks.push(format!(
+        "all {count} tuples over {{INT_MIN, INT_MIN+1, -1, 0, 1, INT_MAX-1, INT_MAX}}^{n}"
+    ));
+    let count = bench.run_all(RandomTuples::new(n, cfg.random, cfg.seed))?;
+    checks.push(format!("{count} random tuples (seed {})", cfg.seed));
+    Ok(())
+}
+
+/// Every tuple over `{0..n-1}^n`, smallest first: ordered by largest element, then
+/// lexicographically (`[0,0,0]`, `[0,0,1]`, `[0,1,0]`, `[0,1,1]`, `[1,0,0]`, ...). Yields
+/// `n^n` tuples; for `n = 0`, none.
+pub fn smallest_first_tuples(n: usize) -> impl Iterator<Item = Vec<i32>> {
+    let mut it = SmallestFirst::new(n);
+    std::iter::from_fn(move || it.next_tuple().map(<[i32]>::to_vec))
+}
+
+/// A source of input tuples that lends each tuple instead of allocating it.
+trait TupleSource {
+    /// The next tuple, or `None` when exhausted.
+    fn next_tuple(&mut self) -> Option<&[i32]>;
+}
+
+/// Advances `digits` (each in `0..base`) as an odometer, last digit fastest. Returns false,
+/// leaving all digits zero, when it wraps around.
+fn odometer_step(digits: &mut [i32], base: i32) -> bool {
+    for d in digits.iter_mut().rev() {
+        *d += 1;
+        if *d < base {
+            return true;
+        }
+        *d = 0;
+    }
+    false
+}
+
+/// The tuples of [`smallest_first_tuples`].
+struct SmallestFirst {
+    /// Largest element of the tuples now being enumerated.
+    max: i32,
+    /// Number of values (`0..n`).
+    n: i32,
+    cur: Vec<i32>,
+    started: bool,
+}
+
+impl SmallestFirst {
+    fn new(n: usize) -> Self {
+        SmallestFirst {
+            max: 0,
+            n: n as i32,
+            cur: vec![0; n],
+            started: false,
+        }
+    }
+}
+
+impl TupleSource for SmallestFirst {
+    fn next_tuple(&mut self) -> Option<&[i32]> {
+        if self.max >= self.n {
+            return None;
+        }
+        if !self.started {
+            // [0; n] is the only tuple with largest element 0.
+            self.started = true;
+            return Some(&self.cur);
+        }
+        loop {
+            if !odometer_step(&mut self.cur, self.max + 1) {
+                self.max += 1;
+                if self.max >= self.n {
+                    return None;
+                }
+                continue;
+            }
+            if self.cur.contains(&self.max) {
+                return Some(&self.cur);
+            }
+        }
+    }
+}
+
+/// Every tuple over [`EXTREMES`], lexicographically by index.
+struct Extremes {
+    idx: Vec<i32>,
+    cur: Vec<i32>,
+    started: bool,
+    done: bool,
+}
+
+impl Extremes {
+    fn new(n: usize) -> Self {
+        Extremes {
+            idx: vec![0; n],
+            cur: vec![EXTREMES[0]; n],
+            started: false,
+            done: false,
+        }
+    }
+}
+
+impl TupleSource for Extremes {
+    fn next_tuple(&mut self) -> Option<&[i32]> {
+        if self.done {
+            return None;
+        }
+        if self.started && !odometer_step(&mut self.idx, EXTREMES.len() as i32) {
+            self.done = true;
+            return None;
+        }
+        self.started = true;
+        for (v, &i) in self.cur.iter_mut().zip(&self.idx) {
+            *v = EXTREMES[i as usize];
+        }
+        Some(&self.cur)
+    }
+}
+
+/// Pseudo-random tuples: each tuple is drawn in one of four styles, so that ties are common.
+struct RandomTuples {
+    rng: ChaCha8Rng,
+    left: usize,
+    cur: Vec<i32>,
+}
+
+impl RandomTuples {
+    fn new(n: usize, count: usize, seed: u64) -> Self {
+        RandomTuples {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            left: count,
+            cur: vec![0; n],
+        }
+    }
+}
+
+impl TupleSource for RandomTuples {
+    fn next_tuple(&mut self) -> Option<&[i32]> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let n = self.cur.len() as i32;
+        let rng = &mut self.rng;
+        let style = rng.gen_range(0..4u8);
+        for v in self.cur.iter_mut() {
+            *v = match style {
+                0 => rng.gen(),
+                1 => rng.gen_range(0..n),
+                2 => rng.gen_range(-3..=3),
+                _ if rng.gen() => EXTREMES[rng.gen_range(0..EXTREMES.len())],
+                _ => rng.gen(),
+            };
+        }
+        Some(&self.cur)
+    }
+}
+
+/// A distinctive guard word for position `k` under poison pattern `p` (SplitMix64 output).
+fn guard_word(p: usize, k: usize) -> i32 {
+    let mut z = 0x5AFE_6A4D_0000_0000u64 ^ ((p as u64) << 16) ^ k as u64;
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as i32
+}
+
+/// The test bench: one buffer per poison pattern, reused for every call.
+struct Bench<'a> {
+    jit: &'a jit::Jit,
+    n: usize,
+    /// Per pattern: `GUARD_WORDS` guards, the array, `GUARD_WORDS` guards.
+    buffers: Vec<Vec<i32>>,
+    /// The untouched guard layout of each buffer.
+    templates: Vec<Vec<i32>>,
+    out: [u64; OUT_WORDS],
+    expected: Vec<i32>,
+    calls: u64,
+}
+
+impl<'a> Bench<'a> {
+    fn new(jit: &'a jit::Jit, n: usize) -> Self {
+        let templates: Vec<Vec<i32>> = (0..POISONS.len())
+            .map(|p| (0..2 * GUARD_WORDS + n).map(|k| guard_word(p, k)).collect())
+            .collect();
+        Bench {
+            jit,
+            n,
+            buffers: templates.clone(),
+            templates,
+            out: [0; OUT_WORDS],
+            expected: vec![0; n],
+            calls: 0,
+        }
+    }
+
+    /// Runs every tuple of `source`; returns how many there were.
+    fn run_all(&mut self, mut source: impl TupleSource) -> Result<u64, NativeFailure> {
+        let mut count = 0;
+        while let Some(input) = source.next_tuple() {
+            self.check(input)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn array(&self, p: usize) -> &[i32] {
+        &self.buffers[p][GUARD_WORDS..GUARD_WORDS + self.n]
+    }
+
+    /// Runs one input under every poison pattern.
+    fn check(&mut self, input: &[i32]) -> Result<(), NativeFailure> {
+        let (g, n) = (GUARD_WORDS, self.n);
+        self.expected.copy_from_slice(input);
+        self.expected.sort_unstable();
+        let mut all_sorted = true;
+        for (p, poison) in POISONS.iter().enumerate() {
+            let buf = &mut self.buffers[p];
+            buf[g..g + n].copy_from_slice(input);
+            self.jit.call(buf[g..].as_mut_ptr(), poison, &mut self.out);
+            self.calls += 1;
+
+            let template = &self.templates[p];
+            if buf[..g] != template[..g] || buf[g + n..] != template[g + n..] {
+                let before = buf[..g] != template[..g];
+                return Err(NativeFailure::OutsideArray {
+                    input: input.to_vec(),
+                    before,
+                });
+            }
+            let saved = SENTINELS.iter().chain(&[0]);
+            if let Some(i) = self
+                .out
+                .iter()
+                .zip(saved)
+                .position(|(got, want)| got != want)
+            {
+                return Err(NativeFailure::CalleeSaved {
+                    reg: OUT_NAMES[i],
+                    input: input.to_vec(),
+                });
+            }
+            all_sorted &= buf[g..g + n] == self.expected[..];
+        }
+        if all_sorted {
+            return Ok(());
+        }
+        let first = self.array(0);
+        let input = input.to_vec();
+        match (1..POISONS.len())
+            .map(|p| self.array(p))
+            .find(|o| *o != first)
+        {
+            Some(other) => Err(NativeFailure::PoisonDependent {
+                input,
+                outputs: (first.to_vec(), other.to_vec()),
+            }),
+            None => Err(NativeFailure::NotSorted {
+                input,
+                output: first.to_vec(),
+            }),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod jit {
+    //! The dynasmrt wrapper around the kernel bytes.
+
+    use super::{OUT_WORDS, POISON_WORDS, SENTINELS};
+    use crate::error::{Error, Result};
+    use dynasmrt::{dynasm, x64::Assembler, DynasmApi, ExecutableBuffer};
+    use std::cell::UnsafeCell;
+
+    /// `wrapper(buf, poison, out)`; see the module documentation of `oracle::native`.
+    type Wrapper = unsafe extern "sysv64" fn(*mut i32, *const u64, *mut u64);
+
+    /// A kernel inlined into the wrapper, ready to call.
+    pub(super) struct Jit {
+        /// Keeps the code mapped; `entry` points into it.
+        _code: ExecutableBuffer,
+        entry: Wrapper,
+        /// Where the wrapper keeps rsp while the kernel runs. Only the JIT code touches it.
+        _rsp_slot: Box<UnsafeCell<u64>>,
+    }
+
+    impl Jit {
+        /// Assembles the wrapper around `code`. Errors: [`Error::Runtime`] when executable
+        /// memory cannot be mapped.
+        pub(super) fn new(code: &[u8]) -> Result<Jit> {
+            let rsp_slot = Box::new(UnsafeCell::new(0u64));
+            let slot = rsp_slot.get() as i64;
+            let [s_rbx, s_rbp, s_r12, s_r13, s_r14, s_r15] = SENTINELS.map(|s| s as i64);
+            let mut ops = Assembler::new()
+                .map_err(|e| Error::Runtime(format!("cannot map memory for the JIT: {e}")))?;
+            let start = ops.offset();
+            dynasm!(ops
+                ; .arch x64
+                ; push rbx
+                ; push rbp
+                ; push r12
+                ; push r13
+                ; push r14
+                ; push r15
+                ; push rdx                      // out, at [rsp]
+                ; mov rax, QWORD slot
+                ; mov [rax], rsp
+                ; mov rbx, QWORD s_rbx
+                ; mov rbp, QWORD s_rbp
+                ; mov r12, QWORD s_r12
+                ; mov r13, QWORD s_r13
+                ; mov r14, QWORD s_r14
+                ; mov r15, QWORD s_r15
+                ; push QWORD [rsi + 64]         // poison flags, masked to CF PF AF ZF SF OF
+                ; popfq
+                ; mov rax, [rsi]
+                ; mov rcx, [rsi + 8]
+                ; mov rdx, [rsi + 16]
+                ; mov r8, [rsi + 32]
+                ; mov r9, [rsi + 40]
+                ; mov r10, [rsi + 48]
+                ; mov r11, [rsi + 56]
+                ; mov rsi, [rsi + 24]           // last: it held the poison pointer
+            );
+            ops.extend(code);
+            dynasm!(ops
+                ; .arch x64
+                ; mov r11, rsp
+                ; mov rax, QWORD slot
+                ; mov rsp, [rax]
+                ; mov rax, [rsp]                // out
+                ; mov [rax], rbx
+                ; mov [rax + 8], rbp
+                ; mov [rax + 16], r12
+                ; mov [rax + 24], r13
+                ; mov [rax + 32], r14
+                ; mov [rax + 40], r15
+                ; sub r11, rsp
+                ; mov [rax + 48], r11
+                ; add rsp, 8
+                ; pop r15
+                ; pop r14
+                ; pop r13
+                ; pop r12
+                ; pop rbp
+                ; pop rbx
+                ; ret
+            );
+            let buffer = ops
+                .finalize()
+                .map_err(|_| Error::Runtime("cannot make the JIT code executable".into()))?;
+            // SAFETY: `start` is the offset of the wrapper assembled above, which follows the
+            // SysV calling convention with the signature of `Wrapper`.
+            let entry: Wrapper = unsafe { std::mem::transmute(buffer.ptr(start)) };
+            Ok(Jit {
+                _code: buffer,
+                entry,
+                _rsp_slot: rsp_slot,
+            })
+        }
+
+        /// Runs the kernel once on the array at `buf` under `poison`, writing rbx, rbp,
+        /// r12-r15 and the rsp displacement to `out`.
+        pub(super) fn call(
+            &self,
+            buf: *mut i32,
+            poison: &[u64; POISON_WORDS],
+            out: &mut [u64; OUT_WORDS],
+        ) {
+            // SAFETY: the wrapper restores every callee-saved register and rsp whatever the
+            // kernel does to them, and writes only `out` and the rsp slot. The kernel touches
+            // only `[buf + 4k]` inside the array, which the caller checked statically; `buf`
+            // points at the array inside a live buffer with guard words on both sides.
+            unsafe { (self.entry)(buf, poison.as_ptr(), out.as_mut_ptr()) }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod jit {
+    //! Stand-in on CPUs that cannot run x86-64 code.
+
+    use super::{OUT_WORDS, POISON_WORDS};
+    use crate::error::{Error, Result};
+
+    pub(super) enum Jit {}
+
+    impl Jit {
+        pub(super) fn new(_code: &[u8]) -> Result<Jit> {
+            Err(Error::Runtime("stage 2 needs an x86-64 CPU".into()))
+        }
+
+        pub(super) fn call(&self, _: *mut i32, _: &[u64; POISON_WORDS], _: &mut [u64; OUT_WORDS]) {
+            match *self {}
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::isa::{encode, Cond, Insn, Reg};
+
+    /// A sorting network on n <= 7 values: load into the first n scratch registers, one
+    /// compare-exchange per comparator through the last scratch register, store.
+    fn network(n: usize, comparators: &[(usize, usize)]) -> Vec<u8> {
+        let t = Reg::R11d;
+        let r = |i: usize| Reg::from_index(i);
+        let mut prog: Vec<Insn> = (0..n)
+            .map(|i| Insn::Load {
+                dst: r(i),
+                slot: i as u8,
+            })
+            .collect();
+        for &(i, j) in comparators {
+            prog.extend([
+                Insn::Mov { dst: t, src: r(i) },
+                Insn::Cmp { a: r(i), b: r(j) },
+                Insn::Cmov {
+                    cc: Cond::G,
+                    dst: r(i),
+                    src: r(j),
+                },
+                Insn::Cmov {
+                    cc: Cond::G,
+                    dst: r(j),
+                    src: t,
+                },
+            ]);
+        }
+        prog.extend((0..n).map(|i| Insn::Store {
+            slot: i as u8,
+            src: r(i),
+        }));
+        encode(&prog)
+    }
+
+    const SORT3: [(usize, usize); 3] = [(0, 1), (1, 2), (0, 1)];
+
+    fn quick() -> NativeConfig {
+        NativeConfig {
+            random: 1000,
+            seed: 7,
+        }
+    }
+
+    #[test]
+    fn smallest_first_order_and_count() {
+        let all: Vec<Vec<i32>> = smallest_first_tuples(3).collect();
+        assert_eq!(all.len(), 27);
+        assert_eq!(
+            all[..8],
+            [
+                vec![0, 0, 0],
+                vec![0, 0, 1],
+                vec![0, 1, 0],
+                vec![0, 1, 1],
+                vec![1, 0, 0],
+                vec![1, 0, 1],
+                vec![1, 1, 0],
+                vec![1, 1, 1],
+            ]
+        );
+        let mut dedup = all.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(dedup.len(), 27);
+        let maxima: Vec<i32> = all.iter().map(|t| *t.iter().max().unwrap()).collect();
+        assert!(maxima.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(smallest_first_tuples(1).collect::<Vec<_>>(), vec![vec![0]]);
+        assert_eq!(smallest_first_tuples(0).count(), 0);
+        assert_eq!(smallest_first_tuples(5).count(), 3125);
+    }
+
+    #[test]
+    fn extremes_enumerate_every_tuple() {
+        let mut it = Extremes::new(2);
+        let mut all = Vec::new();
+        while let Some(t) = it.next_tuple() {
+            all.push(t.to_vec());
+        }
+        assert_eq!(all.len(), 49);
+        assert_eq!(all[0], vec![i32::MIN, i32::MIN]);
+        assert_eq!(all[1], vec![i32::MIN, i32::MIN + 1]);
+        assert_eq!(all[48], vec![i32::MAX, i32::MAX]);
+        assert!(it.next_tuple().is_none());
+    }
+
+    #[test]
+    fn random_tuples_are_reproducible_and_have_ties() {
+        let collect = |seed| {
+            let mut it = RandomTuples::new(4, 500, seed);
+            let mut v = Vec::new();
+            while let Some(t) = it.next_tuple() {
+                v.push(t.to_vec());
+            }
+            v
+        };
+        let a = collect(3);
+        assert_eq!(a.len(), 500);
+        assert_eq!(a, collect(3));
+        assert_ne!(a, collect(4));
+        let with_ties = a
+            .iter()
+            .filter(|t| (1..4).any(|i| t[..i].contains(&t[i])))
+            .count();
+        assert!(with_ties > 100, "only {with_ties} tuples with ties");
+        assert!(a.iter().flatten().any(|&x| x < -1000) && a.iter().flatten().any(|&x| x > 1000));
+    }
+
+    #[test]
+    fn poison_patterns_set_only_arithmetic_flags_and_differ() {
+        for p in &POISONS {
+            assert_eq!(p[8] & !FLAGS_MASK, 0);
+            assert_eq!(p[8] & 0x2, 0x2);
+        }
+        for (i, a) in POISONS.iter().enumerate() {
+            for b in &POISONS[i + 1..] {
+                assert!(a[..8].iter().zip(&b[..8]).all(|(x, y)| x != y));
+            }
+        }
+    }
+
+    #[test]
+    fn failure_lines() {
+        let f = NativeFailure::NotSorted {
+            input: vec![1, 1, 0],
+            output: vec![0, 1, 0],
+        };
+        assert_eq!(f.to_string(), "not sorted: [1,1,0] -> [0,1,0]");
+        let f = NativeFailure::OutsideArray {
+            input: vec![1, 0, 2],
+            before: true,
+        };
+        assert_eq!(
+            f.to_string(),
+            "writes outside the array: guard word before it changed on [1,0,2]"
+        );
+        let f = NativeFailure::CalleeSaved {
+            reg: "r12",
+            input: vec![0],
+        };
+        assert_eq!(f.to_string(), "clobbers callee-saved r12");
+        let f = NativeFailure::PoisonDependent {
+            input: vec![0, 1, 2],
+            outputs: (vec![0, 1, 2], vec![0, 0, 2]),
+        };
+        assert_eq!(
+            f.to_string(),
+            "result depends on leftover register values: [0,1,2] -> [0,1,2] or [0,0,2]"
+        );
+    }
+
+    #[test]
+    fn sort3_network_passes_with_full_report() {
+        let report = run_native(&network(3, &SORT3), 3, &NativeConfig::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(report.calls, (27 + 343 + 100_000) * 4);
+        assert_eq!(
+            report.checks,
+            [
+                "all 27 tuples over {0..2}^3",
+                "all 343 tuples over {INT_MIN, INT_MIN+1, -1, 0, 1, INT_MAX-1, INT_MAX}^3",
+                "100000 random tuples (seed 0)",
+                "4 poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits) and the flags",
+                "8 guard words on both sides of the array",
+                "callee-saved rbx rbp r12-r15 and rsp preserved",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_comparator_fails_on_a_small_input() {
+        let verdict = run_native(&network(3, &SORT3[..2]), 3, &quick()).unwrap();
+        assert_eq!(
+            verdict.unwrap_err().to_string(),
+            "not sorted: [1,1,0] -> [1,0,1]"
+        );
+    }
+
+    #[test]
+    fn bad_n_is_a_runtime_error() {
+        for n in [0, 8] {
+            let err = run_native(&[], n, &quick()).unwrap_err();
+            assert!(matches!(err, Error::Runtime(_)), "{err}");
+        }
+    }
+}

@@ -1,1 +1,280 @@
-//! Search: to be written.
+//! Search over any single-player game with a fixed move table: Monte-Carlo tree search with
+//! PUCT (the default, as in AlphaDev), and a weighted A* over the same game for side-by-side
+//! comparison.
+//!
+//! This module knows nothing of x86: a game plugs in through [`Environment`] (states, legal
+//! actions, a sound lower bound, a transposition key) and priors and leaf values come from an
+//! [`Evaluator`] (a heuristic now, a policy/value network later). Costs are integers (program
+//! length in instructions); a lower cost is better.
+
+mod astar;
+mod mcts;
+
+pub use astar::astar;
+pub use mcts::{mcts, MctsConfig};
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Index of an action (move) in the environment's move table.
+pub type Action = u16;
+
+/// A single-player game with costs. Implemented by [`crate::game::SortGame`].
+pub trait Environment: Sync {
+    /// A state of the game. Cloned along search paths; keep it compact.
+    type State: Clone + Send + Sync;
+
+    /// The state before the first move.
+    fn initial(&self) -> Self::State;
+    /// Number of entries in the move table (size of the policy).
+    fn num_actions(&self) -> usize;
+    /// Appends the legal actions of `s` to `out`. Implementations apply only *sound* pruning:
+    /// an action they leave out never begins the only cheapest completion. An empty list means
+    /// a dead end.
+    fn legal_actions(&self, s: &Self::State, out: &mut Vec<Action>);
+    /// The state after playing `a` in `s`; `None` when the move turns out illegal or leads to a
+    /// state that can never be completed (both are sound pruning).
+    fn step(&self, s: &Self::State, a: Action) -> Option<Self::State>;
+    /// Cost of the moves so far.
+    fn cost(&self, s: &Self::State) -> u32;
+    /// If `s` is a solution, the total cost of the finished artefact (which may add fixed costs,
+    /// e.g. the stores of a kernel).
+    fn solution_cost(&self, s: &Self::State) -> Option<u32>;
+    /// A lower bound on the cost still to pay before a solution: admissible, used to prune.
+    fn lower_bound(&self, s: &Self::State) -> u32;
+    /// An estimate of the cost still to pay (need not be admissible), used by heuristic
+    /// evaluators and A*.
+    fn estimate(&self, s: &Self::State) -> f32 {
+        self.lower_bound(s) as f32
+    }
+    /// Human-readable text of an action, for logs and replays.
+    fn describe(&self, a: Action) -> String {
+        format!("action {a}")
+    }
+    /// A cap on the cost of any solution worth finding (states that cannot beat it are
+    /// pruned until a solution is known).
+    fn max_cost(&self) -> u32 {
+        u32::MAX
+    }
+    /// A key equal for states with the same future (e.g. equal up to symmetry).
+    fn key(&self, s: &Self::State) -> u64;
+    /// The total cost that maps to value 0 (anything at least this long is worthless). Values
+    /// are `1 - total / value_scale`, clamped to `[0, 1]`.
+    fn value_scale(&self) -> f32;
+}
+
+/// Priors and value for one state.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    /// One prior per legal action, in the order given, summing to 1.
+    pub priors: Vec<f32>,
+    /// Estimated value of the state in `[0, 1]` (see [`Environment::value_scale`]).
+    pub value: f32,
+}
+
+/// Supplies priors and leaf values to the search. Batched, so a network can evaluate many
+/// leaves in one forward pass.
+pub trait Evaluator<E: Environment>: Sync {
+    /// A short name for logs (`uniform`, `heuristic`, `net:sort3-v1`).
+    fn name(&self) -> String;
+    /// Evaluates `states[i]` whose legal actions are `actions[i]`.
+    fn evaluate(&self, env: &E, states: &[&E::State], actions: &[&[Action]]) -> Vec<Evaluation>;
+}
+
+/// Uniform priors; the value is derived from the environment's estimate. The baseline
+/// evaluator ("no network").
+pub struct UniformEvaluator;
+
+impl<E: Environment> Evaluator<E> for UniformEvaluator {
+    fn name(&self) -> String {
+        "uniform".into()
+    }
+    fn evaluate(&self, env: &E, states: &[&E::State], actions: &[&[Action]]) -> Vec<Evaluation> {
+        states
+            .iter()
+            .zip(actions)
+            .map(|(s, a)| Evaluation {
+                priors: vec![1.0 / a.len().max(1) as f32; a.len()],
+                value: value_of(env, env.cost(s) as f32 + env.estimate(s)),
+            })
+            .collect()
+    }
+}
+
+/// Priors from a one-step look-ahead: `softmax(-estimate(child) / temperature)`; the value is
+/// derived from the environment's estimate.
+pub struct HeuristicEvaluator {
+    /// Softmax temperature in cost units (instructions). Lower is greedier.
+    pub temperature: f32,
+}
+
+impl<E: Environment> Evaluator<E> for HeuristicEvaluator {
+    fn name(&self) -> String {
+        "heuristic".into()
+    }
+    fn evaluate(&self, env: &E, states: &[&E::State], actions: &[&[Action]]) -> Vec<Evaluation> {
+        states
+            .iter()
+            .zip(actions)
+            .map(|(s, acts)| {
+                let base = env.cost(s) as f32;
+                let scores: Vec<f32> = acts
+                    .iter()
+                    .map(|&a| match env.step(s, a) {
+                        Some(c) => -(env.cost(&c) as f32 - base + env.estimate(&c)) / self.temperature,
+                        None => f32::NEG_INFINITY,
+                    })
+                    .collect();
+                Evaluation { priors: softmax(&scores), value: value_of(env, base + env.estimate(s)) }
+            })
+            .collect()
+    }
+}
+
+/// Value in `[0, 1]` of a total cost, `1 - total / value_scale`.
+pub fn value_of<E: Environment + ?Sized>(env: &E, total: f32) -> f32 {
+    (1.0 - total / env.value_scale()).clamp(0.0, 1.0)
+}
+
+fn softmax(x: &[f32]) -> Vec<f32> {
+    let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    if !m.is_finite() {
+        return vec![1.0 / x.len().max(1) as f32; x.len()];
+    }
+    let e: Vec<f32> = x.iter().map(|v| (v - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+/// When to stop.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    /// Wall-clock limit.
+    pub time: Duration,
+    /// Stop as soon as a solution of at most this cost is found (e.g. a known optimum).
+    pub target: Option<u32>,
+    /// Stop after this many expansions in total (for tests and reproducible runs).
+    pub max_expansions: Option<u64>,
+}
+
+/// Why a search stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The time budget ran out.
+    Budget,
+    /// The expansion limit was reached.
+    Expansions,
+    /// A solution at or below the target cost was found.
+    Target,
+    /// The whole space within the bound was searched: the best solution is optimal for the
+    /// searched space.
+    Exhausted,
+    /// Ctrl-C or another request to stop.
+    Interrupted,
+}
+
+/// A solution found during a search.
+#[derive(Clone, Debug)]
+pub struct Found<A> {
+    /// Total cost.
+    pub cost: u32,
+    /// Seconds since the search started.
+    pub at_s: f64,
+    /// Expansions (programs explored) before it was found.
+    pub explored: u64,
+    /// The solution's actions from the initial state.
+    pub actions: A,
+}
+
+/// State shared by all search threads: the best cost (for branch and bound), counters, the
+/// stop flag and the solutions found in order of improvement.
+pub struct Shared {
+    start: Instant,
+    best: AtomicU32,
+    explored: AtomicU64,
+    stop: Arc<AtomicBool>,
+    found: Mutex<Vec<Found<Vec<Action>>>>,
+    budget: Budget,
+}
+
+impl Shared {
+    /// New shared state; `stop` may be set from a Ctrl-C handler.
+    pub fn new(budget: Budget, stop: Arc<AtomicBool>) -> Shared {
+        Shared {
+            start: Instant::now(),
+            best: AtomicU32::new(u32::MAX),
+            explored: AtomicU64::new(0),
+            stop,
+            found: Mutex::new(Vec::new()),
+            budget,
+        }
+    }
+    /// Best total cost so far (`u32::MAX` when none).
+    pub fn best(&self) -> u32 {
+        self.best.load(Ordering::Relaxed)
+    }
+    /// Expansions so far, all threads.
+    pub fn explored(&self) -> u64 {
+        self.explored.load(Ordering::Relaxed)
+    }
+    /// Seconds since the start.
+    pub fn elapsed(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+    /// Solutions in order of improvement.
+    pub fn found(&self) -> Vec<Found<Vec<Action>>> {
+        self.found.lock().unwrap().clone()
+    }
+    fn count(&self, n: u64) {
+        self.explored.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Records a solution if it improves the best; returns whether it did.
+    fn offer(&self, cost: u32, actions: &[Action]) -> bool {
+        let mut found = self.found.lock().unwrap();
+        if cost >= self.best() {
+            return false;
+        }
+        self.best.store(cost, Ordering::Relaxed);
+        found.push(Found { cost, at_s: self.elapsed(), explored: self.explored(), actions: actions.to_vec() });
+        true
+    }
+    /// Whether to stop now, and why.
+    pub fn should_stop(&self) -> Option<StopReason> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Some(StopReason::Interrupted);
+        }
+        if self.budget.target.is_some_and(|t| self.best() <= t) {
+            return Some(StopReason::Target);
+        }
+        if self.budget.max_expansions.is_some_and(|m| self.explored() >= m) {
+            return Some(StopReason::Expansions);
+        }
+        if self.start.elapsed() >= self.budget.time {
+            return Some(StopReason::Budget);
+        }
+        None
+    }
+}
+
+/// FNV-style 64-bit hash over bytes, 8 at a time (fast, not cryptographic).
+pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes(c.try_into().unwrap());
+        h = (h ^ x).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29);
+    }
+    for &b in chunks.remainder() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29);
+    }
+    mix64(h ^ bytes.len() as u64)
+}
+
+/// A 64-bit finaliser (splitmix64).
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

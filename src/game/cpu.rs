@@ -1,0 +1,237 @@
+//! The CPU state on every test vector at once, laid out as a struct of arrays: one column of
+//! `T` bytes per register, per memory slot and for the flags, so that applying one instruction
+//! is one tight loop over a column (which the compiler vectorises).
+//!
+//! Values are dense ranks (`0..n`), which is all a mov/cmp/cmov program can observe (see
+//! [`crate::task::weak_orderings`]). Definedness is tracked per column, not per test vector:
+//! the game never lets a column become defined on some test vectors only, because every
+//! instruction that reads an undefined column is refused ([`Fault`]).
+//!
+//! Extending: branches (VarSort) will add a per-test-vector program counter / active mask and
+//! apply each instruction to the active test vectors only; new opcodes add an arm to
+//! [`CpuState::apply`].
+
+use crate::isa::{Insn, Reg, NUM_REGS};
+use crate::task::TestVectors;
+
+/// Flags value after `cmp a, b` with `a < b` (signed).
+pub const FLAG_LT: u8 = 0;
+/// Flags value after `cmp a, b` with `a == b`.
+pub const FLAG_EQ: u8 = 1;
+/// Flags value after `cmp a, b` with `a > b`.
+pub const FLAG_GT: u8 = 2;
+
+/// Why an instruction cannot be applied: the program reads something never written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The instruction reads a scratch register that holds no input value.
+    UndefinedRegister(Reg),
+    /// A `cmovcc` runs before any `cmp`.
+    UndefinedFlags,
+    /// A memory slot outside the array.
+    SlotOutOfRange(u8),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::UndefinedRegister(r) => write!(f, "reads {r} before writing it"),
+            Fault::UndefinedFlags => write!(f, "reads the flags before any cmp"),
+            Fault::SlotOutOfRange(k) => write!(f, "accesses slot {k}, outside the array"),
+        }
+    }
+}
+
+/// Registers, memory and flags on all `T` test vectors.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CpuState {
+    t: usize,
+    n: usize,
+    /// Column-major: register `r` at `r*t`, memory slot `k` at `(NUM_REGS+k)*t`, flags last.
+    data: Vec<u8>,
+    /// Bit `c` set when column `c` holds values (registers and memory; flags use `flags_defined`).
+    defined: u32,
+    flags_defined: bool,
+}
+
+impl CpuState {
+    /// The state before the first instruction: memory holds the inputs, registers and flags
+    /// are undefined.
+    pub fn new(tv: &TestVectors) -> CpuState {
+        let (t, n) = (tv.len(), tv.n);
+        let mut data = vec![0u8; (NUM_REGS + n + 1) * t];
+        for (i, input) in tv.inputs.iter().enumerate() {
+            for (k, &v) in input.iter().enumerate() {
+                data[(NUM_REGS + k) * t + i] = v;
+            }
+        }
+        let defined = ((1u32 << n) - 1) << NUM_REGS;
+        CpuState { t, n, data, defined, flags_defined: false }
+    }
+
+    /// Number of test vectors.
+    pub fn num_vectors(&self) -> usize {
+        self.t
+    }
+
+    /// Number of memory slots (array elements).
+    pub fn num_slots(&self) -> usize {
+        self.n
+    }
+
+    fn col(&self, c: usize) -> &[u8] {
+        &self.data[c * self.t..(c + 1) * self.t]
+    }
+
+    /// Register `r` on every test vector (meaningless unless [`CpuState::reg_defined`]).
+    pub fn reg(&self, r: Reg) -> &[u8] {
+        self.col(r.index())
+    }
+
+    /// Memory slot `k` on every test vector.
+    pub fn mem(&self, k: usize) -> &[u8] {
+        self.col(NUM_REGS + k)
+    }
+
+    /// The flags on every test vector: [`FLAG_LT`], [`FLAG_EQ`] or [`FLAG_GT`].
+    pub fn flags(&self) -> &[u8] {
+        self.col(NUM_REGS + self.n)
+    }
+
+    /// Whether register `r` holds an input value.
+    pub fn reg_defined(&self, r: Reg) -> bool {
+        self.defined & (1 << r.index()) != 0
+    }
+
+    /// Bit mask of defined registers (bit `r.index()`).
+    pub fn defined_regs(&self) -> u32 {
+        self.defined & ((1 << NUM_REGS) - 1)
+    }
+
+    /// Whether a `cmp` has run.
+    pub fn flags_defined(&self) -> bool {
+        self.flags_defined
+    }
+
+    /// Applies one instruction to every test vector.
+    ///
+    /// Errors: a [`Fault`] when the instruction reads an undefined register or undefined flags
+    /// (`cmovcc` reads its destination too: when the condition fails it keeps it), or names a
+    /// slot outside the array. The state is unchanged on error.
+    pub fn apply(&mut self, insn: Insn) -> Result<(), Fault> {
+        let t = self.t;
+        let need = |s: &Self, r: Reg| {
+            if s.reg_defined(r) {
+                Ok(())
+            } else {
+                Err(Fault::UndefinedRegister(r))
+            }
+        };
+        match insn {
+            Insn::Load { dst, slot } => {
+                if slot as usize >= self.n {
+                    return Err(Fault::SlotOutOfRange(slot));
+                }
+                self.copy_col(NUM_REGS + slot as usize, dst.index());
+                self.defined |= 1 << dst.index();
+            }
+            Insn::Store { slot, src } => {
+                if slot as usize >= self.n {
+                    return Err(Fault::SlotOutOfRange(slot));
+                }
+                need(self, src)?;
+                self.copy_col(src.index(), NUM_REGS + slot as usize);
+            }
+            Insn::Mov { dst, src } => {
+                need(self, src)?;
+                self.copy_col(src.index(), dst.index());
+                self.defined |= 1 << dst.index();
+            }
+            Insn::Cmp { a, b } => {
+                need(self, a)?;
+                need(self, b)?;
+                let fc = NUM_REGS + self.n;
+                let (head, flags) = self.data.split_at_mut(fc * t);
+                let ca = &head[a.index() * t..(a.index() + 1) * t];
+                let cb = &head[b.index() * t..(b.index() + 1) * t];
+                for ((f, &x), &y) in flags.iter_mut().zip(ca).zip(cb) {
+                    *f = (x > y) as u8 + (x >= y) as u8;
+                }
+                self.flags_defined = true;
+            }
+            Insn::Cmov { cc, dst, src } => {
+                if !self.flags_defined {
+                    return Err(Fault::UndefinedFlags);
+                }
+                need(self, src)?;
+                need(self, dst)?;
+                if dst != src {
+                    let mask = cc.mask();
+                    let fc = NUM_REGS + self.n;
+                    let (head, flags) = self.data.split_at_mut(fc * t);
+                    let s = src.index() * t;
+                    let d = dst.index() * t;
+                    // Split so that the source and destination columns can be borrowed together.
+                    let (src_col, dst_col) = if s < d {
+                        let (lo, hi) = head.split_at_mut(d);
+                        (&lo[s..s + t], &mut hi[..t])
+                    } else {
+                        let (lo, hi) = head.split_at_mut(s);
+                        (&hi[..t], &mut lo[d..d + t])
+                    };
+                    for ((dv, &sv), &f) in dst_col.iter_mut().zip(src_col).zip(flags.iter()) {
+                        let take = 0u8.wrapping_sub((mask >> f) & 1);
+                        *dv = (sv & take) | (*dv & !take);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_col(&mut self, from: usize, to: usize) {
+        if from != to {
+            let t = self.t;
+            self.data.copy_within(from * t..(from + 1) * t, to * t);
+        }
+    }
+
+    /// The raw column-major bytes (registers, memory slots, flags), for hashing.
+    pub fn raw(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa::Cond;
+
+    #[test]
+    fn cmp_and_cmov_follow_intel_semantics() {
+        let tv = TestVectors::new(2); // [0,0], [0,1], [1,0]
+        let mut s = CpuState::new(&tv);
+        s.apply(Insn::Load { dst: Reg::Eax, slot: 0 }).unwrap();
+        s.apply(Insn::Load { dst: Reg::Ecx, slot: 1 }).unwrap();
+        s.apply(Insn::Cmp { a: Reg::Eax, b: Reg::Ecx }).unwrap();
+        assert_eq!(s.flags(), &[FLAG_EQ, FLAG_LT, FLAG_GT]);
+        s.apply(Insn::Cmov { cc: Cond::G, dst: Reg::Eax, src: Reg::Ecx }).unwrap();
+        assert_eq!(s.reg(Reg::Eax), &[0, 0, 0], "eax = min(a, b)");
+    }
+
+    #[test]
+    fn reading_undefined_is_a_fault() {
+        let tv = TestVectors::new(3);
+        let mut s = CpuState::new(&tv);
+        assert_eq!(
+            s.apply(Insn::Mov { dst: Reg::Eax, src: Reg::Ecx }),
+            Err(Fault::UndefinedRegister(Reg::Ecx))
+        );
+        s.apply(Insn::Load { dst: Reg::Eax, slot: 0 }).unwrap();
+        assert_eq!(
+            s.apply(Insn::Cmov { cc: Cond::L, dst: Reg::Eax, src: Reg::Eax }),
+            Err(Fault::UndefinedFlags)
+        );
+        assert_eq!(Fault::UndefinedRegister(Reg::Ecx).to_string(), "reads ecx before writing it");
+    }
+}

@@ -1,0 +1,283 @@
+//! Monte-Carlo tree search with PUCT (Silver et al., "Mastering the game of Go without human
+//! knowledge", Nature 550:354, 2017), played in episodes as AlphaDev does (Nature 618:257,
+//! 2023, Methods): from the current root, run `simulations` simulations, then commit to the
+//! most visited child and continue from it (the subtree is kept) until the episode ends in a
+//! solution or a dead end; then start a fresh episode with new prior noise. Additions for a
+//! deterministic single-player game with integer costs:
+//!
+//! * **Branch and bound.** Once a solution of total cost `C` is known (by any thread), a node
+//!   whose cost so far plus the environment's admissible lower bound reaches `C` is dead and
+//!   never selected again. A node whose children are all dead is dead.
+//! * **Transposition pruning.** Within an episode's tree, a child whose key was already
+//!   generated at the same or a smaller cost is not added: the other node reaches the same
+//!   futures at no greater cost.
+//! * **Max backup** (optional, on by default): a node's `Q` is the best value seen below it,
+//!   since in a deterministic game a node is worth its best continuation.
+//!
+//! Values are normalised by the minimum and maximum value seen in the tree before they enter
+//! the PUCT formula (MuZero, Schrittwieser et al., Nature 588:604, 2020, Appendix B).
+
+use super::{Action, Environment, Evaluator, Shared, StopReason};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+
+/// MCTS settings.
+#[derive(Clone, Debug)]
+pub struct MctsConfig {
+    /// Exploration constant of PUCT (`c` in `Q + c * P * sqrt(N) / (1 + n)`).
+    pub c_puct: f32,
+    /// Simulations from each root before committing to a move (AlphaDev: 800).
+    pub simulations: u32,
+    /// Seed for prior noise and tie-breaking; equal seeds give equal searches.
+    pub seed: u64,
+    /// Relative noise mixed into priors at expansion (0 = none): `p * (1 + noise * u)`,
+    /// `u` uniform in `[0, 1)`. Makes episodes differ.
+    pub prior_noise: f32,
+    /// Back up the best value seen below a node instead of the mean.
+    pub max_backup: bool,
+}
+
+impl Default for MctsConfig {
+    fn default() -> Self {
+        MctsConfig { c_puct: 1.25, simulations: 200, seed: 0, prior_noise: 0.5, max_backup: true }
+    }
+}
+
+const UNEXPANDED: u32 = u32::MAX;
+
+#[derive(Clone, Debug)]
+struct Node {
+    action: Action,
+    prior: f32,
+    visits: u32,
+    value_sum: f32,
+    value_max: f32,
+    first_child: u32,
+    num_children: u16,
+    dead: bool,
+}
+
+impl Node {
+    fn new(action: Action, prior: f32) -> Node {
+        Node {
+            action,
+            prior,
+            visits: 0,
+            value_sum: 0.0,
+            value_max: 0.0,
+            first_child: UNEXPANDED,
+            num_children: 0,
+            dead: false,
+        }
+    }
+}
+
+/// One episode's tree.
+struct Tree<'a, E: Environment, V> {
+    env: &'a E,
+    eval: &'a V,
+    cfg: &'a MctsConfig,
+    nodes: Vec<Node>,
+    tt: HashMap<u64, u32>,
+    vmin: f32,
+    vmax: f32,
+    legal: Vec<Action>,
+}
+
+impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
+    fn q(&self, n: &Node) -> f32 {
+        if self.cfg.max_backup {
+            n.value_max
+        } else {
+            n.value_sum / n.visits as f32
+        }
+    }
+
+    /// One simulation from `root` (whose state is `root_state`, reached by `prefix`).
+    fn simulate(&mut self, root: u32, root_state: &E::State, prefix: &[Action], shared: &Shared, rng: &mut ChaCha8Rng) {
+        let env = self.env;
+        let mut path = vec![root];
+        let mut actions = prefix.to_vec();
+        let mut state = root_state.clone();
+        let mut node = root;
+        let best = shared.best().min(env.max_cost());
+        while self.nodes[node as usize].first_child != UNEXPANDED {
+            let n = &self.nodes[node as usize];
+            let (fc, nc) = (n.first_child as usize, n.num_children as usize);
+            let sqrt_n = (n.visits.max(1) as f32).sqrt();
+            let parent_q = if n.visits > 0 { self.q(n) } else { 0.0 };
+            let mut pick = None;
+            let mut pick_score = f32::NEG_INFINITY;
+            for c in fc..fc + nc {
+                let ch = &self.nodes[c];
+                if ch.dead {
+                    continue;
+                }
+                let q = if ch.visits > 0 { self.q(ch) } else { parent_q };
+                let qn = if self.vmax > self.vmin { (q - self.vmin) / (self.vmax - self.vmin) } else { 0.5 };
+                let score = qn + self.cfg.c_puct * ch.prior * sqrt_n / (1.0 + ch.visits as f32);
+                if score > pick_score {
+                    pick_score = score;
+                    pick = Some(c);
+                }
+            }
+            let Some(c) = pick else {
+                self.nodes[node as usize].dead = true;
+                self.propagate_dead(&path);
+                return;
+            };
+            let a = self.nodes[c].action;
+            state = env.step(&state, a).expect("an expanded action stays legal");
+            actions.push(a);
+            node = c as u32;
+            path.push(node);
+            if env.cost(&state).saturating_add(env.lower_bound(&state)) >= best {
+                self.nodes[node as usize].dead = true;
+                self.propagate_dead(&path);
+                return;
+            }
+        }
+
+        let value;
+        if let Some(total) = env.solution_cost(&state) {
+            shared.offer(total, &actions);
+            value = super::value_of(env, total as f32);
+            self.nodes[node as usize].dead = true;
+        } else {
+            self.legal.clear();
+            env.legal_actions(&state, &mut self.legal);
+            let mut kept: Vec<Action> = Vec::with_capacity(self.legal.len());
+            for &a in &self.legal {
+                let Some(child) = env.step(&state, a) else { continue };
+                let cost = env.cost(&child);
+                if cost.saturating_add(env.lower_bound(&child)) >= best {
+                    continue;
+                }
+                let key = env.key(&child);
+                match self.tt.get_mut(&key) {
+                    Some(c) if *c <= cost => continue,
+                    Some(c) => *c = cost,
+                    None => {
+                        self.tt.insert(key, cost);
+                    }
+                }
+                kept.push(a);
+            }
+            shared.count(1);
+            if kept.is_empty() {
+                self.nodes[node as usize].dead = true;
+                self.nodes[node as usize].first_child = self.nodes.len() as u32;
+                self.propagate_dead(&path);
+                return;
+            }
+            let ev = self.eval.evaluate(env, &[&state], &[&kept]).pop().expect("one evaluation per state");
+            value = ev.value;
+            let first = self.nodes.len() as u32;
+            for (i, &a) in kept.iter().enumerate() {
+                let noise = if self.cfg.prior_noise > 0.0 { 1.0 + self.cfg.prior_noise * rng.gen::<f32>() } else { 1.0 };
+                self.nodes.push(Node::new(a, ev.priors[i] * noise));
+            }
+            let n = &mut self.nodes[node as usize];
+            n.first_child = first;
+            n.num_children = kept.len() as u16;
+        }
+        self.vmin = self.vmin.min(value);
+        self.vmax = self.vmax.max(value);
+        for &p in &path {
+            let n = &mut self.nodes[p as usize];
+            n.visits += 1;
+            n.value_sum += value;
+            n.value_max = n.value_max.max(value);
+        }
+        if self.nodes[node as usize].dead {
+            self.propagate_dead(&path);
+        }
+    }
+
+    /// Marks ancestors dead whose children are all dead.
+    fn propagate_dead(&mut self, path: &[u32]) {
+        for w in (0..path.len()).rev() {
+            let p = path[w] as usize;
+            if !self.nodes[p].dead {
+                let (fc, nc) = (self.nodes[p].first_child, self.nodes[p].num_children as usize);
+                if fc == UNEXPANDED || !(fc as usize..fc as usize + nc).all(|c| self.nodes[c].dead) {
+                    return;
+                }
+                self.nodes[p].dead = true;
+            }
+        }
+    }
+}
+
+/// Runs MCTS episodes until `shared` says stop; returns why it stopped. Solutions go to
+/// `shared`. Call it from several threads with different seeds for root parallelism: they
+/// share the best cost, so each prunes with the others' solutions.
+pub fn mcts<E: Environment, V: Evaluator<E>>(env: &E, eval: &V, cfg: &MctsConfig, shared: &Shared) -> StopReason {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let initial = env.initial();
+    loop {
+        // One episode.
+        let mut tree = Tree {
+            env,
+            eval,
+            cfg,
+            nodes: vec![Node::new(0, 1.0)],
+            tt: HashMap::new(),
+            vmin: f32::INFINITY,
+            vmax: f32::NEG_INFINITY,
+            legal: Vec::new(),
+        };
+        tree.tt.insert(env.key(&initial), env.cost(&initial));
+        let mut root = 0u32;
+        let mut state = initial.clone();
+        let mut prefix: Vec<Action> = Vec::new();
+        let mut episode_over = false;
+        while !episode_over {
+            for _ in 0..cfg.simulations {
+                if let Some(r) = shared.should_stop() {
+                    return r;
+                }
+                if tree.nodes[root as usize].dead {
+                    break;
+                }
+                tree.simulate(root, &state, &prefix, shared, &mut rng);
+            }
+            // Commit to the most visited live child.
+            let n = &tree.nodes[root as usize];
+            if n.dead || n.first_child == UNEXPANDED {
+                if root == 0 && n.dead {
+                    // The whole space under the bound is exhausted.
+                    return StopReason::Exhausted;
+                }
+                episode_over = true;
+                continue;
+            }
+            let (fc, nc) = (n.first_child as usize, n.num_children as usize);
+            let next = (fc..fc + nc)
+                .filter(|&c| !tree.nodes[c].dead && tree.nodes[c].visits > 0)
+                .max_by(|&a, &b| {
+                    let (x, y) = (&tree.nodes[a], &tree.nodes[b]);
+                    x.visits.cmp(&y.visits).then(x.value_max.total_cmp(&y.value_max))
+                });
+            match next {
+                Some(c) => {
+                    let a = tree.nodes[c].action;
+                    state = env.step(&state, a).expect("an expanded action stays legal");
+                    prefix.push(a);
+                    root = c as u32;
+                    if std::env::var_os("SUPEROPT_DEBUG").is_some() {
+                        eprintln!("commit depth {} cost {} est {} visits {} q {}", prefix.len(), env.cost(&state), env.estimate(&state), tree.nodes[c].visits, tree.nodes[c].value_max);
+                    }
+                    if env.solution_cost(&state).is_some() {
+                        episode_over = true;
+                    }
+                }
+                None => episode_over = true,
+            }
+        }
+        if std::env::var_os("SUPEROPT_DEBUG").is_some() {
+            eprintln!("episode ended at depth {} [{}] cost {} nodes {} solution {:?} lb {}", prefix.len(), prefix.iter().map(|&a| env.describe(a)).collect::<Vec<_>>().join("; "), env.cost(&state), tree.nodes.len(), env.solution_cost(&state), env.lower_bound(&state));
+        }
+    }
+}
