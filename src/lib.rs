@@ -15,9 +15,11 @@
 //! knows nothing of x86.
 
 pub mod asm;
+pub mod cli;
 pub mod error;
 pub mod game;
 pub mod isa;
+pub mod log;
 pub mod oracle;
 pub mod search;
 pub mod task;

@@ -1,4 +1,135 @@
-//! The oracle: stage 1 proves a kernel on the emulator over every weak ordering; stage 2 runs
-//! the JIT-assembled machine code on the real CPU.
+//! The oracle: decides whether a kernel is correct, and says which checks that rests on.
+//!
+//! * **Stage 1, proof on the emulator.** The kernel runs on the [`crate::game::CpuState`]
+//!   emulator over every weak ordering of its inputs. For programs made only of `mov`, `cmp`
+//!   and `cmovcc` this is a proof for all inputs (see [`crate::task::weak_orderings`]). It also
+//!   shows that every memory access stays inside the array and that no undefined register or
+//!   flag is read, before any byte runs on the CPU.
+//! * **Stage 2, the real CPU.** The machine code runs natively behind a wrapper that poisons
+//!   scratch registers and flags and checks guard words and callee-saved registers
+//!   ([`native`]), on exhaustive, extreme and random inputs.
+//!
+//! A kernel is [`Status::Verified`] only when both stages passed. A kernel with instructions
+//! outside the game's ISA cannot get the stage-1 proof; after a static safety check it may be
+//! run by stage 2 alone and is then [`Status::TestedNotProven`].
 
 pub mod native;
+
+use crate::asm::Kernel;
+use crate::error::Result;
+use crate::game::CpuState;
+use crate::isa::{encode, Insn};
+use crate::task::{Task, TestVectors};
+pub use native::{NativeConfig, NativeFailure, NativeReport};
+
+/// The outcome of the oracle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Proved on every weak ordering (stage 1) and passed the native run (stage 2).
+    Verified,
+    /// Outside the game's ISA: passed stage 2 only, which tests but does not prove.
+    TestedNotProven,
+    /// Incorrect or unsafe; see [`Verdict::reason`].
+    Failed,
+}
+
+/// What the oracle concluded and on what grounds.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Verdict {
+    /// The outcome.
+    pub status: Status,
+    /// The checks that ran and passed, one line each (for reports and logs).
+    pub checks: Vec<String>,
+    /// Why the kernel failed, one line, with a smallest failing input where there is one
+    /// (`not sorted: [1,1,0] -> [0,1,0]`); for [`Status::TestedNotProven`], why no proof.
+    pub reason: Option<String>,
+    /// Program length in instructions (`ret` excluded).
+    pub length: usize,
+}
+
+impl Verdict {
+    fn failed(checks: Vec<String>, reason: String, length: usize) -> Verdict {
+        Verdict { status: Status::Failed, checks, reason: Some(reason), length }
+    }
+}
+
+/// Stage 1: runs `program` on the emulator over every weak ordering of `n` inputs, smallest
+/// inputs first. Returns the check line on success, or the reason for the first failure
+/// (`reads ecx before writing it` at an instruction, or `not sorted: [1,1,0] -> [0,1,0]`).
+pub fn prove(task: &Task, program: &[Insn]) -> std::result::Result<String, String> {
+    let tv = task.test_vectors();
+    let mut cpu = CpuState::new(&tv);
+    for (i, &insn) in program.iter().enumerate() {
+        cpu.apply(insn).map_err(|f| format!("{f} (instruction {}: {})", i + 1, insn.intel()))?;
+    }
+    let mut order: Vec<usize> = (0..tv.len()).collect();
+    order.sort_by_key(|&t| (tv.inputs[t].iter().max().copied(), tv.inputs[t].clone()));
+    for t in order {
+        let out: Vec<u8> = (0..tv.n).map(|k| cpu.mem(k)[t]).collect();
+        if out != tv.sorted[t] {
+            return Err(format!("not sorted: {} -> {}", list(&tv.inputs[t]), list(&out)));
+        }
+    }
+    Ok(proof_line(&tv))
+}
+
+fn proof_line(tv: &TestVectors) -> String {
+    format!(
+        "proved on all {} weak orderings of {} inputs by the emulator (mov/cmp/cmov only: a proof for all inputs)",
+        tv.len(),
+        tv.n
+    )
+}
+
+fn list<T: std::fmt::Display>(v: &[T]) -> String {
+    format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
+}
+
+/// Both stages on a program of game moves. Stage 2 runs only if stage 1 passed.
+///
+/// Errors: only when the JIT cannot run at all ([`crate::Error::Runtime`]).
+pub fn verify_program(task: &Task, program: &[Insn], cfg: &NativeConfig) -> Result<Verdict> {
+    let mut checks = Vec::new();
+    match prove(task, program) {
+        Ok(line) => checks.push(line),
+        Err(reason) => return Ok(Verdict::failed(checks, reason, program.len())),
+    }
+    stage2(task, &encode(program), cfg, checks, program.len(), None)
+}
+
+/// Both stages on a parsed foreign kernel: the static safety check, then stage 1 if every
+/// instruction is a game move, then stage 2. A kernel outside the game's ISA gets stage 2
+/// only and at best [`Status::TestedNotProven`].
+pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result<Verdict> {
+    let len = kernel.decoded.len();
+    let mut checks = Vec::new();
+    if let Err((line, reason)) = kernel.check_safe(task.n) {
+        return Ok(Verdict::failed(checks, format!("{reason} (line {line})"), len));
+    }
+    checks.push("static check: no control flow, memory only inside [rdi, rdi+4n), no callee-saved writes".into());
+    match kernel.to_game(task.n) {
+        Ok(program) => {
+            match prove(task, &program) {
+                Ok(line) => checks.push(line),
+                Err(reason) => return Ok(Verdict::failed(checks, reason, len)),
+            }
+            stage2(task, &kernel.code, cfg, checks, len, None)
+        }
+        Err((line, why)) => {
+            let unproven = format!("{why} (line {line}) is outside the game's ISA, so the weak-ordering proof does not apply");
+            stage2(task, &kernel.code, cfg, checks, len, Some(unproven))
+        }
+    }
+}
+
+fn stage2(task: &Task, code: &[u8], cfg: &NativeConfig, mut checks: Vec<String>, len: usize, unproven: Option<String>) -> Result<Verdict> {
+    match native::run_native(code, task.n, cfg)? {
+        Ok(report) => {
+            checks.extend(report.checks.into_iter().map(|c| format!("native: {c}")));
+            let status = if unproven.is_some() { Status::TestedNotProven } else { Status::Verified };
+            Ok(Verdict { status, checks, reason: unproven, length: len })
+        }
+        Err(failure) => Ok(Verdict::failed(checks, failure.to_string(), len)),
+    }
+}

@@ -1,0 +1,206 @@
+//! The command line: `superopt search`, `superopt verify`, `superopt tasks`. Thin wrappers
+//! over the library; every error is one line on stderr.
+//!
+//! Exit codes: 0 success (a verified kernel); 1 no verified kernel (search found none, or
+//! `verify` rejected the kernel); 2 bad input (unknown task, malformed file, bad budget,
+//! unparsable assembly, I/O).
+
+pub mod search;
+
+use crate::asm::{self, Syntax};
+use crate::oracle::{self, NativeConfig, Status};
+use crate::task::{parse_budget, Task};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// superopt: discovers short x86-64 kernels by tree search over instructions, and proves
+/// them correct.
+#[derive(Parser, Debug)]
+#[command(name = "superopt", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Search for a short kernel for a task and verify it.
+    Search {
+        /// A built-in task (sort3, sort4, sort5) or a path to a task .toml file.
+        task: String,
+        /// Wall-clock budget: 60s, 10m, 1h (default: the task's).
+        #[arg(long)]
+        budget: Option<String>,
+        /// Seed; with --threads 1 the search is deterministic for a given seed (up to the
+        /// budget's cut-off time).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Search strategy.
+        #[arg(long, value_enum, default_value_t = search::Strategy::Mcts)]
+        strategy: search::Strategy,
+        /// Stop as soon as a kernel of at most this many instructions is found.
+        #[arg(long)]
+        target: Option<usize>,
+        /// Print one JSON object on stdout instead of the human report.
+        #[arg(long)]
+        json: bool,
+        /// Folder for search logs.
+        #[arg(long, default_value = "search-logs")]
+        log_dir: PathBuf,
+    },
+    /// Check a kernel written elsewhere (one instruction per line, pointer in rdi, no ret).
+    Verify {
+        /// A built-in task or a task .toml file.
+        task: String,
+        /// The kernel's assembly file.
+        file: PathBuf,
+        /// Assembly syntax of the file.
+        #[arg(long, default_value = "att")]
+        syntax: String,
+        /// Exit 0 for a kernel that is tested on the CPU but outside the game's ISA, so not
+        /// proven.
+        #[arg(long)]
+        allow_unproven: bool,
+        /// Random inputs for the native run.
+        #[arg(long, default_value_t = 100_000)]
+        random: usize,
+    },
+    /// List the tasks with their reference lengths.
+    Tasks,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
+    match cli.command {
+        Command::Tasks => {
+            println!("{:<8} {:>3} {:>8} {:>9} {:>8}  source", "task", "n", "network", "alphadev", "budget");
+            for t in Task::builtins() {
+                let f = |x: Option<usize>| x.map_or("-".to_string(), |v| v.to_string());
+                println!(
+                    "{:<8} {:>3} {:>8} {:>9} {:>8}  {}",
+                    t.name,
+                    t.n,
+                    f(t.reference.network),
+                    f(t.reference.alphadev),
+                    humantime::format_duration(t.default_budget).to_string(),
+                    t.source
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { task, file, syntax, allow_unproven, random } => {
+            let task = Task::load(&task)?;
+            let syntax: Syntax = syntax.parse().map_err(|e: String| crate::Error::Runtime(e))?;
+            let kernel = asm::parse_file(&file, syntax)?;
+            let verdict = oracle::verify_kernel(&task, &kernel, &NativeConfig { random, ..NativeConfig::default() })?;
+            let name = file.display();
+            match verdict.status {
+                Status::Verified => {
+                    println!("verified: {name} sorts {} i32 for all inputs ({} instructions)", task.n, verdict.length);
+                    for c in &verdict.checks {
+                        println!("  - {c}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Status::TestedNotProven => {
+                    println!("tested, not proven: {name} ({} instructions)", verdict.length);
+                    println!("  why not proven: {}", verdict.reason.unwrap_or_default());
+                    for c in &verdict.checks {
+                        println!("  - {c}");
+                    }
+                    if !allow_unproven {
+                        eprintln!("not verified (pass --allow-unproven to accept a kernel tested on the CPU only)");
+                    }
+                    Ok(if allow_unproven { ExitCode::SUCCESS } else { ExitCode::from(1) })
+                }
+                Status::Failed => {
+                    println!("rejected: {name}: {}", verdict.reason.unwrap_or_default());
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Search { task, budget, seed, threads, strategy, target, json, log_dir } => {
+            let task = Task::load(&task)?;
+            let budget = match budget {
+                Some(b) => parse_budget(&b)?,
+                None => task.default_budget,
+            };
+            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            if threads == 0 {
+                return Err(crate::Error::Runtime("--threads must be at least 1".into()));
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            // Ctrl-C stops the search; the best kernel so far is verified, printed and logged.
+            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+            let opts = search::SearchOptions { budget, seed, threads, strategy, target, log_dir, progress: !json };
+            let out = search::run_search(&task, &opts, stop)?;
+            print_search(&task, &out, json);
+            Ok(if out.verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
+}
+
+fn print_search(task: &Task, out: &search::SearchOutcome, json: bool) {
+    let log = &out.log;
+    let best = log.best.as_ref();
+    let found_at = log.timeline.last().map(|i| i.found_at_s);
+    if json {
+        let v = serde_json::json!({
+            "task": task.name,
+            "verified": out.verified,
+            "length": best.map(|b| b.length),
+            "program_att": best.map(|b| b.program_att.clone()).unwrap_or_default(),
+            "program_intel": best.map(|b| b.program_intel.clone()).unwrap_or_default(),
+            "elapsed_s": log.elapsed_s,
+            "found_at_s": found_at,
+            "programs_explored": log.programs_explored,
+            "stop_reason": log.stop_reason,
+            "checks": best.map(|b| b.checks.clone()).unwrap_or_default(),
+            "log": out.log_path.display().to_string(),
+        });
+        println!("{}", serde_json::to_string(&v).expect("JSON output serialises"));
+        return;
+    }
+    match best {
+        Some(b) if b.verified => {
+            let refs = match (task.reference.network, task.reference.alphadev) {
+                (Some(n), Some(a)) => format!(" (classic network {n}, AlphaDev {a})"),
+                _ => String::new(),
+            };
+            println!("{}: verified kernel, {} instructions{refs}", task.name, b.length);
+            println!("found after {:.2} s; {} programs explored in {:.1} s; stopped: {}", found_at.unwrap_or(0.0), log.programs_explored, log.elapsed_s, log.stop_reason);
+            println!("\nAT&T (GNU as):");
+            for l in &b.program_att {
+                println!("    {l}");
+            }
+            println!("\nIntel:");
+            for l in &b.program_intel {
+                println!("    {l}");
+            }
+            println!("\nchecks:");
+            for c in &b.checks {
+                println!("  - {c}");
+            }
+        }
+        _ => println!("{}: no verified kernel found ({} programs explored in {:.1} s)", task.name, log.programs_explored, log.elapsed_s),
+    }
+    println!("\nlog: {}", out.log_path.display());
+}

@@ -1,0 +1,172 @@
+//! `superopt search`: runs the search on a task, verifies the best kernel with the full
+//! oracle, prints it and writes the search log.
+
+use crate::game::SortGame;
+use crate::log::{Improvement, LoggedKernel, SearchLog, LOG_VERSION};
+use crate::oracle::{self, NativeConfig, Status};
+use crate::search::{astar, mcts, Budget, Environment, HeuristicEvaluator, MctsConfig, Shared, StopReason};
+use crate::task::Task;
+use crate::Result;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which search strategy to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Monte-Carlo tree search with PUCT, played in episodes (AlphaDev's search).
+    Mcts,
+    /// Anytime weighted A* over the same game and heuristics.
+    Astar,
+}
+
+/// Settings of one search run.
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    pub budget: Duration,
+    pub seed: u64,
+    /// Worker threads (root parallelism), at least 1.
+    pub threads: usize,
+    pub strategy: Strategy,
+    /// Stop as soon as a kernel of at most this many instructions is found.
+    pub target: Option<usize>,
+    /// Folder for search logs.
+    pub log_dir: PathBuf,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What a search run produced.
+#[derive(Clone, Debug)]
+pub struct SearchOutcome {
+    pub log: SearchLog,
+    pub log_path: PathBuf,
+    pub verified: bool,
+}
+
+/// Runs a search with `opts`, stopping at the budget, the target or when `stop` is set (by
+/// Ctrl-C); verifies the best kernel; writes the log atomically. The log is written even when
+/// nothing was found.
+///
+/// Errors: I/O on the log, or a JIT that cannot run.
+pub fn run_search(task: &Task, opts: &SearchOptions, stop: Arc<AtomicBool>) -> Result<SearchOutcome> {
+    let game = SortGame::new(task);
+    let started = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339 formatting of the current time");
+    let budget = Budget { time: opts.budget, target: opts.target.map(|t| t as u32), max_expansions: None };
+    let shared = Shared::new(budget, stop);
+    let threads = opts.threads.max(1);
+    let mcts_cfg = MctsConfig { c_puct: 0.1, simulations: 50, ..MctsConfig::default() };
+    let eval = HeuristicEvaluator { temperature: 1.0 };
+
+    let done = AtomicBool::new(false);
+    let bar = opts.progress.then(|| progress_bar(opts.budget));
+    let reason = std::thread::scope(|scope| {
+        let (done, bar, shared) = (&done, &bar, &shared);
+        let monitor = scope.spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Some(bar) = &bar {
+                    let best = shared.best();
+                    let el = shared.elapsed();
+                    bar.set_position((el * 1000.0) as u64);
+                    bar.set_message(format!(
+                        "best {}  explored {}  {:.0}/s",
+                        if best == u32::MAX { "-".into() } else { best.to_string() },
+                        shared.explored(),
+                        shared.explored() as f64 / el.max(1e-3)
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+        });
+        let workers: Vec<_> = (0..threads)
+            .map(|i| {
+                let (game, eval, mut cfg) = (&game, &eval, mcts_cfg.clone());
+                let strategy = opts.strategy;
+                cfg.seed = opts.seed.wrapping_mul(1000).wrapping_add(i as u64);
+                scope.spawn(move || match strategy {
+                    Strategy::Mcts => mcts(game, eval, &cfg, shared),
+                    // Thread i uses weight 2, 1.5, 3, 5, ...: different greediness.
+                    Strategy::Astar => astar(game, [2.0, 1.5, 3.0, 5.0][i % 4] + (i / 4) as f32, shared),
+                })
+            })
+            .collect();
+        let reasons: Vec<StopReason> = workers.into_iter().map(|w| w.join().expect("search thread panicked")).collect();
+        done.store(true, Ordering::Relaxed);
+        monitor.join().expect("progress thread panicked");
+        // Exhausted only counts when every thread exhausted its space.
+        if reasons.iter().all(|r| *r == StopReason::Exhausted) {
+            StopReason::Exhausted
+        } else {
+            reasons.into_iter().find(|r| *r != StopReason::Exhausted).unwrap_or(StopReason::Budget)
+        }
+    });
+
+    let found = shared.found();
+    let timeline: Vec<Improvement> = found
+        .iter()
+        .map(|f| Improvement { length: f.cost as usize, found_at_s: f.at_s, programs_explored: f.explored })
+        .collect();
+    let mut best = None;
+    let mut verified = false;
+    // Verify the best kernel; if it somehow fails, fall back to the next best.
+    for f in found.iter().rev() {
+        let Some(program) = game.program(&f.actions) else { continue };
+        let verdict = oracle::verify_program(task, &program, &NativeConfig::default())?;
+        let ok = verdict.status == Status::Verified;
+        best = Some(LoggedKernel {
+            length: program.len(),
+            verified: ok,
+            checks: verdict.checks.clone(),
+            program_att: program.iter().map(|i| i.att()).collect(),
+            program_intel: program.iter().map(|i| i.intel()).collect(),
+        });
+        if ok {
+            verified = true;
+            break;
+        }
+        eprintln!("warning: a {}-instruction kernel failed the oracle: {}", program.len(), verdict.reason.unwrap_or_default());
+    }
+    let log = SearchLog {
+        version: LOG_VERSION,
+        superopt: env!("CARGO_PKG_VERSION").to_string(),
+        task: task.name.clone(),
+        task_source: task.source.clone(),
+        config: serde_json::json!({
+            "strategy": opts.strategy,
+            "budget_s": opts.budget.as_secs_f64(),
+            "threads": threads,
+            "target": opts.target,
+            "evaluator": crate::search::Evaluator::<SortGame>::name(&eval),
+            "mcts": { "c_puct": mcts_cfg.c_puct, "simulations": mcts_cfg.simulations, "prior_noise": mcts_cfg.prior_noise, "max_backup": mcts_cfg.max_backup },
+            "test_vectors": game.test_vectors().len(),
+            "moves": game.num_actions(),
+        }),
+        seed: opts.seed,
+        started: started.clone(),
+        elapsed_s: shared.elapsed(),
+        stop_reason: serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        programs_explored: shared.explored(),
+        timeline,
+        best,
+    };
+    let log_path = SearchLog::default_path(&opts.log_dir, &task.name, &started, opts.seed);
+    log.write_atomic(&log_path)?;
+    Ok(SearchOutcome { log, log_path, verified })
+}
+
+fn progress_bar(budget: Duration) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(budget.as_millis() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+            .expect("a valid progress template")
+            .progress_chars("=> "),
+    );
+    bar
+}

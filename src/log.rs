@@ -1,0 +1,102 @@
+//! Search logs: one JSON file per search, `search-logs/<task>/<UTC time>-seed<N>.json`,
+//! written atomically (a temporary file in the same folder, then a rename), so a crash never
+//! leaves a truncated log behind. The format is versioned by [`LOG_VERSION`].
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Version of the log format; bumped on any incompatible change.
+pub const LOG_VERSION: u32 = 1;
+
+/// One improvement of the best kernel during a search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Improvement {
+    /// Program length in instructions.
+    pub length: usize,
+    /// Seconds after the start.
+    pub found_at_s: f64,
+    /// Programs explored (expansions, all threads) before it was found.
+    pub programs_explored: u64,
+}
+
+/// The best kernel of a search, with the oracle's verdict.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoggedKernel {
+    /// Program length in instructions (`ret` excluded).
+    pub length: usize,
+    /// Whether both oracle stages passed.
+    pub verified: bool,
+    /// The checks that passed.
+    pub checks: Vec<String>,
+    /// GNU AT&T syntax, one instruction per line.
+    pub program_att: Vec<String>,
+    /// Intel syntax, one instruction per line.
+    pub program_intel: Vec<String>,
+}
+
+/// Everything a search log holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SearchLog {
+    /// [`LOG_VERSION`].
+    pub version: u32,
+    /// superopt's version.
+    pub superopt: String,
+    /// Task name and where its spec came from.
+    pub task: String,
+    pub task_source: String,
+    /// Search settings.
+    pub config: serde_json::Value,
+    pub seed: u64,
+    /// UTC start time, RFC 3339.
+    pub started: String,
+    pub elapsed_s: f64,
+    pub stop_reason: String,
+    pub programs_explored: u64,
+    /// Improvements of the best length, in order.
+    pub timeline: Vec<Improvement>,
+    /// The best kernel, if any.
+    pub best: Option<LoggedKernel>,
+}
+
+impl SearchLog {
+    /// The log's path under `dir`: `<dir>/<task>/<UTC time>-seed<N>.json`.
+    pub fn default_path(dir: &Path, task: &str, started: &str, seed: u64) -> PathBuf {
+        let stamp: String = started.chars().map(|c| if c == ':' { '-' } else { c }).collect();
+        dir.join(task).join(format!("{stamp}-seed{seed}.json"))
+    }
+
+    /// Writes the log atomically to `path`, creating folders as needed.
+    ///
+    /// Errors: [`Error::Io`] naming the path.
+    pub fn write_atomic(&self, path: &Path) -> Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+        let text = serde_json::to_string_pretty(self).expect("a search log always serialises");
+        tmp.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))?;
+        tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+        Ok(())
+    }
+
+    /// Reads a log back.
+    ///
+    /// Errors: [`Error::Log`] for a truncated or corrupted file or a newer version.
+    pub fn read(path: &Path) -> Result<SearchLog> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Log {
+            path: path.into(),
+            message: format!("not a valid search log (truncated or corrupted?): {e}"),
+        })?;
+        let version = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0);
+        if version > LOG_VERSION as u64 {
+            return Err(Error::Log {
+                path: path.into(),
+                message: format!("log version {version} is newer than this superopt supports ({LOG_VERSION})"),
+            });
+        }
+        serde_json::from_value(v).map_err(|e| Error::Log { path: path.into(), message: format!("not a valid search log: {e}") })
+    }
+}
