@@ -1,0 +1,19 @@
+; The same network in Intel syntax.
+mov eax, [rdi]
+mov ecx, [rdi+4]
+mov edx, [rdi+8]
+mov esi, eax
+cmp eax, ecx
+cmovg eax, ecx
+cmovg ecx, esi
+mov esi, ecx
+cmp ecx, edx
+cmovg ecx, edx
+cmovg edx, esi
+mov esi, eax
+cmp eax, ecx
+cmovg eax, ecx
+cmovg ecx, esi
+mov [rdi], eax
+mov [rdi+4], ecx
+mov [rdi+8], edx
