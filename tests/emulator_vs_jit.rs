@@ -1,7 +1,9 @@
 //! The emulator agrees with the CPU: random programs over the game's ISA (`mov r, [mem]`,
-//! `mov [mem], r`, `mov r, r`, `cmp`, `cmovcc`), keeping only the instructions the emulator
-//! accepts (so nothing undefined is ever read), run on [`CpuState`] over every weak ordering
-//! and, encoded with [`superopt::isa::encode`], natively through a small dynasmrt wrapper.
+//! `mov [mem], r`, `mov r, r`, `cmp`, `cmovcc`), usually opening with the n loads, whose read
+//! operands are drawn among the registers defined at that point (so the emulator accepts every
+//! instruction and nothing undefined is ever read), run on [`CpuState`] over every weak
+//! ordering and, encoded with [`superopt::isa::encode`], natively through a small dynasmrt
+//! wrapper.
 //! Memory, every defined register and (after a `cmp`) the signed flags must agree on every
 //! test vector. Native inputs are the dense ranks mapped through a random strictly increasing
 //! map into i32, so that signed comparisons of extreme values are exercised too.
@@ -82,23 +84,46 @@ fn signed_outcome(rflags: u32) -> u8 {
     }
 }
 
-fn insn(n: usize) -> impl Strategy<Value = Insn> {
-    let r = || (0..8usize).prop_map(Reg::from_index);
-    let slot = move || 0..n as u8;
-    let cond = prop_oneof![Just(Cond::L), Just(Cond::G), Just(Cond::Le), Just(Cond::Ge)];
-    prop_oneof![
-        2 => (r(), slot()).prop_map(|(dst, slot)| Insn::Load { dst, slot }),
-        2 => (slot(), r()).prop_map(|(slot, src)| Insn::Store { slot, src }),
-        2 => (r(), r()).prop_map(|(dst, src)| Insn::Mov { dst, src }),
-        2 => (r(), r()).prop_map(|(a, b)| Insn::Cmp { a, b }),
-        3 => (cond, r(), r()).prop_map(|(cc, dst, src)| Insn::Cmov { cc, dst, src }),
-    ]
+/// One raw instruction: an opcode, two register choices, a slot and a condition. Register
+/// operands that are read are resolved against the registers defined at that point (see
+/// [`resolve`]), so that most raw instructions become instructions the emulator accepts.
+#[derive(Clone, Copy, Debug)]
+struct Raw {
+    op: u8,
+    x: u8,
+    y: u8,
+    slot: u8,
+    cc: Cond,
 }
 
-/// A program of length 1..25: optionally the n loads `mov scratch[k], [rdi+4k]` first, then
-/// random instructions, of which the emulator keeps those it accepts.
-fn program(n: usize) -> impl Strategy<Value = (bool, Vec<Insn>)> {
-    (any::<bool>(), proptest::collection::vec(insn(n), 1..25))
+fn raw(n: usize) -> impl Strategy<Value = Raw> {
+    let cond = prop_oneof![Just(Cond::L), Just(Cond::G), Just(Cond::Le), Just(Cond::Ge)];
+    // op weights: load 2, store 2, mov 2, cmp 2, cmov 3
+    (prop_oneof![2 => Just(0u8), 2 => Just(1), 2 => Just(2), 2 => Just(3), 3 => Just(4)], 0u8..8, 0u8..8, 0..n as u8, cond)
+        .prop_map(|(op, x, y, slot, cc)| Raw { op, x, y, slot, cc })
+}
+
+/// The instruction for `r` in `cpu`'s state: written registers are any of the eight, read
+/// ones are picked among the defined registers; `None` when there is nothing to read (no
+/// defined register, or a `cmovcc` before any `cmp`).
+fn resolve(r: Raw, cpu: &CpuState) -> Option<Insn> {
+    let defined: Vec<Reg> = Reg::ALL.into_iter().filter(|&g| cpu.reg_defined(g)).collect();
+    let any = |i: u8| Reg::from_index(i as usize % 8);
+    let def = |i: u8| (!defined.is_empty()).then(|| defined[i as usize % defined.len()]);
+    Some(match r.op {
+        0 => Insn::Load { dst: any(r.x), slot: r.slot },
+        1 => Insn::Store { slot: r.slot, src: def(r.y)? },
+        2 => Insn::Mov { dst: any(r.x), src: def(r.y)? },
+        3 => Insn::Cmp { a: def(r.x)?, b: def(r.y)? },
+        _ if cpu.flags_defined() => Insn::Cmov { cc: r.cc, dst: def(r.x)?, src: def(r.y)? },
+        _ => return None,
+    })
+}
+
+/// Up to 24 raw instructions, after the n loads `mov scratch[k], [rdi+4k]` in three cases
+/// out of four.
+fn program(n: usize) -> impl Strategy<Value = (bool, Vec<Raw>)> {
+    (prop::bool::weighted(0.75), proptest::collection::vec(raw(n), 1..25))
 }
 
 /// A strictly increasing map from ranks `0..n` into i32, often including the extremes.
@@ -117,18 +142,24 @@ fn value_map(n: usize) -> impl Strategy<Value = Vec<i32>> {
     proptest::collection::btree_set(pool, n..=n).prop_map(|s| s.into_iter().collect())
 }
 
-fn compare(n: usize, loads_first: bool, raw: &[Insn], map: &[i32]) -> Result<(), TestCaseError> {
+fn compare(n: usize, loads_first: bool, raw: &[Raw], map: &[i32]) -> Result<(), TestCaseError> {
     let tv = TestVectors::new(n);
     let mut cpu = CpuState::new(&tv);
     let mut prog = Vec::new();
-    let loads = (0..n).map(|k| Insn::Load { dst: Reg::from_index(k), slot: k as u8 });
-    let body: Vec<Insn> = if loads_first { loads.chain(raw.iter().copied()).collect() } else { raw.to_vec() };
-    for i in body {
-        if cpu.apply(i).is_ok() {
+    if loads_first {
+        for k in 0..n {
+            let l = Insn::Load { dst: Reg::from_index(k), slot: k as u8 };
+            cpu.apply(l).unwrap();
+            prog.push(l);
+        }
+    }
+    for &r in raw {
+        if let Some(i) = resolve(r, &cpu) {
+            prop_assert_eq!(cpu.apply(i), Ok(()), "{} reads only defined registers and flags", i);
             prog.push(i);
         }
     }
-    eprintln!("STAT {} {} {}", prog.len(), prog.iter().filter(|i| matches!(i, Insn::Store{..})).count(), prog.iter().filter(|i| matches!(i, Insn::Cmov{..})).count());
+    prop_assume!(!prog.is_empty());
     let native = Native::new(&encode(&prog));
     for (t, input) in tv.inputs.iter().enumerate() {
         let mut buf: Vec<i32> = input.iter().map(|&v| map[v as usize]).collect();

@@ -472,7 +472,7 @@ fn interpret(program: &[Insn], input: &[i32]) -> Option<(Vec<i32>, [Option<i32>;
 
 fn insn_strategy(n: usize, regs: usize) -> impl Strategy<Value = Insn> {
     let r = move || (0..regs).prop_map(Reg::from_index);
-    let slot = move || (0..n as u8);
+    let slot = move || 0..n as u8;
     let cond = prop_oneof![Just(Cond::L), Just(Cond::G), Just(Cond::Le), Just(Cond::Ge)];
     prop_oneof![
         1 => (r(), slot()).prop_map(|(dst, slot)| Insn::Load { dst, slot }),

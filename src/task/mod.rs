@@ -186,6 +186,14 @@ impl Task {
             return Err(err("isa.opcodes", "a sort task needs mov, cmp and at least one cmovcc".into()));
         }
         conds.sort();
+        // The game's symmetry pruning (cmp operand order, mirrored flags) replaces a condition
+        // by its mirror, so the mirror must be a move too.
+        if let Some(c) = conds.iter().find(|c| !conds.contains(&c.mirrored())) {
+            return Err(err(
+                "isa.opcodes",
+                format!("cmov{} needs its mirror cmov{} (the search relies on mirrored conditions)", c.suffix(), c.mirrored().suffix()),
+            ));
+        }
         let mut scratch = Vec::new();
         for r in strings("isa.scratch")? {
             let reg = Reg::parse(&r).ok_or_else(|| {
