@@ -38,6 +38,7 @@
 //!    `cmp` before the first `cmovcc`, and the `n` stores.
 
 pub mod cpu;
+pub mod network;
 
 pub use cpu::{CpuState, Fault, FLAG_EQ, FLAG_GT, FLAG_LT};
 
@@ -55,6 +56,8 @@ pub struct SortGame {
     perms: Vec<usize>,
     /// Per test vector: bit `v` set when value `v` occurs in the input.
     value_sets: Vec<u8>,
+    /// Exact network distances (n <= 5); `None` falls back to `log2` of the orderings.
+    networks: Option<network::Networks>,
     initial: GameState,
 }
 
@@ -107,7 +110,8 @@ impl SortGame {
             cpu.apply(Insn::Load { dst: regs[k], slot: k as u8 }).expect("loads are always legal");
         }
         let initial = GameState { cpu, len: n as u32, last_cmp: false };
-        SortGame { task: task.clone(), tv, moves, targets, perms, value_sets, initial }
+        let networks = (n <= network::MAX_NET_N).then(|| network::Networks::new(n));
+        SortGame { task: task.clone(), tv, moves, targets, perms, value_sets, networks, initial }
     }
 
     /// The task.
@@ -199,9 +203,10 @@ impl SortGame {
     }
 
     /// Estimated instructions still needed, stores included (not admissible; guides the
-    /// search). On the permutation test vectors, `D` is the fewest distinct orderings over any
-    /// `n` registers that together hold every input value; a sorting network needs at least
-    /// `log2 D` more comparators of 4 instructions each. To credit a compare-exchange that is
+    /// search). On the permutation test vectors, take any `n` registers that together hold
+    /// every input value and the set `S` of orderings they show; finishing as a sorting network
+    /// takes `C(S)` more comparators of 4 instructions each ([`network::Networks`]; `log2 |S|`
+    /// for n > 5). The estimate uses the best such `n` registers. To credit a compare-exchange that is
     /// half done, the estimate also tries completing one comparator on any pair of columns
     /// `(P, Q)`: the instructions it still needs (a `cmp` unless the flags already order
     /// `P, Q`, a `mov` to save a copy, a `cmovcc` for each of `min(P,Q)`, `max(P,Q)` not yet
@@ -210,7 +215,7 @@ impl SortGame {
         let n = self.tv.n;
         let cols = self.perm_columns(&s.cpu);
         let flags: Option<Vec<u8>> = s.cpu.flags_defined().then(|| self.perms.iter().map(|&t| s.cpu.flags()[t]).collect());
-        let mut best = match log2_orderings(&cols, n) {
+        let mut best = match self.comparators_left(&cols) {
             Some(b) => 4.0 * b,
             None => f32::INFINITY,
         };
@@ -251,7 +256,7 @@ impl SortGame {
                 if !has_hi {
                     virt.push(hi);
                 }
-                if let Some(b) = log2_orderings(&virt, n) {
+                if let Some(b) = self.comparators_left(&virt) {
                     best = best.min(cost + 4.0 * b);
                 }
             }
@@ -260,52 +265,64 @@ impl SortGame {
     }
 }
 
-/// `log2` of the fewest distinct rows over any `n` of `cols` (columns on the permutation test
-/// vectors) that hold all `n` values on every row; `None` when no `n` columns do.
-fn log2_orderings(cols: &[Vec<u8>], n: usize) -> Option<f32> {
-    let m = cols.len();
-    if m < n {
-        return None;
-    }
-    let rows = cols[0].len();
-    let full = (1u8 << n) - 1;
-    let mut best: Option<usize> = None;
-    let mut keys: Vec<u32> = Vec::with_capacity(rows);
-    let mut idx: Vec<usize> = (0..n).collect();
-    loop {
-        keys.clear();
-        let mut covers = true;
-        for t in 0..rows {
-            let mut seen = 0u8;
-            let mut key = 0u32;
-            for &i in &idx {
-                let v = cols[i][t];
-                seen |= 1 << v;
-                key = key << 3 | v as u32;
-            }
-            if seen != full {
-                covers = false;
-                break;
-            }
-            keys.push(key);
+impl SortGame {
+    /// Comparators left to sort the best `n` of `cols` (columns on the permutation test
+    /// vectors) that hold all `n` values on every row; `None` when no `n` columns do.
+    fn comparators_left(&self, cols: &[Vec<u8>]) -> Option<f32> {
+        let n = self.tv.n;
+        let m = cols.len();
+        if m < n {
+            return None;
         }
-        if covers {
-            keys.sort_unstable();
-            keys.dedup();
-            best = Some(best.map_or(keys.len(), |b| b.min(keys.len())));
-        }
-        let mut i = n;
+        let rows = cols[0].len();
+        let full = (1u8 << n) - 1;
+        let mut best: Option<f32> = None;
+        let mut keys: Vec<u32> = Vec::with_capacity(rows);
+        let mut idx: Vec<usize> = (0..n).collect();
         loop {
-            if i == 0 {
-                return best.map(|b| (b as f32).log2());
-            }
-            i -= 1;
-            if idx[i] < m - n + i {
-                idx[i] += 1;
-                for j in i + 1..n {
-                    idx[j] = idx[j - 1] + 1;
+            keys.clear();
+            let mut covers = true;
+            for t in 0..rows {
+                let mut seen = 0u8;
+                let mut key = 0u32;
+                for &i in &idx {
+                    let v = cols[i][t];
+                    seen |= 1 << v;
+                    key = key << 3 | v as u32;
                 }
-                break;
+                if seen != full {
+                    covers = false;
+                    break;
+                }
+                keys.push(key);
+            }
+            if covers {
+                let c = match &self.networks {
+                    Some(net) => {
+                        let set = keys.iter().fold(0u128, |s, &k| s | 1u128 << net.index(k).expect("a covering row is a permutation"));
+                        net.min_comparators(set) as f32
+                    }
+                    None => {
+                        keys.sort_unstable();
+                        keys.dedup();
+                        (keys.len() as f32).log2()
+                    }
+                };
+                best = Some(best.map_or(c, |b: f32| b.min(c)));
+            }
+            let mut i = n;
+            loop {
+                if i == 0 {
+                    return best;
+                }
+                i -= 1;
+                if idx[i] < m - n + i {
+                    idx[i] += 1;
+                    for j in i + 1..n {
+                        idx[j] = idx[j - 1] + 1;
+                    }
+                    break;
+                }
             }
         }
     }

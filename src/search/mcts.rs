@@ -56,13 +56,18 @@ struct Node {
     first_child: u32,
     num_children: u16,
     dead: bool,
+    /// Transposition key and cost of the node's state.
+    key: u64,
+    cost: u32,
 }
 
 impl Node {
-    fn new(action: Action, prior: f32) -> Node {
+    fn new(action: Action, prior: f32, key: u64, cost: u32) -> Node {
         Node {
             action,
             prior,
+            key,
+            cost,
             visits: 0,
             value_sum: 0.0,
             value_max: 0.0,
@@ -147,7 +152,7 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
         } else {
             self.legal.clear();
             env.legal_actions(&state, &mut self.legal);
-            let mut kept: Vec<Action> = Vec::with_capacity(self.legal.len());
+            let mut kept: Vec<(Action, u64, u32)> = Vec::with_capacity(self.legal.len());
             for &a in &self.legal {
                 let Some(child) = env.step(&state, a) else { continue };
                 let cost = env.cost(&child);
@@ -162,7 +167,7 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
                         self.tt.insert(key, cost);
                     }
                 }
-                kept.push(a);
+                kept.push((a, key, cost));
             }
             shared.count(1);
             if kept.is_empty() {
@@ -171,12 +176,13 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
                 self.propagate_dead(&path);
                 return;
             }
-            let ev = self.eval.evaluate(env, &[&state], &[&kept]).pop().expect("one evaluation per state");
+            let acts: Vec<Action> = kept.iter().map(|k| k.0).collect();
+            let ev = self.eval.evaluate(env, &[&state], &[&acts]).pop().expect("one evaluation per state");
             value = ev.value;
             let first = self.nodes.len() as u32;
-            for (i, &a) in kept.iter().enumerate() {
+            for (i, &(a, key, cost)) in kept.iter().enumerate() {
                 let noise = if self.cfg.prior_noise > 0.0 { 1.0 + self.cfg.prior_noise * rng.gen::<f32>() } else { 1.0 };
-                self.nodes.push(Node::new(a, ev.priors[i] * noise));
+                self.nodes.push(Node::new(a, ev.priors[i] * noise, key, cost));
             }
             let n = &mut self.nodes[node as usize];
             n.first_child = first;
@@ -192,6 +198,22 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
         }
         if self.nodes[node as usize].dead {
             self.propagate_dead(&path);
+        }
+    }
+
+    /// After committing to `root`, keeps in the transposition table only the states of its
+    /// subtree: states seen under abandoned siblings can no longer be reached, so they must not
+    /// block their transpositions below the new root.
+    fn retain_subtree(&mut self, root: u32) {
+        self.tt.clear();
+        let mut stack = vec![root];
+        while let Some(i) = stack.pop() {
+            let n = &self.nodes[i as usize];
+            let c = self.tt.entry(n.key).or_insert(n.cost);
+            *c = (*c).min(n.cost);
+            if n.first_child != UNEXPANDED {
+                stack.extend(n.first_child..n.first_child + n.num_children as u32);
+            }
         }
     }
 
@@ -222,7 +244,7 @@ pub fn mcts<E: Environment, V: Evaluator<E>>(env: &E, eval: &V, cfg: &MctsConfig
             env,
             eval,
             cfg,
-            nodes: vec![Node::new(0, 1.0)],
+            nodes: vec![Node::new(0, 1.0, env.key(&initial), env.cost(&initial))],
             tt: HashMap::new(),
             vmin: f32::INFINITY,
             vmax: f32::NEG_INFINITY,
@@ -266,18 +288,13 @@ pub fn mcts<E: Environment, V: Evaluator<E>>(env: &E, eval: &V, cfg: &MctsConfig
                     state = env.step(&state, a).expect("an expanded action stays legal");
                     prefix.push(a);
                     root = c as u32;
-                    if std::env::var_os("SUPEROPT_DEBUG").is_some() {
-                        eprintln!("commit depth {} cost {} est {} visits {} q {}", prefix.len(), env.cost(&state), env.estimate(&state), tree.nodes[c].visits, tree.nodes[c].value_max);
-                    }
+                    tree.retain_subtree(root);
                     if env.solution_cost(&state).is_some() {
                         episode_over = true;
                     }
                 }
                 None => episode_over = true,
             }
-        }
-        if std::env::var_os("SUPEROPT_DEBUG").is_some() {
-            eprintln!("episode ended at depth {} [{}] cost {} nodes {} solution {:?} lb {}", prefix.len(), prefix.iter().map(|&a| env.describe(a)).collect::<Vec<_>>().join("; "), env.cost(&state), tree.nodes.len(), env.solution_cost(&state), env.lower_bound(&state));
         }
     }
 }
