@@ -61,10 +61,20 @@ pub struct SearchLog {
 }
 
 impl SearchLog {
-    /// The log's path under `dir`: `<dir>/<task>/<UTC time>-seed<N>.json`.
-    pub fn default_path(dir: &Path, task: &str, started: &str, seed: u64) -> PathBuf {
-        let stamp: String = started.chars().map(|c| if c == ':' { '-' } else { c }).collect();
-        dir.join(task).join(format!("{stamp}-seed{seed}.json"))
+    /// A fresh path under `dir`: `<dir>/<task>/<UTC time>-seed<N>.json`, the time as
+    /// `2026-11-29T21-50-20Z`; `-2`, `-3`, ... are appended if that file already exists.
+    pub fn default_path(dir: &Path, task: &str, started: time::OffsetDateTime, seed: u64) -> PathBuf {
+        let stamp = started
+            .format(time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]Z"))
+            .expect("formatting a UTC time");
+        let base = dir.join(task);
+        let mut path = base.join(format!("{stamp}-seed{seed}.json"));
+        let mut k = 2;
+        while path.exists() {
+            path = base.join(format!("{stamp}-seed{seed}-{k}.json"));
+            k += 1;
+        }
+        path
     }
 
     /// Writes the log atomically to `path`, creating folders as needed.

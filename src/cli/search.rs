@@ -53,7 +53,8 @@ pub struct SearchOutcome {
 /// Errors: I/O on the log, or a JIT that cannot run.
 pub fn run_search(task: &Task, opts: &SearchOptions, stop: Arc<AtomicBool>) -> Result<SearchOutcome> {
     let game = SortGame::new(task);
-    let started = time::OffsetDateTime::now_utc()
+    let start_time = time::OffsetDateTime::now_utc();
+    let started = start_time
         .format(&time::format_description::well_known::Rfc3339)
         .expect("RFC 3339 formatting of the current time");
     let budget = Budget { time: opts.budget, target: opts.target.map(|t| t as u32), max_expansions: None };
@@ -156,7 +157,7 @@ pub fn run_search(task: &Task, opts: &SearchOptions, stop: Arc<AtomicBool>) -> R
         timeline,
         best,
     };
-    let log_path = SearchLog::default_path(&opts.log_dir, &task.name, &started, opts.seed);
+    let log_path = SearchLog::default_path(&opts.log_dir, &task.name, start_time, opts.seed);
     log.write_atomic(&log_path)?;
     Ok(SearchOutcome { log, log_path, verified })
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Runs `superopt search` over seeds and strategies and prints a Markdown table for
+BENCHMARKS.md: time and programs explored to first reach each length of interest, best length,
+total programs explored. Usage:
+
+    python3 scripts/bench_search.py sort3 --budget 60s --target 17 --lengths 18 17
+    python3 scripts/bench_search.py sort5 --budget 10m --target 42 --lengths 46 43 42
+
+Each run uses the release binary with default threads (all cores) and writes its log to a
+temporary folder.
+"""
+import argparse, json, subprocess, tempfile, time
+
+p = argparse.ArgumentParser()
+p.add_argument("task")
+p.add_argument("--budget", required=True)
+p.add_argument("--target", type=int)
+p.add_argument("--lengths", type=int, nargs="+", required=True)
+p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+p.add_argument("--strategies", nargs="+", default=["mcts", "astar"])
+p.add_argument("--threads", type=int)
+p.add_argument("--bin", default="target/release/superopt")
+a = p.parse_args()
+
+cols = " | ".join(f"to {l}: s (programs)" for l in a.lengths)
+print(f"| task | strategy | seed | {cols} | best | explored | elapsed s |")
+print("|---|---|---|" + "---|" * len(a.lengths) + "---|---|---|")
+for strategy in a.strategies:
+    for seed in a.seeds:
+        with tempfile.TemporaryDirectory() as d:
+            cmd = [a.bin, "search", a.task, "--budget", a.budget, "--seed", str(seed),
+                   "--strategy", strategy, "--json", "--log-dir", d]
+            if a.target is not None:
+                cmd += ["--target", str(a.target)]
+            if a.threads is not None:
+                cmd += ["--threads", str(a.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            r = json.loads(out.stdout)
+            log = json.load(open(r["log"]))
+            cells = []
+            for l in a.lengths:
+                hit = next((i for i in log["timeline"] if i["length"] <= l), None)
+                cells.append(f"{hit['found_at_s']:.2f} ({hit['programs_explored']})" if hit else "-")
+            best = r["length"] if r["verified"] else "none"
+            print(f"| {a.task} | {strategy} | {seed} | " + " | ".join(cells)
+                  + f" | {best} | {r['programs_explored']} | {r['elapsed_s']:.1f} |", flush=True)
