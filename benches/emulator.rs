@@ -12,14 +12,32 @@ fn bench(c: &mut Criterion) {
         let tv = task.test_vectors();
         let mut s = CpuState::new(&tv);
         for k in 0..task.n {
-            s.apply(Insn::Load { dst: Reg::from_index(k), slot: k as u8 }).unwrap();
+            s.apply(Insn::Load {
+                dst: Reg::from_index(k),
+                slot: k as u8,
+            })
+            .unwrap();
         }
         // One compare-exchange: 4 instruction applications.
         let body = [
-            Insn::Mov { dst: Reg::R11d, src: Reg::Eax },
-            Insn::Cmp { a: Reg::Eax, b: Reg::Ecx },
-            Insn::Cmov { cc: Cond::G, dst: Reg::Eax, src: Reg::Ecx },
-            Insn::Cmov { cc: Cond::G, dst: Reg::Ecx, src: Reg::R11d },
+            Insn::Mov {
+                dst: Reg::R11d,
+                src: Reg::Eax,
+            },
+            Insn::Cmp {
+                a: Reg::Eax,
+                b: Reg::Ecx,
+            },
+            Insn::Cmov {
+                cc: Cond::G,
+                dst: Reg::Eax,
+                src: Reg::Ecx,
+            },
+            Insn::Cmov {
+                cc: Cond::G,
+                dst: Reg::Ecx,
+                src: Reg::R11d,
+            },
         ];
         let mut g = c.benchmark_group("emulator");
         g.throughput(Throughput::Elements((body.len() * tv.len()) as u64));

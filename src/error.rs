@@ -12,10 +12,18 @@ pub enum Error {
     UnknownTask { name: String, known: String },
     /// A task file that is not valid TOML or has a missing or bad field.
     #[error("{path}: {field}: {message}")]
-    TaskSpec { path: PathBuf, field: String, message: String },
+    TaskSpec {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
     /// Assembly text that could not be parsed or assembled.
     #[error("{path}:{line}: {message}")]
-    Asm { path: String, line: usize, message: String },
+    Asm {
+        path: String,
+        line: usize,
+        message: String,
+    },
     /// A budget such as `abc` or `10x`.
     #[error("invalid budget '{0}': expected a duration such as 60s, 10m or 1h")]
     Budget(String),
@@ -27,7 +35,10 @@ pub enum Error {
     Runtime(String),
     /// I/O with the path it concerned.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// `Result` with the library's [`Error`].
@@ -36,6 +47,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps an I/O error with the path it concerned.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

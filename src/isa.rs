@@ -15,7 +15,9 @@ use std::fmt;
 /// A 32-bit scratch register. Only caller-saved registers are offered, so a kernel is a valid
 /// SysV function without saving anything: eax, ecx, edx, esi, r8d-r11d (never rsp, rdi, or a
 /// callee-saved register). The discriminant is the register's column in the CPU state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum Reg {
@@ -62,7 +64,9 @@ impl Reg {
 
     /// Parses a 32-bit name as written in a task file (`eax`, `r8d`; case-insensitive).
     pub fn parse(s: &str) -> Option<Reg> {
-        Reg::ALL.into_iter().find(|r| r.name().eq_ignore_ascii_case(s))
+        Reg::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s))
     }
 
     /// The iced-x86 register (32-bit).
@@ -92,7 +96,9 @@ impl fmt::Display for Reg {
 }
 
 /// A signed condition code for `cmovcc`, read after `cmp a, b` (Intel operand order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum Cond {
@@ -168,11 +174,19 @@ impl Insn {
     pub fn to_iced(self) -> Instruction {
         let mem = |slot: u8| MemoryOperand::with_base_displ(Register::RDI, 4 * slot as i64);
         let r = match self {
-            Insn::Load { dst, slot } => Instruction::with2(Code::Mov_r32_rm32, dst.iced(), mem(slot)),
-            Insn::Store { slot, src } => Instruction::with2(Code::Mov_rm32_r32, mem(slot), src.iced()),
-            Insn::Mov { dst, src } => Instruction::with2(Code::Mov_r32_rm32, dst.iced(), src.iced()),
+            Insn::Load { dst, slot } => {
+                Instruction::with2(Code::Mov_r32_rm32, dst.iced(), mem(slot))
+            }
+            Insn::Store { slot, src } => {
+                Instruction::with2(Code::Mov_rm32_r32, mem(slot), src.iced())
+            }
+            Insn::Mov { dst, src } => {
+                Instruction::with2(Code::Mov_r32_rm32, dst.iced(), src.iced())
+            }
             Insn::Cmp { a, b } => Instruction::with2(Code::Cmp_r32_rm32, a.iced(), b.iced()),
-            Insn::Cmov { cc, dst, src } => Instruction::with2(cc.iced_code(), dst.iced(), src.iced()),
+            Insn::Cmov { cc, dst, src } => {
+                Instruction::with2(cc.iced_code(), dst.iced(), src.iced())
+            }
         };
         r.expect("operands of a game instruction always match its iced code")
     }
@@ -193,28 +207,42 @@ impl Insn {
                 return Err("memory operand is not [rdi + 4k]".into());
             }
             if disp < 0 || disp % 4 != 0 || disp / 4 >= n as i64 {
-                return Err(format!("accesses [rdi{disp:+}], outside the array of {n} elements"));
+                return Err(format!(
+                    "accesses [rdi{disp:+}], outside the array of {n} elements"
+                ));
             }
             Ok((disp / 4) as u8)
         };
         let kinds = (ins.op_count(), ins.op0_kind(), ins.op1_kind());
         match (ins.code(), kinds) {
             (Code::Mov_r32_rm32 | Code::Mov_rm32_r32, (2, OpKind::Register, OpKind::Register)) => {
-                Ok(Insn::Mov { dst: reg(0)?, src: reg(1)? })
+                Ok(Insn::Mov {
+                    dst: reg(0)?,
+                    src: reg(1)?,
+                })
             }
-            (Code::Mov_r32_rm32, (2, OpKind::Register, OpKind::Memory)) => {
-                Ok(Insn::Load { dst: reg(0)?, slot: slot()? })
-            }
-            (Code::Mov_rm32_r32, (2, OpKind::Memory, OpKind::Register)) => {
-                Ok(Insn::Store { slot: slot()?, src: reg(1)? })
-            }
+            (Code::Mov_r32_rm32, (2, OpKind::Register, OpKind::Memory)) => Ok(Insn::Load {
+                dst: reg(0)?,
+                slot: slot()?,
+            }),
+            (Code::Mov_rm32_r32, (2, OpKind::Memory, OpKind::Register)) => Ok(Insn::Store {
+                slot: slot()?,
+                src: reg(1)?,
+            }),
             (Code::Cmp_r32_rm32 | Code::Cmp_rm32_r32, (2, OpKind::Register, OpKind::Register)) => {
-                Ok(Insn::Cmp { a: reg(0)?, b: reg(1)? })
+                Ok(Insn::Cmp {
+                    a: reg(0)?,
+                    b: reg(1)?,
+                })
             }
             (code, (2, OpKind::Register, OpKind::Register)) => {
                 let cc = Cond::ALL.into_iter().find(|c| c.iced_code() == code);
                 match cc {
-                    Some(cc) => Ok(Insn::Cmov { cc, dst: reg(0)?, src: reg(1)? }),
+                    Some(cc) => Ok(Insn::Cmov {
+                        cc,
+                        dst: reg(0)?,
+                        src: reg(1)?,
+                    }),
                     None => Err(format!("unsupported instruction {mnemonic}")),
                 }
             }
@@ -245,7 +273,10 @@ fn register_reason(r: Register) -> String {
     use Register::*;
     let name = format!("{r:?}").to_lowercase();
     match r.full_register() {
-        RBX | RBP | R12 | R13 | R14 | R15 => format!("clobbers callee-saved {}", format!("{:?}", r.full_register()).to_lowercase()),
+        RBX | RBP | R12 | R13 | R14 | R15 => format!(
+            "clobbers callee-saved {}",
+            format!("{:?}", r.full_register()).to_lowercase()
+        ),
         RSP => format!("uses the stack pointer {name}"),
         RDI => format!("uses the array pointer register {name}"),
         _ => format!("register {name} is not a 32-bit scratch register of the task"),
@@ -272,7 +303,8 @@ impl fmt::Display for Insn {
 pub fn encode(program: &[Insn]) -> Vec<u8> {
     let mut enc = iced_x86::Encoder::new(64);
     for insn in program {
-        enc.encode(&insn.to_iced(), 0).expect("game instructions always encode");
+        enc.encode(&insn.to_iced(), 0)
+            .expect("game instructions always encode");
     }
     enc.take_buffer()
 }

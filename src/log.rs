@@ -63,9 +63,16 @@ pub struct SearchLog {
 impl SearchLog {
     /// A fresh path under `dir`: `<dir>/<task>/<UTC time>-seed<N>.json`, the time as
     /// `2026-11-29T21-50-20Z`; `-2`, `-3`, ... are appended if that file already exists.
-    pub fn default_path(dir: &Path, task: &str, started: time::OffsetDateTime, seed: u64) -> PathBuf {
+    pub fn default_path(
+        dir: &Path,
+        task: &str,
+        started: time::OffsetDateTime,
+        seed: u64,
+    ) -> PathBuf {
         let stamp = started
-            .format(time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]Z"))
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]-[minute]-[second]Z"
+            ))
             .expect("formatting a UTC time");
         let base = dir.join(task);
         let mut path = base.join(format!("{stamp}-seed{seed}.json"));
@@ -85,7 +92,8 @@ impl SearchLog {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
         let text = serde_json::to_string_pretty(self).expect("a search log always serialises");
-        tmp.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))?;
+        tmp.write_all(text.as_bytes())
+            .map_err(|e| Error::io(path, e))?;
         tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
         tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
         Ok(())
@@ -104,9 +112,14 @@ impl SearchLog {
         if version > LOG_VERSION as u64 {
             return Err(Error::Log {
                 path: path.into(),
-                message: format!("log version {version} is newer than this superopt supports ({LOG_VERSION})"),
+                message: format!(
+                    "log version {version} is newer than this superopt supports ({LOG_VERSION})"
+                ),
             });
         }
-        serde_json::from_value(v).map_err(|e| Error::Log { path: path.into(), message: format!("not a valid search log: {e}") })
+        serde_json::from_value(v).map_err(|e| Error::Log {
+            path: path.into(),
+            message: format!("not a valid search log: {e}"),
+        })
     }
 }

@@ -4,7 +4,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn superopt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_superopt")).args(args).output().expect("run superopt")
+    Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .args(args)
+        .output()
+        .expect("run superopt")
 }
 
 fn stderr(o: &Output) -> String {
@@ -25,7 +28,10 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 fn unknown_task_is_a_one_line_error() {
     let o = superopt(&["search", "sort9"]);
     assert_eq!(o.status.code(), Some(2));
-    assert_eq!(stderr(&o), "error: unknown task 'sort9' (known tasks: sort3, sort4, sort5)\n");
+    assert_eq!(
+        stderr(&o),
+        "error: unknown task 'sort9' (known tasks: sort3, sort4, sort5)\n"
+    );
 }
 
 #[test]
@@ -33,7 +39,10 @@ fn bad_budget_is_a_one_line_error() {
     for b in ["abc", "0s", "10x"] {
         let o = superopt(&["search", "sort3", "--budget", b]);
         assert_eq!(o.status.code(), Some(2));
-        assert_eq!(stderr(&o), format!("error: invalid budget '{b}': expected a duration such as 60s, 10m or 1h\n"));
+        assert_eq!(
+            stderr(&o),
+            format!("error: invalid budget '{b}': expected a duration such as 60s, 10m or 1h\n")
+        );
     }
 }
 
@@ -43,12 +52,30 @@ fn malformed_task_files_name_the_file_and_field() {
     let good = std::fs::read_to_string("programs/sort3.toml").unwrap();
     let cases = [
         (good.replace("n = 3\n", ""), "n: missing"),
-        (good.replace("n = 3", "n = \"three\""), "n: expected an integer, found string"),
-        (good.replace("n = 3", "n = 9"), "n: 9 is out of range (2..=7)"),
-        (good.replace("\"esi\"", "\"rbx\""), "isa.scratch: 'rbx' is callee-saved"),
-        (good.replace("\"cmovge\"", "\"cmovz\""), "isa.opcodes: unknown opcode 'cmovz' (known: mov, cmp, cmovl, cmovg, cmovle, cmovge)"),
-        (good.replace("kind = \"sort\"", "kind = \"hash\""), "kind: unsupported kind 'hash' (supported: sort)"),
-        (good.replace("budget = \"60s\"", "budget = \"soon\""), "search.budget: 'soon' is not a duration such as 60s, 10m or 1h"),
+        (
+            good.replace("n = 3", "n = \"three\""),
+            "n: expected an integer, found string",
+        ),
+        (
+            good.replace("n = 3", "n = 9"),
+            "n: 9 is out of range (2..=7)",
+        ),
+        (
+            good.replace("\"esi\"", "\"rbx\""),
+            "isa.scratch: 'rbx' is callee-saved",
+        ),
+        (
+            good.replace("\"cmovge\"", "\"cmovz\""),
+            "isa.opcodes: unknown opcode 'cmovz' (known: mov, cmp, cmovl, cmovg, cmovle, cmovge)",
+        ),
+        (
+            good.replace("kind = \"sort\"", "kind = \"hash\""),
+            "kind: unsupported kind 'hash' (supported: sort)",
+        ),
+        (
+            good.replace("budget = \"60s\"", "budget = \"soon\""),
+            "search.budget: 'soon' is not a duration such as 60s, 10m or 1h",
+        ),
         ("name = [".to_string(), "syntax: line 1: "),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
@@ -56,7 +83,10 @@ fn malformed_task_files_name_the_file_and_field() {
         let o = superopt(&["search", &path, "--budget", "1s"]);
         assert_eq!(o.status.code(), Some(2), "{want}");
         let err = stderr(&o);
-        assert!(err.starts_with(&format!("error: {path}: {want}")), "got {err:?}, want {want:?}");
+        assert!(
+            err.starts_with(&format!("error: {path}: {want}")),
+            "got {err:?}, want {want:?}"
+        );
         assert_eq!(err.lines().count(), 1, "one line: {err:?}");
     }
 }
@@ -74,9 +104,17 @@ fn tasks_lists_reference_lengths() {
 fn verify_accepts_the_network_in_both_syntaxes() {
     let o = superopt(&["verify", "sort3", "tests/kernels/sort3_network.s"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).starts_with("verified: tests/kernels/sort3_network.s sorts 3 i32 for all inputs (18 instructions)"));
+    assert!(stdout(&o).starts_with(
+        "verified: tests/kernels/sort3_network.s sorts 3 i32 for all inputs (18 instructions)"
+    ));
     assert!(stdout(&o).contains("proved on all 13 weak orderings"));
-    let o = superopt(&["verify", "sort3", "tests/kernels/sort3_network_intel.s", "--syntax", "intel"]);
+    let o = superopt(&[
+        "verify",
+        "sort3",
+        "tests/kernels/sort3_network_intel.s",
+        "--syntax",
+        "intel",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
 }
 
@@ -86,22 +124,54 @@ fn verify_rejects_each_kind_of_wrong_kernel() {
     let dir = tempfile::tempdir().unwrap();
     let net = std::fs::read_to_string("tests/kernels/sort3_network.s").unwrap();
     // Drop the last comparator: a half sort that assumes its first two outputs are ordered.
-    let half: String = net.lines().filter(|l| !l.starts_with('#')).take(11).chain(["mov %eax, (%rdi)", "mov %ecx, 4(%rdi)", "mov %edx, 8(%rdi)"]).collect::<Vec<_>>().join("\n");
+    let half: String = net
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .take(11)
+        .chain(["mov %eax, (%rdi)", "mov %ecx, 4(%rdi)", "mov %edx, 8(%rdi)"])
+        .collect::<Vec<_>>()
+        .join("\n");
     let cases: Vec<(&str, String, &str)> = vec![
         ("half.s", half, "not sorted: [1,1,0] -> [1,0,1]"),
-        ("uninit.s", net.replace("mov %eax, %esi\ncmp %ecx, %eax", "cmp %ecx, %eax").replacen("cmovg %esi, %ecx", "cmovg %r8d, %ecx", 1), "reads r8d before writing it (instruction 6: cmovg ecx, r8d)"),
-        ("outside.s", net.replace("ret\n", "mov %eax, 12(%rdi)\nret\n"), "writes outside the array (line 23)"),
-        ("rbx.s", format!("mov %eax, %ebx\n{net}"), "clobbers callee-saved rbx (line 1)"),
+        (
+            "uninit.s",
+            net.replace("mov %eax, %esi\ncmp %ecx, %eax", "cmp %ecx, %eax")
+                .replacen("cmovg %esi, %ecx", "cmovg %r8d, %ecx", 1),
+            "reads r8d before writing it (instruction 6: cmovg ecx, r8d)",
+        ),
+        (
+            "outside.s",
+            net.replace("ret\n", "mov %eax, 12(%rdi)\nret\n"),
+            "writes outside the array (line 23)",
+        ),
+        (
+            "rbx.s",
+            format!("mov %eax, %ebx\n{net}"),
+            "clobbers callee-saved rbx (line 1)",
+        ),
         // Unsigned conditions on signed ints: outside the game's ISA, so stage 2 alone, which
         // finds a negative counterexample.
-        ("unsigned.s", net.replace("cmovg", "cmova"), "not sorted: [-2147483648,"),
+        (
+            "unsigned.s",
+            net.replace("cmovg", "cmova"),
+            "not sorted: [-2147483648,",
+        ),
     ];
     for (name, text, want) in cases {
         let path = write(dir.path(), name, &text);
         let o = superopt(&["verify", "sort3", &path]);
-        assert_eq!(o.status.code(), Some(1), "{name}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{name}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
         let got = stdout(&o);
-        assert!(got.starts_with(&format!("rejected: {path}: {want}")), "{name}: got {got:?}, want {want:?}");
+        assert!(
+            got.starts_with(&format!("rejected: {path}: {want}")),
+            "{name}: got {got:?}, want {want:?}"
+        );
     }
 }
 
@@ -110,11 +180,23 @@ fn kernels_outside_the_isa_are_tested_not_proven() {
     let dir = tempfile::tempdir().unwrap();
     let net = std::fs::read_to_string("tests/kernels/sort3_network.s").unwrap();
     // `sbb %esi, %esi` on a dead register: harmless, but not a game move.
-    let path = write(dir.path(), "sbb.s", &net.replace("mov %eax, (%rdi)", "sbb %esi, %esi\nmov %eax, (%rdi)"));
+    let path = write(
+        dir.path(),
+        "sbb.s",
+        &net.replace("mov %eax, (%rdi)", "sbb %esi, %esi\nmov %eax, (%rdi)"),
+    );
     let o = superopt(&["verify", "sort3", &path]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).starts_with(&format!("tested, not proven: {path} (19 instructions)")), "{}", stdout(&o));
-    assert!(stdout(&o).contains("unsupported instruction sbb (line 20)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with(&format!("tested, not proven: {path} (19 instructions)")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("unsupported instruction sbb (line 20)"),
+        "{}",
+        stdout(&o)
+    );
     let o = superopt(&["verify", "sort3", &path, "--allow-unproven"]);
     assert_eq!(o.status.code(), Some(0));
 }
@@ -132,20 +214,40 @@ fn unparsable_asm_is_a_one_line_error() {
 
 fn json_search(args: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = vec!["search", "--json", "--log-dir", dir.path().to_str().unwrap()];
+    let mut a = vec![
+        "search",
+        "--json",
+        "--log-dir",
+        dir.path().to_str().unwrap(),
+    ];
     a.extend_from_slice(args);
     let o = superopt(&a);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let log = superopt::log::SearchLog::read(Path::new(v["log"].as_str().unwrap())).unwrap();
-    assert_eq!(log.best.as_ref().unwrap().length as u64, v["length"].as_u64().unwrap());
+    assert_eq!(
+        log.best.as_ref().unwrap().length as u64,
+        v["length"].as_u64().unwrap()
+    );
     v
 }
 
 #[test]
 fn search_finds_sort3_at_17_with_each_strategy() {
     for strategy in ["mcts", "astar"] {
-        let v = json_search(&["sort3", "--budget", "120s", "--seed", "1", "--threads", "1", "--target", "17", "--strategy", strategy]);
+        let v = json_search(&[
+            "sort3",
+            "--budget",
+            "120s",
+            "--seed",
+            "1",
+            "--threads",
+            "1",
+            "--target",
+            "17",
+            "--strategy",
+            strategy,
+        ]);
         assert_eq!(v["verified"], true);
         assert_eq!(v["length"], 17, "{strategy}");
         assert_eq!(v["program_att"].as_array().unwrap().len(), 17);
@@ -157,9 +259,26 @@ fn search_finds_sort3_at_17_with_each_strategy() {
 /// poisoned scratch registers and flags.
 #[test]
 fn searched_kernel_links_into_c() {
-    let v = json_search(&["sort3", "--budget", "60s", "--seed", "2", "--threads", "1", "--target", "17", "--strategy", "astar"]);
+    let v = json_search(&[
+        "sort3",
+        "--budget",
+        "60s",
+        "--seed",
+        "2",
+        "--threads",
+        "1",
+        "--target",
+        "17",
+        "--strategy",
+        "astar",
+    ]);
     let dir = tempfile::tempdir().unwrap();
-    let body: Vec<String> = v["program_att"].as_array().unwrap().iter().map(|l| format!("    {}", l.as_str().unwrap())).collect();
+    let body: Vec<String> = v["program_att"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| format!("    {}", l.as_str().unwrap()))
+        .collect();
     let asm = format!(
         ".text\n.globl sort3\nsort3:\n{}\n    ret\n\
          .globl call_poisoned\ncall_poisoned:\n    push %rsi\n    mov $0x8000000080000000, %rax\n    mov %rax, %rcx\n    mov %rax, %rdx\n    mov %rax, %rsi\n\
@@ -196,7 +315,11 @@ int main(void) {
         .arg(dir.path().join("k.s"))
         .output()
         .expect("gcc");
-    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
     let run = Command::new(&exe).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&run.stdout), "0 bad\n");
     assert!(run.status.success());

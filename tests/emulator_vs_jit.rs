@@ -99,7 +99,13 @@ struct Raw {
 fn raw(n: usize) -> impl Strategy<Value = Raw> {
     let cond = prop_oneof![Just(Cond::L), Just(Cond::G), Just(Cond::Le), Just(Cond::Ge)];
     // op weights: load 2, store 2, mov 2, cmp 2, cmov 3
-    (prop_oneof![2 => Just(0u8), 2 => Just(1), 2 => Just(2), 2 => Just(3), 3 => Just(4)], 0u8..8, 0u8..8, 0..n as u8, cond)
+    (
+        prop_oneof![2 => Just(0u8), 2 => Just(1), 2 => Just(2), 2 => Just(3), 3 => Just(4)],
+        0u8..8,
+        0u8..8,
+        0..n as u8,
+        cond,
+    )
         .prop_map(|(op, x, y, slot, cc)| Raw { op, x, y, slot, cc })
 }
 
@@ -107,15 +113,34 @@ fn raw(n: usize) -> impl Strategy<Value = Raw> {
 /// ones are picked among the defined registers; `None` when there is nothing to read (no
 /// defined register, or a `cmovcc` before any `cmp`).
 fn resolve(r: Raw, cpu: &CpuState) -> Option<Insn> {
-    let defined: Vec<Reg> = Reg::ALL.into_iter().filter(|&g| cpu.reg_defined(g)).collect();
+    let defined: Vec<Reg> = Reg::ALL
+        .into_iter()
+        .filter(|&g| cpu.reg_defined(g))
+        .collect();
     let any = |i: u8| Reg::from_index(i as usize % 8);
     let def = |i: u8| (!defined.is_empty()).then(|| defined[i as usize % defined.len()]);
     Some(match r.op {
-        0 => Insn::Load { dst: any(r.x), slot: r.slot },
-        1 => Insn::Store { slot: r.slot, src: def(r.y)? },
-        2 => Insn::Mov { dst: any(r.x), src: def(r.y)? },
-        3 => Insn::Cmp { a: def(r.x)?, b: def(r.y)? },
-        _ if cpu.flags_defined() => Insn::Cmov { cc: r.cc, dst: def(r.x)?, src: def(r.y)? },
+        0 => Insn::Load {
+            dst: any(r.x),
+            slot: r.slot,
+        },
+        1 => Insn::Store {
+            slot: r.slot,
+            src: def(r.y)?,
+        },
+        2 => Insn::Mov {
+            dst: any(r.x),
+            src: def(r.y)?,
+        },
+        3 => Insn::Cmp {
+            a: def(r.x)?,
+            b: def(r.y)?,
+        },
+        _ if cpu.flags_defined() => Insn::Cmov {
+            cc: r.cc,
+            dst: def(r.x)?,
+            src: def(r.y)?,
+        },
         _ => return None,
     })
 }
@@ -123,7 +148,10 @@ fn resolve(r: Raw, cpu: &CpuState) -> Option<Insn> {
 /// Up to 24 raw instructions, after the n loads `mov scratch[k], [rdi+4k]` in three cases
 /// out of four.
 fn program(n: usize) -> impl Strategy<Value = (bool, Vec<Raw>)> {
-    (prop::bool::weighted(0.75), proptest::collection::vec(raw(n), 1..25))
+    (
+        prop::bool::weighted(0.75),
+        proptest::collection::vec(raw(n), 1..25),
+    )
 }
 
 /// A strictly increasing map from ranks `0..n` into i32, often including the extremes.
@@ -148,14 +176,22 @@ fn compare(n: usize, loads_first: bool, raw: &[Raw], map: &[i32]) -> Result<(), 
     let mut prog = Vec::new();
     if loads_first {
         for k in 0..n {
-            let l = Insn::Load { dst: Reg::from_index(k), slot: k as u8 };
+            let l = Insn::Load {
+                dst: Reg::from_index(k),
+                slot: k as u8,
+            };
             cpu.apply(l).unwrap();
             prog.push(l);
         }
     }
     for &r in raw {
         if let Some(i) = resolve(r, &cpu) {
-            prop_assert_eq!(cpu.apply(i), Ok(()), "{} reads only defined registers and flags", i);
+            prop_assert_eq!(
+                cpu.apply(i),
+                Ok(()),
+                "{} reads only defined registers and flags",
+                i
+            );
             prog.push(i);
         }
     }
@@ -165,15 +201,35 @@ fn compare(n: usize, loads_first: bool, raw: &[Raw], map: &[i32]) -> Result<(), 
         let mut buf: Vec<i32> = input.iter().map(|&v| map[v as usize]).collect();
         let out = native.call(&mut buf);
         for k in 0..n {
-            prop_assert_eq!(buf[k], map[cpu.mem(k)[t] as usize], "slot {} on {:?} after {:?}", k, input, prog);
+            prop_assert_eq!(
+                buf[k],
+                map[cpu.mem(k)[t] as usize],
+                "slot {} on {:?} after {:?}",
+                k,
+                input,
+                prog
+            );
         }
         for r in Reg::ALL {
             if cpu.reg_defined(r) {
-                prop_assert_eq!(out[r.index()] as i32, map[cpu.reg(r)[t] as usize], "{} on {:?} after {:?}", r, input, prog);
+                prop_assert_eq!(
+                    out[r.index()] as i32,
+                    map[cpu.reg(r)[t] as usize],
+                    "{} on {:?} after {:?}",
+                    r,
+                    input,
+                    prog
+                );
             }
         }
         if cpu.flags_defined() {
-            prop_assert_eq!(signed_outcome(out[8]), cpu.flags()[t], "flags on {:?} after {:?}", input, prog);
+            prop_assert_eq!(
+                signed_outcome(out[8]),
+                cpu.flags()[t],
+                "flags on {:?} after {:?}",
+                input,
+                prog
+            );
         }
     }
     Ok(())
@@ -197,11 +253,27 @@ proptest! {
 fn wrapper_reports_registers_memory_and_flags() {
     // mov eax,[rdi]; mov ecx,[rdi+4]; cmp eax,ecx; cmovg eax,ecx; mov [rdi+8],eax
     let prog = [
-        Insn::Load { dst: Reg::Eax, slot: 0 },
-        Insn::Load { dst: Reg::Ecx, slot: 1 },
-        Insn::Cmp { a: Reg::Eax, b: Reg::Ecx },
-        Insn::Cmov { cc: Cond::G, dst: Reg::Eax, src: Reg::Ecx },
-        Insn::Store { slot: 2, src: Reg::Eax },
+        Insn::Load {
+            dst: Reg::Eax,
+            slot: 0,
+        },
+        Insn::Load {
+            dst: Reg::Ecx,
+            slot: 1,
+        },
+        Insn::Cmp {
+            a: Reg::Eax,
+            b: Reg::Ecx,
+        },
+        Insn::Cmov {
+            cc: Cond::G,
+            dst: Reg::Eax,
+            src: Reg::Ecx,
+        },
+        Insn::Store {
+            slot: 2,
+            src: Reg::Eax,
+        },
     ];
     let native = Native::new(&encode(&prog));
     let mut buf = [5, -7, 0];
@@ -228,18 +300,37 @@ fn a_wrong_condition_encoding_would_be_caught() {
     let tv = TestVectors::new(2);
     let mut cpu = CpuState::new(&tv);
     let prog = [
-        Insn::Load { dst: Reg::Eax, slot: 0 },
-        Insn::Load { dst: Reg::Ecx, slot: 1 },
-        Insn::Cmp { a: Reg::Eax, b: Reg::Ecx },
-        Insn::Cmov { cc: Cond::G, dst: Reg::Eax, src: Reg::Ecx },
-        Insn::Store { slot: 0, src: Reg::Eax },
+        Insn::Load {
+            dst: Reg::Eax,
+            slot: 0,
+        },
+        Insn::Load {
+            dst: Reg::Ecx,
+            slot: 1,
+        },
+        Insn::Cmp {
+            a: Reg::Eax,
+            b: Reg::Ecx,
+        },
+        Insn::Cmov {
+            cc: Cond::G,
+            dst: Reg::Eax,
+            src: Reg::Ecx,
+        },
+        Insn::Store {
+            slot: 0,
+            src: Reg::Eax,
+        },
     ];
     for i in prog {
         cpu.apply(i).unwrap();
     }
     let mut code = encode(&prog);
     // cmovg r32, r/m32 is 0F 4F; cmova is 0F 47.
-    let pos = code.windows(2).position(|w| w == [0x0F, 0x4F]).expect("cmovg opcode");
+    let pos = code
+        .windows(2)
+        .position(|w| w == [0x0F, 0x4F])
+        .expect("cmovg opcode");
     code[pos + 1] = 0x47;
     let native = Native::new(&code);
     let map = [-1, 1]; // rank 0 -> -1, rank 1 -> 1
@@ -251,5 +342,8 @@ fn a_wrong_condition_encoding_would_be_caught() {
             mismatches += 1;
         }
     }
-    assert_eq!(mismatches, 2, "[0,1] and [1,0] differ between signed and unsigned");
+    assert_eq!(
+        mismatches, 2,
+        "[0,1] and [1,0] differ between signed and unsigned"
+    );
 }

@@ -34,7 +34,12 @@ fn cmov(cc: Cond, dst: Reg, src: Reg) -> Insn {
 /// The compare-exchange `(i, j)` on registers `ri`, `rj` through the temporary `t`:
 /// afterwards `ri = min`, `rj = max`.
 fn cx(ri: Reg, rj: Reg, t: Reg) -> [Insn; 4] {
-    [mov(t, ri), cmp(ri, rj), cmov(Cond::G, ri, rj), cmov(Cond::G, rj, t)]
+    [
+        mov(t, ri),
+        cmp(ri, rj),
+        cmov(Cond::G, ri, rj),
+        cmov(Cond::G, rj, t),
+    ]
 }
 
 /// The core of a sorting network: value `k` lives in `scratch[k]`, the temporary is
@@ -42,20 +47,34 @@ fn cx(ri: Reg, rj: Reg, t: Reg) -> [Insn; 4] {
 fn network_core(task: &Task, comparators: &[(usize, usize)]) -> Vec<Insn> {
     let r = &task.scratch;
     let t = r[task.n];
-    comparators.iter().flat_map(|&(i, j)| cx(r[i], r[j], t)).collect()
+    comparators
+        .iter()
+        .flat_map(|&(i, j)| cx(r[i], r[j], t))
+        .collect()
 }
 
 /// Loads, `core`, stores from `scratch[k]` to slot `k`.
 fn whole_kernel(task: &Task, core: &[Insn]) -> Vec<Insn> {
     let n = task.n;
-    let mut p: Vec<Insn> = (0..n).map(|k| Insn::Load { dst: task.scratch[k], slot: k as u8 }).collect();
+    let mut p: Vec<Insn> = (0..n)
+        .map(|k| Insn::Load {
+            dst: task.scratch[k],
+            slot: k as u8,
+        })
+        .collect();
     p.extend_from_slice(core);
-    p.extend((0..n).map(|k| Insn::Store { slot: k as u8, src: task.scratch[k] }));
+    p.extend((0..n).map(|k| Insn::Store {
+        slot: k as u8,
+        src: task.scratch[k],
+    }));
     p
 }
 
 fn action_of(game: &SortGame, insn: Insn) -> Action {
-    game.moves().iter().position(|&m| m == insn).unwrap_or_else(|| panic!("{insn} is not in the move table")) as Action
+    game.moves()
+        .iter()
+        .position(|&m| m == insn)
+        .unwrap_or_else(|| panic!("{insn} is not in the move table")) as Action
 }
 
 fn legal(game: &SortGame, s: &GameState) -> Vec<Action> {
@@ -69,7 +88,11 @@ fn legal(game: &SortGame, s: &GameState) -> Vec<Action> {
 fn replay(game: &SortGame, core: &[Insn], total: u32) -> Vec<Action> {
     let task = game.task();
     let n = task.n as u32;
-    assert_eq!(total, 2 * n + core.len() as u32, "the expected length counts loads, core and stores");
+    assert_eq!(
+        total,
+        2 * n + core.len() as u32,
+        "the expected length counts loads, core and stores"
+    );
     let mut s = game.initial();
     let mut actions = Vec::new();
     let mut keys = vec![game.key(&s)];
@@ -81,9 +104,18 @@ fn replay(game: &SortGame, core: &[Insn], total: u32) -> Vec<Action> {
             game.lower_bound(&s),
             game.cost(&s)
         );
-        assert_eq!(game.solution_cost(&s), None, "{}: solved before core instruction {i}", task.name);
+        assert_eq!(
+            game.solution_cost(&s),
+            None,
+            "{}: solved before core instruction {i}",
+            task.name
+        );
         let a = action_of(game, insn);
-        assert!(legal(game, &s).contains(&a), "{}: core instruction {i} ({insn}) is not a legal action", task.name);
+        assert!(
+            legal(game, &s).contains(&a),
+            "{}: core instruction {i} ({insn}) is not a legal action",
+            task.name
+        );
         s = game
             .step(&s, a)
             .unwrap_or_else(|| panic!("{}: step refuses core instruction {i} ({insn})", task.name));
@@ -100,10 +132,14 @@ fn replay(game: &SortGame, core: &[Insn], total: u32) -> Vec<Action> {
     assert_eq!(game.lower_bound(&s), n, "only the stores remain");
     assert_eq!(game.solution_cost(&s), Some(total));
 
-    let program = game.program(&actions).expect("the actions reach a solution");
+    let program = game
+        .program(&actions)
+        .expect("the actions reach a solution");
     assert_eq!(program, whole_kernel(task, core));
     assert_eq!(program.len() as u32, total);
-    let cpu = game.run(&program).expect("the kernel reads nothing undefined");
+    let cpu = game
+        .run(&program)
+        .expect("the kernel reads nothing undefined");
     assert_eq!(check_sorted(game.test_vectors(), &cpu), Ok(()));
     actions
 }
@@ -113,7 +149,15 @@ fn replay(game: &SortGame, core: &[Insn], total: u32) -> Vec<Action> {
 fn native_ok(program: &[Insn], n: usize) {
     use superopt::oracle::native::{run_native, NativeConfig};
     let code = superopt::isa::encode(program);
-    let verdict = run_native(&code, n, &NativeConfig { random: 2000, seed: 1 }).expect("JIT available");
+    let verdict = run_native(
+        &code,
+        n,
+        &NativeConfig {
+            random: 2000,
+            seed: 1,
+        },
+    )
+    .expect("JIT available");
     assert!(verdict.is_ok(), "{:?}", verdict.err());
 }
 #[cfg(not(target_arch = "x86_64"))]
@@ -121,7 +165,17 @@ fn native_ok(_: &[Insn], _: usize) {}
 
 const SORT3: [(usize, usize); 3] = [(0, 1), (1, 2), (0, 1)];
 const SORT4: [(usize, usize); 5] = [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)];
-const SORT5: [(usize, usize); 9] = [(0, 1), (3, 4), (2, 4), (2, 3), (0, 3), (0, 2), (1, 4), (1, 3), (1, 2)];
+const SORT5: [(usize, usize); 9] = [
+    (0, 1),
+    (3, 4),
+    (2, 4),
+    (2, 3),
+    (0, 3),
+    (0, 2),
+    (1, 4),
+    (1, 3),
+    (1, 2),
+];
 
 #[test]
 fn sort3_network_survives_pruning() {
@@ -213,9 +267,19 @@ fn sort5_comparator_list_is_a_sorting_network() {
     // Dropping any comparator breaks it.
     for skip in 0..SORT5.len() {
         let g = game("sort5");
-        let comps: Vec<_> = SORT5.iter().enumerate().filter(|&(i, _)| i != skip).map(|(_, &c)| c).collect();
-        let cpu = g.run(&whole_kernel(g.task(), &network_core(g.task(), &comps))).unwrap();
-        assert!(check_sorted(g.test_vectors(), &cpu).is_err(), "comparator {skip} is redundant");
+        let comps: Vec<_> = SORT5
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != skip)
+            .map(|(_, &c)| c)
+            .collect();
+        let cpu = g
+            .run(&whole_kernel(g.task(), &network_core(g.task(), &comps)))
+            .unwrap();
+        assert!(
+            check_sorted(g.test_vectors(), &cpu).is_err(),
+            "comparator {skip} is redundant"
+        );
     }
 }
 
@@ -226,7 +290,9 @@ fn sort5_comparator_list_is_a_sorting_network() {
 fn play(g: &SortGame, insns: &[Insn]) -> GameState {
     let mut s = g.initial();
     for &i in insns {
-        s = g.step(&s, action_of(g, i)).unwrap_or_else(|| panic!("{i} refused"));
+        s = g
+            .step(&s, action_of(g, i))
+            .unwrap_or_else(|| panic!("{i} refused"));
     }
     s
 }
@@ -239,11 +305,18 @@ fn initial_state_and_move_table() {
     assert_eq!(g.num_actions(), 308);
     let s = g.initial();
     assert_eq!(g.cost(&s), 3);
-    assert_eq!(g.lower_bound(&s), 3 + 3 + 1, "3 stores, 3 sorted columns to make, one cmp");
+    assert_eq!(
+        g.lower_bound(&s),
+        3 + 3 + 1,
+        "3 stores, 3 sorted columns to make, one cmp"
+    );
     assert_eq!(g.solution_cost(&s), None);
     assert_eq!(s.cpu.defined_regs(), 0b111);
     assert!(!s.cpu.flags_defined());
-    let l: Vec<Insn> = legal(&g, &s).into_iter().map(|a| g.moves()[a as usize]).collect();
+    let l: Vec<Insn> = legal(&g, &s)
+        .into_iter()
+        .map(|a| g.moves()[a as usize])
+        .collect();
     // movs from a, b, c into another defined register or esi; the three ordered cmps.
     let mut expect = Vec::new();
     for d in [Eax, Ecx, Edx, Esi] {
@@ -269,7 +342,10 @@ fn noop_mov_is_refused() {
     let g = game("sort3");
     let s = play(&g, &[mov(Esi, Eax)]);
     let a = action_of(&g, mov(Eax, Esi));
-    assert!(legal(&g, &s).contains(&a), "offered: both registers are defined");
+    assert!(
+        legal(&g, &s).contains(&a),
+        "offered: both registers are defined"
+    );
     assert!(g.step(&s, a).is_none(), "eax already equals esi");
     // Same register again: equal columns.
     assert!(g.step(&s, action_of(&g, mov(Esi, Eax))).is_none());
@@ -283,10 +359,15 @@ fn second_cmp_in_a_row_is_not_offered() {
     let s = play(&g, &[cmp(Eax, Ecx)]);
     assert!(s.last_cmp);
     let l = legal(&g, &s);
-    let kinds = |pred: fn(&Insn) -> bool| l.iter().filter(|&&a| pred(&g.moves()[a as usize])).count();
+    let kinds =
+        |pred: fn(&Insn) -> bool| l.iter().filter(|&&a| pred(&g.moves()[a as usize])).count();
     assert_eq!(kinds(|m| matches!(m, Insn::Cmp { .. })), 0);
     assert_eq!(kinds(|m| matches!(m, Insn::Mov { .. })), 9);
-    assert_eq!(kinds(|m| matches!(m, Insn::Cmov { .. })), 4 * 3 * 2, "4 conditions, ordered pairs of a, b, c");
+    assert_eq!(
+        kinds(|m| matches!(m, Insn::Cmov { .. })),
+        4 * 3 * 2,
+        "4 conditions, ordered pairs of a, b, c"
+    );
     assert_eq!(l.len(), 33);
     // After a non-cmp the cmps are back.
     let s = play(&g, &[cmp(Eax, Ecx), mov(Esi, Eax)]);
@@ -312,9 +393,18 @@ fn cmp_repeating_the_flags_up_to_mirroring_is_refused() {
     let g = game("sort3");
     // esi = a; cmp ecx, esi compares b with a: the mirror of cmp eax, ecx.
     let s = play(&g, &[cmp(Eax, Ecx), mov(Esi, Eax)]);
-    assert!(g.step(&s, action_of(&g, cmp(Ecx, Esi))).is_none(), "mirrored flags");
-    assert!(g.step(&s, action_of(&g, cmp(Eax, Ecx))).is_none(), "identical flags");
-    assert!(g.step(&s, action_of(&g, cmp(Eax, Edx))).is_some(), "new flags");
+    assert!(
+        g.step(&s, action_of(&g, cmp(Ecx, Esi))).is_none(),
+        "mirrored flags"
+    );
+    assert!(
+        g.step(&s, action_of(&g, cmp(Eax, Ecx))).is_none(),
+        "identical flags"
+    );
+    assert!(
+        g.step(&s, action_of(&g, cmp(Eax, Edx))).is_some(),
+        "new flags"
+    );
 }
 
 #[test]
@@ -340,9 +430,14 @@ fn cmov_before_any_cmp_is_not_offered() {
     let g = game("sort3");
     let s = play(&g, &[mov(Esi, Eax)]);
     let l = legal(&g, &s);
-    assert!(l.iter().all(|&a| !matches!(g.moves()[a as usize], Insn::Cmov { .. })));
+    assert!(l
+        .iter()
+        .all(|&a| !matches!(g.moves()[a as usize], Insn::Cmov { .. })));
     let a = action_of(&g, cmov(Cond::L, Eax, Ecx));
-    assert!(g.step(&s, a).is_none(), "the emulator faults on undefined flags");
+    assert!(
+        g.step(&s, a).is_none(),
+        "the emulator faults on undefined flags"
+    );
 }
 
 #[test]
@@ -361,7 +456,9 @@ fn cmov_that_changes_nothing_is_refused() {
     // Repeating it: eax is already min(a, b).
     assert!(g.step(&s, action_of(&g, cmov(Cond::G, Eax, Ecx))).is_none());
     // ge differs from g only where a == b, where the registers are equal anyway.
-    assert!(g.step(&s, action_of(&g, cmov(Cond::Ge, Eax, Ecx))).is_none());
+    assert!(g
+        .step(&s, action_of(&g, cmov(Cond::Ge, Eax, Ecx)))
+        .is_none());
     // cmovl eax, ecx: where a < b, eax = a != b, so it changes something.
     assert!(g.step(&s, action_of(&g, cmov(Cond::L, Eax, Ecx))).is_some());
 }
@@ -373,7 +470,10 @@ fn writes_to_undefined_registers_use_the_lowest_one() {
     let l = legal(&g, &s);
     assert!(l.contains(&action_of(&g, mov(Esi, Eax))));
     for r in [R8d, Reg::R9d, Reg::R10d, Reg::R11d] {
-        assert!(!l.contains(&action_of(&g, mov(r, Eax))), "{r} is not the lowest undefined register");
+        assert!(
+            !l.contains(&action_of(&g, mov(r, Eax))),
+            "{r} is not the lowest undefined register"
+        );
     }
     let s = play(&g, &[mov(Esi, Eax)]);
     let l = legal(&g, &s);
@@ -386,7 +486,12 @@ fn cmp_is_offered_in_task_order_only() {
     let g = game("sort3");
     let s = g.initial();
     let l = legal(&g, &s);
-    assert!(g.moves().iter().all(|m| !matches!(m, Insn::Cmp { a: Ecx, b: Eax })), "not even in the move table");
+    assert!(
+        g.moves()
+            .iter()
+            .all(|m| !matches!(m, Insn::Cmp { a: Ecx, b: Eax })),
+        "not even in the move table"
+    );
     assert!(l.contains(&action_of(&g, cmp(Eax, Ecx))));
 }
 
@@ -405,7 +510,11 @@ fn key_ignores_register_renaming() {
     // Same columns, but one just compared: different futures (no cmp is offered next).
     let x2 = play(&g, &[mov(Esi, Eax), mov(Eax, Ecx), cmp(Eax, Edx)]);
     let y2 = play(&g, &[mov(Esi, Ecx), cmp(Ecx, Edx)]);
-    assert_eq!(g.key(&x2), g.key(&y2), "cmp b, c after renaming on both sides");
+    assert_eq!(
+        g.key(&x2),
+        g.key(&y2),
+        "cmp b, c after renaming on both sides"
+    );
     let y3 = play(&g, &[mov(Esi, Ecx), cmp(Ecx, Edx), mov(R8d, Eax)]);
     assert_ne!(g.key(&y2), g.key(&y3));
 }
@@ -417,14 +526,26 @@ fn key_identifies_mirrored_flags() {
     // `cmp ecx, eax` is not a move of the game; build its state with the emulator.
     let mut cpu = g.initial().cpu;
     cpu.apply(cmp(Ecx, Eax)).unwrap();
-    let y = GameState { cpu, len: 4, last_cmp: true };
-    assert!(x.cpu.flags().iter().zip(y.cpu.flags()).all(|(&f, &m)| m == 2 - f));
+    let y = GameState {
+        cpu,
+        len: 4,
+        last_cmp: true,
+    };
+    assert!(x
+        .cpu
+        .flags()
+        .iter()
+        .zip(y.cpu.flags())
+        .all(|(&f, &m)| m == 2 - f));
     assert_ne!(x.cpu.flags(), y.cpu.flags());
     assert!(x.cpu.flags().contains(&FLAG_LT) && x.cpu.flags().contains(&FLAG_GT));
     assert_eq!(g.key(&x), g.key(&y));
     let z = play(&g, &[cmp(Eax, Edx)]);
     assert_ne!(g.key(&x), g.key(&z));
-    let w = GameState { last_cmp: false, ..x.clone() };
+    let w = GameState {
+        last_cmp: false,
+        ..x.clone()
+    };
     assert_ne!(g.key(&x), g.key(&w));
 }
 
@@ -488,7 +609,10 @@ fn values(n: usize) -> impl Strategy<Value = Vec<i32>> {
     prop_oneof![
         proptest::collection::vec(-2i32..3, n),
         proptest::collection::vec(any::<i32>(), n),
-        proptest::collection::vec(prop_oneof![Just(i32::MIN), Just(-1), Just(0), Just(i32::MAX)], n),
+        proptest::collection::vec(
+            prop_oneof![Just(i32::MIN), Just(-1), Just(0), Just(i32::MAX)],
+            n
+        ),
     ]
 }
 
@@ -497,7 +621,10 @@ fn accepted(tv: &TestVectors, task: &Task, raw: &[Insn]) -> (Vec<Insn>, CpuState
     let mut cpu = CpuState::new(tv);
     let mut prog = Vec::new();
     for k in 0..task.n {
-        let l = Insn::Load { dst: task.scratch[k], slot: k as u8 };
+        let l = Insn::Load {
+            dst: task.scratch[k],
+            slot: k as u8,
+        };
         cpu.apply(l).unwrap();
         prog.push(l);
     }
@@ -513,7 +640,12 @@ fn dense_ranks(v: &[i32]) -> (Vec<u8>, Vec<i32>) {
     let mut distinct = v.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
-    (v.iter().map(|x| distinct.binary_search(x).unwrap() as u8).collect(), distinct)
+    (
+        v.iter()
+            .map(|x| distinct.binary_search(x).unwrap() as u8)
+            .collect(),
+        distinct,
+    )
 }
 
 fn check_order_type(name: &str, raw: &[Insn], input: &[i32]) -> Result<(), TestCaseError> {
@@ -528,12 +660,26 @@ fn check_order_type(name: &str, raw: &[Insn], input: &[i32]) -> Result<(), TestC
     let t = t.unwrap();
     prop_assert_eq!(&tv.inputs[t], &ranks);
     for k in 0..task.n {
-        prop_assert_eq!(distinct[cpu.mem(k)[t] as usize], mem[k], "slot {} of {:?} after {:?}", k, input, prog);
+        prop_assert_eq!(
+            distinct[cpu.mem(k)[t] as usize],
+            mem[k],
+            "slot {} of {:?} after {:?}",
+            k,
+            input,
+            prog
+        );
     }
     for r in Reg::ALL {
         prop_assert_eq!(cpu.reg_defined(r), regs[r.index()].is_some());
         if let Some(v) = regs[r.index()] {
-            prop_assert_eq!(distinct[cpu.reg(r)[t] as usize], v, "{} of {:?} after {:?}", r, input, prog);
+            prop_assert_eq!(
+                distinct[cpu.reg(r)[t] as usize],
+                v,
+                "{} of {:?} after {:?}",
+                r,
+                input,
+                prog
+            );
         }
     }
     Ok(())

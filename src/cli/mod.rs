@@ -90,7 +90,10 @@ pub fn run(cli: Cli) -> ExitCode {
 fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
     match cli.command {
         Command::Tasks => {
-            println!("{:<8} {:>3} {:>8} {:>9} {:>8}  source", "task", "n", "network", "alphadev", "budget");
+            println!(
+                "{:<8} {:>3} {:>8} {:>9} {:>8}  source",
+                "task", "n", "network", "alphadev", "budget"
+            );
             for t in Task::builtins() {
                 let f = |x: Option<usize>| x.map_or("-".to_string(), |v| v.to_string());
                 println!(
@@ -105,22 +108,43 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { task, file, syntax, allow_unproven, random } => {
+        Command::Verify {
+            task,
+            file,
+            syntax,
+            allow_unproven,
+            random,
+        } => {
             let task = Task::load(&task)?;
-            let syntax: Syntax = syntax.parse().map_err(|e: String| crate::Error::Runtime(e))?;
+            let syntax: Syntax = syntax
+                .parse()
+                .map_err(|e: String| crate::Error::Runtime(e))?;
             let kernel = asm::parse_file(&file, syntax)?;
-            let verdict = oracle::verify_kernel(&task, &kernel, &NativeConfig { random, ..NativeConfig::default() })?;
+            let verdict = oracle::verify_kernel(
+                &task,
+                &kernel,
+                &NativeConfig {
+                    random,
+                    ..NativeConfig::default()
+                },
+            )?;
             let name = file.display();
             match verdict.status {
                 Status::Verified => {
-                    println!("verified: {name} sorts {} i32 for all inputs ({} instructions)", task.n, verdict.length);
+                    println!(
+                        "verified: {name} sorts {} i32 for all inputs ({} instructions)",
+                        task.n, verdict.length
+                    );
                     for c in &verdict.checks {
                         println!("  - {c}");
                     }
                     Ok(ExitCode::SUCCESS)
                 }
                 Status::TestedNotProven => {
-                    println!("tested, not proven: {name} ({} instructions)", verdict.length);
+                    println!(
+                        "tested, not proven: {name} ({} instructions)",
+                        verdict.length
+                    );
                     println!("  why not proven: {}", verdict.reason.unwrap_or_default());
                     for c in &verdict.checks {
                         println!("  - {c}");
@@ -128,7 +152,11 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
                     if !allow_unproven {
                         eprintln!("not verified (pass --allow-unproven to accept a kernel tested on the CPU only)");
                     }
-                    Ok(if allow_unproven { ExitCode::SUCCESS } else { ExitCode::from(1) })
+                    Ok(if allow_unproven {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
                 }
                 Status::Failed => {
                     println!("rejected: {name}: {}", verdict.reason.unwrap_or_default());
@@ -136,13 +164,23 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
                 }
             }
         }
-        Command::Search { task, budget, seed, threads, strategy, target, json, log_dir } => {
+        Command::Search {
+            task,
+            budget,
+            seed,
+            threads,
+            strategy,
+            target,
+            json,
+            log_dir,
+        } => {
             let task = Task::load(&task)?;
             let budget = match budget {
                 Some(b) => parse_budget(&b)?,
                 None => task.default_budget,
             };
-            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             if threads == 0 {
                 return Err(crate::Error::Runtime("--threads must be at least 1".into()));
             }
@@ -150,10 +188,22 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
             let flag = stop.clone();
             // Ctrl-C stops the search; the best kernel so far is verified, printed and logged.
             let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
-            let opts = search::SearchOptions { budget, seed, threads, strategy, target, log_dir, progress: !json };
+            let opts = search::SearchOptions {
+                budget,
+                seed,
+                threads,
+                strategy,
+                target,
+                log_dir,
+                progress: !json,
+            };
             let out = search::run_search(&task, &opts, stop)?;
             print_search(&task, &out, json);
-            Ok(if out.verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if out.verified {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }
@@ -176,7 +226,10 @@ fn print_search(task: &Task, out: &search::SearchOutcome, json: bool) {
             "checks": best.map(|b| b.checks.clone()).unwrap_or_default(),
             "log": out.log_path.display().to_string(),
         });
-        println!("{}", serde_json::to_string(&v).expect("JSON output serialises"));
+        println!(
+            "{}",
+            serde_json::to_string(&v).expect("JSON output serialises")
+        );
         return;
     }
     match best {
@@ -185,8 +238,17 @@ fn print_search(task: &Task, out: &search::SearchOutcome, json: bool) {
                 (Some(n), Some(a)) => format!(" (classic network {n}, AlphaDev {a})"),
                 _ => String::new(),
             };
-            println!("{}: verified kernel, {} instructions{refs}", task.name, b.length);
-            println!("found after {:.2} s; {} programs explored in {:.1} s; stopped: {}", found_at.unwrap_or(0.0), log.programs_explored, log.elapsed_s, log.stop_reason);
+            println!(
+                "{}: verified kernel, {} instructions{refs}",
+                task.name, b.length
+            );
+            println!(
+                "found after {:.2} s; {} programs explored in {:.1} s; stopped: {}",
+                found_at.unwrap_or(0.0),
+                log.programs_explored,
+                log.elapsed_s,
+                log.stop_reason
+            );
             println!("\nAT&T (GNU as):");
             for l in &b.program_att {
                 println!("    {l}");
@@ -200,7 +262,10 @@ fn print_search(task: &Task, out: &search::SearchOutcome, json: bool) {
                 println!("  - {c}");
             }
         }
-        _ => println!("{}: no verified kernel found ({} programs explored in {:.1} s)", task.name, log.programs_explored, log.elapsed_s),
+        _ => println!(
+            "{}: no verified kernel found ({} programs explored in {:.1} s)",
+            task.name, log.programs_explored, log.elapsed_s
+        ),
     }
     println!("\nlog: {}", out.log_path.display());
 }

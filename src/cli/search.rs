@@ -4,7 +4,9 @@
 use crate::game::SortGame;
 use crate::log::{Improvement, LoggedKernel, SearchLog, LOG_VERSION};
 use crate::oracle::{self, NativeConfig, Status};
-use crate::search::{astar, mcts, Budget, Environment, HeuristicEvaluator, MctsConfig, Shared, StopReason};
+use crate::search::{
+    astar, mcts, Budget, Environment, HeuristicEvaluator, MctsConfig, Shared, StopReason,
+};
 use crate::task::Task;
 use crate::Result;
 use std::path::PathBuf;
@@ -51,16 +53,28 @@ pub struct SearchOutcome {
 /// nothing was found.
 ///
 /// Errors: I/O on the log, or a JIT that cannot run.
-pub fn run_search(task: &Task, opts: &SearchOptions, stop: Arc<AtomicBool>) -> Result<SearchOutcome> {
+pub fn run_search(
+    task: &Task,
+    opts: &SearchOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<SearchOutcome> {
     let game = SortGame::new(task);
     let start_time = time::OffsetDateTime::now_utc();
     let started = start_time
         .format(&time::format_description::well_known::Rfc3339)
         .expect("RFC 3339 formatting of the current time");
-    let budget = Budget { time: opts.budget, target: opts.target.map(|t| t as u32), max_expansions: None };
+    let budget = Budget {
+        time: opts.budget,
+        target: opts.target.map(|t| t as u32),
+        max_expansions: None,
+    };
     let shared = Shared::new(budget, stop);
     let threads = opts.threads.max(1);
-    let mcts_cfg = MctsConfig { c_puct: 0.1, simulations: 50, ..MctsConfig::default() };
+    let mcts_cfg = MctsConfig {
+        c_puct: 0.1,
+        simulations: 50,
+        ..MctsConfig::default()
+    };
     let eval = HeuristicEvaluator { temperature: 1.0 };
 
     let done = AtomicBool::new(false);
@@ -75,7 +89,11 @@ pub fn run_search(task: &Task, opts: &SearchOptions, stop: Arc<AtomicBool>) -> R
                     bar.set_position((el * 1000.0) as u64);
                     bar.set_message(format!(
                         "best {}  explored {}  {:.0}/s",
-                        if best == u32::MAX { "-".into() } else { best.to_string() },
+                        if best == u32::MAX {
+                            "-".into()
+                        } else {
+                            best.to_string()
+                        },
                         shared.explored(),
                         shared.explored() as f64 / el.max(1e-3)
                     ));
@@ -94,31 +112,45 @@ pub fn run_search(task: &Task, opts: &SearchOptions, stop: Arc<AtomicBool>) -> R
                 scope.spawn(move || match strategy {
                     Strategy::Mcts => mcts(game, eval, &cfg, shared),
                     // Thread i uses weight 2, 1.5, 3, 5, ...: different greediness.
-                    Strategy::Astar => astar(game, [2.0, 1.5, 3.0, 5.0][i % 4] + (i / 4) as f32, shared),
+                    Strategy::Astar => {
+                        astar(game, [2.0, 1.5, 3.0, 5.0][i % 4] + (i / 4) as f32, shared)
+                    }
                 })
             })
             .collect();
-        let reasons: Vec<StopReason> = workers.into_iter().map(|w| w.join().expect("search thread panicked")).collect();
+        let reasons: Vec<StopReason> = workers
+            .into_iter()
+            .map(|w| w.join().expect("search thread panicked"))
+            .collect();
         done.store(true, Ordering::Relaxed);
         monitor.join().expect("progress thread panicked");
         // Exhausted only counts when every thread exhausted its space.
         if reasons.iter().all(|r| *r == StopReason::Exhausted) {
             StopReason::Exhausted
         } else {
-            reasons.into_iter().find(|r| *r != StopReason::Exhausted).unwrap_or(StopReason::Budget)
+            reasons
+                .into_iter()
+                .find(|r| *r != StopReason::Exhausted)
+                .unwrap_or(StopReason::Budget)
         }
     });
 
     let found = shared.found();
     let timeline: Vec<Improvement> = found
         .iter()
-        .map(|f| Improvement { length: f.cost as usize, found_at_s: f.at_s, programs_explored: f.explored })
+        .map(|f| Improvement {
+            length: f.cost as usize,
+            found_at_s: f.at_s,
+            programs_explored: f.explored,
+        })
         .collect();
     let mut best = None;
     let mut verified = false;
     // Verify the best kernel; if it somehow fails, fall back to the next best.
     for f in found.iter().rev() {
-        let Some(program) = game.program(&f.actions) else { continue };
+        let Some(program) = game.program(&f.actions) else {
+            continue;
+        };
         let verdict = oracle::verify_program(task, &program, &NativeConfig::default())?;
         let ok = verdict.status == Status::Verified;
         best = Some(LoggedKernel {
@@ -132,7 +164,11 @@ pub fn run_search(task: &Task, opts: &SearchOptions, stop: Arc<AtomicBool>) -> R
             verified = true;
             break;
         }
-        eprintln!("warning: a {}-instruction kernel failed the oracle: {}", program.len(), verdict.reason.unwrap_or_default());
+        eprintln!(
+            "warning: a {}-instruction kernel failed the oracle: {}",
+            program.len(),
+            verdict.reason.unwrap_or_default()
+        );
     }
     let log = SearchLog {
         version: LOG_VERSION,
@@ -152,14 +188,21 @@ pub fn run_search(task: &Task, opts: &SearchOptions, stop: Arc<AtomicBool>) -> R
         seed: opts.seed,
         started: started.clone(),
         elapsed_s: shared.elapsed(),
-        stop_reason: serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        stop_reason: serde_json::to_value(reason)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
         programs_explored: shared.explored(),
         timeline,
         best,
     };
     let log_path = SearchLog::default_path(&opts.log_dir, &task.name, start_time, opts.seed);
     log.write_atomic(&log_path)?;
-    Ok(SearchOutcome { log, log_path, verified })
+    Ok(SearchOutcome {
+        log,
+        log_path,
+        verified,
+    })
 }
 
 fn progress_bar(budget: Duration) -> indicatif::ProgressBar {

@@ -66,7 +66,13 @@ impl CpuState {
             }
         }
         let defined = ((1u32 << n) - 1) << NUM_REGS;
-        CpuState { t, n, data, defined, flags_defined: false }
+        CpuState {
+            t,
+            n,
+            data,
+            defined,
+            flags_defined: false,
+        }
     }
 
     /// Number of test vectors.
@@ -211,11 +217,28 @@ mod tests {
     fn cmp_and_cmov_follow_intel_semantics() {
         let tv = TestVectors::new(2); // [0,0], [0,1], [1,0]
         let mut s = CpuState::new(&tv);
-        s.apply(Insn::Load { dst: Reg::Eax, slot: 0 }).unwrap();
-        s.apply(Insn::Load { dst: Reg::Ecx, slot: 1 }).unwrap();
-        s.apply(Insn::Cmp { a: Reg::Eax, b: Reg::Ecx }).unwrap();
+        s.apply(Insn::Load {
+            dst: Reg::Eax,
+            slot: 0,
+        })
+        .unwrap();
+        s.apply(Insn::Load {
+            dst: Reg::Ecx,
+            slot: 1,
+        })
+        .unwrap();
+        s.apply(Insn::Cmp {
+            a: Reg::Eax,
+            b: Reg::Ecx,
+        })
+        .unwrap();
         assert_eq!(s.flags(), &[FLAG_EQ, FLAG_LT, FLAG_GT]);
-        s.apply(Insn::Cmov { cc: Cond::G, dst: Reg::Eax, src: Reg::Ecx }).unwrap();
+        s.apply(Insn::Cmov {
+            cc: Cond::G,
+            dst: Reg::Eax,
+            src: Reg::Ecx,
+        })
+        .unwrap();
         assert_eq!(s.reg(Reg::Eax), &[0, 0, 0], "eax = min(a, b)");
     }
 
@@ -224,14 +247,28 @@ mod tests {
         let tv = TestVectors::new(3);
         let mut s = CpuState::new(&tv);
         assert_eq!(
-            s.apply(Insn::Mov { dst: Reg::Eax, src: Reg::Ecx }),
+            s.apply(Insn::Mov {
+                dst: Reg::Eax,
+                src: Reg::Ecx
+            }),
             Err(Fault::UndefinedRegister(Reg::Ecx))
         );
-        s.apply(Insn::Load { dst: Reg::Eax, slot: 0 }).unwrap();
+        s.apply(Insn::Load {
+            dst: Reg::Eax,
+            slot: 0,
+        })
+        .unwrap();
         assert_eq!(
-            s.apply(Insn::Cmov { cc: Cond::L, dst: Reg::Eax, src: Reg::Eax }),
+            s.apply(Insn::Cmov {
+                cc: Cond::L,
+                dst: Reg::Eax,
+                src: Reg::Eax
+            }),
             Err(Fault::UndefinedFlags)
         );
-        assert_eq!(Fault::UndefinedRegister(Reg::Ecx).to_string(), "reads ecx before writing it");
+        assert_eq!(
+            Fault::UndefinedRegister(Reg::Ecx).to_string(),
+            "reads ecx before writing it"
+        );
     }
 }

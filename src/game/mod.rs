@@ -102,16 +102,42 @@ impl SortGame {
             }
         }
         let n = tv.n;
-        let targets = (0..n).map(|k| tv.sorted.iter().map(|s| s[k]).collect()).collect();
-        let perms = (0..tv.len()).filter(|&t| tv.sorted[t].iter().enumerate().all(|(k, &v)| v as usize == k)).collect();
-        let value_sets = tv.inputs.iter().map(|v| v.iter().fold(0u8, |m, &x| m | 1 << x)).collect();
+        let targets = (0..n)
+            .map(|k| tv.sorted.iter().map(|s| s[k]).collect())
+            .collect();
+        let perms = (0..tv.len())
+            .filter(|&t| {
+                tv.sorted[t]
+                    .iter()
+                    .enumerate()
+                    .all(|(k, &v)| v as usize == k)
+            })
+            .collect();
+        let value_sets = tv
+            .inputs
+            .iter()
+            .map(|v| v.iter().fold(0u8, |m, &x| m | 1 << x))
+            .collect();
         let mut cpu = CpuState::new(&tv);
-        for k in 0..n {
-            cpu.apply(Insn::Load { dst: regs[k], slot: k as u8 }).expect("loads are always legal");
+        for load in load_moves(regs, n) {
+            cpu.apply(load).expect("loads are always legal");
         }
-        let initial = GameState { cpu, len: n as u32, last_cmp: false };
+        let initial = GameState {
+            cpu,
+            len: n as u32,
+            last_cmp: false,
+        };
         let networks = (n <= network::MAX_NET_N).then(|| network::Networks::new(n));
-        SortGame { task: task.clone(), tv, moves, targets, perms, value_sets, networks, initial }
+        SortGame {
+            task: task.clone(),
+            tv,
+            moves,
+            targets,
+            perms,
+            value_sets,
+            networks,
+            initial,
+        }
     }
 
     /// The task.
@@ -131,14 +157,20 @@ impl SortGame {
 
     /// The loads that open every program.
     pub fn loads(&self) -> Vec<Insn> {
-        (0..self.tv.n).map(|k| Insn::Load { dst: self.task.scratch[k], slot: k as u8 }).collect()
+        load_moves(&self.task.scratch, self.tv.n)
     }
 
     /// For each slot, a register holding its sorted column, if every slot has one.
     fn store_regs(&self, s: &GameState) -> Option<Vec<Reg>> {
         self.targets
             .iter()
-            .map(|col| self.task.scratch.iter().copied().find(|&r| s.cpu.reg_defined(r) && s.cpu.reg(r) == &col[..]))
+            .map(|col| {
+                self.task
+                    .scratch
+                    .iter()
+                    .copied()
+                    .find(|&r| s.cpu.reg_defined(r) && s.cpu.reg(r) == &col[..])
+            })
             .collect()
     }
 
@@ -152,7 +184,11 @@ impl SortGame {
             prog.push(self.moves[a as usize]);
         }
         let regs = self.store_regs(&s)?;
-        prog.extend(regs.iter().enumerate().map(|(k, &src)| Insn::Store { slot: k as u8, src }));
+        prog.extend(
+            regs.iter()
+                .enumerate()
+                .map(|(k, &src)| Insn::Store { slot: k as u8, src }),
+        );
         Some(prog)
     }
 
@@ -169,7 +205,11 @@ impl SortGame {
     fn missing_targets(&self, s: &GameState) -> u32 {
         self.targets
             .iter()
-            .filter(|col| !Reg::ALL.iter().any(|&r| s.cpu.reg_defined(r) && s.cpu.reg(r) == &col[..]))
+            .filter(|col| {
+                !Reg::ALL
+                    .iter()
+                    .any(|&r| s.cpu.reg_defined(r) && s.cpu.reg(r) == &col[..])
+            })
             .count() as u32
     }
 
@@ -214,7 +254,10 @@ impl SortGame {
     fn remaining_estimate(&self, s: &GameState) -> f32 {
         let n = self.tv.n;
         let cols = self.perm_columns(&s.cpu);
-        let flags: Option<Vec<u8>> = s.cpu.flags_defined().then(|| self.perms.iter().map(|&t| s.cpu.flags()[t]).collect());
+        let flags: Option<Vec<u8>> = s
+            .cpu
+            .flags_defined()
+            .then(|| self.perms.iter().map(|&t| s.cpu.flags()[t]).collect());
         let mut best = match self.comparators_left(&cols) {
             Some(b) => 4.0 * b,
             None => f32::INFINITY,
@@ -249,7 +292,11 @@ impl SortGame {
                 if cost >= best {
                     continue;
                 }
-                let mut virt: Vec<Vec<u8>> = cols.iter().filter(|c| *c != p && *c != q).cloned().collect();
+                let mut virt: Vec<Vec<u8>> = cols
+                    .iter()
+                    .filter(|c| *c != p && *c != q)
+                    .cloned()
+                    .collect();
                 if !has_lo {
                     virt.push(lo);
                 }
@@ -263,6 +310,16 @@ impl SortGame {
         }
         n as f32 + best
     }
+}
+
+/// `mov scratch[k], [rdi + 4k]` for every slot `k`.
+fn load_moves(scratch: &[Reg], n: usize) -> Vec<Insn> {
+    (0..n)
+        .map(|k| Insn::Load {
+            dst: scratch[k],
+            slot: k as u8,
+        })
+        .collect()
 }
 
 impl SortGame {
@@ -282,6 +339,8 @@ impl SortGame {
         loop {
             keys.clear();
             let mut covers = true;
+            // Column-major data: `t` indexes a row across several columns.
+            #[allow(clippy::needless_range_loop)]
             for t in 0..rows {
                 let mut seen = 0u8;
                 let mut key = 0u32;
@@ -299,7 +358,9 @@ impl SortGame {
             if covers {
                 let c = match &self.networks {
                     Some(net) => {
-                        let set = keys.iter().fold(0u128, |s, &k| s | 1u128 << net.index(k).expect("a covering row is a permutation"));
+                        let set = keys.iter().fold(0u128, |s, &k| {
+                            s | 1u128 << net.index(k).expect("a covering row is a permutation")
+                        });
                         net.min_comparators(set) as f32
                     }
                     None => {
@@ -340,7 +401,12 @@ impl Environment for SortGame {
     }
 
     fn legal_actions(&self, s: &GameState, out: &mut Vec<Action>) {
-        let lowest_free = self.task.scratch.iter().copied().find(|&r| !s.cpu.reg_defined(r));
+        let lowest_free = self
+            .task
+            .scratch
+            .iter()
+            .copied()
+            .find(|&r| !s.cpu.reg_defined(r));
         for (i, &m) in self.moves.iter().enumerate() {
             let ok = match m {
                 Insn::Mov { dst, src } => {
@@ -378,7 +444,9 @@ impl Environment for SortGame {
                 if new.iter().all(|&f| f == FLAG_EQ) {
                     return None;
                 }
-                if s.cpu.flags_defined() && (new == old || new.iter().zip(old).all(|(&x, &y)| x == 2 - y)) {
+                if s.cpu.flags_defined()
+                    && (new == old || new.iter().zip(old).all(|(&x, &y)| x == 2 - y))
+                {
                     return None;
                 }
             }
@@ -443,7 +511,11 @@ impl Environment for SortGame {
     }
 
     fn value_scale(&self) -> f32 {
-        2.0 * self.task.reference.network.unwrap_or(4 * self.tv.n * self.tv.n) as f32
+        2.0 * self
+            .task
+            .reference
+            .network
+            .unwrap_or(4 * self.tv.n * self.tv.n) as f32
     }
 }
 
@@ -459,4 +531,3 @@ pub fn check_sorted(tv: &TestVectors, cpu: &CpuState) -> Result<(), usize> {
     }
     Ok(())
 }
-

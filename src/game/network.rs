@@ -62,7 +62,10 @@ impl Networks {
     /// The permutation index of a tuple of `n` distinct values in `0..n` packed 3 bits per
     /// position (first position in the highest bits), or `None` if it is not a permutation.
     pub fn index(&self, packed: u32) -> Option<u8> {
-        self.index_of.get(packed as usize).copied().filter(|&i| i != u8::MAX)
+        self.index_of
+            .get(packed as usize)
+            .copied()
+            .filter(|&i| i != u8::MAX)
     }
 
     /// The fewest comparators that sort every ordering in `set` (bit `p` = permutation `p`).
@@ -134,7 +137,11 @@ mod tests {
     fn full_sets_need_the_optimal_network_sizes() {
         for (n, want) in [(2, 1), (3, 3), (4, 5), (5, 9)] {
             let net = Networks::new(n);
-            let all: u128 = if n == 5 { (1u128 << 120) - 1 } else { (1u128 << (1..=n).product::<usize>()) - 1 };
+            let all: u128 = if n == 5 {
+                (1u128 << 120) - 1
+            } else {
+                (1u128 << (1..=n).product::<usize>()) - 1
+            };
             assert_eq!(net.min_comparators(all), want, "n = {n}");
         }
     }

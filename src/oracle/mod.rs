@@ -50,7 +50,12 @@ pub struct Verdict {
 
 impl Verdict {
     fn failed(checks: Vec<String>, reason: String, length: usize) -> Verdict {
-        Verdict { status: Status::Failed, checks, reason: Some(reason), length }
+        Verdict {
+            status: Status::Failed,
+            checks,
+            reason: Some(reason),
+            length,
+        }
     }
 }
 
@@ -61,14 +66,19 @@ pub fn prove(task: &Task, program: &[Insn]) -> std::result::Result<String, Strin
     let tv = task.test_vectors();
     let mut cpu = CpuState::new(&tv);
     for (i, &insn) in program.iter().enumerate() {
-        cpu.apply(insn).map_err(|f| format!("{f} (instruction {}: {})", i + 1, insn.intel()))?;
+        cpu.apply(insn)
+            .map_err(|f| format!("{f} (instruction {}: {})", i + 1, insn.intel()))?;
     }
     let mut order: Vec<usize> = (0..tv.len()).collect();
     order.sort_by_key(|&t| (tv.inputs[t].iter().max().copied(), tv.inputs[t].clone()));
     for t in order {
         let out: Vec<u8> = (0..tv.n).map(|k| cpu.mem(k)[t]).collect();
         if out != tv.sorted[t] {
-            return Err(format!("not sorted: {} -> {}", list(&tv.inputs[t]), list(&out)));
+            return Err(format!(
+                "not sorted: {} -> {}",
+                list(&tv.inputs[t]),
+                list(&out)
+            ));
         }
     }
     Ok(proof_line(&tv))
@@ -83,7 +93,13 @@ fn proof_line(tv: &TestVectors) -> String {
 }
 
 fn list<T: std::fmt::Display>(v: &[T]) -> String {
-    format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 /// Both stages on a program of game moves. Stage 2 runs only if stage 1 passed.
@@ -105,9 +121,16 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
     let len = kernel.decoded.len();
     let mut checks = Vec::new();
     if let Err((line, reason)) = kernel.check_safe(task.n) {
-        return Ok(Verdict::failed(checks, format!("{reason} (line {line})"), len));
+        return Ok(Verdict::failed(
+            checks,
+            format!("{reason} (line {line})"),
+            len,
+        ));
     }
-    checks.push("static check: no control flow, memory only inside [rdi, rdi+4n), no callee-saved writes".into());
+    checks.push(
+        "static check: no control flow, memory only inside [rdi, rdi+4n), no callee-saved writes"
+            .into(),
+    );
     match kernel.to_game(task.n) {
         Ok(program) => {
             match prove(task, &program) {
@@ -123,12 +146,28 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
     }
 }
 
-fn stage2(task: &Task, code: &[u8], cfg: &NativeConfig, mut checks: Vec<String>, len: usize, unproven: Option<String>) -> Result<Verdict> {
+fn stage2(
+    task: &Task,
+    code: &[u8],
+    cfg: &NativeConfig,
+    mut checks: Vec<String>,
+    len: usize,
+    unproven: Option<String>,
+) -> Result<Verdict> {
     match native::run_native(code, task.n, cfg)? {
         Ok(report) => {
             checks.extend(report.checks.into_iter().map(|c| format!("native: {c}")));
-            let status = if unproven.is_some() { Status::TestedNotProven } else { Status::Verified };
-            Ok(Verdict { status, checks, reason: unproven, length: len })
+            let status = if unproven.is_some() {
+                Status::TestedNotProven
+            } else {
+                Status::Verified
+            };
+            Ok(Verdict {
+                status,
+                checks,
+                reason: unproven,
+                length: len,
+            })
         }
         Err(failure) => Ok(Verdict::failed(checks, failure.to_string(), len)),
     }

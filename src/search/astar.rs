@@ -18,11 +18,18 @@ struct Node {
 
 /// Runs weighted A* with weight `w` (1 = plain A*, larger = greedier) until `shared` says stop.
 pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
-    let mut nodes = vec![Node { parent: u32::MAX, action: 0 }];
+    let mut nodes = vec![Node {
+        parent: u32::MAX,
+        action: 0,
+    }];
     let root = env.initial();
     let mut open: BinaryHeap<(Reverse<u32>, Reverse<u32>, u32)> = BinaryHeap::new();
     let f = |g: u32, h: f32| ((g as f32 + w * h) * 16.0) as u32;
-    open.push((Reverse(f(env.cost(&root), env.estimate(&root))), Reverse(env.cost(&root)), 0));
+    open.push((
+        Reverse(f(env.cost(&root), env.estimate(&root))),
+        Reverse(env.cost(&root)),
+        0,
+    ));
     let mut closed: HashMap<u64, u32> = HashMap::new();
     closed.insert(env.key(&root), env.cost(&root));
     let mut legal = Vec::new();
@@ -60,7 +67,9 @@ pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
         env.legal_actions(&state, &mut legal);
         shared.count(1);
         for &a in &legal {
-            let Some(child) = env.step(&state, a) else { continue };
+            let Some(child) = env.step(&state, a) else {
+                continue;
+            };
             let cg = env.cost(&child);
             let lb = env.lower_bound(&child);
             if cg.saturating_add(lb) >= best {
@@ -80,8 +89,15 @@ pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
                 shared.offer(total, &p);
                 continue;
             }
-            nodes.push(Node { parent: id, action: a });
-            open.push((Reverse(f(cg, env.estimate(&child))), Reverse(cg), nodes.len() as u32 - 1));
+            nodes.push(Node {
+                parent: id,
+                action: a,
+            });
+            open.push((
+                Reverse(f(cg, env.estimate(&child))),
+                Reverse(cg),
+                nodes.len() as u32 - 1,
+            ));
         }
     }
     StopReason::Exhausted

@@ -40,7 +40,13 @@ pub struct MctsConfig {
 
 impl Default for MctsConfig {
     fn default() -> Self {
-        MctsConfig { c_puct: 1.25, simulations: 200, seed: 0, prior_noise: 0.5, max_backup: true }
+        MctsConfig {
+            c_puct: 1.25,
+            simulations: 200,
+            seed: 0,
+            prior_noise: 0.5,
+            max_backup: true,
+        }
     }
 }
 
@@ -100,7 +106,14 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
     }
 
     /// One simulation from `root` (whose state is `root_state`, reached by `prefix`).
-    fn simulate(&mut self, root: u32, root_state: &E::State, prefix: &[Action], shared: &Shared, rng: &mut ChaCha8Rng) {
+    fn simulate(
+        &mut self,
+        root: u32,
+        root_state: &E::State,
+        prefix: &[Action],
+        shared: &Shared,
+        rng: &mut ChaCha8Rng,
+    ) {
         let env = self.env;
         let mut path = vec![root];
         let mut actions = prefix.to_vec();
@@ -120,7 +133,11 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
                     continue;
                 }
                 let q = if ch.visits > 0 { self.q(ch) } else { parent_q };
-                let qn = if self.vmax > self.vmin { (q - self.vmin) / (self.vmax - self.vmin) } else { 0.5 };
+                let qn = if self.vmax > self.vmin {
+                    (q - self.vmin) / (self.vmax - self.vmin)
+                } else {
+                    0.5
+                };
                 let score = qn + self.cfg.c_puct * ch.prior * sqrt_n / (1.0 + ch.visits as f32);
                 if score > pick_score {
                     pick_score = score;
@@ -154,7 +171,9 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
             env.legal_actions(&state, &mut self.legal);
             let mut kept: Vec<(Action, u64, u32)> = Vec::with_capacity(self.legal.len());
             for &a in &self.legal {
-                let Some(child) = env.step(&state, a) else { continue };
+                let Some(child) = env.step(&state, a) else {
+                    continue;
+                };
                 let cost = env.cost(&child);
                 if cost.saturating_add(env.lower_bound(&child)) >= best {
                     continue;
@@ -177,12 +196,21 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
                 return;
             }
             let acts: Vec<Action> = kept.iter().map(|k| k.0).collect();
-            let ev = self.eval.evaluate(env, &[&state], &[&acts]).pop().expect("one evaluation per state");
+            let ev = self
+                .eval
+                .evaluate(env, &[&state], &[&acts])
+                .pop()
+                .expect("one evaluation per state");
             value = ev.value;
             let first = self.nodes.len() as u32;
             for (i, &(a, key, cost)) in kept.iter().enumerate() {
-                let noise = if self.cfg.prior_noise > 0.0 { 1.0 + self.cfg.prior_noise * rng.gen::<f32>() } else { 1.0 };
-                self.nodes.push(Node::new(a, ev.priors[i] * noise, key, cost));
+                let noise = if self.cfg.prior_noise > 0.0 {
+                    1.0 + self.cfg.prior_noise * rng.gen::<f32>()
+                } else {
+                    1.0
+                };
+                self.nodes
+                    .push(Node::new(a, ev.priors[i] * noise, key, cost));
             }
             let n = &mut self.nodes[node as usize];
             n.first_child = first;
@@ -222,8 +250,12 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
         for w in (0..path.len()).rev() {
             let p = path[w] as usize;
             if !self.nodes[p].dead {
-                let (fc, nc) = (self.nodes[p].first_child, self.nodes[p].num_children as usize);
-                if fc == UNEXPANDED || !(fc as usize..fc as usize + nc).all(|c| self.nodes[c].dead) {
+                let (fc, nc) = (
+                    self.nodes[p].first_child,
+                    self.nodes[p].num_children as usize,
+                );
+                if fc == UNEXPANDED || !(fc as usize..fc as usize + nc).all(|c| self.nodes[c].dead)
+                {
                     return;
                 }
                 self.nodes[p].dead = true;
@@ -235,7 +267,12 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
 /// Runs MCTS episodes until `shared` says stop; returns why it stopped. Solutions go to
 /// `shared`. Call it from several threads with different seeds for root parallelism: they
 /// share the best cost, so each prunes with the others' solutions.
-pub fn mcts<E: Environment, V: Evaluator<E>>(env: &E, eval: &V, cfg: &MctsConfig, shared: &Shared) -> StopReason {
+pub fn mcts<E: Environment, V: Evaluator<E>>(
+    env: &E,
+    eval: &V,
+    cfg: &MctsConfig,
+    shared: &Shared,
+) -> StopReason {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let initial = env.initial();
     loop {
@@ -280,7 +317,9 @@ pub fn mcts<E: Environment, V: Evaluator<E>>(env: &E, eval: &V, cfg: &MctsConfig
                 .filter(|&c| !tree.nodes[c].dead && tree.nodes[c].visits > 0)
                 .max_by(|&a, &b| {
                     let (x, y) = (&tree.nodes[a], &tree.nodes[b]);
-                    x.visits.cmp(&y.visits).then(x.value_max.total_cmp(&y.value_max))
+                    x.visits
+                        .cmp(&y.visits)
+                        .then(x.value_max.total_cmp(&y.value_max))
                 });
             match next {
                 Some(c) => {

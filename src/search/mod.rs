@@ -122,11 +122,16 @@ impl<E: Environment> Evaluator<E> for HeuristicEvaluator {
                 let scores: Vec<f32> = acts
                     .iter()
                     .map(|&a| match env.step(s, a) {
-                        Some(c) => -(env.cost(&c) as f32 - base + env.estimate(&c)) / self.temperature,
+                        Some(c) => {
+                            -(env.cost(&c) as f32 - base + env.estimate(&c)) / self.temperature
+                        }
                         None => f32::NEG_INFINITY,
                     })
                     .collect();
-                Evaluation { priors: softmax(&scores), value: value_of(env, base + env.estimate(s)) }
+                Evaluation {
+                    priors: softmax(&scores),
+                    value: value_of(env, base + env.estimate(s)),
+                }
             })
             .collect()
     }
@@ -237,7 +242,12 @@ impl Shared {
             return false;
         }
         self.best.store(cost, Ordering::Relaxed);
-        found.push(Found { cost, at_s: self.elapsed(), explored: self.explored(), actions: actions.to_vec() });
+        found.push(Found {
+            cost,
+            at_s: self.elapsed(),
+            explored: self.explored(),
+            actions: actions.to_vec(),
+        });
         true
     }
     /// Whether to stop now, and why.
@@ -248,7 +258,11 @@ impl Shared {
         if self.budget.target.is_some_and(|t| self.best() <= t) {
             return Some(StopReason::Target);
         }
-        if self.budget.max_expansions.is_some_and(|m| self.explored() >= m) {
+        if self
+            .budget
+            .max_expansions
+            .is_some_and(|m| self.explored() >= m)
+        {
             return Some(StopReason::Expansions);
         }
         if self.start.elapsed() >= self.budget.time {
@@ -267,7 +281,9 @@ pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
         h = (h ^ x).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29);
     }
     for &b in chunks.remainder() {
-        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29);
+        h = (h ^ b as u64)
+            .wrapping_mul(0x0000_0100_0000_01B3)
+            .rotate_left(29);
     }
     mix64(h ^ bytes.len() as u64)
 }

@@ -58,7 +58,10 @@ pub struct Task {
 }
 
 mod humantime_serde_compat {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 }
@@ -70,8 +73,10 @@ impl Task {
     /// file and the field for a malformed file.
     pub fn load(name_or_path: &str) -> Result<Task> {
         if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            return Task::parse(text, Path::new(&format!("programs/{name}.toml")))
-                .map(|t| Task { source: format!("builtin:{name}"), ..t });
+            return Task::parse(text, Path::new(&format!("programs/{name}.toml"))).map(|t| Task {
+                source: format!("builtin:{name}"),
+                ..t
+            });
         }
         let path = Path::new(name_or_path);
         if path.extension().is_some_and(|e| e == "toml") || path.exists() {
@@ -88,7 +93,10 @@ impl Task {
 
     /// All built-in tasks.
     pub fn builtins() -> Vec<Task> {
-        BUILTIN.iter().map(|(n, _)| Task::load(n).expect("built-in task files are valid")).collect()
+        BUILTIN
+            .iter()
+            .map(|(n, _)| Task::load(n).expect("built-in task files are valid"))
+            .collect()
     }
 
     /// Parses a task from TOML text; `path` is used in error messages only.
@@ -103,27 +111,42 @@ impl Task {
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
                 .unwrap_or(0);
-            let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            let msg = e
+                .message()
+                .lines()
+                .next()
+                .unwrap_or("invalid TOML")
+                .to_string();
             err("syntax", format!("line {line}: {msg}"))
         })?;
         let get = |key: &str| -> Option<&toml::Value> {
             let mut v: Option<&toml::Value> = None;
             for (i, part) in key.split('.').enumerate() {
-                v = if i == 0 { root.get(part) } else { v?.as_table()?.get(part) };
+                v = if i == 0 {
+                    root.get(part)
+                } else {
+                    v?.as_table()?.get(part)
+                };
             }
             v
         };
         let string = |key: &str| -> Result<String> {
             match get(key) {
                 Some(toml::Value::String(s)) => Ok(s.clone()),
-                Some(v) => Err(err(key, format!("expected a string, found {}", v.type_str()))),
+                Some(v) => Err(err(
+                    key,
+                    format!("expected a string, found {}", v.type_str()),
+                )),
                 None => Err(err(key, "missing".into())),
             }
         };
         let int = |key: &str| -> Result<Option<i64>> {
             match get(key) {
                 Some(toml::Value::Integer(i)) => Ok(Some(*i)),
-                Some(v) => Err(err(key, format!("expected an integer, found {}", v.type_str()))),
+                Some(v) => Err(err(
+                    key,
+                    format!("expected an integer, found {}", v.type_str()),
+                )),
                 None => Ok(None),
             }
         };
@@ -134,23 +157,39 @@ impl Task {
                     .map(|v| v.as_str().map(str::to_string))
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(|| err(key, "expected an array of strings".into())),
-                Some(v) => Err(err(key, format!("expected an array of strings, found {}", v.type_str()))),
+                Some(v) => Err(err(
+                    key,
+                    format!("expected an array of strings, found {}", v.type_str()),
+                )),
                 None => Err(err(key, "missing".into())),
             }
         };
 
         let name = string("name")?;
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(err("name", format!("'{name}' must be non-empty and use only letters, digits, '_' and '-'")));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(err(
+                "name",
+                format!("'{name}' must be non-empty and use only letters, digits, '_' and '-'"),
+            ));
         }
         let description = string("description").unwrap_or_default();
         let kind = string("kind")?;
         if kind != "sort" {
-            return Err(err("kind", format!("unsupported kind '{kind}' (supported: sort)")));
+            return Err(err(
+                "kind",
+                format!("unsupported kind '{kind}' (supported: sort)"),
+            ));
         }
         let element = string("element")?;
         if element != "i32" {
-            return Err(err("element", format!("unsupported element type '{element}' (supported: i32)")));
+            return Err(err(
+                "element",
+                format!("unsupported element type '{element}' (supported: i32)"),
+            ));
         }
         let n = int("n")?.ok_or_else(|| err("n", "missing".into()))?;
         if !(2..=MAX_N as i64).contains(&n) {
@@ -163,7 +202,12 @@ impl Task {
         }
         match int("layout.stride")? {
             Some(4) => {}
-            Some(s) => return Err(err("layout.stride", format!("{s} is not supported (i32 elements are 4 bytes apart)"))),
+            Some(s) => {
+                return Err(err(
+                    "layout.stride",
+                    format!("{s} is not supported (i32 elements are 4 bytes apart)"),
+                ))
+            }
             None => return Err(err("layout.stride", "missing".into())),
         }
         let mut conds = Vec::new();
@@ -177,13 +221,21 @@ impl Task {
                     Some(c) if !conds.contains(&c) => conds.push(c),
                     Some(_) => {}
                     None => {
-                        return Err(err("isa.opcodes", format!("unknown opcode '{op}' (known: mov, cmp, cmovl, cmovg, cmovle, cmovge)")))
+                        return Err(err(
+                            "isa.opcodes",
+                            format!(
+                            "unknown opcode '{op}' (known: mov, cmp, cmovl, cmovg, cmovle, cmovge)"
+                        ),
+                        ))
                     }
                 },
             }
         }
         if !has_mov || !has_cmp || conds.is_empty() {
-            return Err(err("isa.opcodes", "a sort task needs mov, cmp and at least one cmovcc".into()));
+            return Err(err(
+                "isa.opcodes",
+                "a sort task needs mov, cmp and at least one cmovcc".into(),
+            ));
         }
         conds.sort();
         // The game's symmetry pruning (cmp operand order, mirrored flags) replaces a condition
@@ -191,14 +243,19 @@ impl Task {
         if let Some(c) = conds.iter().find(|c| !conds.contains(&c.mirrored())) {
             return Err(err(
                 "isa.opcodes",
-                format!("cmov{} needs its mirror cmov{} (the search relies on mirrored conditions)", c.suffix(), c.mirrored().suffix()),
+                format!(
+                    "cmov{} needs its mirror cmov{} (the search relies on mirrored conditions)",
+                    c.suffix(),
+                    c.mirrored().suffix()
+                ),
             ));
         }
         let mut scratch = Vec::new();
         for r in strings("isa.scratch")? {
             let reg = Reg::parse(&r).ok_or_else(|| {
                 let why = match r.to_ascii_lowercase().as_str() {
-                    "ebx" | "ebp" | "r12d" | "r13d" | "r14d" | "r15d" | "rbx" | "rbp" | "r12" | "r13" | "r14" | "r15" => "is callee-saved",
+                    "ebx" | "ebp" | "r12d" | "r13d" | "r14d" | "r15d" | "rbx" | "rbp" | "r12"
+                    | "r13" | "r14" | "r15" => "is callee-saved",
                     "esp" | "rsp" => "is the stack pointer",
                     "edi" | "rdi" => "holds the array pointer",
                     _ => "is not a 32-bit caller-saved register (eax, ecx, edx, esi, r8d-r11d)",
@@ -211,18 +268,40 @@ impl Task {
             scratch.push(reg);
         }
         if scratch.len() < n {
-            return Err(err("isa.scratch", format!("{} registers cannot hold {n} elements", scratch.len())));
+            return Err(err(
+                "isa.scratch",
+                format!("{} registers cannot hold {n} elements", scratch.len()),
+            ));
         }
         let reference = Reference {
             network: int("reference.network")?.map(|v| v as usize),
             alphadev: int("reference.alphadev")?.map(|v| v as usize),
         };
         let default_budget = match get("search.budget") {
-            Some(toml::Value::String(s)) => parse_budget(s).map_err(|_| err("search.budget", format!("'{s}' is not a duration such as 60s, 10m or 1h")))?,
-            Some(v) => return Err(err("search.budget", format!("expected a string such as \"60s\", found {}", v.type_str()))),
+            Some(toml::Value::String(s)) => parse_budget(s).map_err(|_| {
+                err(
+                    "search.budget",
+                    format!("'{s}' is not a duration such as 60s, 10m or 1h"),
+                )
+            })?,
+            Some(v) => {
+                return Err(err(
+                    "search.budget",
+                    format!("expected a string such as \"60s\", found {}", v.type_str()),
+                ))
+            }
             None => Duration::from_secs(60),
         };
-        Ok(Task { name, description, n, conds, scratch, reference, default_budget, source: path.display().to_string() })
+        Ok(Task {
+            name,
+            description,
+            n,
+            conds,
+            scratch,
+            reference,
+            default_budget,
+            source: path.display().to_string(),
+        })
     }
 
     /// The test vectors of the task: every weak ordering of `n` values (see [`weak_orderings`]).
