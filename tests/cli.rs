@@ -324,3 +324,65 @@ int main(void) {
     assert_eq!(String::from_utf8_lossy(&run.stdout), "0 bad\n");
     assert!(run.status.success());
 }
+
+#[test]
+fn search_finds_sort4_at_28_and_sort5_at_42() {
+    for strategy in ["mcts", "astar"] {
+        let v = json_search(&[
+            "sort4",
+            "--budget",
+            "300s",
+            "--seed",
+            "3",
+            "--threads",
+            "1",
+            "--target",
+            "28",
+            "--strategy",
+            strategy,
+        ]);
+        assert_eq!(
+            (v["verified"].as_bool(), v["length"].as_u64()),
+            (Some(true), Some(28)),
+            "{strategy}"
+        );
+    }
+    let v = json_search(&[
+        "sort5",
+        "--budget",
+        "300s",
+        "--seed",
+        "1",
+        "--threads",
+        "1",
+        "--target",
+        "42",
+        "--strategy",
+        "astar",
+    ]);
+    assert_eq!(
+        (v["verified"].as_bool(), v["length"].as_u64()),
+        (Some(true), Some(42))
+    );
+    assert_eq!(v["program_intel"].as_array().unwrap().len(), 42);
+}
+
+/// With one thread, a seed fixes the search: the same kernel after the same number of
+/// programs.
+#[test]
+fn one_thread_searches_are_deterministic() {
+    let args = [
+        "sort4",
+        "--budget",
+        "300s",
+        "--seed",
+        "7",
+        "--threads",
+        "1",
+        "--target",
+        "28",
+    ];
+    let (a, b) = (json_search(&args), json_search(&args));
+    assert_eq!(a["program_att"], b["program_att"]);
+    assert_eq!(a["programs_explored"], b["programs_explored"]);
+}
