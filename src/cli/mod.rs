@@ -48,6 +48,9 @@ pub enum Command {
         /// Stop as soon as a kernel of at most this many instructions is found.
         #[arg(long)]
         target: Option<usize>,
+        /// Priors and leaf values for MCTS.
+        #[arg(long, value_enum, default_value_t = search::EvaluatorKind::Heuristic)]
+        evaluator: search::EvaluatorKind,
         /// Print one JSON object on stdout instead of the human report.
         #[arg(long)]
         json: bool,
@@ -171,6 +174,7 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
             threads,
             strategy,
             target,
+            evaluator,
             json,
             log_dir,
         } => {
@@ -193,6 +197,7 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
                 seed,
                 threads,
                 strategy,
+                evaluator,
                 target,
                 log_dir,
                 progress: !json,

@@ -6,6 +6,7 @@ use crate::log::{Improvement, LoggedKernel, SearchLog, LOG_VERSION};
 use crate::oracle::{self, NativeConfig, Status};
 use crate::search::{
     astar, mcts, Budget, Environment, HeuristicEvaluator, MctsConfig, Shared, StopReason,
+    UniformEvaluator,
 };
 use crate::task::Task;
 use crate::Result;
@@ -24,6 +25,16 @@ pub enum Strategy {
     Astar,
 }
 
+/// Where MCTS gets its priors and leaf values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvaluatorKind {
+    /// Priors from a one-step look-ahead of the game's estimate; values from the estimate.
+    Heuristic,
+    /// Uniform priors; values from the estimate (the no-guidance baseline).
+    Uniform,
+}
+
 /// Settings of one search run.
 #[derive(Clone, Debug)]
 pub struct SearchOptions {
@@ -32,6 +43,8 @@ pub struct SearchOptions {
     /// Worker threads (root parallelism), at least 1.
     pub threads: usize,
     pub strategy: Strategy,
+    /// Evaluator for MCTS (A* always uses the game's estimate).
+    pub evaluator: EvaluatorKind,
     /// Stop as soon as a kernel of at most this many instructions is found.
     pub target: Option<usize>,
     /// Folder for search logs.
@@ -75,7 +88,7 @@ pub fn run_search(
         simulations: 50,
         ..MctsConfig::default()
     };
-    let eval = HeuristicEvaluator { temperature: 1.0 };
+    let heuristic = HeuristicEvaluator { temperature: 1.0 };
 
     let done = AtomicBool::new(false);
     let bar = opts.progress.then(|| progress_bar(opts.budget));
@@ -104,36 +117,48 @@ pub fn run_search(
                 bar.finish_and_clear();
             }
         });
-        let workers: Vec<_> = (0..threads)
-            .map(|i| {
-                let (game, eval, mut cfg) = (&game, &eval, mcts_cfg.clone());
-                let strategy = opts.strategy;
-                cfg.seed = opts.seed.wrapping_mul(1000).wrapping_add(i as u64);
-                scope.spawn(move || match strategy {
-                    Strategy::Mcts => mcts(game, eval, &cfg, shared),
-                    // Thread i uses weight 2, 1.5, 3, 5, ...: different greediness.
-                    Strategy::Astar => {
-                        astar(game, [2.0, 1.5, 3.0, 5.0][i % 4] + (i / 4) as f32, shared)
+        // Root parallelism on a rayon pool of `threads` workers: independent searches
+        // with different seeds (MCTS) or weights (A*) that share the best length.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| crate::Error::Runtime(format!("cannot start {threads} threads: {e}")))?;
+        let reasons: Vec<StopReason> = pool.install(|| {
+            use rayon::prelude::*;
+            (0..threads)
+                .into_par_iter()
+                .map(|i| {
+                    let mut cfg = mcts_cfg.clone();
+                    cfg.seed = opts.seed.wrapping_mul(1000).wrapping_add(i as u64);
+                    let r = match (opts.strategy, opts.evaluator) {
+                        (Strategy::Mcts, EvaluatorKind::Heuristic) => {
+                            mcts(&game, &heuristic, &cfg, shared)
+                        }
+                        (Strategy::Mcts, EvaluatorKind::Uniform) => {
+                            mcts(&game, &UniformEvaluator, &cfg, shared)
+                        }
+                        // Worker i uses weight 2, 1.5, 3, 5, 6, ...: different greediness.
+                        (Strategy::Astar, _) => {
+                            astar(&game, [2.0, 1.5, 3.0, 5.0][i % 4] + (i / 4) as f32, shared)
+                        }
+                    };
+                    if r == StopReason::Exhausted {
+                        // Nothing shorter exists in this worker's space: the others can stop.
+                        shared.mark_exhausted();
                     }
+                    r
                 })
-            })
-            .collect();
-        let reasons: Vec<StopReason> = workers
-            .into_iter()
-            .map(|w| w.join().expect("search thread panicked"))
-            .collect();
+                .collect()
+        });
         done.store(true, Ordering::Relaxed);
         monitor.join().expect("progress thread panicked");
-        // Exhausted only counts when every thread exhausted its space.
-        if reasons.iter().all(|r| *r == StopReason::Exhausted) {
-            StopReason::Exhausted
-        } else {
+        Ok::<_, crate::Error>(
             reasons
                 .into_iter()
-                .find(|r| *r != StopReason::Exhausted)
-                .unwrap_or(StopReason::Budget)
-        }
-    });
+                .min_by_key(|r| *r != StopReason::Exhausted)
+                .unwrap_or(StopReason::Budget),
+        )
+    })?;
 
     let found = shared.found();
     let timeline: Vec<Improvement> = found
@@ -180,7 +205,7 @@ pub fn run_search(
             "budget_s": opts.budget.as_secs_f64(),
             "threads": threads,
             "target": opts.target,
-            "evaluator": crate::search::Evaluator::<SortGame>::name(&eval),
+            "evaluator": opts.evaluator,
             "mcts": { "c_puct": mcts_cfg.c_puct, "simulations": mcts_cfg.simulations, "prior_noise": mcts_cfg.prior_noise, "max_backup": mcts_cfg.max_backup },
             "test_vectors": game.test_vectors().len(),
             "moves": game.num_actions(),

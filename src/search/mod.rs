@@ -202,6 +202,7 @@ pub struct Shared {
     stop: Arc<AtomicBool>,
     found: Mutex<Vec<Found<Vec<Action>>>>,
     budget: Budget,
+    exhausted: AtomicBool,
 }
 
 impl Shared {
@@ -214,6 +215,7 @@ impl Shared {
             stop,
             found: Mutex::new(Vec::new()),
             budget,
+            exhausted: AtomicBool::new(false),
         }
     }
     /// Best total cost so far (`u32::MAX` when none).
@@ -250,8 +252,16 @@ impl Shared {
         });
         true
     }
+    /// Records that a worker searched its whole space under the bound: the best solution is
+    /// optimal for the searched space, and every worker stops.
+    pub fn mark_exhausted(&self) {
+        self.exhausted.store(true, Ordering::Relaxed);
+    }
     /// Whether to stop now, and why.
     pub fn should_stop(&self) -> Option<StopReason> {
+        if self.exhausted.load(Ordering::Relaxed) {
+            return Some(StopReason::Exhausted);
+        }
         if self.stop.load(Ordering::Relaxed) {
             return Some(StopReason::Interrupted);
         }
