@@ -108,6 +108,26 @@ fn verify_accepts_the_network_in_both_syntaxes() {
         "verified: tests/kernels/sort3_network.s sorts 3 i32 for all inputs (18 instructions)"
     ));
     assert!(stdout(&o).contains("proved on all 13 weak orderings"));
+    for (task, file, len) in [
+        ("sort4", "tests/kernels/sort4_network.s", 28),
+        ("sort5", "tests/kernels/sort5_network.s", 46),
+    ] {
+        let o = superopt(&["verify", task, file]);
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).starts_with(&format!(
+            "verified: {file} sorts {} i32 for all inputs ({len} instructions)",
+            &task[4..]
+        )));
+    }
+    let o = superopt(&[
+        "verify",
+        "sort3",
+        "tests/kernels/sort3_alphadev.s",
+        "--syntax",
+        "intel",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("(17 instructions)"));
     let o = superopt(&[
         "verify",
         "sort3",
@@ -154,7 +174,23 @@ fn verify_rejects_each_kind_of_wrong_kernel() {
         (
             "unsigned.s",
             net.replace("cmovg", "cmova"),
-            "not sorted: [-2147483648,",
+            "not sorted: [-2147483648,-2147483648,0] -> [0,-2147483648,-2147483648]",
+        ),
+        // The sign of a subtraction as the comparison: wrong when it overflows.
+        (
+            "sign.s",
+            net.replace("cmovg", "cmovns"),
+            "not sorted: [-2147483648,-2147483648,1] -> [1,-2147483648,-2147483648]",
+        ),
+        // Correct on every permutation, wrong on ties (a checker of distinct values passes
+        // it): AlphaDev's sort3 with a strict condition where a tie needs `le`.
+        (
+            "ties.s",
+            std::fs::read_to_string("tests/kernels/sort3_alphadev.s")
+                .unwrap()
+                .replace("cmovle eax, ecx", "cmovl eax, ecx")
+                .replace("mov eax, [rdi]", ".intel_syntax noprefix\nmov eax, [rdi]"),
+            "not sorted: [1,0,0] -> [1,0,1]",
         ),
     ];
     for (name, text, want) in cases {
