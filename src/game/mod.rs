@@ -4,6 +4,18 @@
 //! instruction from the task's move table ([`SortGame::moves`]). A program is correct when,
 //! on every test vector, memory slot `k` ends holding the `k`-th smallest input.
 //!
+//! ## Reward: correctness first, then length
+//! A state is a solution exactly when, for every slot `k`, some register holds the `k`-th
+//! smallest input on every test vector; the `n` stores then finish a kernel that the emulator
+//! has already proved correct. So the game never ends in a wrong program: an episode ends in a
+//! correct kernel or in a dead end (no legal move, or the length cap of twice the classic
+//! network). A correct kernel of total length `L` is worth `1 - L / (2 * network length)`;
+//! dead ends are never backed up. Instead of AlphaDev's shaped reward (2 x the change in
+//! correctly placed elements, Nature 2023, Methods), partial progress enters through the
+//! estimate (see [`SortGame`]'s `estimate`): the instructions a sorting network would still
+//! need, which measures how much sorting is left rather than how many slots happen to hold
+//! their value already (a measure that stays flat for most of a program).
+//!
 //! ## The searched space (restrictions, which can cost length)
 //! * **Loads first, stores last.** Every program the search builds starts with the `n` loads
 //!   `mov scratch[k], [rdi+4k]` and ends with `n` stores; between them is a register-only core
