@@ -243,10 +243,10 @@ impl Insn {
                         dst: reg(0)?,
                         src: reg(1)?,
                     }),
-                    None => Err(format!("unsupported instruction {mnemonic}")),
+                    None => Err(unsupported(&mnemonic)),
                 }
             }
-            _ => Err(format!("unsupported instruction {mnemonic}")),
+            _ => Err(unsupported(&mnemonic)),
         }
     }
 
@@ -266,6 +266,16 @@ impl Insn {
     /// GNU AT&T-syntax text that GNU as accepts, e.g. `cmovl %ecx,%eax`.
     pub fn att(self) -> String {
         format_with(&mut iced_x86::GasFormatter::new(), self)
+    }
+}
+
+/// Why a decoded instruction is not a game move: an opcode outside the game, or a game opcode
+/// with operands the game does not have (64-bit or 16-bit registers, immediates, memory).
+fn unsupported(mnemonic: &str) -> String {
+    if ["mov", "cmp", "cmovl", "cmovg", "cmovle", "cmovge"].contains(&mnemonic) {
+        format!("unsupported operands for {mnemonic} (the game's moves take 32-bit scratch registers and dword [rdi+4k])")
+    } else {
+        format!("unsupported instruction {mnemonic}")
     }
 }
 

@@ -204,6 +204,11 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
             };
             let out = search::run_search(&task, &opts, stop)?;
             print_search(&task, &out, json);
+            if let Some(e) = &out.log_error {
+                return Err(crate::Error::Runtime(format!(
+                    "the search log was not written: {e}"
+                )));
+            }
             Ok(if out.verified {
                 ExitCode::SUCCESS
             } else {
@@ -229,7 +234,7 @@ fn print_search(task: &Task, out: &search::SearchOutcome, json: bool) {
             "programs_explored": log.programs_explored,
             "stop_reason": log.stop_reason,
             "checks": best.map(|b| b.checks.clone()).unwrap_or_default(),
-            "log": out.log_path.display().to_string(),
+            "log": out.log_error.is_none().then(|| out.log_path.display().to_string()),
         });
         println!(
             "{}",
@@ -272,5 +277,7 @@ fn print_search(task: &Task, out: &search::SearchOutcome, json: bool) {
             task.name, log.programs_explored, log.elapsed_s
         ),
     }
-    println!("\nlog: {}", out.log_path.display());
+    if out.log_error.is_none() {
+        println!("\nlog: {}", out.log_path.display());
+    }
 }

@@ -58,6 +58,8 @@ pub struct SearchOptions {
 pub struct SearchOutcome {
     pub log: SearchLog,
     pub log_path: PathBuf,
+    /// Why the log could not be written, if it could not.
+    pub log_error: Option<String>,
     pub verified: bool,
 }
 
@@ -71,6 +73,10 @@ pub fn run_search(
     opts: &SearchOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<SearchOutcome> {
+    // Fail before searching, not after, if the log cannot be written.
+    let log_dir = opts.log_dir.join(&task.name);
+    std::fs::create_dir_all(&log_dir).map_err(|e| crate::Error::io(&log_dir, e))?;
+    tempfile::NamedTempFile::new_in(&log_dir).map_err(|e| crate::Error::io(&log_dir, e))?;
     let game = SortGame::new(task);
     let start_time = time::OffsetDateTime::now_utc();
     let started = start_time
@@ -222,10 +228,12 @@ pub fn run_search(
         best,
     };
     let log_path = SearchLog::default_path(&opts.log_dir, &task.name, start_time, opts.seed);
-    log.write_atomic(&log_path)?;
+    // The kernel is printed even if the log cannot be written at the end.
+    let log_error = log.write_atomic(&log_path).err().map(|e| e.to_string());
     Ok(SearchOutcome {
         log,
         log_path,
+        log_error,
         verified,
     })
 }

@@ -60,24 +60,26 @@ impl Verdict {
 }
 
 /// Stage 1: runs `program` on the emulator over every weak ordering of `n` inputs, smallest
-/// inputs first. Returns the check line on success, or the reason for the first failure
-/// (`reads ecx before writing it` at an instruction, or `not sorted: [1,1,0] -> [0,1,0]`).
-pub fn prove(task: &Task, program: &[Insn]) -> std::result::Result<String, String> {
+/// inputs first. Returns the check line on success, or the reason for the first failure:
+/// `reads ecx before writing it` with the index of the faulting instruction, or
+/// `not sorted: [1,1,0] -> [0,1,0]` (a smallest failing input) without one.
+pub fn prove(
+    task: &Task,
+    program: &[Insn],
+) -> std::result::Result<String, (Option<usize>, String)> {
     let tv = task.test_vectors();
     let mut cpu = CpuState::new(&tv);
     for (i, &insn) in program.iter().enumerate() {
-        cpu.apply(insn)
-            .map_err(|f| format!("{f} (instruction {}: {})", i + 1, insn.intel()))?;
+        cpu.apply(insn).map_err(|f| (Some(i), f.to_string()))?;
     }
     let mut order: Vec<usize> = (0..tv.len()).collect();
     order.sort_by_key(|&t| (tv.inputs[t].iter().max().copied(), tv.inputs[t].clone()));
     for t in order {
         let out: Vec<u8> = (0..tv.n).map(|k| cpu.mem(k)[t]).collect();
         if out != tv.sorted[t] {
-            return Err(format!(
-                "not sorted: {} -> {}",
-                list(&tv.inputs[t]),
-                list(&out)
+            return Err((
+                None,
+                format!("not sorted: {} -> {}", list(&tv.inputs[t]), list(&out)),
             ));
         }
     }
@@ -109,7 +111,13 @@ pub fn verify_program(task: &Task, program: &[Insn], cfg: &NativeConfig) -> Resu
     let mut checks = Vec::new();
     match prove(task, program) {
         Ok(line) => checks.push(line),
-        Err(reason) => return Ok(Verdict::failed(checks, reason, program.len())),
+        Err((at, reason)) => {
+            let reason = match at {
+                Some(i) => format!("{reason} (instruction {}: {})", i + 1, program[i].intel()),
+                None => reason,
+            };
+            return Ok(Verdict::failed(checks, reason, program.len()));
+        }
     }
     stage2(task, &encode(program), cfg, checks, program.len(), None)
 }
@@ -135,7 +143,13 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
         Ok(program) => {
             match prove(task, &program) {
                 Ok(line) => checks.push(line),
-                Err(reason) => return Ok(Verdict::failed(checks, reason, len)),
+                Err((at, reason)) => {
+                    let reason = match at {
+                        Some(i) => format!("{reason} (line {})", kernel.lines[i]),
+                        None => reason,
+                    };
+                    return Ok(Verdict::failed(checks, reason, len));
+                }
             }
             stage2(task, &kernel.code, cfg, checks, len, None)
         }

@@ -119,6 +119,56 @@ impl Task {
                 .to_string();
             err("syntax", format!("line {line}: {msg}"))
         })?;
+        // Misspelt keys are errors, not silently ignored.
+        const KNOWN: [(&str, &[&str]); 5] = [
+            (
+                "",
+                &[
+                    "name",
+                    "description",
+                    "kind",
+                    "element",
+                    "n",
+                    "layout",
+                    "isa",
+                    "reference",
+                    "search",
+                ],
+            ),
+            ("layout", &["pointer", "stride"]),
+            ("isa", &["opcodes", "scratch"]),
+            ("reference", &["network", "alphadev"]),
+            ("search", &["budget"]),
+        ];
+        for (table, keys) in KNOWN {
+            let t = if table.is_empty() {
+                Some(&root)
+            } else {
+                match root.get(table) {
+                    Some(toml::Value::Table(t)) => Some(t),
+                    Some(v) => {
+                        return Err(err(
+                            table,
+                            format!("expected a table, found {}", v.type_str()),
+                        ))
+                    }
+                    None => None,
+                }
+            };
+            for k in t.into_iter().flat_map(|t| t.keys()) {
+                if !keys.contains(&k.as_str()) {
+                    let field = if table.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{table}.{k}")
+                    };
+                    return Err(err(
+                        &field,
+                        format!("unknown field (known here: {})", keys.join(", ")),
+                    ));
+                }
+            }
+        }
         let get = |key: &str| -> Option<&toml::Value> {
             let mut v: Option<&toml::Value> = None;
             for (i, part) in key.split('.').enumerate() {
