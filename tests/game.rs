@@ -31,26 +31,11 @@ fn cmov(cc: Cond, dst: Reg, src: Reg) -> Insn {
     Insn::Cmov { cc, dst, src }
 }
 
-/// The compare-exchange `(i, j)` on registers `ri`, `rj` through the temporary `t`:
-/// afterwards `ri = min`, `rj = max`.
-fn cx(ri: Reg, rj: Reg, t: Reg) -> [Insn; 4] {
-    [
-        mov(t, ri),
-        cmp(ri, rj),
-        cmov(Cond::G, ri, rj),
-        cmov(Cond::G, rj, t),
-    ]
-}
-
 /// The core of a sorting network: value `k` lives in `scratch[k]`, the temporary is
 /// `scratch[n]` (the lowest register the loads leave undefined).
 fn network_core(task: &Task, comparators: &[(usize, usize)]) -> Vec<Insn> {
-    let r = &task.scratch;
-    let t = r[task.n];
-    comparators
-        .iter()
-        .flat_map(|&(i, j)| cx(r[i], r[j], t))
-        .collect()
+    let k = superopt::game::network::network_kernel(&task.scratch, task.n, comparators);
+    k[task.n..k.len() - task.n].to_vec()
 }
 
 /// Loads, `core`, stores from `scratch[k]` to slot `k`.
@@ -163,9 +148,9 @@ fn native_ok(program: &[Insn], n: usize) {
 #[cfg(not(target_arch = "x86_64"))]
 fn native_ok(_: &[Insn], _: usize) {}
 
-const SORT3: [(usize, usize); 3] = [(0, 1), (1, 2), (0, 1)];
-const SORT4: [(usize, usize); 5] = [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)];
-const SORT5: [(usize, usize); 9] = [
+const SORT3: &[(usize, usize)] = &[(0, 1), (1, 2), (0, 1)];
+const SORT4: &[(usize, usize)] = &[(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)];
+const SORT5: &[(usize, usize)] = &[
     (0, 1),
     (3, 4),
     (2, 4),
@@ -177,10 +162,19 @@ const SORT5: [(usize, usize); 9] = [
     (1, 2),
 ];
 
+/// The hand-written comparator lists are the library's classic networks.
+#[test]
+fn comparator_lists_match_the_library() {
+    use superopt::game::network::classic_comparators;
+    assert_eq!(classic_comparators(3), Some(SORT3));
+    assert_eq!(classic_comparators(4), Some(SORT4));
+    assert_eq!(classic_comparators(5), Some(SORT5));
+}
+
 #[test]
 fn sort3_network_survives_pruning() {
     let g = game("sort3");
-    let core = network_core(g.task(), &SORT3);
+    let core = network_core(g.task(), SORT3);
     assert_eq!(core.len(), 12);
     replay(&g, &core, 18);
     native_ok(&whole_kernel(g.task(), &core), 3);
@@ -235,7 +229,7 @@ fn alphadev_sort3_without_the_merge_mov_fix_is_wrong() {
 #[test]
 fn sort4_network_survives_pruning() {
     let g = game("sort4");
-    let core = network_core(g.task(), &SORT4);
+    let core = network_core(g.task(), SORT4);
     assert_eq!(core.len(), 20);
     assert_eq!(core[0], mov(R8d, Eax), "the temporary is scratch[4]");
     replay(&g, &core, 28);
@@ -245,7 +239,7 @@ fn sort4_network_survives_pruning() {
 #[test]
 fn sort5_network_survives_pruning() {
     let g = game("sort5");
-    let core = network_core(g.task(), &SORT5);
+    let core = network_core(g.task(), SORT5);
     assert_eq!(core.len(), 36);
     assert_eq!(core[0], mov(Reg::R9d, Eax), "the temporary is scratch[5]");
     replay(&g, &core, 46);
@@ -257,7 +251,7 @@ fn sort5_comparator_list_is_a_sorting_network() {
     // 0-1 principle, independently of the emulator: all 32 binary inputs come out sorted.
     for bits in 0u32..32 {
         let mut v: Vec<u32> = (0..5).map(|k| bits >> k & 1).collect();
-        for &(i, j) in &SORT5 {
+        for &(i, j) in SORT5 {
             if v[i] > v[j] {
                 v.swap(i, j);
             }
@@ -554,7 +548,7 @@ fn illegal_or_unfinished_action_sequences_give_no_program() {
     let g = game("sort3");
     assert_eq!(g.program(&[]), None, "not sorted yet");
     assert_eq!(g.program(&[action_of(&g, mov(Eax, Ecx))]), None, "loses a");
-    let core = network_core(g.task(), &SORT3);
+    let core = network_core(g.task(), SORT3);
     let acts: Vec<Action> = core.iter().map(|&i| action_of(&g, i)).collect();
     assert_eq!(g.program(&acts[..11]), None);
     assert_eq!(g.program(&acts).map(|p| p.len()), Some(18));

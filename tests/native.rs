@@ -4,22 +4,13 @@
 #![cfg(target_arch = "x86_64")]
 
 use iced_x86::code_asm::*;
-use superopt::isa::{encode, Cond, Insn, Reg};
+use superopt::game::network::{classic_comparators, network_kernel};
+use superopt::isa::{encode, Reg};
 use superopt::oracle::native::{run_native, NativeConfig, NativeFailure, NativeReport};
 
-const SORT3: [(usize, usize); 3] = [(0, 1), (1, 2), (0, 1)];
-const SORT4: [(usize, usize); 5] = [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)];
-const SORT5: [(usize, usize); 9] = [
-    (0, 1),
-    (3, 4),
-    (2, 4),
-    (2, 3),
-    (1, 4),
-    (0, 3),
-    (0, 2),
-    (1, 3),
-    (1, 2),
-];
+fn sort_net(n: usize) -> &'static [(usize, usize)] {
+    classic_comparators(n).unwrap()
+}
 /// Knuth, TAOCP vol. 3, 5.3.4: 16 comparators for 7 inputs.
 const SORT7: [(usize, usize); 16] = [
     (0, 6),
@@ -40,39 +31,9 @@ const SORT7: [(usize, usize); 16] = [
     (5, 6),
 ];
 
-/// A sorting network in the game ISA: load into the first n scratch registers, one
-/// compare-exchange (`mov t, ri; cmp ri, rj; cmovg ri, rj; cmovg rj, t`) per comparator with
-/// r11d as `t`, store.
+/// A sorting network on `n` values as machine code (temporary: scratch register `n`).
 fn network(n: usize, comparators: &[(usize, usize)]) -> Vec<u8> {
-    let t = Reg::R11d;
-    let r = Reg::from_index;
-    let mut prog: Vec<Insn> = (0..n)
-        .map(|i| Insn::Load {
-            dst: r(i),
-            slot: i as u8,
-        })
-        .collect();
-    for &(i, j) in comparators {
-        prog.extend([
-            Insn::Mov { dst: t, src: r(i) },
-            Insn::Cmp { a: r(i), b: r(j) },
-            Insn::Cmov {
-                cc: Cond::G,
-                dst: r(i),
-                src: r(j),
-            },
-            Insn::Cmov {
-                cc: Cond::G,
-                dst: r(j),
-                src: t,
-            },
-        ]);
-    }
-    prog.extend((0..n).map(|i| Insn::Store {
-        slot: i as u8,
-        src: r(i),
-    }));
-    encode(&prog)
+    encode(&network_kernel(&Reg::ALL, n, comparators))
 }
 
 /// Assembles a kernel with iced's code assembler, for instructions outside the game ISA.
@@ -84,7 +45,7 @@ fn asm(build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Vec<u
 
 /// `code` followed by a correct sort3 network, so that only the extra code can fail.
 fn then_sort3(code: Vec<u8>) -> Vec<u8> {
-    [code, network(3, &SORT3)].concat()
+    [code, network(3, sort_net(3))].concat()
 }
 
 fn quick() -> NativeConfig {
@@ -110,7 +71,7 @@ fn fail(code: &[u8], n: usize) -> NativeFailure {
 
 #[test]
 fn sort3_network_passes() {
-    let report = pass(&network(3, &SORT3), 3, &NativeConfig::default());
+    let report = pass(&network(3, sort_net(3)), 3, &NativeConfig::default());
     assert!(!report.checks.is_empty());
     assert_eq!(report.checks[0], "all 27 tuples over {0..2}^3");
     assert_eq!(report.calls, (27 + 343 + 100_000) * 4);
@@ -118,7 +79,7 @@ fn sort3_network_passes() {
 
 #[test]
 fn sort4_network_passes() {
-    let report = pass(&network(4, &SORT4), 4, &quick());
+    let report = pass(&network(4, sort_net(4)), 4, &quick());
     assert_eq!(report.checks[0], "all 256 tuples over {0..3}^4");
     assert_eq!(report.calls, (256 + 2401 + 2000) * 4);
 }
@@ -126,7 +87,7 @@ fn sort4_network_passes() {
 #[test]
 fn sort5_network_passes_quickly() {
     let start = std::time::Instant::now();
-    let report = pass(&network(5, &SORT5), 5, &NativeConfig::default());
+    let report = pass(&network(5, sort_net(5)), 5, &NativeConfig::default());
     let elapsed = start.elapsed();
     eprintln!("sort5: {} calls in {elapsed:?}", report.calls);
     assert_eq!(report.calls, (3125 + 16807 + 100_000) * 4);
@@ -164,7 +125,7 @@ fn sort7_network_missing_its_last_comparator_fails() {
 fn missing_comparator_fails_first_on_a_small_input() {
     // (0,1),(1,2) without the final (0,1): every tuple before [1,1,0] happens to come out
     // sorted, so the first failure reported is that one.
-    let f = fail(&network(3, &SORT3[..2]), 3);
+    let f = fail(&network(3, &sort_net(3)[..2]), 3);
     assert_eq!(f.to_string(), "not sorted: [1,1,0] -> [1,0,1]");
     assert_eq!(
         f,
@@ -307,7 +268,7 @@ fn sort3_with(
         for (i, &r) in regs.iter().enumerate() {
             a.mov(r, dword_ptr(rdi + 4 * i as i32))?;
         }
-        for (i, j) in SORT3 {
+        for &(i, j) in sort_net(3) {
             a.mov(r11d, regs[i])?;
             a.cmp(regs[i], regs[j])?;
             cmov(a, regs[i], regs[j])?;
@@ -353,7 +314,7 @@ fn sign_flag_compare_fails_on_overflow() {
 #[test]
 fn random_tuples_follow_the_seed() {
     let a = pass(
-        &network(3, &SORT3),
+        &network(3, sort_net(3)),
         3,
         &NativeConfig {
             random: 10,

@@ -9,6 +9,7 @@
 //! sorted when it has one element, and the comparator's direction does not matter. `C(S)` is
 //! computed by depth-first search with memoisation, per thread.
 
+use crate::isa::{Cond, Insn, Reg};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -127,12 +128,80 @@ fn permutations(v: &mut Vec<u8>, k: usize, out: &mut Vec<Vec<u8>>) {
     }
 }
 
+/// Comparators of optimal-size sorting networks for `n = 2..=5` (1, 3, 5, 9 comparators;
+/// Knuth, TAOCP vol. 3, 5.3.4), or `None` for other `n`.
+pub fn classic_comparators(n: usize) -> Option<&'static [(usize, usize)]> {
+    const NETS: [&[(usize, usize)]; 4] = [
+        &[(0, 1)],
+        &[(0, 1), (1, 2), (0, 1)],
+        &[(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)],
+        &[
+            (0, 1),
+            (3, 4),
+            (2, 4),
+            (2, 3),
+            (0, 3),
+            (0, 2),
+            (1, 4),
+            (1, 3),
+            (1, 2),
+        ],
+    ];
+    n.checked_sub(2).and_then(|i| NETS.get(i).copied())
+}
+
+/// A sorting network as a kernel in the game's form: `n` loads into `scratch[0..n]`, for each
+/// comparator `(i, j)` the compare-exchange `mov t, ri; cmp ri, rj; cmovg ri, rj; cmovg rj, t`
+/// with `t = scratch[n]`, then `n` stores. Length: 4 per comparator + 2n instructions.
+///
+/// Panics if `scratch` has fewer than `n + 1` registers.
+pub fn network_kernel(scratch: &[Reg], n: usize, comparators: &[(usize, usize)]) -> Vec<Insn> {
+    let (r, t) = (scratch, scratch[n]);
+    let mut prog: Vec<Insn> = (0..n)
+        .map(|k| Insn::Load {
+            dst: r[k],
+            slot: k as u8,
+        })
+        .collect();
+    for &(i, j) in comparators {
+        prog.extend([
+            Insn::Mov { dst: t, src: r[i] },
+            Insn::Cmp { a: r[i], b: r[j] },
+            Insn::Cmov {
+                cc: Cond::G,
+                dst: r[i],
+                src: r[j],
+            },
+            Insn::Cmov {
+                cc: Cond::G,
+                dst: r[j],
+                src: t,
+            },
+        ]);
+    }
+    prog.extend((0..n).map(|k| Insn::Store {
+        slot: k as u8,
+        src: r[k],
+    }));
+    prog
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Optimal sorting networks have 1, 3, 5, 9 comparators for n = 2, 3, 4, 5 (Knuth, TAOCP
     /// vol. 3, 5.3.4).
+    #[test]
+    fn classic_networks_have_the_known_sizes_and_lengths() {
+        for (n, comparators, len) in [(3, 3, 18), (4, 5, 28), (5, 9, 46)] {
+            let c = classic_comparators(n).unwrap();
+            assert_eq!(c.len(), comparators);
+            assert_eq!(network_kernel(&Reg::ALL, n, c).len(), len);
+        }
+        assert_eq!(classic_comparators(6), None);
+    }
+
     #[test]
     fn full_sets_need_the_optimal_network_sizes() {
         for (n, want) in [(2, 1), (3, 3), (4, 5), (5, 9)] {

@@ -677,43 +677,18 @@ mod jit {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-    use crate::isa::{encode, Cond, Insn, Reg};
+    use crate::isa::{encode, Reg};
 
-    /// A sorting network on n <= 7 values: load into the first n scratch registers, one
-    /// compare-exchange per comparator through the last scratch register, store.
+    /// A sorting network on `n` values as machine code (temporary: scratch register `n`).
     fn network(n: usize, comparators: &[(usize, usize)]) -> Vec<u8> {
-        let t = Reg::R11d;
-        let r = |i: usize| Reg::from_index(i);
-        let mut prog: Vec<Insn> = (0..n)
-            .map(|i| Insn::Load {
-                dst: r(i),
-                slot: i as u8,
-            })
-            .collect();
-        for &(i, j) in comparators {
-            prog.extend([
-                Insn::Mov { dst: t, src: r(i) },
-                Insn::Cmp { a: r(i), b: r(j) },
-                Insn::Cmov {
-                    cc: Cond::G,
-                    dst: r(i),
-                    src: r(j),
-                },
-                Insn::Cmov {
-                    cc: Cond::G,
-                    dst: r(j),
-                    src: t,
-                },
-            ]);
-        }
-        prog.extend((0..n).map(|i| Insn::Store {
-            slot: i as u8,
-            src: r(i),
-        }));
-        encode(&prog)
+        encode(&crate::game::network::network_kernel(
+            &Reg::ALL,
+            n,
+            comparators,
+        ))
     }
 
-    const SORT3: [(usize, usize); 3] = [(0, 1), (1, 2), (0, 1)];
+    const SORT3: &[(usize, usize)] = &[(0, 1), (1, 2), (0, 1)];
 
     fn quick() -> NativeConfig {
         NativeConfig {
@@ -831,7 +806,7 @@ mod tests {
 
     #[test]
     fn sort3_network_passes_with_full_report() {
-        let report = run_native(&network(3, &SORT3), 3, &NativeConfig::default())
+        let report = run_native(&network(3, SORT3), 3, &NativeConfig::default())
             .unwrap()
             .unwrap();
         assert_eq!(report.calls, (27 + 343 + 100_000) * 4);
