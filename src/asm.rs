@@ -132,8 +132,20 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
     let mut insn_lines: Vec<(usize, String)> = Vec::new();
     let mut file = String::from(syntax.directive());
     file.push('\n');
+    // A byte-order mark is not part of the first instruction.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
+        // GNU as ends a statement at a NUL byte, so a control character could hide code
+        // from the line-by-line checks.
+        if let Some(c) = raw.chars().find(|&c| c.is_control() && c != '\t') {
+            problems.push((
+                line,
+                format!("control character U+{:04X} is not allowed", c as u32),
+            ));
+            file.push('\n');
+            continue;
+        }
         let stmt = strip_comment(raw).trim();
         match classify(stmt) {
             Ok(LineKind::Blank) => {}
@@ -181,6 +193,13 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
                 return Err(asm_err(*line, msg));
             }
         }
+    }
+    if starts.first().is_some_and(|&s| s != 0) {
+        // Defence in depth: every byte of .text must belong to a checked line.
+        return Err(asm_err(
+            insn_lines[0].0,
+            "code before the first instruction".into(),
+        ));
     }
     let mut problems = Vec::new();
     let mut decoded = Vec::with_capacity(insn_lines.len());
@@ -286,6 +305,74 @@ impl Kernel {
         }
         Ok(())
     }
+
+    /// Rejects a kernel that reads a register or the flags before writing them, or that uses
+    /// the array pointer as a value: its result would depend on what the caller left there
+    /// (or on the array's address), which stage 2 cannot vary enough to catch. Only a write
+    /// of a whole 32- or 64-bit register defines it (8- and 16-bit writes keep the rest, and
+    /// a conditional write keeps the old value when the condition fails); `xor r, r` and
+    /// `sub r, r` define `r` without reading it.
+    /// For kernels outside the game's ISA, which the emulator cannot check. Errors carry the
+    /// 1-based source line.
+    pub fn check_defined(&self) -> std::result::Result<(), (usize, String)> {
+        self.first_undefined_read()
+            .map_err(|(i, reason)| (self.lines[i], reason))
+    }
+
+    fn first_undefined_read(&self) -> std::result::Result<(), (usize, String)> {
+        use iced_x86::{Mnemonic, OpAccess, OpKind, Register};
+        let mut factory = InstructionInfoFactory::new();
+        let mut defined: Vec<Register> = vec![Register::RDI];
+        let mut flags_written: u32 = 0;
+        for (i, ins) in self.decoded.iter().enumerate() {
+            let zeroing = matches!(
+                ins.mnemonic(),
+                Mnemonic::Xor | Mnemonic::Sub | Mnemonic::Pxor | Mnemonic::Xorps | Mnemonic::Xorpd
+            ) && ins.op_count() == 2
+                && ins.op0_kind() == OpKind::Register
+                && ins.op1_kind() == OpKind::Register
+                && ins.op0_register() == ins.op1_register();
+            let info = factory.info(ins);
+            if !zeroing {
+                for u in info.used_registers() {
+                    let full = u.register().full_register();
+                    let reads = matches!(
+                        u.access(),
+                        OpAccess::Read
+                            | OpAccess::ReadWrite
+                            | OpAccess::CondRead
+                            | OpAccess::ReadCondWrite
+                    );
+                    if reads && !defined.contains(&full) {
+                        let name = format!("{:?}", u.register()).to_lowercase();
+                        return Err((i, format!("reads {name} before writing it")));
+                    }
+                }
+                let value_reads_rdi = (0..ins.op_count()).any(|k| {
+                    ins.op_kind(k) == OpKind::Register
+                        && ins.op_register(k).full_register() == Register::RDI
+                });
+                if value_reads_rdi {
+                    return Err((i, "uses the array pointer rdi as a value".into()));
+                }
+                if ins.rflags_read() & !flags_written != 0 {
+                    return Err((i, "reads the flags before any instruction sets them".into()));
+                }
+            }
+            flags_written |= ins.rflags_modified();
+            for u in info.used_registers() {
+                let r = u.register();
+                let whole = r.size() >= 4 || r.is_k() || r.is_xmm() || r.is_ymm() || r.is_zmm();
+                if (u.access() == OpAccess::Write || (zeroing && whole))
+                    && whole
+                    && !defined.contains(&r.full_register())
+                {
+                    defined.push(r.full_register());
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a comment-free, trimmed source line is.
@@ -315,7 +402,18 @@ fn classify(stmt: &str) -> std::result::Result<LineKind, String> {
         .unwrap_or(stmt.len());
     let word = &stmt[..word_end];
     if word.starts_with('.') {
-        if word.eq_ignore_ascii_case(".intel_syntax") || word.eq_ignore_ascii_case(".att_syntax") {
+        let words: Vec<String> = stmt
+            .split_whitespace()
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        if matches!(
+            words.as_slice(),
+            [".intel_syntax"]
+                | [".intel_syntax", "noprefix"]
+                | [".att_syntax"]
+                | [".att_syntax", "prefix"]
+        ) {
             return Ok(LineKind::Syntax);
         }
         return Err(format!(

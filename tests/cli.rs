@@ -457,3 +457,55 @@ fn unwritable_log_dir_fails_before_searching() {
     );
     assert_eq!(stderr(&o).lines().count(), 1);
 }
+
+/// Kernels outside the game's ISA whose result depends on state stage 2 cannot vary are
+/// refused statically, and so is code hidden from the line checks.
+#[test]
+fn verify_refuses_hidden_dependencies_and_hidden_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = std::fs::read_to_string("tests/kernels/sort3_network.s").unwrap();
+    let with = |extra: &str| net.replace("ret\n", &format!("{extra}\nret\n"));
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "rbx.s",
+            with("mov %ebx, %r9d\nadd %r9d, (%rdi)"),
+            "reads ebx before writing it (line 23)",
+        ),
+        (
+            "k1.s",
+            with("kmovw %k1, %r9d\nadd %r9d, (%rdi)"),
+            "reads k1 before writing it (line 23)",
+        ),
+        (
+            "align.s",
+            with("mov %edi, %r9d\nand $12, %r9d\nadd %r9d, (%rdi)"),
+            "uses the array pointer rdi as a value (line 23)",
+        ),
+        (
+            "flags.s",
+            format!("sbb %r9d, %r9d\n{net}"),
+            "reads r9d before writing it (line 1)",
+        ),
+        (
+            "nul.s",
+            format!(".att_syntax prefix\0movl $0, (%rdi)\n{net}"),
+            "control character U+0000 is not allowed",
+        ),
+        (
+            "directive.s",
+            format!(".att_syntax prefix junk\n{net}"),
+            "directive .att_syntax is not allowed",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let path = write(dir.path(), name, &text);
+        let o = superopt(&["verify", "sort3", &path, "--allow-unproven"]);
+        assert_ne!(o.status.code(), Some(0), "{name}: {}", stdout(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains(want), "{name}: got {all:?}, want {want:?}");
+    }
+    // Zeroing idioms define their register.
+    let path = write(dir.path(), "xor.s", &with("xor %r9d, %r9d\nsbb %r9d, %r9d"));
+    let o = superopt(&["verify", "sort3", &path, "--allow-unproven"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}

@@ -154,6 +154,14 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
             stage2(task, &kernel.code, cfg, checks, len, None)
         }
         Err((line, why)) => {
+            if let Err((line, reason)) = kernel.check_defined() {
+                return Ok(Verdict::failed(
+                    checks,
+                    format!("{reason} (line {line})"),
+                    len,
+                ));
+            }
+            checks.push("static check: reads only registers and flags the kernel wrote, and never the array's address".into());
             let unproven = format!("{why} (line {line}) is outside the game's ISA, so the weak-ordering proof does not apply");
             stage2(task, &kernel.code, cfg, checks, len, Some(unproven))
         }
