@@ -284,7 +284,7 @@ fn register_reason(r: Register) -> String {
     let name = format!("{r:?}").to_lowercase();
     match r.full_register() {
         RBX | RBP | R12 | R13 | R14 | R15 => format!(
-            "clobbers callee-saved {}",
+            "uses callee-saved {}",
             format!("{:?}", r.full_register()).to_lowercase()
         ),
         RSP => format!("uses the stack pointer {name}"),

@@ -61,8 +61,8 @@ pub struct SearchLog {
 }
 
 impl SearchLog {
-    /// A fresh path under `dir`: `<dir>/<task>/<UTC time>-seed<N>.json`, the time as
-    /// `2026-11-29T21-50-20Z`; `-2`, `-3`, ... are appended if that file already exists.
+    /// The log's path under `dir`: `<dir>/<task>/<UTC time>-seed<N>.json`, the time as
+    /// `2026-11-29T21-50-20Z`. [`SearchLog::write_new`] adds `-2`, `-3`, ... if taken.
     pub fn default_path(
         dir: &Path,
         task: &str,
@@ -74,14 +74,41 @@ impl SearchLog {
                 "[year]-[month]-[day]T[hour]-[minute]-[second]Z"
             ))
             .expect("formatting a UTC time");
-        let base = dir.join(task);
-        let mut path = base.join(format!("{stamp}-seed{seed}.json"));
-        let mut k = 2;
-        while path.exists() {
-            path = base.join(format!("{stamp}-seed{seed}-{k}.json"));
-            k += 1;
+        dir.join(task).join(format!("{stamp}-seed{seed}.json"))
+    }
+
+    /// Writes the log atomically under `path`, or under `path` with `-2`, `-3`, ... before
+    /// `.json` if that file exists, never replacing an existing file (even one another process
+    /// creates at the same moment). Returns the path written.
+    ///
+    /// Errors: [`Error::Io`] naming the path.
+    pub fn write_new(&self, path: &Path) -> Result<PathBuf> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = serde_json::to_string_pretty(self).expect("a search log always serialises");
+        for k in 1.. {
+            let candidate = if k == 1 {
+                path.to_path_buf()
+            } else {
+                dir.join(format!("{stem}-{k}.json"))
+            };
+            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+            tmp.write_all(text.as_bytes())
+                .map_err(|e| Error::io(&candidate, e))?;
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| Error::io(&candidate, e))?;
+            match tmp.persist_noclobber(&candidate) {
+                Ok(_) => return Ok(candidate),
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(&candidate, e.error)),
+            }
         }
-        path
+        unreachable!("some suffix is free")
     }
 
     /// Writes the log atomically to `path`, creating folders as needed.

@@ -154,10 +154,7 @@ fn reading_a_callee_saved_register_is_safe_but_not_a_move() {
     let k = att("mov %ebx,%eax");
     assert_eq!(k.check_safe(3), Ok(()));
     // `Insn::from_iced` rejects every non-scratch register, naming the 64-bit register.
-    assert_eq!(
-        k.to_game(3),
-        Err((1, "clobbers callee-saved rbx".to_string()))
-    );
+    assert_eq!(k.to_game(3), Err((1, "uses callee-saved rbx".to_string())));
 }
 
 #[test]

@@ -509,3 +509,56 @@ fn verify_refuses_hidden_dependencies_and_hidden_code() {
     let o = superopt(&["verify", "sort3", &path, "--allow-unproven"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
+
+/// The literature lengths in a task file are reports, not limits on the search.
+#[test]
+fn reference_lengths_do_not_limit_the_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string("programs/sort3.toml").unwrap();
+    let path = write(
+        dir.path(),
+        "low.toml",
+        &good.replace("network = 18", "network = 1"),
+    );
+    let v = json_search(&[
+        &path,
+        "--budget",
+        "60s",
+        "--threads",
+        "1",
+        "--seed",
+        "1",
+        "--target",
+        "17",
+    ]);
+    assert_eq!(
+        (v["verified"].as_bool(), v["length"].as_u64()),
+        (Some(true), Some(17))
+    );
+    let path = write(
+        dir.path(),
+        "neg.toml",
+        &good.replace("network = 18", "network = -1"),
+    );
+    let o = superopt(&["search", &path]);
+    assert_eq!(
+        stderr(&o),
+        format!("error: {path}: reference.network: -1 is not a length (at least 1 instruction)\n")
+    );
+}
+
+/// A target no kernel can miss still needs a kernel before it stops the search.
+#[test]
+fn a_huge_target_waits_for_a_kernel() {
+    let v = json_search(&[
+        "sort3",
+        "--budget",
+        "60s",
+        "--threads",
+        "1",
+        "--target",
+        "4294967295",
+    ]);
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["stop_reason"], "target");
+}

@@ -35,8 +35,8 @@ pub enum Command {
         /// Wall-clock budget: 60s, 10m, 1h (default: the task's).
         #[arg(long)]
         budget: Option<String>,
-        /// Seed; with --threads 1 the search is deterministic for a given seed (up to the
-        /// budget's cut-off time).
+        /// Seed of MCTS's prior noise; with --threads 1 the search is deterministic for a
+        /// given seed (up to the budget's cut-off time). A* is deterministic and ignores it.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Worker threads (default: all cores).
@@ -46,8 +46,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = search::Strategy::Mcts)]
         strategy: search::Strategy,
         /// Stop as soon as a kernel of at most this many instructions is found.
-        #[arg(long)]
-        target: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        target: Option<u32>,
         /// Priors and leaf values for MCTS.
         #[arg(long, value_enum, default_value_t = search::EvaluatorKind::Heuristic)]
         evaluator: search::EvaluatorKind,
@@ -198,7 +198,7 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
                 threads,
                 strategy,
                 evaluator,
-                target,
+                target: target.map(|t| t as usize),
                 log_dir,
                 progress: !json,
             };

@@ -96,6 +96,12 @@ pub fn run_search(
     };
     let heuristic = HeuristicEvaluator { temperature: 1.0 };
 
+    // Root parallelism on a rayon pool of `threads` workers: independent searches
+    // with different seeds (MCTS) or weights (A*) that share the best length.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| crate::Error::Runtime(format!("cannot start {threads} threads: {e}")))?;
     let done = AtomicBool::new(false);
     let bar = opts.progress.then(|| progress_bar(opts.budget));
     let reason = std::thread::scope(|scope| {
@@ -123,12 +129,6 @@ pub fn run_search(
                 bar.finish_and_clear();
             }
         });
-        // Root parallelism on a rayon pool of `threads` workers: independent searches
-        // with different seeds (MCTS) or weights (A*) that share the best length.
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| crate::Error::Runtime(format!("cannot start {threads} threads: {e}")))?;
         let reasons: Vec<StopReason> = pool.install(|| {
             use rayon::prelude::*;
             (0..threads)
@@ -229,7 +229,10 @@ pub fn run_search(
     };
     let log_path = SearchLog::default_path(&opts.log_dir, &task.name, start_time, opts.seed);
     // The kernel is printed even if the log cannot be written at the end.
-    let log_error = log.write_atomic(&log_path).err().map(|e| e.to_string());
+    let (log_path, log_error) = match log.write_new(&log_path) {
+        Ok(p) => (p, None),
+        Err(e) => (log_path, Some(e.to_string())),
+    };
     Ok(SearchOutcome {
         log,
         log_path,

@@ -498,8 +498,7 @@ impl Environment for SortGame {
     }
 
     fn max_cost(&self) -> u32 {
-        // Twice the classic network's length (or 4n^2 without a reference): far beyond any
-        // kernel worth finding, and it bounds episodes.
+        // Twice the network's length: far beyond any kernel worth finding; bounds episodes.
         self.value_scale() as u32
     }
 
@@ -523,11 +522,12 @@ impl Environment for SortGame {
     }
 
     fn value_scale(&self) -> f32 {
-        2.0 * self
-            .task
-            .reference
-            .network
-            .unwrap_or(4 * self.tv.n * self.tv.n) as f32
+        // Twice a sorting network we can always build, whatever the task file claims: the
+        // optimal-size network for n <= 5, else the n(n-1)/2 comparators of odd-even
+        // transposition sort; 4 instructions per comparator plus 2n.
+        let n = self.tv.n;
+        let comparators = network::classic_comparators(n).map_or(n * (n - 1) / 2, |c| c.len());
+        2.0 * (4 * comparators + 2 * n) as f32
     }
 }
 

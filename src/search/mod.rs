@@ -265,7 +265,7 @@ impl Shared {
         if self.stop.load(Ordering::Relaxed) {
             return Some(StopReason::Interrupted);
         }
-        if self.budget.target.is_some_and(|t| self.best() <= t) {
+        if self.best() != u32::MAX && self.budget.target.is_some_and(|t| self.best() <= t) {
             return Some(StopReason::Target);
         }
         if self

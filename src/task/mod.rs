@@ -200,6 +200,16 @@ impl Task {
                 None => Ok(None),
             }
         };
+        let length = |key: &str| -> Result<Option<usize>> {
+            match int(key)? {
+                Some(v) if v >= 1 => Ok(Some(v as usize)),
+                Some(v) => Err(err(
+                    key,
+                    format!("{v} is not a length (at least 1 instruction)"),
+                )),
+                None => Ok(None),
+            }
+        };
         let strings = |key: &str| -> Result<Vec<String>> {
             match get(key) {
                 Some(toml::Value::Array(a)) => a
@@ -226,7 +236,10 @@ impl Task {
                 format!("'{name}' must be non-empty and use only letters, digits, '_' and '-'"),
             ));
         }
-        let description = string("description").unwrap_or_default();
+        let description = match get("description") {
+            None => String::new(),
+            Some(_) => string("description")?,
+        };
         let kind = string("kind")?;
         if kind != "sort" {
             return Err(err(
@@ -324,8 +337,8 @@ impl Task {
             ));
         }
         let reference = Reference {
-            network: int("reference.network")?.map(|v| v as usize),
-            alphadev: int("reference.alphadev")?.map(|v| v as usize),
+            network: length("reference.network")?,
+            alphadev: length("reference.alphadev")?,
         };
         let default_budget = match get("search.budget") {
             Some(toml::Value::String(s)) => parse_budget(s).map_err(|_| {
