@@ -11,6 +11,7 @@ use crate::asm::{self, Syntax};
 use crate::oracle::{self, NativeConfig, Status};
 use crate::task::{parse_budget, Task};
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,7 +82,8 @@ pub enum Command {
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    match dispatch(cli) {
+    let stdout = std::io::stdout();
+    match dispatch(cli, &mut stdout.lock()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -90,16 +92,19 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
+fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
     match cli.command {
         Command::Tasks => {
-            println!(
+            writeln!(
+                w,
                 "{:<8} {:>3} {:>8} {:>9} {:>8}  source",
                 "task", "n", "network", "alphadev", "budget"
-            );
+            )
+            .map_err(stdout_err)?;
             for t in Task::builtins() {
                 let f = |x: Option<usize>| x.map_or("-".to_string(), |v| v.to_string());
-                println!(
+                writeln!(
+                    w,
                     "{:<8} {:>3} {:>8} {:>9} {:>8}  {}",
                     t.name,
                     t.n,
@@ -107,7 +112,8 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
                     f(t.reference.alphadev),
                     humantime::format_duration(t.default_budget).to_string(),
                     t.source
-                );
+                )
+                .map_err(stdout_err)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -134,23 +140,32 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
             let name = file.display();
             match verdict.status {
                 Status::Verified => {
-                    println!(
+                    writeln!(
+                        w,
                         "verified: {name} sorts {} i32 for all inputs ({} instructions)",
                         task.n, verdict.length
-                    );
+                    )
+                    .map_err(stdout_err)?;
                     for c in &verdict.checks {
-                        println!("  - {c}");
+                        writeln!(w, "  - {c}").map_err(stdout_err)?;
                     }
                     Ok(ExitCode::SUCCESS)
                 }
                 Status::TestedNotProven => {
-                    println!(
+                    writeln!(
+                        w,
                         "tested, not proven: {name} ({} instructions)",
                         verdict.length
-                    );
-                    println!("  why not proven: {}", verdict.reason.unwrap_or_default());
+                    )
+                    .map_err(stdout_err)?;
+                    writeln!(
+                        w,
+                        "  why not proven: {}",
+                        verdict.reason.unwrap_or_default()
+                    )
+                    .map_err(stdout_err)?;
                     for c in &verdict.checks {
-                        println!("  - {c}");
+                        writeln!(w, "  - {c}").map_err(stdout_err)?;
                     }
                     if !allow_unproven {
                         eprintln!("not verified (pass --allow-unproven to accept a kernel tested on the CPU only)");
@@ -162,7 +177,12 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
                     })
                 }
                 Status::Failed => {
-                    println!("rejected: {name}: {}", verdict.reason.unwrap_or_default());
+                    writeln!(
+                        w,
+                        "rejected: {name}: {}",
+                        verdict.reason.unwrap_or_default()
+                    )
+                    .map_err(stdout_err)?;
                     Ok(ExitCode::from(1))
                 }
             }
@@ -203,7 +223,7 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
                 progress: !json,
             };
             let out = search::run_search(&task, &opts, stop)?;
-            print_search(&task, &out, json);
+            print_search(w, &task, &out, json)?;
             if let Some(e) = &out.log_error {
                 return Err(crate::Error::Runtime(format!(
                     "the search log was not written: {e}"
@@ -218,7 +238,12 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
     }
 }
 
-fn print_search(task: &Task, out: &search::SearchOutcome, json: bool) {
+fn print_search(
+    w: &mut dyn Write,
+    task: &Task,
+    out: &search::SearchOutcome,
+    json: bool,
+) -> crate::Result<()> {
     let log = &out.log;
     let best = log.best.as_ref();
     let found_at = log.timeline.last().map(|i| i.found_at_s);
@@ -236,11 +261,13 @@ fn print_search(task: &Task, out: &search::SearchOutcome, json: bool) {
             "checks": best.map(|b| b.checks.clone()).unwrap_or_default(),
             "log": out.log_error.is_none().then(|| out.log_path.display().to_string()),
         });
-        println!(
+        writeln!(
+            w,
             "{}",
             serde_json::to_string(&v).expect("JSON output serialises")
-        );
-        return;
+        )
+        .map_err(stdout_err)?;
+        return Ok(());
     }
     match best {
         Some(b) if b.verified => {
@@ -248,36 +275,48 @@ fn print_search(task: &Task, out: &search::SearchOutcome, json: bool) {
                 (Some(n), Some(a)) => format!(" (classic network {n}, AlphaDev {a})"),
                 _ => String::new(),
             };
-            println!(
+            writeln!(
+                w,
                 "{}: verified kernel, {} instructions{refs}",
                 task.name, b.length
-            );
-            println!(
+            )
+            .map_err(stdout_err)?;
+            writeln!(
+                w,
                 "found after {:.2} s; {} programs explored in {:.1} s; stopped: {}",
                 found_at.unwrap_or(0.0),
                 log.programs_explored,
                 log.elapsed_s,
                 log.stop_reason
-            );
-            println!("\nAT&T (GNU as):");
+            )
+            .map_err(stdout_err)?;
+            writeln!(w, "\nAT&T (GNU as):").map_err(stdout_err)?;
             for l in &b.program_att {
-                println!("    {l}");
+                writeln!(w, "    {l}").map_err(stdout_err)?;
             }
-            println!("\nIntel:");
+            writeln!(w, "\nIntel:").map_err(stdout_err)?;
             for l in &b.program_intel {
-                println!("    {l}");
+                writeln!(w, "    {l}").map_err(stdout_err)?;
             }
-            println!("\nchecks:");
+            writeln!(w, "\nchecks:").map_err(stdout_err)?;
             for c in &b.checks {
-                println!("  - {c}");
+                writeln!(w, "  - {c}").map_err(stdout_err)?;
             }
         }
-        _ => println!(
+        _ => writeln!(
+            w,
             "{}: no verified kernel found ({} programs explored in {:.1} s)",
             task.name, log.programs_explored, log.elapsed_s
-        ),
+        )
+        .map_err(stdout_err)?,
     }
     if out.log_error.is_none() {
-        println!("\nlog: {}", out.log_path.display());
+        writeln!(w, "\nlog: {}", out.log_path.display()).map_err(stdout_err)?;
     }
+    Ok(())
+}
+
+/// Writing the report failed (a closed or full stdout): an I/O error naming stdout.
+fn stdout_err(e: std::io::Error) -> crate::Error {
+    crate::Error::io("stdout", e)
 }
