@@ -363,8 +363,8 @@ impl Kernel {
             for u in info.used_registers() {
                 let r = u.register();
                 let whole = r.size() >= 4 || r.is_k() || r.is_xmm() || r.is_ymm() || r.is_zmm();
-                if (u.access() == OpAccess::Write || (zeroing && whole))
-                    && whole
+                if whole
+                    && (zeroing || u.access() == OpAccess::Write)
                     && !defined.contains(&r.full_register())
                 {
                     defined.push(r.full_register());
