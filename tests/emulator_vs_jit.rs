@@ -249,10 +249,10 @@ proptest! {
     }
 }
 
-#[test]
-fn wrapper_reports_registers_memory_and_flags() {
-    // mov eax,[rdi]; mov ecx,[rdi+4]; cmp eax,ecx; cmovg eax,ecx; mov [rdi+8],eax
-    let prog = [
+/// `mov eax,[rdi]; mov ecx,[rdi+4]; cmp eax,ecx; cmovg eax,ecx; mov [rdi+4*out],eax`: the
+/// minimum of the first two elements into slot `out`.
+fn min_program(out: u8) -> [Insn; 5] {
+    [
         Insn::Load {
             dst: Reg::Eax,
             slot: 0,
@@ -271,10 +271,16 @@ fn wrapper_reports_registers_memory_and_flags() {
             src: Reg::Ecx,
         },
         Insn::Store {
-            slot: 2,
+            slot: out,
             src: Reg::Eax,
         },
-    ];
+    ]
+}
+
+#[test]
+fn wrapper_reports_registers_memory_and_flags() {
+    // mov eax,[rdi]; mov ecx,[rdi+4]; cmp eax,ecx; cmovg eax,ecx; mov [rdi+8],eax
+    let prog = min_program(2);
     let native = Native::new(&encode(&prog));
     let mut buf = [5, -7, 0];
     let out = native.call(&mut buf);
@@ -299,29 +305,7 @@ fn a_wrong_condition_encoding_would_be_caught() {
     // fail on it.
     let tv = TestVectors::new(2);
     let mut cpu = CpuState::new(&tv);
-    let prog = [
-        Insn::Load {
-            dst: Reg::Eax,
-            slot: 0,
-        },
-        Insn::Load {
-            dst: Reg::Ecx,
-            slot: 1,
-        },
-        Insn::Cmp {
-            a: Reg::Eax,
-            b: Reg::Ecx,
-        },
-        Insn::Cmov {
-            cc: Cond::G,
-            dst: Reg::Eax,
-            src: Reg::Ecx,
-        },
-        Insn::Store {
-            slot: 0,
-            src: Reg::Eax,
-        },
-    ];
+    let prog = min_program(0);
     for i in prog {
         cpu.apply(i).unwrap();
     }
