@@ -25,7 +25,7 @@ pub enum Error {
         message: String,
     },
     /// A budget such as `abc` or `10x`.
-    #[error("invalid budget '{0}': expected a duration such as 60s, 10m or 1h")]
+    #[error("invalid budget '{0}': expected a positive duration such as 60s, 10m or 1h")]
     Budget(String),
     /// A search log that cannot be read back.
     #[error("{path}: {message}")]

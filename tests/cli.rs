@@ -41,7 +41,7 @@ fn bad_budget_is_a_one_line_error() {
         assert_eq!(o.status.code(), Some(2));
         assert_eq!(
             stderr(&o),
-            format!("error: invalid budget '{b}': expected a duration such as 60s, 10m or 1h\n")
+            format!("error: invalid budget '{b}': expected a positive duration such as 60s, 10m or 1h\n")
         );
     }
 }

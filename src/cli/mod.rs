@@ -205,8 +205,11 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             };
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            if threads == 0 {
-                return Err(crate::Error::Runtime("--threads must be at least 1".into()));
+            if !(1..=search::MAX_THREADS).contains(&threads) {
+                return Err(crate::Error::Runtime(format!(
+                    "--threads must be between 1 and {}",
+                    search::MAX_THREADS
+                )));
             }
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();

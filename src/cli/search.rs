@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Most worker threads a search may start (root parallelism gains nothing from thousands).
+pub const MAX_THREADS: usize = 256;
+
 /// Which search strategy to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,7 +90,6 @@ pub fn run_search(
         target: opts.target.map(|t| t as u32),
         max_expansions: None,
     };
-    let shared = Shared::new(budget, stop);
     let threads = opts.threads.max(1);
     let mcts_cfg = MctsConfig {
         c_puct: 0.1,
@@ -102,6 +104,8 @@ pub fn run_search(
         .num_threads(threads)
         .build()
         .map_err(|e| crate::Error::Runtime(format!("cannot start {threads} threads: {e}")))?;
+    // The budget's clock starts once the workers can run.
+    let shared = Shared::new(budget, stop);
     let done = AtomicBool::new(false);
     let bar = opts.progress.then(|| progress_bar(opts.budget));
     let reason = std::thread::scope(|scope| {
