@@ -6,6 +6,7 @@ use std::path::PathBuf;
 /// Errors raised by the library. `main` maps each to exit code 2 (usage or input error);
 /// a kernel that fails verification is not an error but a [`crate::oracle::Verdict`].
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // fields: what the variant's message shows
 pub enum Error {
     /// A task name that is neither a built-in task nor a readable `.toml` file.
     #[error("unknown task '{name}' (known tasks: {known})")]

@@ -20,6 +20,7 @@ use std::fmt;
 )]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
+#[allow(missing_docs)] // each variant is the register it names
 pub enum Reg {
     Eax = 0,
     Ecx = 1,
@@ -156,6 +157,7 @@ impl Cond {
 /// One instruction of the game: a move. Memory operands are `[rdi + 4*slot]`, one i32 array
 /// element each. Program length counts every `Insn`; the final `ret` is not an `Insn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[allow(missing_docs)] // fields are the operands each variant's text names
 pub enum Insn {
     /// `mov dst, dword [rdi + 4*slot]`
     Load { dst: Reg, slot: u8 },

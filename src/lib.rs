@@ -14,6 +14,8 @@
 //! [`oracle`] → search log → export. The search is generic over [`search::Environment`] and
 //! knows nothing of x86.
 
+#![warn(missing_docs)]
+
 pub mod asm;
 pub mod cli;
 pub mod error;

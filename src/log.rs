@@ -45,14 +45,19 @@ pub struct SearchLog {
     pub superopt: String,
     /// Task name and where its spec came from.
     pub task: String,
+    /// Where the task spec came from (`builtin:sort3` or a path).
     pub task_source: String,
     /// Search settings.
     pub config: serde_json::Value,
+    /// The `--seed` of the run.
     pub seed: u64,
     /// UTC start time, RFC 3339.
     pub started: String,
+    /// Wall time of the search in seconds.
     pub elapsed_s: f64,
+    /// `budget`, `target`, `exhausted`, `interrupted` or `expansions`.
     pub stop_reason: String,
+    /// Programs explored (expansions, all threads).
     pub programs_explored: u64,
     /// Improvements of the best length, in order.
     pub timeline: Vec<Improvement>,

@@ -23,6 +23,7 @@ use std::sync::Arc;
 #[command(name = "superopt", version, about)]
 pub struct Cli {
     #[command(subcommand)]
+    /// The subcommand to run.
     pub command: Command,
 }
 

@@ -41,10 +41,13 @@ pub enum EvaluatorKind {
 /// Settings of one search run.
 #[derive(Clone, Debug)]
 pub struct SearchOptions {
+    /// Wall-clock budget.
     pub budget: Duration,
+    /// Base seed; worker `i` uses `1000 * seed + i`.
     pub seed: u64,
     /// Worker threads (root parallelism), at least 1.
     pub threads: usize,
+    /// MCTS or A*.
     pub strategy: Strategy,
     /// Evaluator for MCTS (A* always uses the game's estimate).
     pub evaluator: EvaluatorKind,
@@ -59,10 +62,13 @@ pub struct SearchOptions {
 /// What a search run produced.
 #[derive(Clone, Debug)]
 pub struct SearchOutcome {
+    /// The search log, as written.
     pub log: SearchLog,
+    /// Where the log was written (or would have been).
     pub log_path: PathBuf,
     /// Why the log could not be written, if it could not.
     pub log_error: Option<String>,
+    /// Whether the best kernel passed both oracle stages.
     pub verified: bool,
 }
 
