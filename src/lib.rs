@@ -22,6 +22,7 @@ pub mod error;
 pub mod game;
 pub mod isa;
 pub mod log;
+pub mod net;
 pub mod oracle;
 pub mod search;
 pub mod task;

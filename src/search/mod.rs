@@ -142,7 +142,8 @@ pub fn value_of<E: Environment + ?Sized>(env: &E, total: f32) -> f32 {
     (1.0 - total / env.value_scale()).clamp(0.0, 1.0)
 }
 
-fn softmax(x: &[f32]) -> Vec<f32> {
+/// Softmax of `x` (uniform when every entry is -inf).
+pub fn softmax(x: &[f32]) -> Vec<f32> {
     let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     if !m.is_finite() {
         return vec![1.0 / x.len().max(1) as f32; x.len()];
