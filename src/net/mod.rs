@@ -90,8 +90,9 @@ pub struct NetOutput {
 }
 
 impl PolicyValueNet {
-    /// A freshly initialised net for `game` with hidden width `hidden`.
-    pub fn new(game: &SortGame, hidden: usize) -> Result<PolicyValueNet> {
+    /// A freshly initialised net for `game` with hidden width `hidden`; equal seeds give
+    /// equal weights (weights uniform in `±1/sqrt(fan_in)`, biases zero).
+    pub fn new(game: &SortGame, hidden: usize, seed: u64) -> Result<PolicyValueNet> {
         let meta = NetMeta {
             version: NET_VERSION,
             tasks: vec![game.task().name.clone()],
@@ -102,7 +103,37 @@ impl PolicyValueNet {
             steps: 0,
             samples: 0,
         };
-        Self::build(game, meta, VarMap::new())
+        let net = Self::build(game, meta, VarMap::new())?;
+        net.reinitialise(seed)?;
+        Ok(net)
+    }
+
+    /// Overwrites every variable from a ChaCha stream seeded with `seed`, in name order.
+    fn reinitialise(&self, seed: u64) -> Result<()> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let data = self
+            .varmap
+            .data()
+            .lock()
+            .expect("the var map lock is never poisoned");
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for name in names {
+            let var = &data[name];
+            let dims = var.dims().to_vec();
+            let values: Vec<f32> = if dims.len() == 2 {
+                let bound = 1.0 / (dims[1] as f32).sqrt();
+                (0..dims[0] * dims[1])
+                    .map(|_| rng.gen_range(-bound..bound))
+                    .collect()
+            } else {
+                vec![0.0; dims.iter().product()]
+            };
+            let t = Tensor::from_vec(values, dims.as_slice(), &self.device).map_err(candle_err)?;
+            var.set(&t).map_err(candle_err)?;
+        }
+        Ok(())
     }
 
     fn build(game: &SortGame, meta: NetMeta, varmap: VarMap) -> Result<PolicyValueNet> {
