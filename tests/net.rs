@@ -194,3 +194,62 @@ fn net_guided_search_reports_only_verified_kernels() {
         assert_eq!(v.status, Status::Verified, "{:?}", v.reason);
     }
 }
+
+/// `search --net` loads a checkpoint, names it in the log, and refuses a net for another task.
+#[test]
+fn search_with_a_net_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let stem = dir.path().join("sort3-seed5");
+    PolicyValueNet::new(&game("sort3"), 16, 5)
+        .unwrap()
+        .save(&stem)
+        .unwrap();
+    let weights = stem.with_extension("safetensors");
+    let bin = env!("CARGO_BIN_EXE_superopt");
+    let logs = dir.path().join("logs");
+    let o = std::process::Command::new(bin)
+        .args([
+            "search",
+            "sort3",
+            "--budget",
+            "120s",
+            "--threads",
+            "1",
+            "--target",
+            "18",
+            "--json",
+            "--net",
+        ])
+        .arg(&weights)
+        .arg("--log-dir")
+        .arg(&logs)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verified"], true);
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(v["log"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(
+        log["config"]["evaluator"],
+        format!("net:{}", weights.display())
+    );
+    let o = std::process::Command::new(bin)
+        .args(["search", "sort4", "--budget", "1s", "--net"])
+        .arg(&weights)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("the net was trained for another move table"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}

@@ -53,6 +53,10 @@ pub enum Command {
         /// Priors and leaf values for MCTS.
         #[arg(long, value_enum, default_value_t = search::EvaluatorKind::Heuristic)]
         evaluator: search::EvaluatorKind,
+        /// Guide MCTS with a policy/value network checkpoint (nets/NAME.safetensors with its
+        /// NAME.json); a net trained for another move table is refused.
+        #[arg(long)]
+        net: Option<PathBuf>,
         /// Print one JSON object on stdout instead of the human report.
         #[arg(long)]
         json: bool,
@@ -196,6 +200,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             strategy,
             target,
             evaluator,
+            net,
             json,
             log_dir,
         } => {
@@ -222,6 +227,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 threads,
                 strategy,
                 evaluator,
+                net,
                 target: target.map(|t| t as usize),
                 log_dir,
                 progress: !json,

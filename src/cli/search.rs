@@ -51,6 +51,9 @@ pub struct SearchOptions {
     pub strategy: Strategy,
     /// Evaluator for MCTS (A* always uses the game's estimate).
     pub evaluator: EvaluatorKind,
+    /// A policy/value network checkpoint (`nets/NAME.safetensors`, with `nets/NAME.json`) to
+    /// guide MCTS instead of `evaluator`.
+    pub net: Option<PathBuf>,
     /// Stop as soon as a kernel of at most this many instructions is found.
     pub target: Option<usize>,
     /// Folder for search logs.
@@ -103,6 +106,13 @@ pub fn run_search(
         ..MctsConfig::default()
     };
     let heuristic = HeuristicEvaluator { temperature: 1.0 };
+    let net = match &opts.net {
+        Some(path) => Some(crate::net::PolicyValueNet::load(
+            &game,
+            &path.with_extension(""),
+        )?),
+        None => None,
+    };
 
     // Root parallelism on a rayon pool of `threads` workers: independent searches
     // with different seeds (MCTS) or weights (A*) that share the best length.
@@ -146,15 +156,16 @@ pub fn run_search(
                 .map(|i| {
                     let mut cfg = mcts_cfg.clone();
                     cfg.seed = opts.seed.wrapping_mul(1000).wrapping_add(i as u64);
-                    let r = match (opts.strategy, opts.evaluator) {
-                        (Strategy::Mcts, EvaluatorKind::Heuristic) => {
+                    let r = match (opts.strategy, &net, opts.evaluator) {
+                        (Strategy::Mcts, Some(net), _) => mcts(&game, net, &cfg, shared),
+                        (Strategy::Mcts, None, EvaluatorKind::Heuristic) => {
                             mcts(&game, &heuristic, &cfg, shared)
                         }
-                        (Strategy::Mcts, EvaluatorKind::Uniform) => {
+                        (Strategy::Mcts, None, EvaluatorKind::Uniform) => {
                             mcts(&game, &UniformEvaluator, &cfg, shared)
                         }
                         // Workers 0-3 use weights 2, 1.5, 3, 5; workers 4-7 the same plus 1, and so on.
-                        (Strategy::Astar, _) => {
+                        (Strategy::Astar, ..) => {
                             astar(&game, [2.0, 1.5, 3.0, 5.0][i % 4] + (i / 4) as f32, shared)
                         }
                     };
@@ -220,7 +231,10 @@ pub fn run_search(
             "budget_s": opts.budget.as_secs_f64(),
             "threads": threads,
             "target": opts.target,
-            "evaluator": opts.evaluator,
+            "evaluator": match &opts.net {
+                Some(p) => serde_json::json!(format!("net:{}", p.display())),
+                None => serde_json::json!(opts.evaluator),
+            },
             "mcts": { "c_puct": mcts_cfg.c_puct, "simulations": mcts_cfg.simulations, "prior_noise": mcts_cfg.prior_noise, "max_backup": mcts_cfg.max_backup },
             "test_vectors": game.test_vectors().len(),
             "moves": game.num_actions(),
