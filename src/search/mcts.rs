@@ -94,6 +94,8 @@ struct Tree<'a, E: Environment, V> {
     vmin: f32,
     vmax: f32,
     legal: Vec<Action>,
+    /// Cheapest solution any simulation of this tree reached.
+    best_found: Option<u32>,
 }
 
 impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
@@ -164,6 +166,7 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
         let value;
         if let Some(total) = env.solution_cost(&state) {
             shared.offer(total, &actions);
+            self.best_found = Some(self.best_found.map_or(total, |b| b.min(total)));
             value = super::value_of(env, total as f32);
             self.nodes[node as usize].dead = true;
         } else {
@@ -274,66 +277,124 @@ pub fn mcts<E: Environment, V: Evaluator<E>>(
     shared: &Shared,
 ) -> StopReason {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let initial = env.initial();
     loop {
-        // One episode.
-        let mut tree = Tree {
-            env,
-            eval,
-            cfg,
-            nodes: vec![Node::new(0, 1.0, env.key(&initial), env.cost(&initial))],
-            tt: HashMap::new(),
-            vmin: f32::INFINITY,
-            vmax: f32::NEG_INFINITY,
-            legal: Vec::new(),
+        if let Err(reason) = play_episode(env, eval, cfg, shared, &mut rng, false) {
+            return reason;
+        }
+    }
+}
+
+/// One committed move of an episode, for self-play training: the state, the actions of its
+/// root's children and their visit counts (the policy target, as in AlphaZero and AlphaDev).
+#[derive(Clone, Debug)]
+pub struct EpisodeStep<S> {
+    /// The state the move was chosen in.
+    pub state: S,
+    /// Actions of the root's children.
+    pub actions: Vec<Action>,
+    /// Visit count of each child, in the order of `actions`.
+    pub visits: Vec<u32>,
+    /// The action committed to: the most visited live child.
+    pub chosen: Action,
+}
+
+/// A played episode.
+#[derive(Clone, Debug)]
+pub struct Episode<S> {
+    /// The committed moves (recorded only when asked for).
+    pub steps: Vec<EpisodeStep<S>>,
+    /// Total cost of the cheapest solution reached while playing the episode (by the
+    /// committed path or any simulation), `None` if none was. A solution is closed to further
+    /// search once found, so the committed path itself often ends in a dead end after it.
+    pub solution_cost: Option<u32>,
+}
+
+/// Plays one episode: from the initial state, `cfg.simulations` simulations, then commit to the
+/// most visited child, until a solution or a dead end. With `record`, each committed move's
+/// state and root visit counts are returned. Solutions found on the way go to `shared`.
+///
+/// Errors: why the search must stop (`shared` says so, or the whole space under the best cost
+/// is exhausted).
+pub fn play_episode<E: Environment, V: Evaluator<E>>(
+    env: &E,
+    eval: &V,
+    cfg: &MctsConfig,
+    shared: &Shared,
+    rng: &mut ChaCha8Rng,
+    record: bool,
+) -> Result<Episode<E::State>, StopReason> {
+    let initial = env.initial();
+    let mut tree = Tree {
+        env,
+        eval,
+        cfg,
+        nodes: vec![Node::new(0, 1.0, env.key(&initial), env.cost(&initial))],
+        tt: HashMap::new(),
+        vmin: f32::INFINITY,
+        vmax: f32::NEG_INFINITY,
+        legal: Vec::new(),
+        best_found: None,
+    };
+    tree.tt.insert(env.key(&initial), env.cost(&initial));
+    let mut root = 0u32;
+    let mut state = initial;
+    let mut prefix: Vec<Action> = Vec::new();
+    let mut steps = Vec::new();
+    loop {
+        for _ in 0..cfg.simulations {
+            if let Some(r) = shared.should_stop() {
+                return Err(r);
+            }
+            if tree.nodes[root as usize].dead {
+                break;
+            }
+            tree.simulate(root, &state, &prefix, shared, rng);
+        }
+        // Commit to the most visited live child.
+        let n = &tree.nodes[root as usize];
+        if n.dead || n.first_child == UNEXPANDED {
+            if root == 0 && n.dead {
+                // The whole space under the bound is exhausted.
+                return Err(StopReason::Exhausted);
+            }
+            return Ok(Episode {
+                steps,
+                solution_cost: tree.best_found,
+            });
+        }
+        let (fc, nc) = (n.first_child as usize, n.num_children as usize);
+        let next = (fc..fc + nc)
+            .filter(|&c| !tree.nodes[c].dead && tree.nodes[c].visits > 0)
+            .max_by(|&a, &b| {
+                let (x, y) = (&tree.nodes[a], &tree.nodes[b]);
+                x.visits
+                    .cmp(&y.visits)
+                    .then(x.value_max.total_cmp(&y.value_max))
+            });
+        let Some(c) = next else {
+            return Ok(Episode {
+                steps,
+                solution_cost: tree.best_found,
+            });
         };
-        tree.tt.insert(env.key(&initial), env.cost(&initial));
-        let mut root = 0u32;
-        let mut state = initial.clone();
-        let mut prefix: Vec<Action> = Vec::new();
-        let mut episode_over = false;
-        while !episode_over {
-            for _ in 0..cfg.simulations {
-                if let Some(r) = shared.should_stop() {
-                    return r;
-                }
-                if tree.nodes[root as usize].dead {
-                    break;
-                }
-                tree.simulate(root, &state, &prefix, shared, &mut rng);
-            }
-            // Commit to the most visited live child.
-            let n = &tree.nodes[root as usize];
-            if n.dead || n.first_child == UNEXPANDED {
-                if root == 0 && n.dead {
-                    // The whole space under the bound is exhausted.
-                    return StopReason::Exhausted;
-                }
-                episode_over = true;
-                continue;
-            }
-            let (fc, nc) = (n.first_child as usize, n.num_children as usize);
-            let next = (fc..fc + nc)
-                .filter(|&c| !tree.nodes[c].dead && tree.nodes[c].visits > 0)
-                .max_by(|&a, &b| {
-                    let (x, y) = (&tree.nodes[a], &tree.nodes[b]);
-                    x.visits
-                        .cmp(&y.visits)
-                        .then(x.value_max.total_cmp(&y.value_max))
-                });
-            match next {
-                Some(c) => {
-                    let a = tree.nodes[c].action;
-                    state = env.step(&state, a).expect("an expanded action stays legal");
-                    prefix.push(a);
-                    root = c as u32;
-                    tree.retain_subtree(root);
-                    if env.solution_cost(&state).is_some() {
-                        episode_over = true;
-                    }
-                }
-                None => episode_over = true,
-            }
+        let a = tree.nodes[c].action;
+        if record {
+            steps.push(EpisodeStep {
+                state: state.clone(),
+                actions: (fc..fc + nc).map(|c| tree.nodes[c].action).collect(),
+                visits: (fc..fc + nc).map(|c| tree.nodes[c].visits).collect(),
+                chosen: a,
+            });
+        }
+        state = env.step(&state, a).expect("an expanded action stays legal");
+        prefix.push(a);
+        root = c as u32;
+        tree.retain_subtree(root);
+        if let Some(total) = env.solution_cost(&state) {
+            return Ok(Episode {
+                steps,
+                solution_cost: Some(tree.best_found.map_or(total, |b| b.min(total))),
+            });
         }
     }
 }

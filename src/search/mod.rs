@@ -11,7 +11,7 @@ mod astar;
 mod mcts;
 
 pub use astar::astar;
-pub use mcts::{mcts, MctsConfig};
+pub use mcts::{mcts, play_episode, Episode, EpisodeStep, MctsConfig};
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
