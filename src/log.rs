@@ -108,7 +108,10 @@ impl SearchLog {
                 .sync_all()
                 .map_err(|e| Error::io(&candidate, e))?;
             match tmp.persist_noclobber(&candidate) {
-                Ok(_) => return Ok(candidate),
+                Ok(_) => {
+                    readable(&candidate)?;
+                    return Ok(candidate);
+                }
                 Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io(&candidate, e.error)),
             }
@@ -128,7 +131,7 @@ impl SearchLog {
             .map_err(|e| Error::io(path, e))?;
         tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
         tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-        Ok(())
+        readable(path)
     }
 
     /// Reads a log back.
@@ -154,4 +157,15 @@ impl SearchLog {
             message: format!("not a valid search log: {e}"),
         })
     }
+}
+
+/// Gives a file written through a temporary file (created 0600) the usual mode 0644.
+pub(crate) fn readable(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
 }

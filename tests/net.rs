@@ -253,3 +253,40 @@ fn search_with_a_net_checkpoint() {
     );
     assert_eq!(err.lines().count(), 1);
 }
+
+/// A short self-play run writes a checkpoint that reloads, with its training counts, and a
+/// learning curve with one row per episode.
+#[test]
+fn self_play_training_writes_a_reloadable_checkpoint_and_a_curve() {
+    use superopt::net::train::{train, write_curve_csv, TrainConfig};
+    let g = game("sort3");
+    let mut net = PolicyValueNet::new(&g, 16, 2).unwrap();
+    let cfg = TrainConfig {
+        max_episodes: Some(6),
+        simulations: 20,
+        batch: 8,
+        seed: 2,
+        ..TrainConfig::default()
+    };
+    let mut seen = 0;
+    let curve = train(&g, &mut net, &cfg, &AtomicBool::new(false), |_| seen += 1).unwrap();
+    assert_eq!((curve.len(), seen), (6, 6));
+    assert_eq!(
+        curve.last().unwrap().step,
+        12,
+        "two learner steps per episode"
+    );
+    assert!(curve
+        .iter()
+        .all(|p| p.policy_loss.is_finite() && p.value_loss.is_finite()));
+    assert_eq!(net.meta().steps, 12);
+    assert!(net.meta().samples > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let stem = dir.path().join("sort3-selfplay");
+    net.save(&stem).unwrap();
+    write_curve_csv(&curve, &stem.with_extension("csv")).unwrap();
+    assert_eq!(PolicyValueNet::load(&g, &stem).unwrap().meta(), net.meta());
+    let csv = std::fs::read_to_string(stem.with_extension("csv")).unwrap();
+    assert_eq!(csv.lines().count(), 7);
+    assert!(csv.starts_with("episode,step,elapsed_s,policy_loss,value_loss,best_length\n"));
+}

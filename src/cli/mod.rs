@@ -81,6 +81,29 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         random: usize,
     },
+    /// Train a policy/value network by self-play and write nets/NAME.{safetensors,json,csv}.
+    Train {
+        /// A built-in task or a task .toml file.
+        task: String,
+        /// Wall-clock budget: 60s, 10m, 1h.
+        #[arg(long, default_value = "60s")]
+        budget: String,
+        /// Name of the checkpoint: nets/NAME.safetensors, nets/NAME.json, nets/NAME.csv.
+        #[arg(long)]
+        out: String,
+        /// Start from this checkpoint instead of fresh weights.
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// Seed of the initial weights, the episodes and the minibatches.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Hidden width of a fresh net.
+        #[arg(long, default_value_t = 64)]
+        hidden: usize,
+        /// Folder for checkpoints.
+        #[arg(long, default_value = "nets")]
+        nets_dir: PathBuf,
+    },
     /// List the tasks with their reference lengths.
     Tasks,
 }
@@ -120,6 +143,61 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 )
                 .map_err(stdout_err)?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Train {
+            task,
+            budget,
+            out,
+            init,
+            seed,
+            hidden,
+            nets_dir,
+        } => {
+            let task = Task::load(&task)?;
+            let budget = parse_budget(&budget)?;
+            if out.is_empty()
+                || !out
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
+                return Err(crate::Error::Runtime(format!(
+                    "--out '{out}': use letters, digits, '_', '-' and '.'"
+                )));
+            }
+            let game = crate::game::SortGame::new(&task);
+            let mut net = match init {
+                Some(p) => crate::net::PolicyValueNet::load(&game, &p.with_extension(""))?,
+                None => crate::net::PolicyValueNet::new(&game, hidden, seed)?,
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+            let cfg = crate::net::train::TrainConfig {
+                budget,
+                seed,
+                ..Default::default()
+            };
+            let curve = crate::net::train::train(&game, &mut net, &cfg, &stop, |p| {
+                eprintln!(
+                    "episode {:>5}  step {:>6}  policy loss {:.3}  value loss {:.4}  best {}  {:.0} s",
+                    p.episode, p.step, p.policy_loss, p.value_loss, p.best_length, p.elapsed_s
+                );
+            })?;
+            let stem = nets_dir.join(&out);
+            net.save(&stem)?;
+            crate::net::train::write_curve_csv(&curve, &stem.with_extension("csv"))?;
+            let last = curve.last();
+            writeln!(
+                w,
+                "trained {} for {} episodes, {} steps; best kernel seen {}; wrote {}.safetensors, .json, .csv",
+                task.name,
+                last.map_or(0, |p| p.episode),
+                last.map_or(0, |p| p.step),
+                last.map_or("none".to_string(), |p| if p.best_length == 0 { "none".into() } else { p.best_length.to_string() }),
+                stem.display()
+            )
+            .map_err(stdout_err)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {

@@ -22,6 +22,8 @@
 //! A net is tied to a task's move table by [`moves_hash`]; loading it for another move table
 //! is refused.
 
+pub mod train;
+
 use crate::error::{Error, Result};
 use crate::game::{GameState, SortGame};
 use crate::isa::{Reg, NUM_REGS};
@@ -171,6 +173,16 @@ impl PolicyValueNet {
         &self.meta
     }
 
+    /// Adds training progress to the metadata: `steps` learner steps and `samples` samples on
+    /// `task` (added to the task list if new).
+    pub fn record_training(&mut self, steps: u64, samples: u64, task: &str) {
+        self.meta.steps += steps;
+        self.meta.samples += samples;
+        if !self.meta.tasks.iter().any(|t| t == task) {
+            self.meta.tasks.push(task.to_string());
+        }
+    }
+
     /// The trainable variables (for an optimiser).
     pub fn vars(&self) -> Vec<candle_core::Var> {
         self.varmap.all_vars()
@@ -255,6 +267,7 @@ impl PolicyValueNet {
         let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
         std::fs::write(tmp.path(), text).map_err(|e| Error::io(&json, e))?;
         tmp.persist(&json).map_err(|e| Error::io(&json, e.error))?;
+        crate::log::readable(&json)?;
         Ok(())
     }
 
