@@ -123,15 +123,10 @@ impl SearchLog {
     ///
     /// Errors: [`Error::Io`] naming the path.
     pub fn write_atomic(&self, path: &Path) -> Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
         let text = serde_json::to_string_pretty(self).expect("a search log always serialises");
-        tmp.write_all(text.as_bytes())
-            .map_err(|e| Error::io(path, e))?;
-        tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-        readable(path)
+        write_atomic_with(path, |tmp| {
+            std::fs::write(tmp, &text).map_err(|e| Error::io(path, e))
+        })
     }
 
     /// Reads a log back.
@@ -157,6 +152,27 @@ impl SearchLog {
             message: format!("not a valid search log: {e}"),
         })
     }
+}
+
+/// Writes `path` atomically: `write` fills a temporary file in the same folder (created if
+/// needed), which is synced, renamed over `path` and given mode 0644. A crash leaves either the
+/// old file or the new one, never a truncated one.
+///
+/// Errors: [`Error::Io`] naming the folder or the path, or whatever `write` returns.
+pub(crate) fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    write(tmp.path())?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    readable(path)
 }
 
 /// Gives a file written through a temporary file (created 0600) the usual mode 0644.

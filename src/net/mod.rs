@@ -255,20 +255,13 @@ impl PolicyValueNet {
 
     /// Saves `<stem>.safetensors` and `<stem>.json`, each written atomically.
     pub fn save(&self, stem: &Path) -> Result<()> {
-        let dir = stem.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let weights = stem.with_extension("safetensors");
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-        self.varmap.save(tmp.path()).map_err(candle_err)?;
-        tmp.persist(&weights)
-            .map_err(|e| Error::io(&weights, e.error))?;
+        crate::log::write_atomic_with(&weights, |tmp| self.varmap.save(tmp).map_err(candle_err))?;
         let json = stem.with_extension("json");
         let text = serde_json::to_string_pretty(&self.meta).expect("metadata serialises");
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-        std::fs::write(tmp.path(), text).map_err(|e| Error::io(&json, e))?;
-        tmp.persist(&json).map_err(|e| Error::io(&json, e.error))?;
-        crate::log::readable(&json)?;
-        Ok(())
+        crate::log::write_atomic_with(&json, |tmp| {
+            std::fs::write(tmp, &text).map_err(|e| Error::io(&json, e))
+        })
     }
 
     /// Loads `<stem>.safetensors` with its `<stem>.json` for `game`.
