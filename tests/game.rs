@@ -148,33 +148,15 @@ fn native_ok(program: &[Insn], n: usize) {
 #[cfg(not(target_arch = "x86_64"))]
 fn native_ok(_: &[Insn], _: usize) {}
 
-const SORT3: &[(usize, usize)] = &[(0, 1), (1, 2), (0, 1)];
-const SORT4: &[(usize, usize)] = &[(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)];
-const SORT5: &[(usize, usize)] = &[
-    (0, 1),
-    (3, 4),
-    (2, 4),
-    (2, 3),
-    (0, 3),
-    (0, 2),
-    (1, 4),
-    (1, 3),
-    (1, 2),
-];
-
-/// The hand-written comparator lists are the library's classic networks.
-#[test]
-fn comparator_lists_match_the_library() {
-    use superopt::game::network::classic_comparators;
-    assert_eq!(classic_comparators(3), Some(SORT3));
-    assert_eq!(classic_comparators(4), Some(SORT4));
-    assert_eq!(classic_comparators(5), Some(SORT5));
+/// The library's classic comparator lists (optimal-size networks for n = 3, 4, 5).
+fn net(n: usize) -> &'static [(usize, usize)] {
+    superopt::game::network::classic_comparators(n).unwrap()
 }
 
 #[test]
 fn sort3_network_survives_pruning() {
     let g = game("sort3");
-    let core = network_core(g.task(), SORT3);
+    let core = network_core(g.task(), net(3));
     assert_eq!(core.len(), 12);
     replay(&g, &core, 18);
     native_ok(&whole_kernel(g.task(), &core), 3);
@@ -229,7 +211,7 @@ fn alphadev_sort3_without_the_merge_mov_fix_is_wrong() {
 #[test]
 fn sort4_network_survives_pruning() {
     let g = game("sort4");
-    let core = network_core(g.task(), SORT4);
+    let core = network_core(g.task(), net(4));
     assert_eq!(core.len(), 20);
     assert_eq!(core[0], mov(R8d, Eax), "the temporary is scratch[4]");
     replay(&g, &core, 28);
@@ -239,7 +221,7 @@ fn sort4_network_survives_pruning() {
 #[test]
 fn sort5_network_survives_pruning() {
     let g = game("sort5");
-    let core = network_core(g.task(), SORT5);
+    let core = network_core(g.task(), net(5));
     assert_eq!(core.len(), 36);
     assert_eq!(core[0], mov(Reg::R9d, Eax), "the temporary is scratch[5]");
     replay(&g, &core, 46);
@@ -248,20 +230,22 @@ fn sort5_network_survives_pruning() {
 
 #[test]
 fn sort5_comparator_list_is_a_sorting_network() {
-    // 0-1 principle, independently of the emulator: all 32 binary inputs come out sorted.
-    for bits in 0u32..32 {
-        let mut v: Vec<u32> = (0..5).map(|k| bits >> k & 1).collect();
-        for &(i, j) in SORT5 {
-            if v[i] > v[j] {
-                v.swap(i, j);
+    // 0-1 principle, independently of the emulator: all 2^n binary inputs come out sorted.
+    for n in 3..=5 {
+        for bits in 0u32..1 << n {
+            let mut v: Vec<u32> = (0..n).map(|k| bits >> k & 1).collect();
+            for &(i, j) in net(n) {
+                if v[i] > v[j] {
+                    v.swap(i, j);
+                }
             }
+            assert!(v.windows(2).all(|w| w[0] <= w[1]), "n = {n}: {bits:05b}");
         }
-        assert!(v.windows(2).all(|w| w[0] <= w[1]), "{bits:05b}");
     }
     // Dropping any comparator breaks it.
-    for skip in 0..SORT5.len() {
+    for skip in 0..net(5).len() {
         let g = game("sort5");
-        let comps: Vec<_> = SORT5
+        let comps: Vec<_> = net(5)
             .iter()
             .enumerate()
             .filter(|&(i, _)| i != skip)
@@ -548,7 +532,7 @@ fn illegal_or_unfinished_action_sequences_give_no_program() {
     let g = game("sort3");
     assert_eq!(g.program(&[]), None, "not sorted yet");
     assert_eq!(g.program(&[action_of(&g, mov(Eax, Ecx))]), None, "loses a");
-    let core = network_core(g.task(), SORT3);
+    let core = network_core(g.task(), net(3));
     let acts: Vec<Action> = core.iter().map(|&i| action_of(&g, i)).collect();
     assert_eq!(g.program(&acts[..11]), None);
     assert_eq!(g.program(&acts).map(|p| p.len()), Some(18));
