@@ -6,8 +6,12 @@ total programs explored. Usage:
     python3 scripts/bench_search.py sort3 --budget 60s --target 17 --lengths 18 17
     python3 scripts/bench_search.py sort5 --budget 10m --target 42 --lengths 46 43 42
 
+    python3 scripts/bench_search.py sort4 --budget 60s --target 28 --lengths 28 \
+        --guides nets/sort4.safetensors none heuristic
+
 Each run uses the release binary with default threads (all cores) and writes its log to a
-temporary folder.
+temporary folder. `--guides` replaces `--strategies`: each is `none` (uniform priors),
+`heuristic`, `astar` or a net checkpoint path; the table adds the median over the seeds.
 """
 import argparse, json, subprocess, tempfile, time
 
@@ -18,6 +22,7 @@ p.add_argument("--target", type=int)
 p.add_argument("--lengths", type=int, nargs="+", required=True)
 p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
 p.add_argument("--strategies", nargs="+", default=["mcts", "astar"])
+p.add_argument("--guides", nargs="+")
 p.add_argument("--threads", type=int)
 p.add_argument("--bin", default="target/release/superopt")
 a = p.parse_args()
@@ -25,11 +30,24 @@ a = p.parse_args()
 cols = " | ".join(f"to {l}: s (programs)" for l in a.lengths)
 print(f"| task | strategy | seed | {cols} | best | explored | elapsed s |")
 print("|---|---|---|" + "---|" * len(a.lengths) + "---|---|---|")
-for strategy in a.strategies:
+def flags(variant):
+    if a.guides is None:
+        return ["--strategy", variant]
+    if variant == "none":
+        return ["--net", "none"]
+    if variant == "heuristic":
+        return ["--evaluator", "heuristic"]
+    if variant == "astar":
+        return ["--strategy", "astar"]
+    return ["--net", variant]
+
+import statistics
+for strategy in (a.guides or a.strategies):
+    hits = {l: [] for l in a.lengths}
     for seed in a.seeds:
         with tempfile.TemporaryDirectory() as d:
             cmd = [a.bin, "search", a.task, "--budget", a.budget, "--seed", str(seed),
-                   "--strategy", strategy, "--json", "--log-dir", d]
+                   "--json", "--log-dir", d] + flags(strategy)
             if a.target is not None:
                 cmd += ["--target", str(a.target)]
             if a.threads is not None:
@@ -41,6 +59,16 @@ for strategy in a.strategies:
             for l in a.lengths:
                 hit = next((i for i in log["timeline"] if i["length"] <= l), None)
                 cells.append(f"{hit['found_at_s']:.2f} ({hit['programs_explored']})" if hit else "-")
+                hits[l].append((hit["found_at_s"], hit["programs_explored"]) if hit else None)
             best = r["length"] if r["verified"] else "none"
             print(f"| {a.task} | {strategy} | {seed} | " + " | ".join(cells)
                   + f" | {best} | {r['programs_explored']} | {r['elapsed_s']:.1f} |", flush=True)
+    med = []
+    for l in a.lengths:
+        got = hits[l]
+        if all(g is not None for g in got):
+            med.append(f"{statistics.median(g[0] for g in got):.2f} "
+                       f"({int(statistics.median(g[1] for g in got))})")
+        else:
+            med.append(f"{sum(g is not None for g in got)}/{len(got)} reached")
+    print(f"| {a.task} | {strategy} | **median** | " + " | ".join(med) + " | | | |", flush=True)

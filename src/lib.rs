@@ -24,6 +24,7 @@ pub mod isa;
 pub mod log;
 pub mod net;
 pub mod oracle;
+pub mod plot;
 pub mod search;
 pub mod task;
 

@@ -508,6 +508,7 @@ fn key_identifies_mirrored_flags() {
         cpu,
         len: 4,
         last_cmp: true,
+        recent: x.recent,
     };
     assert!(x
         .cpu

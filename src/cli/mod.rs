@@ -50,13 +50,21 @@ pub enum Command {
         /// Stop as soon as a kernel of at most this many instructions is found.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         target: Option<u32>,
-        /// Priors and leaf values for MCTS.
-        #[arg(long, value_enum, default_value_t = search::EvaluatorKind::Heuristic)]
-        evaluator: search::EvaluatorKind,
+        /// Priors and leaf values for MCTS without a net (default: the shipped net for the
+        /// task when nets/ has one, else heuristic).
+        #[arg(long, value_enum, conflicts_with = "net")]
+        evaluator: Option<search::EvaluatorKind>,
         /// Guide MCTS with a policy/value network checkpoint (nets/NAME.safetensors with its
-        /// NAME.json); a net trained for another move table is refused.
-        #[arg(long)]
-        net: Option<PathBuf>,
+        /// NAME.json), or `none` for uniform priors. Default: nets/<task>.safetensors when it
+        /// exists. A net that cannot serve the task is refused.
+        #[arg(long, value_name = "PATH|none")]
+        net: Option<String>,
+        /// Where a net-guided search takes leaf values from.
+        #[arg(long, value_enum, default_value_t = crate::net::ValueSource::Estimate)]
+        net_value: crate::net::ValueSource,
+        /// MCTS leaves evaluated together in one call, with virtual visits (default 1).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+        leaf_batch: Option<u32>,
         /// Print one JSON object on stdout instead of the human report.
         #[arg(long)]
         json: bool,
@@ -81,16 +89,18 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         random: usize,
     },
-    /// Train a policy/value network by self-play and write nets/NAME.{safetensors,json,csv}.
+    /// Train a policy/value network by self-play and write nets/NAME.{safetensors,json,csv,png}.
     Train {
-        /// A built-in task or a task .toml file.
-        task: String,
-        /// Wall-clock budget: 60s, 10m, 1h.
-        #[arg(long, default_value = "60s")]
+        /// Built-in tasks or task .toml files; episodes and minibatches go round them in turn.
+        #[arg(required = true)]
+        tasks: Vec<String>,
+        /// Wall-clock budget of the self-play: 60s, 30m, 1h.
+        #[arg(long, default_value = "10m")]
         budget: String,
-        /// Name of the checkpoint: nets/NAME.safetensors, nets/NAME.json, nets/NAME.csv.
+        /// Name of the checkpoint: nets/NAME.safetensors, .json, .csv, .png (default: the
+        /// task names joined by '-').
         #[arg(long)]
-        out: String,
+        out: Option<String>,
         /// Start from this checkpoint instead of fresh weights.
         #[arg(long)]
         init: Option<PathBuf>,
@@ -98,8 +108,27 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Hidden width of a fresh net.
-        #[arg(long, default_value_t = 64)]
-        hidden: usize,
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        hidden: u32,
+        /// Largest array length a fresh net serves (default: the largest n of the tasks).
+        #[arg(long)]
+        n_max: Option<usize>,
+        /// Episodes played in parallel per round (default: all cores).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+        actors: Option<u32>,
+        /// MCTS simulations per committed move in self-play.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        simulations: u32,
+        /// Leaf values of the self-play searches.
+        #[arg(long, value_enum, default_value_t = crate::net::ValueSource::Estimate)]
+        value: crate::net::ValueSource,
+        /// Temperature of the policy targets, in instructions.
+        #[arg(long, default_value_t = 1.0)]
+        target_temperature: f32,
+        /// Search budget per task of the evaluation written into the checkpoint's metadata
+        /// (0s skips it).
+        #[arg(long, default_value = "30s")]
+        eval_budget: String,
         /// Folder for checkpoints.
         #[arg(long, default_value = "nets")]
         nets_dir: PathBuf,
@@ -146,16 +175,37 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Train {
-            task,
+            tasks,
             budget,
             out,
             init,
             seed,
             hidden,
+            n_max,
+            actors,
+            simulations,
+            value,
+            target_temperature,
+            eval_budget,
             nets_dir,
         } => {
-            let task = Task::load(&task)?;
+            let tasks: Vec<Task> = tasks
+                .iter()
+                .map(|t| Task::load(t))
+                .collect::<crate::Result<_>>()?;
             let budget = parse_budget(&budget)?;
+            let eval_budget = if eval_budget.trim() == "0s" || eval_budget.trim() == "0" {
+                std::time::Duration::ZERO
+            } else {
+                parse_budget(&eval_budget)?
+            };
+            if !(target_temperature.is_finite() && target_temperature > 0.0) {
+                return Err(crate::Error::Runtime(format!(
+                    "--target-temperature must be a positive number of instructions, not {target_temperature}"
+                )));
+            }
+            let names: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
+            let out = out.unwrap_or_else(|| names.join("-"));
             if out.is_empty()
                 || !out
                     .chars()
@@ -165,39 +215,141 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     "--out '{out}': use letters, digits, '_', '-' and '.'"
                 )));
             }
-            let game = crate::game::SortGame::new(&task);
+            let games: Vec<crate::game::SortGame> =
+                tasks.iter().map(crate::game::SortGame::new).collect();
+            let largest = tasks.iter().map(|t| t.n).max().unwrap_or(2);
             let mut net = match init {
-                Some(p) => crate::net::PolicyValueNet::load(&game, &p.with_extension(""))?,
-                None => crate::net::PolicyValueNet::new(&game, hidden, seed)?,
+                Some(p) => crate::net::PolicyValueNet::load(&p.with_extension(""))?,
+                None => {
+                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                    crate::net::PolicyValueNet::new(
+                        &refs,
+                        n_max.unwrap_or(largest).max(largest),
+                        hidden as usize,
+                        seed,
+                    )?
+                }
             };
+            for g in &games {
+                net.check_task(g).map_err(crate::Error::Runtime)?;
+            }
+            let stem = nets_dir.join(&out);
+            // Fail before training, not after, if the checkpoint cannot be written.
+            std::fs::create_dir_all(&nets_dir).map_err(|e| crate::Error::io(&nets_dir, e))?;
+            tempfile::NamedTempFile::new_in(&nets_dir)
+                .map_err(|e| crate::Error::io(&nets_dir, e))?;
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
+            // Ctrl-C ends training after the current round; the checkpoint is still written.
             let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
             let cfg = crate::net::train::TrainConfig {
                 budget,
                 seed,
+                simulations,
+                value_source: value,
+                target_temperature,
+                actors: actors.map_or_else(
+                    || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    |a| a as usize,
+                ),
                 ..Default::default()
             };
-            let curve = crate::net::train::train(&game, &mut net, &cfg, &stop, |p| {
-                eprintln!(
-                    "episode {:>5}  step {:>6}  policy loss {:.3}  value loss {:.4}  best {}  {:.0} s",
-                    p.episode, p.step, p.policy_loss, p.value_loss, p.best_length, p.elapsed_s
-                );
+            let bar = indicatif::ProgressBar::new(budget.as_millis() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:20}] {msg}")
+                    .expect("a valid progress template")
+                    .progress_chars("=> "),
+            );
+            let mut last_save = std::time::Instant::now();
+            let mut save_error = None;
+            let curve = crate::net::train::train(&games, &mut net, &cfg, &stop, |p, net| {
+                let best: Vec<String> = names
+                    .iter()
+                    .zip(&p.best_length)
+                    .map(|(t, b)| {
+                        format!("{t} {}", if *b == 0 { "-".into() } else { b.to_string() })
+                    })
+                    .collect();
+                bar.set_position((p.elapsed_s * 1000.0) as u64);
+                bar.set_message(format!(
+                    "episode {}  step {}  policy loss {:.3}  value loss {:.4}  best {}  {:.1} games/s",
+                    p.episode, p.step, p.policy_loss, p.value_loss, best.join(", "), p.games_per_s
+                ));
+                // A checkpoint every minute, so that a killed run keeps most of its work.
+                if last_save.elapsed() >= std::time::Duration::from_secs(60) {
+                    last_save = std::time::Instant::now();
+                    if let Err(e) = net.save(&stem) {
+                        save_error = Some(e);
+                    }
+                }
             })?;
-            let stem = nets_dir.join(&out);
+            bar.finish_and_clear();
+            if let Some(e) = save_error {
+                return Err(e);
+            }
+            if !eval_budget.is_zero() {
+                let mut evals = Vec::new();
+                for g in &games {
+                    let t = g.task();
+                    let target = t
+                        .reference
+                        .alphadev
+                        .or(t.reference.network)
+                        .map_or(1, |l| l as u32);
+                    evals.push(crate::net::train::evaluate(
+                        g,
+                        &net,
+                        target,
+                        eval_budget,
+                        u64::MAX,
+                    ));
+                }
+                net.meta_mut().evaluation = evals;
+            }
+            net.meta_mut().date = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("RFC 3339 formatting of the current time");
             net.save(&stem)?;
-            crate::net::train::write_curve_csv(&curve, &stem.with_extension("csv"))?;
+            crate::net::train::write_curve_csv(&curve, &names, &stem.with_extension("csv"))?;
+            let png = stem.with_extension("png");
+            let png_note = match crate::net::train::write_curve_png(&curve, &names, &png) {
+                Ok(()) => ", .png".to_string(),
+                Err(e) => {
+                    eprintln!("warning: no learning-curve PNG: {e}");
+                    String::new()
+                }
+            };
             let last = curve.last();
             writeln!(
                 w,
-                "trained {} for {} episodes, {} steps; best kernel seen {}; wrote {}.safetensors, .json, .csv",
-                task.name,
+                "trained {} for {} episodes, {} steps in {:.0} s; wrote {}.safetensors, .json, .csv{png_note}",
+                names.join(" "),
                 last.map_or(0, |p| p.episode),
                 last.map_or(0, |p| p.step),
-                last.map_or("none".to_string(), |p| if p.best_length == 0 { "none".into() } else { p.best_length.to_string() }),
+                last.map_or(0.0, |p| p.elapsed_s),
                 stem.display()
             )
             .map_err(stdout_err)?;
+            for (i, t) in names.iter().enumerate() {
+                let seen = last
+                    .and_then(|p| p.best_length.get(i))
+                    .copied()
+                    .unwrap_or(0);
+                let eval = net.meta().evaluation.iter().find(|e| &e.task == t);
+                writeln!(
+                    w,
+                    "  {t}: best kernel seen in self-play {}{}",
+                    if seen == 0 { "none".into() } else { seen.to_string() },
+                    eval.map_or(String::new(), |e| format!(
+                        "; net-guided search for {} instructions: best {} after {} programs in {:.1} s",
+                        e.target,
+                        if e.best == 0 { "none".into() } else { e.best.to_string() },
+                        e.programs,
+                        e.seconds
+                    ))
+                )
+                .map_err(stdout_err)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {
@@ -279,6 +431,8 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             target,
             evaluator,
             net,
+            net_value,
+            leaf_batch,
             json,
             log_dir,
         } => {
@@ -304,8 +458,8 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 seed,
                 threads,
                 strategy,
-                evaluator,
-                net,
+                guide: search::resolve_guide(&task, evaluator, net.as_deref(), net_value),
+                leaf_batch,
                 target: target.map(|t| t as usize),
                 log_dir,
                 progress: !json,
@@ -347,6 +501,7 @@ fn print_search(
             "programs_explored": log.programs_explored,
             "stop_reason": log.stop_reason,
             "checks": best.map(|b| b.checks.clone()).unwrap_or_default(),
+            "evaluator": log.config.get("evaluator"),
             "log": out.log_error.is_none().then(|| out.log_path.display().to_string()),
         });
         writeln!(
@@ -378,6 +533,9 @@ fn print_search(
                 log.stop_reason
             )
             .map_err(stdout_err)?;
+            if let Some(e) = log.config.get("evaluator").and_then(|e| e.as_str()) {
+                writeln!(w, "guided by: {e}").map_err(stdout_err)?;
+            }
             writeln!(w, "\nAT&T (GNU as):").map_err(stdout_err)?;
             for l in &b.program_att {
                 writeln!(w, "    {l}").map_err(stdout_err)?;

@@ -38,6 +38,99 @@ pub enum EvaluatorKind {
     Uniform,
 }
 
+/// What guides MCTS, resolved from `--evaluator` and `--net` by [`resolve_guide`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Guide {
+    /// The game's one-step look-ahead priors and estimate values.
+    Heuristic,
+    /// Uniform priors, estimate values (`--net none`).
+    Uniform,
+    /// A policy/value network checkpoint.
+    Net {
+        /// `nets/NAME.safetensors` (with `nets/NAME.json` beside it).
+        path: PathBuf,
+        /// Where leaf values come from.
+        value: crate::net::ValueSource,
+        /// Whether it was found in nets/ rather than named with `--net`.
+        shipped: bool,
+    },
+}
+
+impl Guide {
+    /// How the guide is named in outputs and logs: `heuristic`, `uniform`,
+    /// `net nets/sort3.safetensors (shipped)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Guide::Heuristic => "heuristic".into(),
+            Guide::Uniform => "uniform".into(),
+            Guide::Net {
+                path,
+                value,
+                shipped,
+            } => format!(
+                "net {}{}{}",
+                path.display(),
+                if *shipped { " (shipped)" } else { "" },
+                if *value == crate::net::ValueSource::Net {
+                    ", net values"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}
+
+/// Folders searched for a shipped net: `./nets`, then the `nets/` of the source tree this
+/// binary was built from.
+pub fn shipped_net_dirs() -> Vec<PathBuf> {
+    vec![
+        PathBuf::from("nets"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nets"),
+    ]
+}
+
+/// The shipped net for `task`: `nets/<task>.safetensors` with its `.json`, when one exists
+/// in [`shipped_net_dirs`] and can serve the task.
+pub fn shipped_net(task: &Task) -> Option<PathBuf> {
+    let game = SortGame::new(task);
+    shipped_net_dirs().into_iter().find_map(|d| {
+        let stem = d.join(&task.name);
+        let weights = stem.with_extension("safetensors");
+        (weights.is_file() && crate::net::PolicyValueNet::load_for(&game, &stem).is_ok())
+            .then_some(weights)
+    })
+}
+
+/// Resolves the command line's choice: `--net none` is uniform priors, `--net PATH` that
+/// net, `--evaluator` as named, and neither the shipped net for the task or, without one,
+/// the heuristic.
+pub fn resolve_guide(
+    task: &Task,
+    evaluator: Option<EvaluatorKind>,
+    net: Option<&str>,
+    value: crate::net::ValueSource,
+) -> Guide {
+    match (net, evaluator) {
+        (Some("none"), _) => Guide::Uniform,
+        (Some(p), _) => Guide::Net {
+            path: PathBuf::from(p),
+            value,
+            shipped: false,
+        },
+        (None, Some(EvaluatorKind::Heuristic)) => Guide::Heuristic,
+        (None, Some(EvaluatorKind::Uniform)) => Guide::Uniform,
+        (None, None) => match shipped_net(task) {
+            Some(path) => Guide::Net {
+                path,
+                value,
+                shipped: true,
+            },
+            None => Guide::Heuristic,
+        },
+    }
+}
+
 /// Settings of one search run.
 #[derive(Clone, Debug)]
 pub struct SearchOptions {
@@ -49,11 +142,10 @@ pub struct SearchOptions {
     pub threads: usize,
     /// MCTS or A*.
     pub strategy: Strategy,
-    /// Evaluator for MCTS (A* always uses the game's estimate).
-    pub evaluator: EvaluatorKind,
-    /// A policy/value network checkpoint (`nets/NAME.safetensors`, with `nets/NAME.json`) to
-    /// guide MCTS instead of `evaluator`.
-    pub net: Option<PathBuf>,
+    /// What guides MCTS (A* always uses the game's estimate).
+    pub guide: Guide,
+    /// Leaves per evaluator call (default 1; BENCHMARKS.md has why).
+    pub leaf_batch: Option<u32>,
     /// Stop as soon as a kernel of at most this many instructions is found.
     pub target: Option<usize>,
     /// Folder for search logs.
@@ -103,15 +195,17 @@ pub fn run_search(
     let mcts_cfg = MctsConfig {
         c_puct: 0.1,
         simulations: 50,
+        leaf_batch: opts.leaf_batch.unwrap_or(1),
         ..MctsConfig::default()
     };
     let heuristic = HeuristicEvaluator { temperature: 1.0 };
-    let net = match &opts.net {
-        Some(path) => Some(crate::net::PolicyValueNet::load(
-            &game,
-            &path.with_extension(""),
-        )?),
-        None => None,
+    let net = match &opts.guide {
+        Guide::Net { path, value, .. } => {
+            let mut net = crate::net::PolicyValueNet::load_for(&game, &path.with_extension(""))?;
+            net.value_source = *value;
+            Some(net)
+        }
+        _ => None,
     };
 
     // Root parallelism on a rayon pool of `threads` workers: independent searches
@@ -156,14 +250,12 @@ pub fn run_search(
                 .map(|i| {
                     let mut cfg = mcts_cfg.clone();
                     cfg.seed = opts.seed.wrapping_mul(1000).wrapping_add(i as u64);
-                    let r = match (opts.strategy, &net, opts.evaluator) {
+                    let r = match (opts.strategy, &net, &opts.guide) {
                         (Strategy::Mcts, Some(net), _) => mcts(&game, net, &cfg, shared),
-                        (Strategy::Mcts, None, EvaluatorKind::Heuristic) => {
-                            mcts(&game, &heuristic, &cfg, shared)
-                        }
-                        (Strategy::Mcts, None, EvaluatorKind::Uniform) => {
+                        (Strategy::Mcts, None, Guide::Uniform) => {
                             mcts(&game, &UniformEvaluator, &cfg, shared)
                         }
+                        (Strategy::Mcts, None, _) => mcts(&game, &heuristic, &cfg, shared),
                         // Workers 0-3 use weights 2, 1.5, 3, 5; workers 4-7 the same plus 1, and so on.
                         (Strategy::Astar, ..) => {
                             astar(&game, [2.0, 1.5, 3.0, 5.0][i % 4] + (i / 4) as f32, shared)
@@ -231,11 +323,11 @@ pub fn run_search(
             "budget_s": opts.budget.as_secs_f64(),
             "threads": threads,
             "target": opts.target,
-            "evaluator": match &opts.net {
-                Some(p) => serde_json::json!(format!("net:{}", p.display())),
-                None => serde_json::json!(opts.evaluator),
+            "evaluator": match opts.strategy {
+                Strategy::Mcts => opts.guide.describe(),
+                Strategy::Astar => "estimate".to_string(),
             },
-            "mcts": { "c_puct": mcts_cfg.c_puct, "simulations": mcts_cfg.simulations, "prior_noise": mcts_cfg.prior_noise, "max_backup": mcts_cfg.max_backup },
+            "mcts": { "c_puct": mcts_cfg.c_puct, "simulations": mcts_cfg.simulations, "leaf_batch": mcts_cfg.leaf_batch, "prior_noise": mcts_cfg.prior_noise, "max_backup": mcts_cfg.max_backup },
             "test_vectors": game.test_vectors().len(),
             "moves": game.num_actions(),
         }),

@@ -82,7 +82,14 @@ pub struct GameState {
     pub len: u32,
     /// Whether the last instruction was a `cmp`.
     pub last_cmp: bool,
+    /// The last [`RECENT`] moves of the core, most recent first (`None` before the first
+    /// move). Input to the network's program encoder only: the transposition key and every
+    /// rule of the game ignore it, since the future depends on the CPU state alone.
+    pub recent: [Option<Insn>; RECENT],
 }
+
+/// How many of the latest moves a [`GameState`] remembers (for the network's program encoder).
+pub const RECENT: usize = 4;
 
 impl SortGame {
     /// Builds the game for a sort task: the move table over the task's scratch registers and
@@ -138,6 +145,7 @@ impl SortGame {
             cpu,
             len: n as u32,
             last_cmp: false,
+            recent: [None; RECENT],
         };
         let networks = (n <= network::MAX_NET_N).then(|| network::Networks::new(n));
         SortGame {
@@ -466,6 +474,8 @@ impl Environment for SortGame {
         }
         next.len += 1;
         next.last_cmp = matches!(m, Insn::Cmp { .. });
+        next.recent.rotate_right(1);
+        next.recent[0] = Some(m);
         Some(next)
     }
 

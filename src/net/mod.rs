@@ -1,49 +1,135 @@
 //! Policy/value network for the sort game (candle), implementing [`Evaluator`].
 //!
-//! First part of the learning issue: the network, its features, batched evaluation and
-//! checkpoints. Self-play training, the `train` command and shipped nets come next.
-//!
 //! ## Architecture (after AlphaDev, Nature 618:257, 2023, Methods, "Representation network")
-//! * **CPU-state encoder.** For every test vector, a feature vector that does not depend on
-//!   the concrete values: per scratch register, whether it is defined, the one-hot rank of its
-//!   value among the inputs, and the one-hot of the first sorted slot that value belongs in;
-//!   plus the one-hot flags. A two-layer MLP embeds each test vector; the embeddings are
-//!   mean-pooled over test vectors, as AlphaDev pools its per-input encodings.
-//! * **Program encoder.** The game is Markov in the CPU state (the future depends only on it
-//!   and on whether the last move was a `cmp`), so instead of AlphaDev's transformer over the
-//!   instructions the program enters as its length and that bit. Cost per evaluation:
-//!   `T x (F x H + H x H)` multiply-adds for `T` test vectors and `F` features (sort5: 541 x
-//!   (92 x 64 + 64 x 64), about 5.4M).
-//! * **Heads.** A policy head over the whole move table (illegal moves masked by taking only
-//!   the legal actions' logits) and two value heads, correctness and length, each a sigmoid
-//!   scaled to `[0, 0.5]` and summed as in AlphaDev, so the value lies in `[0, 1]` like
-//!   [`crate::search::value_of`].
+//! One net can serve every sort task with `n <= n_max` over this crate's ISA: nothing in it is
+//! sized by a task's `n` or move table, so a net trained on sort3 and sort4 can guide sort5.
 //!
-//! A net is tied to a task's move table by [`moves_hash`]; loading it for another move table
-//! is refused.
+//! * **CPU-state encoder.** For every test vector, [`TV_FEATURES`] features that do not depend
+//!   on the concrete values: per scratch register, whether it is defined, the one-hot rank of
+//!   its value among the inputs (test vectors hold ranks) and the one-hot of the first sorted
+//!   slot that value belongs in; for every pair of registers, the one-hot of `<`, `=`, `>`
+//!   between them; the one-hot flags. A two-layer MLP embeds each test vector and the
+//!   embeddings are mean-pooled over test vectors, as AlphaDev pools its per-input encodings.
+//!   Cost: `T x (F x H + H x H)` multiply-adds for `T` test vectors (sort3: 13 x (208 x 64 +
+//!   64 x 64), 0.23M; sort5: 541 x ..., 9.4M).
+//! * **Program encoder.** Each instruction is embedded from its opcode and operands
+//!   ([`insn_features`]: kind, condition, destination and source as one-hots over registers
+//!   and array slots). The game is Markov in the CPU state, so the encoder reads a window of
+//!   the last [`RECENT`] instructions (which says, for instance, which `cmp` set the flags)
+//!   plus the program's length and the task's `n`, through one linear layer: `164 x H`
+//!   multiply-adds, negligible next to the state encoder. AlphaDev's transformer over the
+//!   whole program would cost `L x` more and add nothing the CPU state does not hold.
+//! * **Heads.** The policy scores each legal move as a pointer network would: `w .
+//!   relu(A z + B m) + c` for the joined embedding `z` and the move's features `m`, so the
+//!   policy is defined for any move table (cost `|legal| x P` after one `B m` per move). Two
+//!   value heads, correctness and length, are each a sigmoid scaled to `[0, 0.5]` and summed
+//!   as in AlphaDev, so the value lies in `[0, 1]` like [`crate::search::value_of`].
+//!
+//! A checkpoint records the instruction vocabulary it was built for ([`vocabulary_hash`]) and
+//! the largest `n` it was trained for; loading it for a task outside either is refused.
 
 pub mod train;
 
 use crate::error::{Error, Result};
-use crate::game::{GameState, SortGame};
-use crate::isa::{Reg, NUM_REGS};
+use crate::game::{GameState, SortGame, RECENT};
+use crate::isa::{Cond, Insn, Reg, NUM_REGS};
 use crate::search::{Action, Environment, Evaluation, Evaluator};
+use crate::task::MAX_N;
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Version of the checkpoint metadata format.
-pub const NET_VERSION: u32 = 1;
+pub const NET_VERSION: u32 = 2;
 
-/// Hash of a move table (the text of every move, in order): a net's policy head only means
-/// something for the move table it was trained on.
-pub fn moves_hash(game: &SortGame) -> String {
-    let text: Vec<String> = game.moves().iter().map(|m| m.intel()).collect();
+/// Name of the architecture written into checkpoints; a checkpoint of another architecture is
+/// refused.
+pub const ARCH: &str = "tv-mlp-meanpool+window4+pointer-policy";
+
+/// Locations an instruction operand can name: the scratch registers, then the array slots.
+const LOCATIONS: usize = NUM_REGS + MAX_N;
+
+/// Features of one instruction ([`insn_features`]): kind (5), condition (4), destination and
+/// source locations (one-hot each).
+pub const INSN_FEATURES: usize = 5 + 4 + 2 * LOCATIONS;
+
+/// Per-test-vector features of a CPU state: per register 1 + 2 `MAX_N`, per register pair 3,
+/// flags 4.
+pub const TV_FEATURES: usize = NUM_REGS * (1 + 2 * MAX_N) + 3 * NUM_REGS * (NUM_REGS - 1) / 2 + 4;
+
+/// Features of a move in a state for the policy head: [`insn_features`] plus the look-ahead
+/// feature (see [`PolicyValueNet`]).
+pub const MOVE_FEATURES: usize = INSN_FEATURES + 1;
+
+/// Program features: [`RECENT`] instructions, the scaled length and the one-hot `n`.
+pub const PROGRAM_FEATURES: usize = RECENT * INSN_FEATURES + 1 + MAX_N;
+
+/// The features of one instruction, [`INSN_FEATURES`] long: one-hot kind (load, store, mov,
+/// cmp, cmov), one-hot condition (cmov only), one-hot destination and source among the
+/// registers and array slots (for `cmp a, b`, `a` is the destination).
+pub fn insn_features(insn: Insn) -> [f32; INSN_FEATURES] {
+    let mut f = [0f32; INSN_FEATURES];
+    let reg = |r: Reg| r.index();
+    let slot = |s: u8| NUM_REGS + s as usize;
+    let (kind, cond, dst, src) = match insn {
+        Insn::Load { dst, slot: s } => (0, None, reg(dst), slot(s)),
+        Insn::Store { slot: s, src } => (1, None, slot(s), reg(src)),
+        Insn::Mov { dst, src } => (2, None, reg(dst), reg(src)),
+        Insn::Cmp { a, b } => (3, None, reg(a), reg(b)),
+        Insn::Cmov { cc, dst, src } => (4, Some(cc), reg(dst), reg(src)),
+    };
+    f[kind] = 1.0;
+    if let Some(cc) = cond {
+        f[5 + cc as usize] = 1.0;
+    }
+    f[9 + dst] = 1.0;
+    f[9 + LOCATIONS + src] = 1.0;
+    f
+}
+
+/// Hash of the instruction vocabulary the features describe (every instruction over all
+/// registers, conditions and `MAX_N` slots, in feature order) and of [`ARCH`]: a checkpoint
+/// means something only for the vocabulary it was trained on.
+pub fn vocabulary_hash() -> String {
+    let mut text = vec![ARCH.to_string(), format!("max_n={MAX_N} recent={RECENT}")];
+    for r in Reg::ALL {
+        text.push(r.name().to_string());
+    }
+    for c in Cond::ALL {
+        text.push(c.suffix().to_string());
+    }
     format!(
         "{:016x}",
         crate::search::hash_bytes(7, text.join("\n").as_bytes())
     )
+}
+
+/// How a net-guided search values a leaf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueSource {
+    /// The game's estimate of the remaining length, as the network-free evaluators do; the
+    /// net supplies the priors only. The default: see BENCHMARKS.md for the comparison.
+    #[default]
+    Estimate,
+    /// The net's value heads (AlphaDev's choice).
+    Net,
+}
+
+/// How a checkpoint did when it was written: a search guided by it on one task.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NetEvaluation {
+    /// The task searched.
+    pub task: String,
+    /// The length searched for (instructions).
+    pub target: u32,
+    /// Best length reached (instructions), 0 if none.
+    pub best: u32,
+    /// Programs explored until `target` was reached, or in all if it was not.
+    pub programs: u64,
+    /// Seconds the search ran.
+    pub seconds: f64,
 }
 
 /// Checkpoint metadata, stored as JSON beside the safetensors weights.
@@ -51,20 +137,26 @@ pub fn moves_hash(game: &SortGame) -> String {
 pub struct NetMeta {
     /// [`NET_VERSION`].
     pub version: u32,
+    /// [`ARCH`].
+    pub arch: String,
+    /// [`vocabulary_hash`] of the instruction vocabulary.
+    pub moves_hash: String,
     /// Tasks the net was trained on.
     pub tasks: Vec<String>,
-    /// Array length `n` the features are laid out for.
-    pub n: usize,
-    /// [`moves_hash`] of the move table.
-    pub moves_hash: String,
-    /// Number of moves (policy size).
-    pub num_moves: usize,
+    /// Largest array length the net serves (slots beyond it were never trained).
+    pub n_max: usize,
     /// Hidden width.
     pub hidden: usize,
-    /// Training steps and samples seen so far.
+    /// Learner steps so far.
     pub steps: u64,
     /// Samples seen so far.
     pub samples: u64,
+    /// Seconds of training so far.
+    pub trained_s: f64,
+    /// When the checkpoint was written (RFC 3339, UTC).
+    pub date: String,
+    /// Searches run with the checkpoint when it was written.
+    pub evaluation: Vec<NetEvaluation>,
 }
 
 /// The policy/value network.
@@ -73,39 +165,53 @@ pub struct PolicyValueNet {
     varmap: VarMap,
     tv1: Linear,
     tv2: Linear,
+    program: Linear,
     trunk: Linear,
-    policy: Linear,
+    policy_state: Linear,
+    policy_move: Linear,
+    policy_out: Linear,
     correct: Linear,
     length: Linear,
     device: Device,
-    /// `sorted[t][k]` of the game's test vectors, for the slot features.
-    sorted: Vec<Vec<u8>>,
-    num_features: usize,
+    /// Where [`Evaluator::evaluate`] takes leaf values from.
+    pub value_source: ValueSource,
 }
 
-/// Output of a forward pass on a batch of `B` states.
+/// Output of a forward pass on a batch of `B` states with their legal actions.
 pub struct NetOutput {
-    /// Policy logits, shape `[B, num_moves]`.
+    /// Policy logits of every state's legal actions, concatenated in order: shape `[P]` for
+    /// `P` actions in all.
     pub logits: Tensor,
     /// Values in `[0, 1]`, shape `[B]`.
     pub values: Tensor,
 }
 
 impl PolicyValueNet {
-    /// A freshly initialised net for `game` with hidden width `hidden`; equal seeds give
+    /// A freshly initialised net of hidden width `hidden` serving tasks with up to `n_max`
+    /// elements (at most `MAX_N`), recording `tasks` as its training tasks; equal seeds give
     /// equal weights (weights uniform in `±1/sqrt(fan_in)`, biases zero).
-    pub fn new(game: &SortGame, hidden: usize, seed: u64) -> Result<PolicyValueNet> {
+    ///
+    /// Errors: `n_max` outside `2..=MAX_N`.
+    pub fn new(tasks: &[&str], n_max: usize, hidden: usize, seed: u64) -> Result<PolicyValueNet> {
+        if !(2..=MAX_N).contains(&n_max) {
+            return Err(Error::Runtime(format!(
+                "n_max {n_max} is out of range (2..={MAX_N})"
+            )));
+        }
         let meta = NetMeta {
             version: NET_VERSION,
-            tasks: vec![game.task().name.clone()],
-            n: game.task().n,
-            moves_hash: moves_hash(game),
-            num_moves: game.num_actions(),
+            arch: ARCH.to_string(),
+            moves_hash: vocabulary_hash(),
+            tasks: tasks.iter().map(|t| t.to_string()).collect(),
+            n_max,
             hidden,
             steps: 0,
             samples: 0,
+            trained_s: 0.0,
+            date: String::new(),
+            evaluation: Vec::new(),
         };
-        let net = Self::build(game, meta, VarMap::new())?;
+        let net = Self::build(meta, VarMap::new())?;
         net.reinitialise(seed)?;
         Ok(net)
     }
@@ -138,33 +244,34 @@ impl PolicyValueNet {
         Ok(())
     }
 
-    fn build(game: &SortGame, meta: NetMeta, varmap: VarMap) -> Result<PolicyValueNet> {
+    fn build(meta: NetMeta, varmap: VarMap) -> Result<PolicyValueNet> {
         let device = Device::Cpu;
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-        let n = meta.n;
-        let num_features = NUM_REGS * (2 * n + 1) + 4;
         let h = meta.hidden;
         let ce = candle_err;
-        let tv1 = linear(num_features, h, vb.pp("state.tv1")).map_err(ce)?;
+        let tv1 = linear(TV_FEATURES, h, vb.pp("state.tv1")).map_err(ce)?;
         let tv2 = linear(h, h, vb.pp("state.tv2")).map_err(ce)?;
-        // The pooled state, the program's length (scaled) and the last-move-was-cmp bit.
-        let trunk = linear(h + 2, h, vb.pp("trunk")).map_err(ce)?;
-        let policy = linear(h, meta.num_moves, vb.pp("policy")).map_err(ce)?;
+        let program = linear(PROGRAM_FEATURES, h, vb.pp("program")).map_err(ce)?;
+        let trunk = linear(2 * h, h, vb.pp("trunk")).map_err(ce)?;
+        let policy_state = linear(h, h, vb.pp("policy.state")).map_err(ce)?;
+        let policy_move = linear(MOVE_FEATURES, h, vb.pp("policy.move")).map_err(ce)?;
+        let policy_out = linear(h, 1, vb.pp("policy.out")).map_err(ce)?;
         let correct = linear(h, 1, vb.pp("value.correct")).map_err(ce)?;
         let length = linear(h, 1, vb.pp("value.length")).map_err(ce)?;
-        let sorted = game.test_vectors().sorted.clone();
         Ok(PolicyValueNet {
             meta,
             varmap,
             tv1,
             tv2,
+            program,
             trunk,
-            policy,
+            policy_state,
+            policy_move,
+            policy_out,
             correct,
             length,
             device,
-            sorted,
-            num_features,
+            value_source: ValueSource::default(),
         })
     }
 
@@ -173,14 +280,9 @@ impl PolicyValueNet {
         &self.meta
     }
 
-    /// Adds training progress to the metadata: `steps` learner steps and `samples` samples on
-    /// `task` (added to the task list if new).
-    pub fn record_training(&mut self, steps: u64, samples: u64, task: &str) {
-        self.meta.steps += steps;
-        self.meta.samples += samples;
-        if !self.meta.tasks.iter().any(|t| t == task) {
-            self.meta.tasks.push(task.to_string());
-        }
+    /// Mutable metadata (training progress, evaluation results).
+    pub fn meta_mut(&mut self) -> &mut NetMeta {
+        &mut self.meta
     }
 
     /// The trainable variables (for an optimiser).
@@ -188,63 +290,160 @@ impl PolicyValueNet {
         self.varmap.all_vars()
     }
 
-    /// Features of a batch: per-test-vector features `[B, T, F]` and program features `[B, 2]`.
-    pub fn features(&self, states: &[&GameState]) -> Result<(Tensor, Tensor)> {
-        let n = self.meta.n;
-        let t = self.sorted.len();
-        let f = self.num_features;
-        let mut x = vec![0f32; states.len() * t * f];
-        let mut p = vec![0f32; states.len() * 2];
-        for (b, s) in states.iter().enumerate() {
-            let cpu = &s.cpu;
-            for tv in 0..t {
-                let row = &mut x[(b * t + tv) * f..(b * t + tv + 1) * f];
-                for r in Reg::ALL {
-                    let base = r.index() * (2 * n + 1);
-                    if cpu.reg_defined(r) {
-                        let v = cpu.reg(r)[tv] as usize;
-                        row[base] = 1.0;
-                        row[base + 1 + v] = 1.0;
-                        let slot = self.sorted[tv]
-                            .iter()
-                            .position(|&x| x as usize == v)
-                            .unwrap_or(0);
-                        row[base + 1 + n + slot] = 1.0;
-                    }
-                }
-                let fb = NUM_REGS * (2 * n + 1);
-                if cpu.flags_defined() {
-                    row[fb + 1 + cpu.flags()[tv] as usize] = 1.0;
-                } else {
-                    row[fb] = 1.0;
-                }
-            }
-            p[b * 2] = s.len as f32 / 64.0;
-            p[b * 2 + 1] = f32::from(u8::from(s.last_cmp));
+    /// Whether the net may guide `game`: its instruction vocabulary and `n_max` cover the
+    /// task.
+    ///
+    /// Errors: a one-line reason naming the task.
+    pub fn check_task(&self, game: &SortGame) -> std::result::Result<(), String> {
+        let task = game.task();
+        if self.meta.moves_hash != vocabulary_hash() || self.meta.arch != ARCH {
+            return Err(format!(
+                "the net was built for another instruction vocabulary or architecture ({}, moves {}) than this superopt ({ARCH}, moves {})",
+                self.meta.arch, self.meta.moves_hash, vocabulary_hash()
+            ));
         }
-        let x = Tensor::from_vec(x, (states.len(), t, f), &self.device).map_err(candle_err)?;
-        let p = Tensor::from_vec(p, (states.len(), 2), &self.device).map_err(candle_err)?;
-        Ok((x, p))
+        if task.n > self.meta.n_max {
+            return Err(format!(
+                "the net serves arrays of up to {} elements, task {} has {} (train one with --n-max {})",
+                self.meta.n_max, task.name, task.n, task.n
+            ));
+        }
+        Ok(())
     }
 
-    /// Forward pass on features from [`PolicyValueNet::features`].
-    pub fn forward(&self, x: &Tensor, p: &Tensor) -> Result<NetOutput> {
+    fn state_features(&self, game: &SortGame, states: &[&GameState]) -> (Vec<f32>, Vec<f32>) {
+        let tv = game.test_vectors();
+        let t = tv.len();
+        let n = tv.n;
+        let f = TV_FEATURES;
+        let mut x = vec![0f32; states.len() * t * f];
+        let mut p = vec![0f32; states.len() * PROGRAM_FEATURES];
+        // First sorted slot of each value, per test vector.
+        let slot_of: Vec<[u8; MAX_N]> = tv
+            .sorted
+            .iter()
+            .map(|s| {
+                let mut m = [0u8; MAX_N];
+                for (k, &v) in s.iter().enumerate().rev() {
+                    m[v as usize] = k as u8;
+                }
+                m
+            })
+            .collect();
+        let pair_base = NUM_REGS * (1 + 2 * MAX_N);
+        let flag_base = pair_base + 3 * NUM_REGS * (NUM_REGS - 1) / 2;
+        for (b, s) in states.iter().enumerate() {
+            let cpu = &s.cpu;
+            let defined: Vec<Reg> = Reg::ALL
+                .into_iter()
+                .filter(|&r| cpu.reg_defined(r))
+                .collect();
+            for (ti, slots) in slot_of.iter().enumerate() {
+                let row = &mut x[(b * t + ti) * f..(b * t + ti + 1) * f];
+                for &r in &defined {
+                    let base = r.index() * (1 + 2 * MAX_N);
+                    let v = cpu.reg(r)[ti] as usize;
+                    row[base] = 1.0;
+                    row[base + 1 + v] = 1.0;
+                    row[base + 1 + MAX_N + slots[v] as usize] = 1.0;
+                }
+                let mut pair = 0;
+                for i in 0..NUM_REGS {
+                    for j in i + 1..NUM_REGS {
+                        let (ri, rj) = (Reg::from_index(i), Reg::from_index(j));
+                        if cpu.reg_defined(ri) && cpu.reg_defined(rj) {
+                            let (a, c) = (cpu.reg(ri)[ti], cpu.reg(rj)[ti]);
+                            let o = match a.cmp(&c) {
+                                std::cmp::Ordering::Less => 0,
+                                std::cmp::Ordering::Equal => 1,
+                                std::cmp::Ordering::Greater => 2,
+                            };
+                            row[pair_base + 3 * pair + o] = 1.0;
+                        }
+                        pair += 1;
+                    }
+                }
+                if cpu.flags_defined() {
+                    row[flag_base + 1 + cpu.flags()[ti] as usize] = 1.0;
+                } else {
+                    row[flag_base] = 1.0;
+                }
+            }
+            let prow = &mut p[b * PROGRAM_FEATURES..(b + 1) * PROGRAM_FEATURES];
+            for (k, insn) in s.recent.iter().enumerate() {
+                if let Some(insn) = insn {
+                    prow[k * INSN_FEATURES..(k + 1) * INSN_FEATURES]
+                        .copy_from_slice(&insn_features(*insn));
+                }
+            }
+            prow[RECENT * INSN_FEATURES] = (s.len as f32 - n as f32) / 32.0;
+            prow[RECENT * INSN_FEATURES + 1 + (n - 1)] = 1.0;
+        }
+        (x, p)
+    }
+
+    /// Forward pass: policy logits for `actions[i]` of `states[i]` (moves of `game`) and a
+    /// value per state.
+    ///
+    /// Errors: a failed tensor operation ([`Error::Runtime`]).
+    pub fn forward(
+        &self,
+        game: &SortGame,
+        states: &[&GameState],
+        actions: &[&[Action]],
+    ) -> Result<NetOutput> {
         let ce = candle_err;
-        let (b, t, f) = x.dims3().map_err(ce)?;
-        let e = x.reshape((b * t, f)).map_err(ce)?;
-        let e = self.tv1.forward(&e).and_then(|e| e.relu()).map_err(ce)?;
+        let b = states.len();
+        let t = game.test_vectors().len();
+        let (x, p) = self.state_features(game, states);
+        let x = Tensor::from_vec(x, (b * t, TV_FEATURES), &self.device).map_err(ce)?;
+        let p = Tensor::from_vec(p, (b, PROGRAM_FEATURES), &self.device).map_err(ce)?;
+        let e = self.tv1.forward(&x).and_then(|e| e.relu()).map_err(ce)?;
         let e = self.tv2.forward(&e).and_then(|e| e.relu()).map_err(ce)?;
         let pooled = e
             .reshape((b, t, self.meta.hidden))
             .and_then(|e| e.mean(1))
             .map_err(ce)?;
-        let joined = Tensor::cat(&[&pooled, p], D::Minus1).map_err(ce)?;
+        let prog = self
+            .program
+            .forward(&p)
+            .and_then(|p| p.relu())
+            .map_err(ce)?;
+        let joined = Tensor::cat(&[&pooled, &prog], D::Minus1).map_err(ce)?;
         let z = self
             .trunk
             .forward(&joined)
             .and_then(|z| z.relu())
             .map_err(ce)?;
-        let logits = self.policy.forward(&z).map_err(ce)?;
+        // Pointer-style policy over the listed actions.
+        let mut owner = Vec::new();
+        let mut moves = Vec::new();
+        for (i, acts) in actions.iter().enumerate() {
+            let here = game.estimate(states[i]);
+            for &a in acts.iter() {
+                owner.push(i as u32);
+                moves.extend_from_slice(&insn_features(game.moves()[a as usize]));
+                moves.push(lookahead(game, states[i], here, a));
+            }
+        }
+        let np = owner.len();
+        let logits = if np == 0 {
+            Tensor::zeros(0, DType::F32, &self.device).map_err(ce)?
+        } else {
+            let owner = Tensor::from_vec(owner, np, &self.device).map_err(ce)?;
+            let moves = Tensor::from_vec(moves, (np, MOVE_FEATURES), &self.device).map_err(ce)?;
+            let a = self
+                .policy_state
+                .forward(&z)
+                .and_then(|a| a.index_select(&owner, 0))
+                .map_err(ce)?;
+            let m = self.policy_move.forward(&moves).map_err(ce)?;
+            (a + m)
+                .and_then(|h| h.relu())
+                .and_then(|h| self.policy_out.forward(&h))
+                .and_then(|l| l.squeeze(1))
+                .map_err(ce)?
+        };
         let half = |l: &Linear| -> candle_core::Result<Tensor> {
             candle_nn::ops::sigmoid(&l.forward(&z)?.squeeze(1)?)? * 0.5
         };
@@ -254,6 +453,8 @@ impl PolicyValueNet {
     }
 
     /// Saves `<stem>.safetensors` and `<stem>.json`, each written atomically.
+    ///
+    /// Errors: [`Error::Io`] naming the file.
     pub fn save(&self, stem: &Path) -> Result<()> {
         let weights = stem.with_extension("safetensors");
         crate::log::write_atomic_with(&weights, |tmp| self.varmap.save(tmp).map_err(candle_err))?;
@@ -264,38 +465,40 @@ impl PolicyValueNet {
         })
     }
 
-    /// Loads `<stem>.safetensors` with its `<stem>.json` for `game`.
+    /// Loads `<stem>.safetensors` with its `<stem>.json`.
     ///
-    /// Errors: [`Error::Log`]-style one-line errors naming the file when the metadata is
-    /// missing, malformed or of a newer version, or when the net's move table differs from the
-    /// game's (`net nets/x.json was trained for another move table ...`).
-    pub fn load(game: &SortGame, stem: &Path) -> Result<PolicyValueNet> {
+    /// Errors: one-line [`Error::Log`] errors naming the file when the metadata is missing,
+    /// malformed or of a newer version, or the weights cannot be read.
+    pub fn load(stem: &Path) -> Result<PolicyValueNet> {
         let json = stem.with_extension("json");
         let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
         let bad = |message: String| Error::Log {
             path: json.clone(),
             message,
         };
-        let meta: NetMeta =
+        let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| bad(format!("not valid net metadata: {e}")))?;
-        if meta.version > NET_VERSION {
+        if let Some(v) = value.get("version").and_then(|v| v.as_u64()) {
+            if v > u64::from(NET_VERSION) {
+                return Err(bad(format!(
+                    "net metadata version {v} is newer than this superopt supports ({NET_VERSION})"
+                )));
+            }
+            if v < u64::from(NET_VERSION) {
+                return Err(bad(format!(
+                    "net metadata version {v} is older than this superopt reads ({NET_VERSION}); train the net again"
+                )));
+            }
+        }
+        let meta: NetMeta = serde_json::from_value(value)
+            .map_err(|e| bad(format!("not valid net metadata: {e}")))?;
+        if meta.hidden == 0 || !(2..=MAX_N).contains(&meta.n_max) {
             return Err(bad(format!(
-                "net metadata version {} is newer than this superopt supports ({NET_VERSION})",
-                meta.version
+                "hidden width {} or n_max {} is out of range",
+                meta.hidden, meta.n_max
             )));
         }
-        let want = moves_hash(game);
-        if meta.moves_hash != want || meta.n != game.task().n {
-            return Err(bad(format!(
-                "the net was trained for another move table (n = {}, moves {}) than task {} (n = {}, moves {})",
-                meta.n,
-                meta.moves_hash,
-                game.task().name,
-                game.task().n,
-                want
-            )));
-        }
-        let net = Self::build(game, meta, VarMap::new())?;
+        let net = Self::build(meta, VarMap::new())?;
         let weights = stem.with_extension("safetensors");
         let mut varmap = net.varmap.clone();
         varmap.load(&weights).map_err(|e| Error::Log {
@@ -303,6 +506,29 @@ impl PolicyValueNet {
             message: format!("cannot load weights: {e}"),
         })?;
         Ok(net)
+    }
+
+    /// Loads a checkpoint for `game`, refusing one that cannot serve it.
+    ///
+    /// Errors: as [`PolicyValueNet::load`], and `net <stem>.json: the net serves arrays of up
+    /// to 3 elements, task sort4 has 4 ...` when [`PolicyValueNet::check_task`] fails.
+    pub fn load_for(game: &SortGame, stem: &Path) -> Result<PolicyValueNet> {
+        let net = Self::load(stem)?;
+        net.check_task(game).map_err(|message| Error::Log {
+            path: stem.with_extension("json"),
+            message,
+        })?;
+        Ok(net)
+    }
+}
+
+/// The look-ahead feature of move `a` in `s`: how much the game's estimate of the total
+/// length changes by playing it, `(1 + estimate(child) - estimate(s)) / 4`, clamped to
+/// `[-1, 2]` (2 for a move the game refuses).
+fn lookahead(game: &SortGame, s: &GameState, here: f32, a: Action) -> f32 {
+    match game.step(s, a) {
+        Some(c) => ((1.0 + game.estimate(&c) - here) / 4.0).clamp(-1.0, 2.0),
+        None => 2.0,
     }
 }
 
@@ -315,34 +541,42 @@ impl Evaluator<SortGame> for PolicyValueNet {
         format!("net:{}", self.meta.tasks.join("+"))
     }
 
-    /// One batched forward pass; priors are the softmax of the legal actions' logits.
+    /// One batched forward pass; priors are the softmax of the legal actions' logits; values
+    /// per [`PolicyValueNet::value_source`].
     fn evaluate(
         &self,
-        _env: &SortGame,
+        env: &SortGame,
         states: &[&GameState],
         actions: &[&[Action]],
     ) -> Vec<Evaluation> {
-        let out = self
-            .features(states)
-            .and_then(|(x, p)| self.forward(&x, &p))
-            .and_then(|o| {
-                let logits: Vec<Vec<f32>> = o.logits.to_vec2().map_err(candle_err)?;
-                let values: Vec<f32> = o.values.to_vec1().map_err(candle_err)?;
-                Ok((logits, values))
-            });
+        let out = self.forward(env, states, actions).and_then(|o| {
+            let logits: Vec<f32> = o.logits.to_vec1().map_err(candle_err)?;
+            let values: Vec<f32> = o.values.to_vec1().map_err(candle_err)?;
+            Ok((logits, values))
+        });
         match out {
-            Ok((logits, values)) => logits
-                .iter()
-                .zip(values)
-                .zip(actions)
-                .map(|((l, v), acts)| {
-                    let legal: Vec<f32> = acts.iter().map(|&a| l[a as usize]).collect();
-                    Evaluation {
-                        priors: crate::search::softmax(&legal),
-                        value: v,
-                    }
-                })
-                .collect(),
+            Ok((logits, values)) => {
+                let mut at = 0;
+                states
+                    .iter()
+                    .zip(values)
+                    .zip(actions)
+                    .map(|((s, v), acts)| {
+                        let l = &logits[at..at + acts.len()];
+                        at += acts.len();
+                        Evaluation {
+                            priors: crate::search::softmax(l),
+                            value: match self.value_source {
+                                ValueSource::Net => v,
+                                ValueSource::Estimate => crate::search::value_of(
+                                    env,
+                                    env.cost(s) as f32 + env.estimate(s),
+                                ),
+                            },
+                        }
+                    })
+                    .collect()
+            }
             // A forward pass on valid features cannot fail on the CPU; if it ever does, fall
             // back to uniform priors rather than abort a long search.
             Err(_) => actions

@@ -36,6 +36,18 @@ pub struct MctsConfig {
     pub prior_noise: f32,
     /// Back up the best value seen below a node instead of the mean.
     pub max_backup: bool,
+    /// Dirichlet noise mixed into the priors of each root's children, `(alpha, weight)`:
+    /// `p = (1 - weight) p + weight d` with `d ~ Dir(alpha)` (AlphaZero, Silver et al.,
+    /// Science 362:1140, 2018: alpha 0.3, weight 0.25). For self-play exploration.
+    pub root_dirichlet: Option<(f32, f32)>,
+    /// For this many committed moves of an episode, commit to a child sampled in proportion
+    /// to its visit count (temperature 1) instead of the most visited one (temperature 0), as
+    /// AlphaZero's self-play does for its opening moves. 0 = always the most visited.
+    pub temperature_moves: u32,
+    /// Leaves evaluated together in one [`Evaluator::evaluate`] call (a network's batch).
+    /// Simulations of a batch see each other's leaves as visited (a virtual visit) but not
+    /// their values. 1 = one simulation at a time.
+    pub leaf_batch: u32,
 }
 
 impl Default for MctsConfig {
@@ -46,6 +58,9 @@ impl Default for MctsConfig {
             seed: 0,
             prior_noise: 0.5,
             max_backup: true,
+            root_dirichlet: None,
+            temperature_moves: 0,
+            leaf_batch: 1,
         }
     }
 }
@@ -62,6 +77,8 @@ struct Node {
     first_child: u32,
     num_children: u16,
     dead: bool,
+    /// Selected in the current batch and waiting for its evaluation.
+    pending: bool,
     /// Transposition key and cost of the node's state.
     key: u64,
     cost: u32,
@@ -80,8 +97,17 @@ impl Node {
             first_child: UNEXPANDED,
             num_children: 0,
             dead: false,
+            pending: false,
         }
     }
+}
+
+/// A leaf selected for evaluation: its path from the root, its state and its children
+/// (action, transposition key, cost) that survived pruning.
+struct Leaf<S> {
+    path: Vec<u32>,
+    state: S,
+    kept: Vec<(Action, u64, u32)>,
 }
 
 /// One episode's tree.
@@ -107,15 +133,19 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
         }
     }
 
-    /// One simulation from `root` (whose state is `root_state`, reached by `prefix`).
-    fn simulate(
+    /// Walks down from `root` by PUCT to a leaf. A solution or a pruned node is handled here
+    /// and gives `None`; so does a leaf already waiting in the current batch (`pending`), which
+    /// ends the batch. Otherwise the leaf's children are generated (transposition and
+    /// bound pruning) and it is returned for evaluation, with one visit already counted on
+    /// its path (a virtual visit, which steers the batch's next selections elsewhere).
+    fn select(
         &mut self,
         root: u32,
         root_state: &E::State,
         prefix: &[Action],
         shared: &Shared,
-        rng: &mut ChaCha8Rng,
-    ) {
+        batch_full: &mut bool,
+    ) -> Option<Leaf<E::State>> {
         let env = self.env;
         let mut path = vec![root];
         let mut actions = prefix.to_vec();
@@ -134,7 +164,11 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
                 if ch.dead {
                     continue;
                 }
-                let q = if ch.visits > 0 { self.q(ch) } else { parent_q };
+                let q = if ch.visits > 0 && !ch.pending {
+                    self.q(ch)
+                } else {
+                    parent_q
+                };
                 let qn = if self.vmax > self.vmin {
                     (q - self.vmin) / (self.vmax - self.vmin)
                 } else {
@@ -149,7 +183,7 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
             let Some(c) = pick else {
                 self.nodes[node as usize].dead = true;
                 self.propagate_dead(&path);
-                return;
+                return None;
             };
             let a = self.nodes[c].action;
             state = env.step(&state, a).expect("an expanded action stays legal");
@@ -159,76 +193,145 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
             if env.cost(&state).saturating_add(env.lower_bound(&state)) >= best {
                 self.nodes[node as usize].dead = true;
                 self.propagate_dead(&path);
-                return;
+                return None;
             }
         }
-
-        let value;
+        if self.nodes[node as usize].pending {
+            *batch_full = true;
+            return None;
+        }
         if let Some(total) = env.solution_cost(&state) {
             shared.offer(total, &actions);
             self.best_found = Some(self.best_found.map_or(total, |b| b.min(total)));
-            value = super::value_of(env, total as f32);
             self.nodes[node as usize].dead = true;
-        } else {
-            self.legal.clear();
-            env.legal_actions(&state, &mut self.legal);
-            let mut kept: Vec<(Action, u64, u32)> = Vec::with_capacity(self.legal.len());
-            for &a in &self.legal {
-                let Some(child) = env.step(&state, a) else {
-                    continue;
-                };
-                let cost = env.cost(&child);
-                if cost.saturating_add(env.lower_bound(&child)) >= best {
-                    continue;
-                }
-                let key = env.key(&child);
-                match self.tt.get_mut(&key) {
-                    Some(c) if *c <= cost => continue,
-                    Some(c) => *c = cost,
-                    None => {
-                        self.tt.insert(key, cost);
-                    }
-                }
-                kept.push((a, key, cost));
-            }
-            shared.count(1);
-            if kept.is_empty() {
-                self.nodes[node as usize].dead = true;
-                self.nodes[node as usize].first_child = self.nodes.len() as u32;
-                self.propagate_dead(&path);
-                return;
-            }
-            let acts: Vec<Action> = kept.iter().map(|k| k.0).collect();
-            let ev = self
-                .eval
-                .evaluate(env, &[&state], &[&acts])
-                .pop()
-                .expect("one evaluation per state");
-            value = ev.value;
-            let first = self.nodes.len() as u32;
-            for (i, &(a, key, cost)) in kept.iter().enumerate() {
-                let noise = if self.cfg.prior_noise > 0.0 {
-                    1.0 + self.cfg.prior_noise * rng.gen::<f32>()
-                } else {
-                    1.0
-                };
-                self.nodes
-                    .push(Node::new(a, ev.priors[i] * noise, key, cost));
-            }
-            let n = &mut self.nodes[node as usize];
-            n.first_child = first;
-            n.num_children = kept.len() as u16;
+            self.backup(&path, super::value_of(env, total as f32), true);
+            self.propagate_dead(&path);
+            return None;
         }
+        self.legal.clear();
+        env.legal_actions(&state, &mut self.legal);
+        let mut kept: Vec<(Action, u64, u32)> = Vec::with_capacity(self.legal.len());
+        for &a in &self.legal {
+            let Some(child) = env.step(&state, a) else {
+                continue;
+            };
+            let cost = env.cost(&child);
+            if cost.saturating_add(env.lower_bound(&child)) >= best {
+                continue;
+            }
+            let key = env.key(&child);
+            match self.tt.get_mut(&key) {
+                Some(c) if *c <= cost => continue,
+                Some(c) => *c = cost,
+                None => {
+                    self.tt.insert(key, cost);
+                }
+            }
+            kept.push((a, key, cost));
+        }
+        shared.count(1);
+        if kept.is_empty() {
+            self.nodes[node as usize].dead = true;
+            self.nodes[node as usize].first_child = self.nodes.len() as u32;
+            self.propagate_dead(&path);
+            return None;
+        }
+        for &p in &path {
+            self.nodes[p as usize].visits += 1;
+        }
+        self.nodes[node as usize].pending = true;
+        Some(Leaf { path, state, kept })
+    }
+
+    /// Expands an evaluated leaf: its children get their priors (with the relative noise),
+    /// and the value is backed up its path (whose visits were counted at selection).
+    fn finish(&mut self, leaf: Leaf<E::State>, ev: super::Evaluation, rng: &mut ChaCha8Rng) {
+        let node = *leaf.path.last().expect("a path holds its root") as usize;
+        let first = self.nodes.len() as u32;
+        for (i, &(a, key, cost)) in leaf.kept.iter().enumerate() {
+            let noise = if self.cfg.prior_noise > 0.0 {
+                1.0 + self.cfg.prior_noise * rng.gen::<f32>()
+            } else {
+                1.0
+            };
+            self.nodes
+                .push(Node::new(a, ev.priors[i] * noise, key, cost));
+        }
+        let n = &mut self.nodes[node];
+        n.first_child = first;
+        n.num_children = leaf.kept.len() as u16;
+        n.pending = false;
+        self.backup(&leaf.path, ev.value, false);
+    }
+
+    /// Adds `value` to the nodes of `path` (and a visit each when `count_visit`).
+    fn backup(&mut self, path: &[u32], value: f32, count_visit: bool) {
         self.vmin = self.vmin.min(value);
         self.vmax = self.vmax.max(value);
-        for &p in &path {
+        for &p in path {
             let n = &mut self.nodes[p as usize];
-            n.visits += 1;
+            if count_visit {
+                n.visits += 1;
+            }
             n.value_sum += value;
             n.value_max = n.value_max.max(value);
         }
-        if self.nodes[node as usize].dead {
-            self.propagate_dead(&path);
+    }
+
+    /// Up to `cfg.leaf_batch` simulations from `root` (whose state is `root_state`, reached
+    /// by `prefix`) whose leaves are evaluated in one call; returns how many ran.
+    fn simulate_batch(
+        &mut self,
+        root: u32,
+        root_state: &E::State,
+        prefix: &[Action],
+        shared: &Shared,
+        rng: &mut ChaCha8Rng,
+        limit: u32,
+    ) -> u32 {
+        let mut leaves = Vec::new();
+        let mut ran = 0;
+        let mut full = false;
+        while ran < limit && !full && !self.nodes[root as usize].dead {
+            ran += 1;
+            if let Some(leaf) = self.select(root, root_state, prefix, shared, &mut full) {
+                leaves.push(leaf);
+            }
+        }
+        if leaves.is_empty() {
+            return ran;
+        }
+        let states: Vec<&E::State> = leaves.iter().map(|l| &l.state).collect();
+        let acts: Vec<Vec<Action>> = leaves
+            .iter()
+            .map(|l| l.kept.iter().map(|k| k.0).collect())
+            .collect();
+        let act_refs: Vec<&[Action]> = acts.iter().map(|a| a.as_slice()).collect();
+        let evs = self.eval.evaluate(self.env, &states, &act_refs);
+        for (leaf, ev) in leaves.into_iter().zip(evs) {
+            self.finish(leaf, ev, rng);
+        }
+        ran
+    }
+
+    /// Mixes Dirichlet noise into the priors of `root`'s children (once per root, when
+    /// `cfg.root_dirichlet` is set).
+    fn root_noise(&mut self, root: u32, rng: &mut ChaCha8Rng) {
+        let Some((alpha, weight)) = self.cfg.root_dirichlet else {
+            return;
+        };
+        let n = &self.nodes[root as usize];
+        if n.first_child == UNEXPANDED || n.num_children < 2 {
+            return;
+        }
+        let (fc, nc) = (n.first_child as usize, n.num_children as usize);
+        let Ok(dir) = rand_distr::Dirichlet::new(&vec![alpha; nc]) else {
+            return;
+        };
+        let d: Vec<f32> = rng.sample(dir);
+        for (c, x) in (fc..fc + nc).zip(d) {
+            let p = &mut self.nodes[c].prior;
+            *p = (1.0 - weight) * *p + weight * x;
         }
     }
 
@@ -294,6 +397,9 @@ pub struct EpisodeStep<S> {
     pub actions: Vec<Action>,
     /// Visit count of each child, in the order of `actions`.
     pub visits: Vec<u32>,
+    /// Value (`Q`, the best value backed up with max backup) of each child, in the order of
+    /// `actions`; NaN for an unvisited child.
+    pub values: Vec<f32>,
     /// The action committed to: the most visited live child.
     pub chosen: Action,
 }
@@ -341,14 +447,24 @@ pub fn play_episode<E: Environment, V: Evaluator<E>>(
     let mut prefix: Vec<Action> = Vec::new();
     let mut steps = Vec::new();
     loop {
-        for _ in 0..cfg.simulations {
+        let mut done = 0;
+        while done < cfg.simulations {
             if let Some(r) = shared.should_stop() {
                 return Err(r);
             }
             if tree.nodes[root as usize].dead {
                 break;
             }
-            tree.simulate(root, &state, &prefix, shared, rng);
+            // The first simulation alone, so that the root's priors exist for the noise.
+            let limit = if done == 0 {
+                1
+            } else {
+                cfg.leaf_batch.max(1).min(cfg.simulations - done)
+            };
+            done += tree.simulate_batch(root, &state, &prefix, shared, rng, limit);
+            if done == 1 {
+                tree.root_noise(root, rng);
+            }
         }
         // Commit to the most visited live child.
         let n = &tree.nodes[root as usize];
@@ -363,14 +479,33 @@ pub fn play_episode<E: Environment, V: Evaluator<E>>(
             });
         }
         let (fc, nc) = (n.first_child as usize, n.num_children as usize);
-        let next = (fc..fc + nc)
-            .filter(|&c| !tree.nodes[c].dead && tree.nodes[c].visits > 0)
-            .max_by(|&a, &b| {
+        let live = (fc..fc + nc).filter(|&c| !tree.nodes[c].dead && tree.nodes[c].visits > 0);
+        let next = if (prefix.len() as u32) < cfg.temperature_moves {
+            // Temperature 1: sample in proportion to the visit counts.
+            let live: Vec<usize> = live.collect();
+            let total: u32 = live.iter().map(|&c| tree.nodes[c].visits).sum();
+            let mut pick = if total > 0 {
+                rng.gen_range(0..total)
+            } else {
+                0
+            };
+            live.into_iter().find(|&c| {
+                let v = tree.nodes[c].visits;
+                if pick < v {
+                    true
+                } else {
+                    pick -= v;
+                    false
+                }
+            })
+        } else {
+            live.max_by(|&a, &b| {
                 let (x, y) = (&tree.nodes[a], &tree.nodes[b]);
                 x.visits
                     .cmp(&y.visits)
                     .then(x.value_max.total_cmp(&y.value_max))
-            });
+            })
+        };
         let Some(c) = next else {
             return Ok(Episode {
                 steps,
@@ -383,6 +518,16 @@ pub fn play_episode<E: Environment, V: Evaluator<E>>(
                 state: state.clone(),
                 actions: (fc..fc + nc).map(|c| tree.nodes[c].action).collect(),
                 visits: (fc..fc + nc).map(|c| tree.nodes[c].visits).collect(),
+                values: (fc..fc + nc)
+                    .map(|c| {
+                        let n = &tree.nodes[c];
+                        if n.visits > 0 {
+                            tree.q(n)
+                        } else {
+                            f32::NAN
+                        }
+                    })
+                    .collect(),
                 chosen: a,
             });
         }
