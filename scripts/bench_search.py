@@ -11,7 +11,8 @@ total programs explored. Usage:
 
 Each run uses the release binary with default threads (all cores) and writes its log to a
 temporary folder. `--guides` replaces `--strategies`: each is `none` (uniform priors),
-`heuristic`, `astar` or a net checkpoint path; the table adds the median over the seeds.
+`heuristic`, `astar`, a net checkpoint path, or `netvalue:PATH` (that net with
+`--net-value net`); the table adds the median over the seeds.
 """
 import argparse, json, subprocess, tempfile, time
 
@@ -39,6 +40,8 @@ def flags(variant):
         return ["--evaluator", "heuristic"]
     if variant == "astar":
         return ["--strategy", "astar"]
+    if variant.startswith("netvalue:"):
+        return ["--net", variant[len("netvalue:"):], "--net-value", "net"]
     return ["--net", variant]
 
 import statistics

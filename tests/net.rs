@@ -341,6 +341,15 @@ fn search_picks_its_guide_and_names_it() {
         err,
         "error: nets/sort3.json: the net serves arrays of up to 3 elements, task sort4 has 4 (train one with --n-max 4)\n"
     );
+    let (code, _, err) = search_json(
+        dir.path(),
+        &["search", "sort3", "--strategy", "astar", "--net", "none"],
+    );
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "error: --net and --evaluator guide MCTS; A* always uses the game's estimate\n"
+    );
     let (code, _, err) = search_json(dir.path(), &["search", "sort3", "--net", "nets/missing"]);
     assert_eq!(code, Some(2));
     assert!(err.starts_with("error: nets/missing.json: "), "{err}");

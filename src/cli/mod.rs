@@ -449,6 +449,11 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     search::MAX_THREADS
                 )));
             }
+            if strategy == search::Strategy::Astar && (net.is_some() || evaluator.is_some()) {
+                return Err(crate::Error::Runtime(
+                    "--net and --evaluator guide MCTS; A* always uses the game's estimate".into(),
+                ));
+            }
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
             // Ctrl-C stops the search; the best kernel so far is verified, printed and logged.
@@ -458,7 +463,12 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 seed,
                 threads,
                 strategy,
-                guide: search::resolve_guide(&task, evaluator, net.as_deref(), net_value),
+                guide: match strategy {
+                    search::Strategy::Mcts => {
+                        search::resolve_guide(&task, evaluator, net.as_deref(), net_value)
+                    }
+                    search::Strategy::Astar => search::Guide::Heuristic,
+                },
                 leaf_batch,
                 target: target.map(|t| t as usize),
                 log_dir,

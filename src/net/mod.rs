@@ -20,10 +20,16 @@
 //!   multiply-adds, negligible next to the state encoder. AlphaDev's transformer over the
 //!   whole program would cost `L x` more and add nothing the CPU state does not hold.
 //! * **Heads.** The policy scores each legal move as a pointer network would: `w .
-//!   relu(A z + B m) + c` for the joined embedding `z` and the move's features `m`, so the
-//!   policy is defined for any move table (cost `|legal| x P` after one `B m` per move). Two
-//!   value heads, correctness and length, are each a sigmoid scaled to `[0, 0.5]` and summed
-//!   as in AlphaDev, so the value lies in `[0, 1]` like [`crate::search::value_of`].
+//!   relu(A z + B m) + c` for the joined embedding `z` and the move's features `m`
+//!   ([`MOVE_FEATURES`]), so the policy is defined for any move table (cost `|legal| x H`
+//!   after one `B m` per move). `m` is the instruction's features plus one look-ahead
+//!   feature: how much the game's estimate of the total length changes if the move is played
+//!   (the same one-step look-ahead the heuristic evaluator turns into priors; it costs one
+//!   emulator step and one estimate per legal move). So the net starts from the heuristic's
+//!   information and learns, per state, how to weigh it against what the search found;
+//!   AlphaDev's network had no such hand-designed input. Two value heads, correctness and
+//!   length, are each a sigmoid scaled to `[0, 0.5]` and summed as in AlphaDev, so the value
+//!   lies in `[0, 1]` like [`crate::search::value_of`].
 //!
 //! A checkpoint records the instruction vocabulary it was built for ([`vocabulary_hash`]) and
 //! the largest `n` it was trained for; loading it for a task outside either is refused.
