@@ -372,10 +372,8 @@ fn self_play_training_writes_a_reloadable_checkpoint_and_a_curve() {
         ..TrainConfig::default()
     };
     let mut seen = 0;
-    let curve = train(&games, &mut net, &cfg, &AtomicBool::new(false), |_, _| {
-        seen += 1
-    })
-    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let curve = train(&games, &mut net, &cfg, &stop, |_, _| seen += 1).unwrap();
     assert_eq!((curve.len(), seen), (3, 3), "three rounds of two episodes");
     assert_eq!(curve.last().unwrap().episode, 6);
     assert_eq!(
@@ -437,6 +435,18 @@ fn train_command() {
     let o = run(&["train", "sort3", "sort99", "--budget", "1s"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("sort99"));
+    let o = run(&["train", "sort3", "sort3", "--budget", "1s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "error: task sort3 is named twice\n"
+    );
+    let o = run(&["train", "sort3", "--budget", "1s", "--out", ".."]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "error: --out '..': use letters, digits, '_', '-' and '.', not starting with '.'\n"
+    );
     let o = run(&[
         "train",
         "sort3",
@@ -465,6 +475,52 @@ fn train_command() {
             "{ext}"
         );
     }
+    // An existing checkpoint is not replaced without --overwrite.
+    let o = run(&["train", "sort3", "--budget", "1s", "--out", "t3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "error: nets/t3.safetensors exists; pick another --out, or pass --overwrite to replace it\n"
+    );
+    // A dotted name is used whole: nets/t3.v2.*, not nets/t3.*.
+    let o = run(&[
+        "train",
+        "sort3",
+        "--budget",
+        "2s",
+        "--eval-budget",
+        "0s",
+        "--out",
+        "t3.v2",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(dir.path().join("nets/t3.v2.safetensors").is_file());
+    let o = std::process::Command::new(bin)
+        .current_dir(dir.path())
+        .args([
+            "search",
+            "sort3",
+            "--budget",
+            "60s",
+            "--threads",
+            "1",
+            "--target",
+            "18",
+        ])
+        .args(["--json", "--net", "nets/t3.v2.safetensors"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let meta = PolicyValueNet::load(&dir.path().join("nets/t3"))
         .unwrap()
         .meta()

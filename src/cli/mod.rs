@@ -107,9 +107,9 @@ pub enum Command {
         /// Seed of the initial weights, the episodes and the minibatches.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Hidden width of a fresh net.
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
-        hidden: u32,
+        /// Hidden width of a fresh net (default 64).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        hidden: Option<u32>,
         /// Largest array length a fresh net serves (default: the largest n of the tasks).
         #[arg(long)]
         n_max: Option<usize>,
@@ -132,6 +132,9 @@ pub enum Command {
         /// Folder for checkpoints.
         #[arg(long, default_value = "nets")]
         nets_dir: PathBuf,
+        /// Replace an existing checkpoint of the same name (without it, train refuses).
+        #[arg(long)]
+        overwrite: bool,
     },
     /// List the tasks with their reference lengths.
     Tasks,
@@ -188,6 +191,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             target_temperature,
             eval_budget,
             nets_dir,
+            overwrite,
         } => {
             let tasks: Vec<Task> = tasks
                 .iter()
@@ -205,43 +209,90 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 )));
             }
             let names: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
+            if let Some(dup) = names
+                .iter()
+                .enumerate()
+                .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+            {
+                return Err(crate::Error::Runtime(format!("task {dup} is named twice")));
+            }
             let out = out.unwrap_or_else(|| names.join("-"));
             if out.is_empty()
+                || out.starts_with('.')
                 || !out
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
             {
                 return Err(crate::Error::Runtime(format!(
-                    "--out '{out}': use letters, digits, '_', '-' and '.'"
+                    "--out '{out}': use letters, digits, '_', '-' and '.', not starting with '.'"
                 )));
             }
             let games: Vec<crate::game::SortGame> =
                 tasks.iter().map(crate::game::SortGame::new).collect();
             let largest = tasks.iter().map(|t| t.n).max().unwrap_or(2);
-            let mut net = match init {
-                Some(p) => crate::net::PolicyValueNet::load(&p.with_extension(""))?,
+            if n_max.is_some_and(|m| m < largest) {
+                return Err(crate::Error::Runtime(format!(
+                    "--n-max {} is smaller than the largest task's n ({largest})",
+                    n_max.unwrap_or(0)
+                )));
+            }
+            let mut net = match &init {
+                Some(p) => {
+                    if hidden.is_some() || n_max.is_some() {
+                        return Err(crate::Error::Runtime(
+                            "--hidden and --n-max shape a fresh net; --init keeps the checkpoint's"
+                                .into(),
+                        ));
+                    }
+                    let stem = crate::net::checkpoint_stem(p);
+                    let mut net = crate::net::PolicyValueNet::load(&stem)?;
+                    for g in &games {
+                        net.check_task(g).map_err(|message| crate::Error::Log {
+                            path: crate::net::with_suffix(&stem, "json"),
+                            message,
+                        })?;
+                    }
+                    // The old evaluation describes the old weights.
+                    net.meta_mut().evaluation.clear();
+                    net
+                }
                 None => {
                     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
                     crate::net::PolicyValueNet::new(
                         &refs,
-                        n_max.unwrap_or(largest).max(largest),
-                        hidden as usize,
+                        n_max.unwrap_or(largest),
+                        hidden.unwrap_or(64) as usize,
                         seed,
                     )?
                 }
             };
-            for g in &games {
-                net.check_task(g).map_err(crate::Error::Runtime)?;
-            }
             let stem = nets_dir.join(&out);
+            let weights = crate::net::with_suffix(&stem, "safetensors");
+            let same_as_init = init
+                .as_ref()
+                .is_some_and(|p| crate::net::checkpoint_stem(p) == stem);
+            if !overwrite
+                && !same_as_init
+                && (weights.exists() || crate::net::with_suffix(&stem, "json").exists())
+            {
+                return Err(crate::Error::Runtime(format!(
+                    "{} exists; pick another --out, or pass --overwrite to replace it",
+                    weights.display()
+                )));
+            }
             // Fail before training, not after, if the checkpoint cannot be written.
             std::fs::create_dir_all(&nets_dir).map_err(|e| crate::Error::io(&nets_dir, e))?;
             tempfile::NamedTempFile::new_in(&nets_dir)
                 .map_err(|e| crate::Error::io(&nets_dir, e))?;
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
-            // Ctrl-C ends training after the current round; the checkpoint is still written.
-            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+            // Ctrl-C ends the running episodes and training; the checkpoint is still written.
+            // A second Ctrl-C exits at once.
+            let _ = ctrlc::set_handler(move || {
+                if flag.swap(true, Ordering::Relaxed) {
+                    std::process::exit(130);
+                }
+            });
             let cfg = crate::net::train::TrainConfig {
                 budget,
                 seed,
@@ -262,7 +313,10 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             );
             let mut last_save = std::time::Instant::now();
             let mut save_error = None;
+            let mut so_far = Vec::new();
+            let csv = crate::net::with_suffix(&stem, "csv");
             let curve = crate::net::train::train(&games, &mut net, &cfg, &stop, |p, net| {
+                so_far.push(p.clone());
                 let best: Vec<String> = names
                     .iter()
                     .zip(&p.best_length)
@@ -278,7 +332,10 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 // A checkpoint every minute, so that a killed run keeps most of its work.
                 if last_save.elapsed() >= std::time::Duration::from_secs(60) {
                     last_save = std::time::Instant::now();
-                    if let Err(e) = net.save(&stem) {
+                    if let Err(e) = net
+                        .save(&stem)
+                        .and_then(|()| crate::net::train::write_curve_csv(&so_far, &names, &csv))
+                    {
                         save_error = Some(e);
                     }
                 }
@@ -287,7 +344,13 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             if let Some(e) = save_error {
                 return Err(e);
             }
-            if !eval_budget.is_zero() {
+            if curve.last().map_or(0, |p| p.episode) == 0 {
+                return Err(crate::Error::Runtime(format!(
+                    "no self-play episode finished within the budget; nothing written to {} (give a longer --budget)",
+                    weights.display()
+                )));
+            }
+            if !eval_budget.is_zero() && !stop.load(Ordering::Relaxed) {
                 let mut evals = Vec::new();
                 for g in &games {
                     let t = g.task();
@@ -310,8 +373,8 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 .format(&time::format_description::well_known::Rfc3339)
                 .expect("RFC 3339 formatting of the current time");
             net.save(&stem)?;
-            crate::net::train::write_curve_csv(&curve, &names, &stem.with_extension("csv"))?;
-            let png = stem.with_extension("png");
+            crate::net::train::write_curve_csv(&curve, &names, &csv)?;
+            let png = crate::net::with_suffix(&stem, "png");
             let png_note = match crate::net::train::write_curve_png(&curve, &names, &png) {
                 Ok(()) => ", .png".to_string(),
                 Err(e) => {
@@ -561,8 +624,15 @@ fn print_search(
         }
         _ => writeln!(
             w,
-            "{}: no verified kernel found ({} programs explored in {:.1} s)",
-            task.name, log.programs_explored, log.elapsed_s
+            "{}: no verified kernel found ({} programs explored in {:.1} s; stopped: {}; guided by: {})",
+            task.name,
+            log.programs_explored,
+            log.elapsed_s,
+            log.stop_reason,
+            log.config
+                .get("evaluator")
+                .and_then(|e| e.as_str())
+                .unwrap_or("?")
         )
         .map_err(stdout_err)?,
     }

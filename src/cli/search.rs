@@ -96,7 +96,7 @@ pub fn shipped_net(task: &Task) -> Option<PathBuf> {
     let game = SortGame::new(task);
     shipped_net_dirs().into_iter().find_map(|d| {
         let stem = d.join(&task.name);
-        let weights = stem.with_extension("safetensors");
+        let weights = crate::net::with_suffix(&stem, "safetensors");
         (weights.is_file() && crate::net::PolicyValueNet::load_for(&game, &stem).is_ok())
             .then_some(weights)
     })
@@ -201,7 +201,8 @@ pub fn run_search(
     let heuristic = HeuristicEvaluator { temperature: 1.0 };
     let net = match &opts.guide {
         Guide::Net { path, value, .. } => {
-            let mut net = crate::net::PolicyValueNet::load_for(&game, &path.with_extension(""))?;
+            let mut net =
+                crate::net::PolicyValueNet::load_for(&game, &crate::net::checkpoint_stem(path))?;
             net.value_source = *value;
             Some(net)
         }

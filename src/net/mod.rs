@@ -462,9 +462,9 @@ impl PolicyValueNet {
     ///
     /// Errors: [`Error::Io`] naming the file.
     pub fn save(&self, stem: &Path) -> Result<()> {
-        let weights = stem.with_extension("safetensors");
+        let weights = with_suffix(stem, "safetensors");
         crate::log::write_atomic_with(&weights, |tmp| self.varmap.save(tmp).map_err(candle_err))?;
-        let json = stem.with_extension("json");
+        let json = with_suffix(stem, "json");
         let text = serde_json::to_string_pretty(&self.meta).expect("metadata serialises");
         crate::log::write_atomic_with(&json, |tmp| {
             std::fs::write(tmp, &text).map_err(|e| Error::io(&json, e))
@@ -476,7 +476,7 @@ impl PolicyValueNet {
     /// Errors: one-line [`Error::Log`] errors naming the file when the metadata is missing,
     /// malformed or of a newer version, or the weights cannot be read.
     pub fn load(stem: &Path) -> Result<PolicyValueNet> {
-        let json = stem.with_extension("json");
+        let json = with_suffix(stem, "json");
         let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
         let bad = |message: String| Error::Log {
             path: json.clone(),
@@ -498,18 +498,18 @@ impl PolicyValueNet {
         }
         let meta: NetMeta = serde_json::from_value(value)
             .map_err(|e| bad(format!("not valid net metadata: {e}")))?;
-        if meta.hidden == 0 || !(2..=MAX_N).contains(&meta.n_max) {
+        if !(1..=MAX_HIDDEN).contains(&meta.hidden) || !(2..=MAX_N).contains(&meta.n_max) {
             return Err(bad(format!(
                 "hidden width {} or n_max {} is out of range",
                 meta.hidden, meta.n_max
             )));
         }
         let net = Self::build(meta, VarMap::new())?;
-        let weights = stem.with_extension("safetensors");
+        let weights = with_suffix(stem, "safetensors");
         let mut varmap = net.varmap.clone();
         varmap.load(&weights).map_err(|e| Error::Log {
             path: weights.clone(),
-            message: format!("cannot load weights: {e}"),
+            message: format!("cannot load weights: {}", first_line(&e)),
         })?;
         Ok(net)
     }
@@ -521,7 +521,7 @@ impl PolicyValueNet {
     pub fn load_for(game: &SortGame, stem: &Path) -> Result<PolicyValueNet> {
         let net = Self::load(stem)?;
         net.check_task(game).map_err(|message| Error::Log {
-            path: stem.with_extension("json"),
+            path: with_suffix(stem, "json"),
             message,
         })?;
         Ok(net)
@@ -538,8 +538,39 @@ fn lookahead(game: &SortGame, s: &GameState, here: f32, a: Action) -> f32 {
     }
 }
 
+/// `<stem>.<ext>`, appending to the whole stem (`nets/sort3.v2` + `json` is
+/// `nets/sort3.v2.json`, unlike `Path::with_extension`).
+pub fn with_suffix(stem: &Path, ext: &str) -> std::path::PathBuf {
+    let mut s = stem.as_os_str().to_os_string();
+    s.push(".");
+    s.push(ext);
+    s.into()
+}
+
+/// The stem of a checkpoint named on the command line: `nets/x.safetensors` and
+/// `nets/x.json` name `nets/x`; any other path is taken as the stem itself.
+pub fn checkpoint_stem(path: &Path) -> std::path::PathBuf {
+    let text = path.as_os_str().to_string_lossy();
+    for ext in [".safetensors", ".json"] {
+        if let Some(stem) = text.strip_suffix(ext) {
+            if !stem.is_empty() {
+                return stem.into();
+            }
+        }
+    }
+    path.to_path_buf()
+}
+
+/// Largest hidden width a checkpoint may declare (`train --hidden` allows the same).
+pub const MAX_HIDDEN: usize = 4096;
+
+/// The first line of a candle error (with `RUST_BACKTRACE` set, candle appends a backtrace).
+fn first_line(e: &candle_core::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
 fn candle_err(e: candle_core::Error) -> Error {
-    Error::Runtime(format!("network: {e}"))
+    Error::Runtime(format!("network: {}", first_line(&e)))
 }
 
 impl Evaluator<SortGame> for PolicyValueNet {

@@ -200,7 +200,7 @@ pub fn train(
     games: &[SortGame],
     net: &mut PolicyValueNet,
     cfg: &TrainConfig,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     mut progress: impl FnMut(&CurvePoint, &PolicyValueNet),
 ) -> Result<Vec<CurvePoint>> {
     use rayon::prelude::*;
@@ -210,6 +210,12 @@ pub fn train(
     }
     for g in games {
         net.check_task(g).map_err(Error::Runtime)?;
+    }
+    let meta = net.meta_mut();
+    for g in games {
+        if !meta.tasks.iter().any(|t| *t == g.task().name) {
+            meta.tasks.push(g.task().name.clone());
+        }
     }
     let start = Instant::now();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -237,7 +243,8 @@ pub fn train(
     let mut buffers: Vec<VecDeque<Sample>> = games.iter().map(|_| VecDeque::new()).collect();
     let mut best = vec![u32::MAX; games.len()];
     let mut curve = Vec::new();
-    let (mut episodes, mut steps, mut samples) = (0u64, 0u64, 0u64);
+    let (mut episodes, mut steps) = (0u64, 0u64);
+    let mut last_elapsed = 0.0;
     let actors = cfg.actors.max(1) as u64;
     while start.elapsed() < cfg.budget
         && cfg.max_episodes.map_or(true, |m| episodes < m)
@@ -264,7 +271,7 @@ pub fn train(
                         target: None,
                         max_expansions: None,
                     },
-                    Arc::new(AtomicBool::new(false)),
+                    stop.clone(),
                 );
                 play_episode(&games[task], frozen, &mcts_cfg, &shared, &mut ep_rng, true)
                     .ok()
@@ -288,7 +295,6 @@ pub fn train(
                     policy: policy_target(game, &step.values, cfg.target_temperature),
                     value: ret,
                 });
-                samples += 1;
                 if buffers[*task].len() > cfg.buffer {
                     buffers[*task].pop_front();
                 }
@@ -314,6 +320,13 @@ pub fn train(
         }
         steps += u64::from(counted);
         let elapsed = start.elapsed().as_secs_f64();
+        // Keep the metadata current, so that checkpoints written during training are right.
+        let added: u64 = played.iter().map(|(_, ep)| ep.steps.len() as u64).sum();
+        let meta = net.meta_mut();
+        meta.steps += u64::from(counted);
+        meta.samples += added;
+        meta.trained_s += elapsed - last_elapsed;
+        last_elapsed = elapsed;
         let point = CurvePoint {
             episode: episodes,
             step: steps,
@@ -338,15 +351,6 @@ pub fn train(
         curve.push(point);
     }
     net.value_source = saved_source;
-    let meta = net.meta_mut();
-    meta.steps += steps;
-    meta.samples += samples;
-    meta.trained_s += start.elapsed().as_secs_f64();
-    for g in games {
-        if !meta.tasks.iter().any(|t| *t == g.task().name) {
-            meta.tasks.push(g.task().name.clone());
-        }
-    }
     Ok(curve)
 }
 
