@@ -427,6 +427,15 @@ fn train_command() {
             .output()
             .unwrap()
     };
+    // A refused command: exit 2 and exactly this one-line error.
+    let refused = |args: &[&str], message: &str| {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr),
+            format!("error: {message}\n")
+        );
+    };
     let o = run(&["train", "sort3", "--budget", "abc"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -435,17 +444,13 @@ fn train_command() {
     let o = run(&["train", "sort3", "sort99", "--budget", "1s"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("sort99"));
-    let o = run(&["train", "sort3", "sort3", "--budget", "1s"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&o.stderr),
-        "error: task sort3 is named twice\n"
+    refused(
+        &["train", "sort3", "sort3", "--budget", "1s"],
+        "task sort3 is named twice",
     );
-    let o = run(&["train", "sort3", "--budget", "1s", "--out", ".."]);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&o.stderr),
-        "error: --out '..': use letters, digits, '_', '-' and '.', not starting with '.'\n"
+    refused(
+        &["train", "sort3", "--budget", "1s", "--out", ".."],
+        "--out '..': use letters, digits, '_', '-' and '.', not starting with '.'",
     );
     let o = run(&[
         "train",
@@ -476,11 +481,9 @@ fn train_command() {
         );
     }
     // An existing checkpoint is not replaced without --overwrite.
-    let o = run(&["train", "sort3", "--budget", "1s", "--out", "t3"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&o.stderr),
-        "error: nets/t3.safetensors exists; pick another --out, or pass --overwrite to replace it\n"
+    refused(
+        &["train", "sort3", "--budget", "1s", "--out", "t3"],
+        "nets/t3.safetensors exists; pick another --out, or pass --overwrite to replace it",
     );
     // A dotted name is used whole: nets/t3.v2.*, not nets/t3.*.
     let o = run(&[
