@@ -350,6 +350,15 @@ fn search_picks_its_guide_and_names_it() {
         err,
         "error: --net and --evaluator guide MCTS; A* always uses the game's estimate\n"
     );
+    let (code, _, err) = search_json(
+        dir.path(),
+        &["search", "sort3", "--net", "none", "--net-value", "net"],
+    );
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "error: --net-value needs a net; this search is guided by uniform, which takes values from the game's estimate\n"
+    );
     let (code, _, err) = search_json(dir.path(), &["search", "sort3", "--net", "nets/missing"]);
     assert_eq!(code, Some(2));
     assert!(err.starts_with("error: nets/missing.json: "), "{err}");

@@ -59,9 +59,9 @@ pub enum Command {
         /// exists. A net that cannot serve the task is refused.
         #[arg(long, value_name = "PATH|none")]
         net: Option<String>,
-        /// Where a net-guided search takes leaf values from.
-        #[arg(long, value_enum, default_value_t = crate::net::ValueSource::Estimate)]
-        net_value: crate::net::ValueSource,
+        /// Where a net-guided search takes leaf values from (default: estimate).
+        #[arg(long, value_enum)]
+        net_value: Option<crate::net::ValueSource>,
         /// MCTS leaves evaluated together in one call, with virtual visits (default 1).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
         leaf_batch: Option<u32>,
@@ -517,6 +517,21 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     "--net and --evaluator guide MCTS; A* always uses the game's estimate".into(),
                 ));
             }
+            let guide = match strategy {
+                search::Strategy::Mcts => search::resolve_guide(
+                    &task,
+                    evaluator,
+                    net.as_deref(),
+                    net_value.unwrap_or_default(),
+                ),
+                search::Strategy::Astar => search::Guide::Heuristic,
+            };
+            if net_value.is_some() && !matches!(guide, search::Guide::Net { .. }) {
+                return Err(crate::Error::Runtime(format!(
+                    "--net-value needs a net; this search is guided by {}, which takes values from the game's estimate",
+                    guide.describe()
+                )));
+            }
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
             // Ctrl-C stops the search; the best kernel so far is verified, printed and logged.
@@ -526,12 +541,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 seed,
                 threads,
                 strategy,
-                guide: match strategy {
-                    search::Strategy::Mcts => {
-                        search::resolve_guide(&task, evaluator, net.as_deref(), net_value)
-                    }
-                    search::Strategy::Astar => search::Guide::Heuristic,
-                },
+                guide,
                 leaf_batch,
                 target: target.map(|t| t as usize),
                 log_dir,
