@@ -18,12 +18,15 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// One panel (a pair of axes) of a chart; panels are stacked vertically and share the x label.
+/// One panel (a pair of axes) of a chart; panels are stacked vertically and share the x label
+/// (whole numbers: steps, episodes).
 pub struct Panel {
     /// Label of the y axis.
     pub y_label: String,
     /// The lines.
     pub series: Vec<Series>,
+    /// The y values are whole numbers (lengths): label only whole numbers.
+    pub integer_y: bool,
 }
 
 const FONT_PATHS: &[&str] = &[
@@ -108,12 +111,18 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> 
                 .y_label_area_size(70)
                 .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
                 .map_err(|e| fail(e.to_string()))?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
+            let mut mesh = chart.configure_mesh();
+            mesh.x_desc(x_label)
                 .y_desc(panel.y_label.as_str())
-                .draw()
-                .map_err(|e| fail(e.to_string()))?;
+                .x_label_formatter(&|x| format!("{x:.0}"));
+            if panel.integer_y {
+                // One label per whole number (at most 10), none in between.
+                let span = (y1 - y0).round().max(0.0) as usize;
+                mesh.y_labels(span.clamp(1, 9) + 1)
+                    .y_label_formatter(&|y| format!("{y:.0}"))
+                    .disable_y_mesh();
+            }
+            mesh.draw().map_err(|e| fail(e.to_string()))?;
             for (i, s) in panel.series.iter().enumerate() {
                 let colour = COLOURS[i % COLOURS.len()];
                 chart

@@ -437,6 +437,7 @@ pub fn write_curve_png(
     };
     let losses = Panel {
         y_label: "loss".into(),
+        integer_y: false,
         series: vec![
             Series {
                 name: "policy cross-entropy".into(),
@@ -450,6 +451,7 @@ pub fn write_curve_png(
     };
     let best = Panel {
         y_label: "best length (instructions)".into(),
+        integer_y: true,
         series: tasks
             .iter()
             .enumerate()
