@@ -125,6 +125,9 @@ pub enum Command {
         /// Temperature of the policy targets, in instructions.
         #[arg(long, default_value_t = 1.0)]
         target_temperature: f32,
+        /// AdamW learning rate.
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
         /// Search budget per task of the evaluation written into the checkpoint's metadata
         /// (0s skips it).
         #[arg(long, default_value = "30s")]
@@ -189,6 +192,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             simulations,
             value,
             target_temperature,
+            lr,
             eval_budget,
             nets_dir,
             overwrite,
@@ -203,6 +207,11 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             } else {
                 parse_budget(&eval_budget)?
             };
+            if !(lr.is_finite() && lr > 0.0 && lr < 1.0) {
+                return Err(crate::Error::Runtime(format!(
+                    "--lr must be in (0, 1), not {lr}"
+                )));
+            }
             if !(target_temperature.is_finite() && target_temperature > 0.0) {
                 return Err(crate::Error::Runtime(format!(
                     "--target-temperature must be a positive number of instructions, not {target_temperature}"
@@ -299,6 +308,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 simulations,
                 value_source: value,
                 target_temperature,
+                lr,
                 actors: actors.map_or_else(
                     || std::thread::available_parallelism().map_or(1, |n| n.get()),
                     |a| a as usize,
