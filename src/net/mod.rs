@@ -565,7 +565,7 @@ pub fn checkpoint_stem(path: &Path) -> std::path::PathBuf {
 pub const MAX_HIDDEN: usize = 4096;
 
 /// The first line of a candle error (with `RUST_BACKTRACE` set, candle appends a backtrace).
-fn first_line(e: &candle_core::Error) -> String {
+pub(crate) fn first_line(e: &candle_core::Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 

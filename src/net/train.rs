@@ -148,7 +148,7 @@ pub fn losses(
     game: &SortGame,
     samples: &[&Sample],
 ) -> Result<(Tensor, Tensor)> {
-    let ce = |e: candle_core::Error| Error::Runtime(format!("training: {e}"));
+    let ce = |e: candle_core::Error| Error::Runtime(format!("training: {}", super::first_line(&e)));
     let states: Vec<&GameState> = samples.iter().map(|s| &s.state).collect();
     let acts: Vec<&[Action]> = samples.iter().map(|s| s.actions.as_slice()).collect();
     let out = net.forward(game, &states, &acts)?;
@@ -204,7 +204,7 @@ pub fn train(
     mut progress: impl FnMut(&CurvePoint, &PolicyValueNet),
 ) -> Result<Vec<CurvePoint>> {
     use rayon::prelude::*;
-    let ce = |e: candle_core::Error| Error::Runtime(format!("training: {e}"));
+    let ce = |e: candle_core::Error| Error::Runtime(format!("training: {}", super::first_line(&e)));
     if games.is_empty() {
         return Err(Error::Runtime("training needs at least one task".into()));
     }
