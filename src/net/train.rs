@@ -139,6 +139,11 @@ pub fn policy_target(game: &SortGame, values: &[f32], temperature: f32) -> Vec<f
     crate::search::softmax(&logits)
 }
 
+/// A failed tensor operation during training, as one line.
+fn train_err(e: candle_core::Error) -> Error {
+    Error::Runtime(format!("training: {}", super::first_line(&e)))
+}
+
 /// Policy cross-entropy and value squared error of `net` on `samples` of `game` (scalars,
 /// averaged over the samples).
 ///
@@ -148,7 +153,7 @@ pub fn losses(
     game: &SortGame,
     samples: &[&Sample],
 ) -> Result<(Tensor, Tensor)> {
-    let ce = |e: candle_core::Error| Error::Runtime(format!("training: {}", super::first_line(&e)));
+    let ce = train_err;
     let states: Vec<&GameState> = samples.iter().map(|s| &s.state).collect();
     let acts: Vec<&[Action]> = samples.iter().map(|s| s.actions.as_slice()).collect();
     let out = net.forward(game, &states, &acts)?;
@@ -204,7 +209,7 @@ pub fn train(
     mut progress: impl FnMut(&CurvePoint, &PolicyValueNet),
 ) -> Result<Vec<CurvePoint>> {
     use rayon::prelude::*;
-    let ce = |e: candle_core::Error| Error::Runtime(format!("training: {}", super::first_line(&e)));
+    let ce = train_err;
     if games.is_empty() {
         return Err(Error::Runtime("training needs at least one task".into()));
     }
