@@ -72,7 +72,7 @@ impl Default for TrainConfig {
             batch: 64,
             steps_per_episode: 2,
             buffer: 20_000,
-            lr: 1e-3,
+            lr: 3e-4,
             weight_decay: 1e-4,
             dirichlet: (0.3, 0.25),
             temperature_moves: 4,
