@@ -281,6 +281,13 @@ fn search_json(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, serde_json
     )
 }
 
+/// A search command refused with exit 2 and exactly this one-line error.
+fn refused_search(dir: &std::path::Path, args: &[&str], message: &str) {
+    let (code, _, err) = search_json(dir, args);
+    assert_eq!(code, Some(2), "{args:?}");
+    assert_eq!(err, format!("error: {message}\n"));
+}
+
 /// `search --net PATH` uses that net and names it; `--net none` is uniform priors; without
 /// either, the net in ./nets named after the task is used and called shipped; a net that
 /// cannot serve the task is refused in one line.
@@ -325,7 +332,7 @@ fn search_picks_its_guide_and_names_it() {
     let (code, v, _) = run(&["--evaluator", "heuristic"]);
     assert_eq!(code, Some(0));
     assert_eq!(v["evaluator"], "heuristic");
-    let (code, _, err) = search_json(
+    refused_search(
         dir.path(),
         &[
             "search",
@@ -335,29 +342,17 @@ fn search_picks_its_guide_and_names_it() {
             "--net",
             "nets/sort3.safetensors",
         ],
+        "nets/sort3.json: the net serves arrays of up to 3 elements, task sort4 has 4 (train one with --n-max 4)",
     );
-    assert_eq!(code, Some(2));
-    assert_eq!(
-        err,
-        "error: nets/sort3.json: the net serves arrays of up to 3 elements, task sort4 has 4 (train one with --n-max 4)\n"
-    );
-    let (code, _, err) = search_json(
+    refused_search(
         dir.path(),
         &["search", "sort3", "--strategy", "astar", "--net", "none"],
+        "--net and --evaluator guide MCTS; A* always uses the game's estimate",
     );
-    assert_eq!(code, Some(2));
-    assert_eq!(
-        err,
-        "error: --net and --evaluator guide MCTS; A* always uses the game's estimate\n"
-    );
-    let (code, _, err) = search_json(
+    refused_search(
         dir.path(),
         &["search", "sort3", "--net", "none", "--net-value", "net"],
-    );
-    assert_eq!(code, Some(2));
-    assert_eq!(
-        err,
-        "error: --net-value needs a net; this search is guided by uniform, which takes values from the game's estimate\n"
+        "--net-value needs a net; this search is guided by uniform, which takes values from the game's estimate",
     );
     let (code, _, err) = search_json(dir.path(), &["search", "sort3", "--net", "nets/missing"]);
     assert_eq!(code, Some(2));
