@@ -431,6 +431,17 @@ fn train_command() {
             .output()
             .unwrap()
     };
+    // A command that must succeed; its output.
+    let succeeded = |args: &[&str]| {
+        let o = run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    };
     // A refused command: exit 2 and exactly this one-line error.
     let refused = |args: &[&str], message: &str| {
         let o = run(args);
@@ -456,7 +467,7 @@ fn train_command() {
         &["train", "sort3", "--budget", "1s", "--out", ".."],
         "--out '..': use letters, digits, '_', '-' and '.', not starting with '.'",
     );
-    let o = run(&[
+    let o = succeeded(&[
         "train",
         "sort3",
         "--budget",
@@ -466,12 +477,6 @@ fn train_command() {
         "--out",
         "t3",
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.starts_with("trained sort3 for "), "{out}");
     assert!(
@@ -490,7 +495,7 @@ fn train_command() {
         "nets/t3.safetensors exists; pick another --out, or pass --overwrite to replace it",
     );
     // A dotted name is used whole: nets/t3.v2.*, not nets/t3.*.
-    let o = run(&[
+    succeeded(&[
         "train",
         "sort3",
         "--budget",
@@ -500,12 +505,6 @@ fn train_command() {
         "--out",
         "t3.v2",
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
     assert!(dir.path().join("nets/t3.v2.safetensors").is_file());
     let o = std::process::Command::new(bin)
         .current_dir(dir.path())
