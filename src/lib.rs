@@ -21,6 +21,7 @@ pub mod cli;
 pub mod error;
 pub mod game;
 pub mod isa;
+pub mod latency;
 pub mod log;
 pub mod net;
 pub mod oracle;

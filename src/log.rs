@@ -19,6 +19,9 @@ pub struct Improvement {
     pub found_at_s: f64,
     /// Programs explored (expansions, all threads) before it was found.
     pub programs_explored: u64,
+    /// Under `--objective latency`, the improvement's latency in the static model (cycles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_cycles: Option<f64>,
 }
 
 /// The best kernel of a search, with the oracle's verdict.
@@ -34,6 +37,32 @@ pub struct LoggedKernel {
     pub program_att: Vec<String>,
     /// Intel syntax, one instruction per line.
     pub program_intel: Vec<String>,
+    /// Under `--objective latency`: how the kernel was chosen by measured latency (absent in
+    /// length searches and in logs written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LoggedLatency>,
+}
+
+/// The latency figures of a kernel chosen by `search --objective latency`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoggedLatency {
+    /// The meter (`perf`, `tsc`).
+    pub meter: String,
+    /// Its unit (`cycles`, `ref-cycles`).
+    pub unit: String,
+    /// Per call, in `unit`: the median over rounds of each round's quantile.
+    pub cycles: f64,
+    /// 95% interval of `cycles`.
+    pub interval: (f64, f64),
+    /// The classic network kernel's figure, measured in the same run.
+    pub network_cycles: Option<f64>,
+    /// `cycles / network_cycles`.
+    pub ratio: Option<f64>,
+    /// The static model's figure for the kernel, in cycles.
+    pub model_cycles: f64,
+    /// Distinct finalists measured (the kernels the search found within one model cycle of its
+    /// best).
+    pub finalists: usize,
 }
 
 /// Everything a search log holds.

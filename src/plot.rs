@@ -1,5 +1,5 @@
-//! Line charts as PNG files (plotters, drawn in memory, encoded by `image`, written
-//! atomically): the learning curves of `superopt train`.
+//! Charts as PNG files (plotters, drawn in memory, encoded by `image`, written atomically):
+//! the learning curves of `superopt train` and the bar charts of `superopt bench`.
 //!
 //! Text needs a TrueType font. plotters' pure-Rust renderer (ab_glyph) gets one from the file
 //! named by `SUPEROPT_FONT`, else from the usual DejaVu or Liberation paths (Debian's
@@ -146,14 +146,95 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> 
         }
         root.present().map_err(|e| fail(e.to_string()))?;
     }
+    write_png(path, w, h, buf)
+}
+
+/// Encodes an RGB buffer as PNG and writes it atomically to `path`.
+fn write_png(path: &Path, w: u32, h: u32, buf: Vec<u8>) -> Result<()> {
     let img = image::RgbImage::from_raw(w, h, buf).expect("the buffer has w * h pixels");
     let mut png = Vec::new();
     img.write_to(
         &mut std::io::Cursor::new(&mut png),
         image::ImageOutputFormat::Png,
     )
-    .map_err(|e| fail(e.to_string()))?;
+    .map_err(|e| Error::Runtime(format!("encoding {}: {e}", path.display())))?;
     crate::log::write_atomic_with(path, |tmp| {
         std::fs::write(tmp, &png).map_err(|e| Error::io(path, e))
     })
+}
+
+/// One bar of a bar chart, with an optional interval drawn as a whisker.
+pub struct Bar {
+    /// Label under the bar.
+    pub label: String,
+    /// Height.
+    pub value: f64,
+    /// Interval `(low, high)` around `value`, if any.
+    pub interval: Option<(f64, f64)>,
+}
+
+/// Draws `bars` (with their whiskers) under `title` into a PNG at `path`, 140 pixels per bar
+/// and at least 700 wide, 480 high; labels are cut to 18 characters.
+///
+/// Errors: as [`line_chart`].
+pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Result<()> {
+    ensure_font()?;
+    let (w, h) = ((140 * bars.len() as u32 + 120).max(700), 480u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let fail = |e: String| Error::Runtime(format!("drawing {}: {e}", path.display()));
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+        let top = bars
+            .iter()
+            .map(|b| b.interval.map_or(b.value, |i| i.1).max(b.value))
+            .fold(0.0, f64::max);
+        let labels: Vec<String> = bars
+            .iter()
+            .map(|b| b.label.chars().take(18).collect())
+            .collect();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(
+                (0..bars.len().max(1) as i32 - 1).into_segmented(),
+                0.0..(top * 1.1).max(1e-9),
+            )
+            .map_err(|e| fail(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(y_label)
+            .x_labels(bars.len().max(1))
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(|e| fail(e.to_string()))?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                let colour = COLOURS[i % COLOURS.len()];
+                let x0 = SegmentValue::Exact(i as i32);
+                let x1 = SegmentValue::Exact(i as i32 + 1);
+                let mut r = Rectangle::new([(x0, 0.0), (x1, b.value)], colour.mix(0.8).filled());
+                r.set_margin(0, 0, 18, 18);
+                r
+            }))
+            .map_err(|e| fail(e.to_string()))?;
+        chart
+            .draw_series(bars.iter().enumerate().filter_map(|(i, b)| {
+                let (lo, hi) = b.interval?;
+                let x = SegmentValue::CenterOf(i as i32);
+                Some(PathElement::new(
+                    vec![(x.clone(), lo), (x, hi)],
+                    BLACK.stroke_width(2),
+                ))
+            }))
+            .map_err(|e| fail(e.to_string()))?;
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    write_png(path, w, h, buf)
 }

@@ -509,6 +509,7 @@ fn key_identifies_mirrored_flags() {
         len: 4,
         last_cmp: true,
         recent: x.recent,
+        model: x.model,
     };
     assert!(x
         .cpu

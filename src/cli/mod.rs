@@ -1,10 +1,11 @@
-//! The command line: `superopt search`, `superopt verify`, `superopt tasks`. Thin wrappers
+//! The command line: `superopt search`, `verify`, `bench`, `train`, `tasks`. Thin wrappers
 //! over the library; every error is one line on stderr.
 //!
 //! Exit codes: 0 success (a verified kernel); 1 no verified kernel (search found none, or
 //! `verify` rejected the kernel); 2 bad input (unknown task, malformed file, bad budget,
 //! unparsable assembly, I/O).
 
+pub mod bench;
 pub mod search;
 
 use crate::asm::{self, Syntax};
@@ -62,6 +63,14 @@ pub enum Command {
         /// Where a net-guided search takes leaf values from (default: estimate).
         #[arg(long, value_enum)]
         net_value: Option<crate::net::ValueSource>,
+        /// What to minimise: program length, or latency (the static model during the search,
+        /// then the real meter on the finalists).
+        #[arg(long, value_enum, default_value_t = crate::game::Objective::Length)]
+        objective: crate::game::Objective,
+        /// Under --objective latency, the meter that ranks the finalists (default: perf where
+        /// hardware cycle counters work, else tsc; model keeps the model's ranking).
+        #[arg(long, value_enum)]
+        meter: Option<crate::latency::MeterKind>,
         /// MCTS leaves evaluated together in one call, with virtual visits (default 1).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
         leaf_batch: Option<u32>,
@@ -139,6 +148,45 @@ pub enum Command {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Time kernels side by side on the same random inputs: the best found in the search
+    /// logs, the classic sorting network, compiled Rust baselines and any kernel files;
+    /// writes a table, a CSV and a PNG bar chart.
+    Bench {
+        /// A built-in task or a task .toml file.
+        task: String,
+        /// Kernel files to add (one instruction per line, pointer in rdi, no ret).
+        files: Vec<PathBuf>,
+        /// Assembly syntax of the files.
+        #[arg(long, default_value = "att")]
+        syntax: String,
+        /// The meter (default: perf where hardware cycle counters work, else tsc).
+        #[arg(long, value_enum)]
+        meter: Option<crate::latency::MeterKind>,
+        /// Timed passes per subject.
+        #[arg(long, default_value_t = 1000)]
+        samples: usize,
+        /// Arrays (calls) per pass.
+        #[arg(long, default_value_t = 1000)]
+        inputs: usize,
+        /// The quantile reported (AlphaDev: the 5th percentile).
+        #[arg(long, default_value_t = 0.05)]
+        quantile: f64,
+        /// Seed of the random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Rounds over the subjects (the interval covers the spread between rounds).
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// Folder of search logs to take kernels from.
+        #[arg(long, default_value = "search-logs")]
+        log_dir: PathBuf,
+        /// CSV output (default: bench-<task>.csv).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// PNG bar chart (default: bench-<task>.png).
+        #[arg(long)]
+        png: Option<PathBuf>,
+    },
     /// List the tasks with their reference lengths.
     Tasks,
 }
@@ -178,6 +226,50 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 )
                 .map_err(stdout_err)?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            task,
+            files,
+            syntax,
+            meter,
+            samples,
+            inputs,
+            quantile,
+            seed,
+            rounds,
+            log_dir,
+            csv,
+            png,
+        } => {
+            let task = Task::load(&task)?;
+            let syntax: Syntax = syntax
+                .parse()
+                .map_err(|e: String| crate::Error::Runtime(e))?;
+            let opts = bench::BenchOptions {
+                files,
+                syntax,
+                meter,
+                sampling: crate::latency::SampleConfig {
+                    samples,
+                    inputs,
+                    quantile,
+                    seed,
+                    rounds,
+                    ..crate::latency::SampleConfig::default()
+                },
+                log_dir,
+            };
+            let report = bench::run_bench(&task, &opts)?;
+            let csv = csv.unwrap_or_else(|| PathBuf::from(format!("bench-{}.csv", task.name)));
+            let png = png.unwrap_or_else(|| PathBuf::from(format!("bench-{}.png", task.name)));
+            bench::write_csv(&report, &csv)?;
+            write!(w, "{}", bench::format_report(&report)).map_err(stdout_err)?;
+            // The table and CSV are already out if only the chart fails (e.g. no font).
+            let chart = bench::write_png(&report, &png);
+            writeln!(w, "wrote {}", csv.display()).map_err(stdout_err)?;
+            chart?;
+            writeln!(w, "wrote {}", png.display()).map_err(stdout_err)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Train {
@@ -505,6 +597,8 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             evaluator,
             net,
             net_value,
+            objective,
+            meter,
             leaf_batch,
             json,
             log_dir,
@@ -533,6 +627,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     evaluator,
                     net.as_deref(),
                     net_value.unwrap_or_default(),
+                    objective,
                 ),
                 search::Strategy::Astar => search::Guide::Heuristic,
             };
@@ -541,6 +636,20 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     "--net-value needs a net; this search is guided by {}, which takes values from the game's estimate",
                     guide.describe()
                 )));
+            }
+            if objective == crate::game::Objective::Latency && target.is_some() {
+                return Err(crate::Error::Runtime(
+                    "--target is a length in instructions; it cannot be used with --objective latency".into(),
+                ));
+            }
+            if meter.is_some() && objective != crate::game::Objective::Latency {
+                return Err(crate::Error::Runtime(
+                    "--meter ranks the finalists of --objective latency; add --objective latency or use `superopt bench`".into(),
+                ));
+            }
+            if meter == Some(crate::latency::MeterKind::Perf) {
+                // Refuse before searching, not after the budget is spent.
+                crate::latency::hardware_counters().map_err(crate::Error::Runtime)?;
             }
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
@@ -554,6 +663,8 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 guide,
                 leaf_batch,
                 target: target.map(|t| t as usize),
+                objective,
+                meter,
                 log_dir,
                 progress: !json,
             };
@@ -595,6 +706,8 @@ fn print_search(
             "stop_reason": log.stop_reason,
             "checks": best.map(|b| b.checks.clone()).unwrap_or_default(),
             "evaluator": log.config.get("evaluator"),
+            "objective": log.config.get("objective"),
+            "latency": best.and_then(|b| b.latency.clone()),
             "log": out.log_error.is_none().then(|| out.log_path.display().to_string()),
         });
         writeln!(
@@ -628,6 +741,23 @@ fn print_search(
             .map_err(stdout_err)?;
             if let Some(e) = log.config.get("evaluator").and_then(|e| e.as_str()) {
                 writeln!(w, "guided by: {e}").map_err(stdout_err)?;
+            }
+            if let Some(l) = &b.latency {
+                let net = match (l.network_cycles, l.ratio) {
+                    (Some(c), Some(r)) => format!("; classic network {c:.2} (ratio {r:.3})"),
+                    _ => String::new(),
+                };
+                let interval = if l.interval.0 == l.interval.1 {
+                    String::new()
+                } else {
+                    format!(" [95% interval {:.2}, {:.2}]", l.interval.0, l.interval.1)
+                };
+                writeln!(
+                    w,
+                    "latency: {:.2} {}/call{interval} ({} meter){net}; model {:.2} cycles; fastest of {} finalists",
+                    l.cycles, l.unit, l.meter, l.model_cycles, l.finalists
+                )
+                .map_err(stdout_err)?;
             }
             writeln!(w, "\nAT&T (GNU as):").map_err(stdout_err)?;
             for l in &b.program_att {

@@ -1,8 +1,8 @@
 //! `superopt search`: runs the search on a task, verifies the best kernel with the full
 //! oracle, prints it and writes the search log.
 
-use crate::game::SortGame;
-use crate::log::{Improvement, LoggedKernel, SearchLog, LOG_VERSION};
+use crate::game::{Objective, SortGame};
+use crate::log::{Improvement, LoggedKernel, LoggedLatency, SearchLog, LOG_VERSION};
 use crate::oracle::{self, NativeConfig, Status};
 use crate::search::{
     astar, mcts, Budget, Environment, HeuristicEvaluator, MctsConfig, Shared, StopReason,
@@ -104,13 +104,18 @@ pub fn shipped_net(task: &Task) -> Option<PathBuf> {
 
 /// Resolves the command line's choice: `--net none` is uniform priors, `--net PATH` that
 /// net, `--evaluator` as named, and neither the shipped net for the task or, without one,
-/// the heuristic.
+/// the heuristic. Under [`Objective::Latency`] the default is the heuristic: the shipped nets
+/// learned to shorten programs, not to speed them up.
 pub fn resolve_guide(
     task: &Task,
     evaluator: Option<EvaluatorKind>,
     net: Option<&str>,
     value: crate::net::ValueSource,
+    objective: Objective,
 ) -> Guide {
+    if objective == Objective::Latency && net.is_none() && evaluator.is_none() {
+        return Guide::Heuristic;
+    }
     match (net, evaluator) {
         (Some("none"), _) => Guide::Uniform,
         (Some(p), _) => Guide::Net {
@@ -146,8 +151,14 @@ pub struct SearchOptions {
     pub guide: Guide,
     /// Leaves per evaluator call (default 1; BENCHMARKS.md has why).
     pub leaf_batch: Option<u32>,
-    /// Stop as soon as a kernel of at most this many instructions is found.
+    /// Stop as soon as a kernel of at most this many instructions is found (length objective
+    /// only).
     pub target: Option<usize>,
+    /// What the search minimises.
+    pub objective: Objective,
+    /// Under latency, the meter that ranks the finalists (`None`: perf where hardware counters
+    /// work, else tsc).
+    pub meter: Option<crate::latency::MeterKind>,
     /// Folder for search logs.
     pub log_dir: PathBuf,
     /// Show a progress bar on stderr.
@@ -181,7 +192,7 @@ pub fn run_search(
     let log_dir = opts.log_dir.join(&task.name);
     std::fs::create_dir_all(&log_dir).map_err(|e| crate::Error::io(&log_dir, e))?;
     tempfile::NamedTempFile::new_in(&log_dir).map_err(|e| crate::Error::io(&log_dir, e))?;
-    let game = SortGame::new(task);
+    let game = SortGame::with_objective(task, opts.objective);
     let start_time = time::OffsetDateTime::now_utc();
     let started = start_time
         .format(&time::format_description::well_known::Rfc3339)
@@ -217,6 +228,14 @@ pub fn run_search(
         .map_err(|e| crate::Error::Runtime(format!("cannot start {threads} threads: {e}")))?;
     // The budget's clock starts once the workers can run.
     let shared = Shared::new(budget, stop);
+    // Under latency, keep what comes within one model cycle of the best for the real meter.
+    let shared = match opts.objective {
+        Objective::Length => shared,
+        Objective::Latency => shared.keep_near_best(
+            crate::game::LATENCY_WEIGHT * crate::latency::model::TICKS_PER_CYCLE,
+            FINALISTS,
+        ),
+    };
     let done = AtomicBool::new(false);
     let bar = opts.progress.then(|| progress_bar(opts.budget));
     let reason = std::thread::scope(|scope| {
@@ -228,7 +247,11 @@ pub fn run_search(
                     let el = shared.elapsed();
                     bar.set_position((el * 1000.0) as u64);
                     bar.set_message(format!(
-                        "best {}  explored {}  {:.0}/s",
+                        "best {}{}  explored {}  {:.0}/s",
+                        match opts.objective {
+                            Objective::Length => "",
+                            Objective::Latency => "cost ",
+                        },
                         if best == u32::MAX {
                             "-".into()
                         } else {
@@ -282,19 +305,34 @@ pub fn run_search(
     let found = shared.found();
     let timeline: Vec<Improvement> = found
         .iter()
-        .map(|f| Improvement {
-            length: f.cost as usize,
-            found_at_s: f.at_s,
-            programs_explored: f.explored,
+        .filter_map(|f| {
+            let program = finished(&game, &f.actions)?;
+            Some(Improvement {
+                length: program.len(),
+                found_at_s: f.at_s,
+                programs_explored: f.explored,
+                model_cycles: (opts.objective == Objective::Latency)
+                    .then(|| crate::latency::model_cycles(&program)),
+            })
         })
         .collect();
+    // Candidates in order of preference, best last (as `found`): under latency, the finalists
+    // ranked by the real meter.
+    let (candidates, latencies) = match opts.objective {
+        Objective::Length => (
+            found
+                .iter()
+                .filter_map(|f| game.program(&f.actions))
+                .collect(),
+            Vec::new(),
+        ),
+        Objective::Latency => rank_by_meter(task, &game, &found, &shared.near_best(), opts.meter)?,
+    };
     let mut best = None;
     let mut verified = false;
     // Verify the best kernel; if it somehow fails, fall back to the next best.
-    for f in found.iter().rev() {
-        let Some(program) = game.program(&f.actions) else {
-            continue;
-        };
+    for (i, program) in candidates.iter().enumerate().rev() {
+        let program = program.clone();
         let verdict = oracle::verify_program(task, &program, &NativeConfig::default())?;
         let ok = verdict.status == Status::Verified;
         best = Some(LoggedKernel {
@@ -303,6 +341,7 @@ pub fn run_search(
             checks: verdict.checks.clone(),
             program_att: program.iter().map(|i| i.att()).collect(),
             program_intel: program.iter().map(|i| i.intel()).collect(),
+            latency: latencies.get(i).cloned(),
         });
         if ok {
             verified = true;
@@ -324,6 +363,7 @@ pub fn run_search(
             "budget_s": opts.budget.as_secs_f64(),
             "threads": threads,
             "target": opts.target,
+            "objective": opts.objective,
             "evaluator": match opts.strategy {
                 Strategy::Mcts => opts.guide.describe(),
                 Strategy::Astar => "estimate".to_string(),
@@ -355,6 +395,142 @@ pub fn run_search(
         log_error,
         verified,
     })
+}
+
+/// The whole program of a solution; under latency without its dead code (see
+/// [`crate::game::without_dead_code`]).
+fn finished(game: &SortGame, actions: &[crate::search::Action]) -> Option<Vec<crate::isa::Insn>> {
+    let p = game.program(actions)?;
+    Some(match game.objective() {
+        Objective::Length => p,
+        Objective::Latency => crate::game::without_dead_code(&p),
+    })
+}
+
+/// Most finalists measured by the real meter under `--objective latency`.
+pub const FINALISTS: usize = 16;
+
+/// Under `--objective latency`: measures the distinct finalists (the improvements and the
+/// solutions kept within one model cycle of the best, at most [`FINALISTS`], cheapest in the
+/// model first) with the real meter, beside the classic network kernel, in one
+/// [`crate::latency::measure_all`] run; each distinct program is measured once. Returns the
+/// programs ordered from slowest to fastest measured, with their figures in the same order.
+///
+/// Errors: `--meter perf` without hardware counters; a JIT that cannot run.
+fn rank_by_meter(
+    task: &Task,
+    game: &SortGame,
+    found: &[crate::search::Found<Vec<crate::search::Action>>],
+    near: &[crate::search::Found<Vec<crate::search::Action>>],
+    meter: Option<crate::latency::MeterKind>,
+) -> Result<(Vec<Vec<crate::isa::Insn>>, Vec<LoggedLatency>)> {
+    use crate::latency::{self, model, Runner, SampleConfig};
+    let mut all: Vec<&crate::search::Found<Vec<crate::search::Action>>> =
+        found.iter().chain(near).collect();
+    all.sort_by_key(|f| f.cost);
+    let mut programs: Vec<Vec<crate::isa::Insn>> = Vec::new();
+    for f in all {
+        let Some(p) = finished(game, &f.actions) else {
+            continue;
+        };
+        if !programs.contains(&p) {
+            programs.push(p);
+        }
+        if programs.len() == FINALISTS {
+            break;
+        }
+    }
+    if programs.is_empty() {
+        return Ok((programs, Vec::new()));
+    }
+    let cfg = SampleConfig {
+        samples: 500,
+        rounds: 5,
+        warmup: 50,
+        ..SampleConfig::default()
+    };
+    let kind = match meter {
+        Some(latency::MeterKind::Model) => None, // the search already ranked by the model
+        m => Some(m),
+    };
+    let Some(kind) = kind else {
+        let mut ps = programs;
+        ps.reverse();
+        let figs = ps.iter().map(|p| model_only(p)).collect();
+        return Ok((ps, figs));
+    };
+    let (mut meter, _) = latency::meter(kind, &cfg)?;
+    let n = task.n;
+    let state = |p: &[crate::isa::Insn]| {
+        let mut m = model::ModelState::default();
+        for &i in p {
+            m.push(&model::Op::of_insn(i));
+        }
+        m
+    };
+    let mut runners = Vec::new();
+    for p in &programs {
+        runners.push(Runner::kernel(&crate::isa::encode(p), state(p), n)?);
+    }
+    let network = crate::game::network::classic_comparators(n)
+        .map(|c| crate::game::network::network_kernel(&task.scratch, n, c));
+    if let Some(net) = &network {
+        runners.push(Runner::kernel(&crate::isa::encode(net), state(net), n)?);
+    }
+    let refs: Vec<&Runner> = runners.iter().collect();
+    let inputs = latency::Inputs {
+        n,
+        per_pass: cfg.inputs,
+        seed: cfg.seed,
+    };
+    let figures = latency::measure_all(meter.as_mut(), &refs, &inputs, &cfg)?;
+    let network_cycles = network
+        .as_ref()
+        .and_then(|_| figures.last().cloned().flatten())
+        .map(|m| m.cycles);
+    let mut ranked: Vec<(Vec<crate::isa::Insn>, LoggedLatency)> = programs
+        .iter()
+        .zip(&figures)
+        .filter_map(|(p, m)| {
+            let m = m.as_ref()?;
+            Some((
+                p.clone(),
+                LoggedLatency {
+                    meter: m.meter.name().into(),
+                    unit: m.meter.unit().into(),
+                    cycles: m.cycles,
+                    interval: m.interval,
+                    network_cycles,
+                    ratio: network_cycles.map(|b| m.cycles / b),
+                    model_cycles: model::program_cycles(p),
+                    finalists: programs.len(),
+                },
+            ))
+        })
+        .collect();
+    // Slowest first, so that the fastest is tried first by the caller (which reads from the
+    // end); among equal medians, the one the model prefers.
+    ranked.sort_by(|a, b| {
+        b.1.cycles
+            .total_cmp(&a.1.cycles)
+            .then(b.1.model_cycles.total_cmp(&a.1.model_cycles))
+    });
+    Ok(ranked.into_iter().unzip())
+}
+
+/// The figures of a kernel ranked by the model alone (`--meter model`).
+fn model_only(p: &[crate::isa::Insn]) -> LoggedLatency {
+    let c = crate::latency::model::program_cycles(p);
+    LoggedLatency {
+        meter: "model".into(),
+        unit: "model cycles".into(),
+        cycles: c,
+        interval: (c, c),
+        network_cycles: None,
+        ratio: None,
+        model_cycles: c,
+        finalists: 1,
+    }
 }
 
 fn progress_bar(budget: Duration) -> indicatif::ProgressBar {

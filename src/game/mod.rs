@@ -16,6 +16,17 @@
 //! need, which measures how much sorting is left rather than how many slots happen to hold
 //! their value already (a measure that stays flat for most of a program).
 //!
+//! ## Objective: length (default) or latency
+//! Under [`Objective::Latency`] the cost of a program is its latency in the static model
+//! ([`crate::latency::model`], in 1/12 cycles) times [`LATENCY_WEIGHT`], plus its length: latency
+//! first, then length. Each state carries the model's running state (when each register and
+//! the flags are ready, how many instructions use each pipe), so the cost of a prefix is exact
+//! and never falls as instructions are appended. The transposition key then also holds the
+//! ready times and pipe counts, so that two states it merges have the same future costs. Every
+//! pruning rule below stays sound under latency: deleting an instruction never delays another
+//! in the model, renaming registers or mirroring flags changes no time, and `mov d, s` (latency
+//! 0, no flags read) is never slower than the `cmovcc d, s` it replaces.
+//!
 //! ## The searched space (restrictions, which can cost length)
 //! * **Loads first, stores last.** Every program the search builds starts with the `n` loads
 //!   `mov scratch[k], [rdi+4k]` and ends with `n` stores; between them is a register-only core
@@ -55,12 +66,30 @@ pub mod network;
 pub use cpu::{CpuState, Fault, FLAG_EQ, FLAG_GT, FLAG_LT};
 
 use crate::isa::{Insn, Reg};
+use crate::latency::model::{ModelState, Op};
 use crate::search::{hash_bytes, mix64, Action, Environment};
 use crate::task::{Task, TestVectors};
+
+/// What a game's cost measures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Program length in instructions (loads and stores included, `ret` excluded).
+    #[default]
+    Length,
+    /// Latency in the static model, then length: cost = [`LATENCY_WEIGHT`] x model ticks
+    /// (1/12 cycle) + length.
+    Latency,
+}
+
+/// Cost units per model tick (1/12 cycle) under [`Objective::Latency`]: one cycle (48 units)
+/// outweighs any difference in length the search meets.
+pub const LATENCY_WEIGHT: u32 = 4;
 
 /// The sort game for one task.
 pub struct SortGame {
     task: Task,
+    objective: Objective,
     tv: TestVectors,
     moves: Vec<Insn>,
     targets: Vec<Vec<u8>>,
@@ -86,6 +115,8 @@ pub struct GameState {
     /// move). Input to the network's program encoder only: the transposition key and every
     /// rule of the game ignore it, since the future depends on the CPU state alone.
     pub recent: [Option<Insn>; RECENT],
+    /// The latency model's running state over the program so far (see [`Objective`]).
+    pub model: ModelState,
 }
 
 /// How many of the latest moves a [`GameState`] remembers (for the network's program encoder).
@@ -96,6 +127,11 @@ impl SortGame {
     /// conditions, the test vectors (every weak ordering) and the initial state after the
     /// loads.
     pub fn new(task: &Task) -> SortGame {
+        SortGame::with_objective(task, Objective::Length)
+    }
+
+    /// [`SortGame::new`] with the given objective.
+    pub fn with_objective(task: &Task, objective: Objective) -> SortGame {
         let tv = task.test_vectors();
         let regs = &task.scratch;
         let mut moves = Vec::new();
@@ -138,18 +174,22 @@ impl SortGame {
             .map(|v| v.iter().fold(0u8, |m, &x| m | 1 << x))
             .collect();
         let mut cpu = CpuState::new(&tv);
+        let mut model = ModelState::default();
         for load in load_moves(regs, n) {
             cpu.apply(load).expect("loads are always legal");
+            model.push(&Op::of_insn(load));
         }
         let initial = GameState {
             cpu,
             len: n as u32,
             last_cmp: false,
             recent: [None; RECENT],
+            model,
         };
         let networks = (n <= network::MAX_NET_N).then(|| network::Networks::new(n));
         SortGame {
             task: task.clone(),
+            objective,
             tv,
             moves,
             targets,
@@ -163,6 +203,19 @@ impl SortGame {
     /// The task.
     pub fn task(&self) -> &Task {
         &self.task
+    }
+
+    /// What the game's cost measures.
+    pub fn objective(&self) -> Objective {
+        self.objective
+    }
+
+    /// The cost of a program (prefix) with model state `m` and `len` instructions.
+    fn cost_of(&self, m: &ModelState, len: u32) -> u32 {
+        match self.objective {
+            Objective::Length => len,
+            Objective::Latency => LATENCY_WEIGHT * m.ticks().0 + len,
+        }
     }
 
     /// The test vectors.
@@ -332,6 +385,108 @@ impl SortGame {
     }
 }
 
+impl SortGame {
+    /// Under latency: the estimated cost still to come from latency, given `len_estimate`
+    /// instructions still to come. Each comparator left (4 instructions) is taken to add one
+    /// layer of `cmp` + `cmovcc` (2 cycles) when `n / 2` comparators share a layer, and the
+    /// stores one cycle; added to the latest ready time of the live registers.
+    fn latency_estimate(&self, s: &GameState, len_estimate: f32) -> f32 {
+        let n = self.tv.n as f32;
+        let comparators = ((len_estimate - n) / 4.0).max(0.0);
+        let layers = (comparators / (n / 2.0).floor().max(1.0)).ceil();
+        let latest = Reg::ALL
+            .iter()
+            .filter(|&&r| s.cpu.reg_defined(r))
+            .map(|&r| s.model.ready[gpr_index(r)])
+            .max()
+            .unwrap_or(0) as f32;
+        let t = crate::latency::model::TICKS_PER_CYCLE as f32;
+        let now = s.model.ticks().0 as f32;
+        let end = ((latest + 2.0 * layers + 1.0) * t).max(now);
+        LATENCY_WEIGHT as f32 * (end - now)
+    }
+
+    /// Under latency, the part of the transposition key beyond the CPU state: each defined
+    /// register's column paired with its ready time (sorted, so renaming registers does not
+    /// change it), the flags' ready time, the latest completion, the instruction count and the
+    /// pipe counts.
+    fn timing_key(&self, s: &GameState) -> u64 {
+        let m = &s.model;
+        let mut regs: Vec<u64> = Reg::ALL
+            .iter()
+            .filter(|&&r| s.cpu.reg_defined(r))
+            .map(|&r| mix64(hash_bytes(3, s.cpu.reg(r)) ^ m.ready[gpr_index(r)] as u64))
+            .collect();
+        regs.sort_unstable();
+        let mut h = mix64(
+            m.flags_ready as u64
+                | (m.end as u64) << 16
+                | (m.alu as u64) << 32
+                | (m.cmov as u64) << 48,
+        );
+        h = mix64(h ^ m.count as u64);
+        for r in regs {
+            h = mix64(h ^ r);
+        }
+        h
+    }
+}
+
+/// `program` without the instructions whose results are never used: a write to a register
+/// that is overwritten or never read before the end (stores read), a `cmp` whose flags no
+/// `cmovcc` reads. Backward liveness over registers and flags; removing such an instruction
+/// leaves every output unchanged and never delays another instruction in the latency model.
+/// The latency objective needs it: a `mov` costs no model time, so its searches leave some.
+pub fn without_dead_code(program: &[Insn]) -> Vec<Insn> {
+    let bit = |r: Reg| 1u16 << r as u8;
+    let (mut live, mut flags) = (0u16, false);
+    let mut keep = vec![false; program.len()];
+    for (i, &insn) in program.iter().enumerate().rev() {
+        keep[i] = match insn {
+            Insn::Store { src, .. } => {
+                live |= bit(src);
+                true
+            }
+            Insn::Load { dst, .. } => {
+                live & bit(dst) != 0 && {
+                    live &= !bit(dst);
+                    true
+                }
+            }
+            Insn::Mov { dst, src } => {
+                live & bit(dst) != 0 && {
+                    live = live & !bit(dst) | bit(src);
+                    true
+                }
+            }
+            Insn::Cmov { dst, src, .. } => {
+                live & bit(dst) != 0 && {
+                    live |= bit(src);
+                    flags = true;
+                    true
+                }
+            }
+            Insn::Cmp { a, b } => {
+                flags && {
+                    flags = false;
+                    live |= bit(a) | bit(b);
+                    true
+                }
+            }
+        };
+    }
+    program
+        .iter()
+        .zip(keep)
+        .filter_map(|(&i, k)| k.then_some(i))
+        .collect()
+}
+
+/// The index of a game register in [`ModelState::ready`].
+fn gpr_index(r: Reg) -> usize {
+    r.iced().full_register() as usize - iced_x86::Register::RAX as usize
+}
+
 /// `mov scratch[k], [rdi + 4k]` for every slot `k`.
 fn load_moves(scratch: &[Reg], n: usize) -> Vec<Insn> {
     (0..n)
@@ -473,6 +628,7 @@ impl Environment for SortGame {
             Insn::Load { .. } | Insn::Store { .. } => return None,
         }
         next.len += 1;
+        next.model.push(&Op::of_insn(m));
         next.last_cmp = matches!(m, Insn::Cmp { .. });
         next.recent.rotate_right(1);
         next.recent[0] = Some(m);
@@ -480,11 +636,24 @@ impl Environment for SortGame {
     }
 
     fn cost(&self, s: &GameState) -> u32 {
-        s.len
+        self.cost_of(&s.model, s.len)
     }
 
     fn solution_cost(&self, s: &GameState) -> Option<u32> {
-        (self.missing_targets(s) == 0).then(|| s.len + self.tv.n as u32)
+        if self.missing_targets(s) != 0 {
+            return None;
+        }
+        let len = s.len + self.tv.n as u32;
+        Some(match self.objective {
+            Objective::Length => len,
+            Objective::Latency => {
+                let mut m = s.model;
+                for (k, src) in self.store_regs(s)?.into_iter().enumerate() {
+                    m.push(&Op::of_insn(Insn::Store { slot: k as u8, src }));
+                }
+                self.cost_of(&m, len)
+            }
+        })
     }
 
     fn lower_bound(&self, s: &GameState) -> u32 {
@@ -496,10 +665,14 @@ impl Environment for SortGame {
     fn estimate(&self, s: &GameState) -> f32 {
         let lb = self.lower_bound(s) as f32;
         let e = self.remaining_estimate(s);
-        if e.is_finite() {
+        let len = if e.is_finite() {
             e.max(lb)
         } else {
             lb + 4.0 * (self.perms.len() as f32).log2()
+        };
+        match self.objective {
+            Objective::Length => len,
+            Objective::Latency => len + self.latency_estimate(s, len),
         }
     }
 
@@ -528,16 +701,28 @@ impl Environment for SortGame {
             let mirrored: Vec<u8> = f.iter().map(|&x| 2 - x).collect();
             h = mix64(h ^ hash_bytes(2, f).min(hash_bytes(2, &mirrored)));
         }
+        if self.objective == Objective::Latency {
+            h = mix64(h ^ self.timing_key(s));
+        }
         h ^ u64::from(s.last_cmp)
     }
 
     fn value_scale(&self) -> f32 {
         // Twice a sorting network we can always build, whatever the task file claims: the
         // optimal-size network for n <= 5, else the n(n-1)/2 comparators of odd-even
-        // transposition sort; 4 instructions per comparator plus 2n.
+        // transposition sort; 4 instructions per comparator plus 2n. Under latency, twice
+        // that network's cost: its latency (in the model, at most one cycle per instruction
+        // after the 4-cycle loads) and its length.
         let n = self.tv.n;
         let comparators = network::classic_comparators(n).map_or(n * (n - 1) / 2, |c| c.len());
-        2.0 * (4 * comparators + 2 * n) as f32
+        let len = 4 * comparators + 2 * n;
+        match self.objective {
+            Objective::Length => 2.0 * len as f32,
+            Objective::Latency => {
+                let ticks = crate::latency::model::TICKS_PER_CYCLE as usize * (len + 4);
+                2.0 * (LATENCY_WEIGHT as usize * ticks + len) as f32
+            }
+        }
     }
 }
 

@@ -204,6 +204,10 @@ pub struct Shared {
     found: Mutex<Vec<Found<Vec<Action>>>>,
     budget: Budget,
     exhausted: AtomicBool,
+    /// Solutions within `margin` of the best, kept for a second opinion (see
+    /// [`Shared::keep_near_best`]): `(margin, capacity)`, and the solutions by cost.
+    near: Option<(u32, usize)>,
+    near_best: Mutex<Vec<Found<Vec<Action>>>>,
 }
 
 impl Shared {
@@ -217,7 +221,23 @@ impl Shared {
             found: Mutex::new(Vec::new()),
             budget,
             exhausted: AtomicBool::new(false),
+            near: None,
+            near_best: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Also keeps up to `capacity` distinct solutions whose cost is within `margin` of the
+    /// best at the time they are found (cheapest first), for a caller that ranks finalists
+    /// by a costlier measure than the search's cost (e.g. measured latency).
+    pub fn keep_near_best(mut self, margin: u32, capacity: usize) -> Shared {
+        self.near = Some((margin, capacity));
+        self
+    }
+
+    /// The solutions kept by [`Shared::keep_near_best`], cheapest first, with the improvements
+    /// among them; empty without it.
+    pub fn near_best(&self) -> Vec<Found<Vec<Action>>> {
+        self.near_best.lock().unwrap().clone()
     }
     /// Best total cost so far (`u32::MAX` when none).
     pub fn best(&self) -> u32 {
@@ -240,6 +260,24 @@ impl Shared {
     }
     /// Records a solution if it improves the best; returns whether it did.
     fn offer(&self, cost: u32, actions: &[Action]) -> bool {
+        if let Some((margin, capacity)) = self.near {
+            if cost <= self.best().saturating_add(margin) {
+                let mut near = self.near_best.lock().unwrap();
+                if !near.iter().any(|f| f.actions == actions) {
+                    let at = near.partition_point(|f| f.cost <= cost);
+                    near.insert(
+                        at,
+                        Found {
+                            cost,
+                            at_s: self.elapsed(),
+                            explored: self.explored(),
+                            actions: actions.to_vec(),
+                        },
+                    );
+                    near.truncate(capacity);
+                }
+            }
+        }
         let mut found = self.found.lock().unwrap();
         if cost >= self.best() {
             return false;

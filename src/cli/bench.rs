@@ -1,0 +1,374 @@
+//! `superopt bench <task> [FILES.s...] [--meter perf|tsc|model]`: times, in one process and
+//! on the same random inputs, the best kernels superopt found (from the search logs), the
+//! classic sorting-network kernel, compiled Rust baselines and any kernel files given, and
+//! writes a table, a CSV and a PNG bar chart.
+
+use crate::asm::{self, Syntax};
+use crate::latency::{self, model, Measurement, MeterKind, Runner, SampleConfig};
+use crate::log::SearchLog;
+use crate::oracle::{self, NativeConfig, Status};
+use crate::task::Task;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// What to bench and how.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Kernel files to add (one instruction per line, as `superopt verify` reads them).
+    pub files: Vec<PathBuf>,
+    /// Their syntax.
+    pub syntax: Syntax,
+    /// The meter; `None` picks perf where hardware counters work, else tsc.
+    pub meter: Option<MeterKind>,
+    /// Sampling of the real meters.
+    pub sampling: SampleConfig,
+    /// Folder whose `<task>/*.json` and `examples/*.json` logs are searched for kernels.
+    pub log_dir: PathBuf,
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Row {
+    /// What was timed: `network (3 comparators)`, `superopt shortest`, a file name, ...
+    pub subject: String,
+    /// Where it came from (a log or file path, `rustc`, `built in`).
+    pub source: String,
+    /// Program length in instructions (`ret` excluded); `None` for compiled baselines.
+    pub length: Option<usize>,
+    /// The meter's figure; `None` where the meter cannot measure the subject (the model on
+    /// compiled Rust).
+    pub measurement: Option<Measurement>,
+    /// The model's figure in cycles, for kernels.
+    pub model_cycles: Option<f64>,
+    /// `measurement.cycles` over the network row's (or, without a network, sort_unstable's).
+    pub ratio: Option<f64>,
+    /// `verified`, `tested, not proven`, `FAILS: ...`, or `compiled` / `overhead`.
+    pub status: String,
+}
+
+/// What `bench` measured.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchReport {
+    /// The task's name.
+    pub task: String,
+    /// The meter used.
+    pub meter: MeterKind,
+    /// The meter's own description.
+    pub meter_description: String,
+    /// Why hardware counters were not used, when they were not.
+    pub counters_unavailable: Option<String>,
+    /// The rows, in the order measured.
+    pub rows: Vec<Row>,
+}
+
+struct Subject {
+    row: Row,
+    runner: Runner,
+}
+
+/// Runs the bench. Errors: an unknown meter choice where it cannot run (`--meter perf`
+/// without counters), a kernel file that cannot be parsed or is not safe to run (with its
+/// line), or bad sampling settings.
+pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
+    let n = task.n;
+    let (mut meter, fallback) = latency::meter(opts.meter, &opts.sampling)?;
+    let counters_unavailable = match meter.kind() {
+        MeterKind::Perf => None,
+        _ => fallback.or_else(|| latency::hardware_counters().err()),
+    };
+    let mut subjects = Vec::new();
+    let kernel_row = |subject: String, source: String, length, status: String| Row {
+        subject,
+        source,
+        length: Some(length),
+        measurement: None,
+        model_cycles: None,
+        ratio: None,
+        status,
+    };
+    let compiled_row = |subject: &str, status: &str| Row {
+        subject: subject.into(),
+        source: "rustc".into(),
+        length: None,
+        measurement: None,
+        model_cycles: None,
+        ratio: None,
+        status: status.into(),
+    };
+    subjects.push(Subject {
+        row: Row {
+            length: Some(0),
+            ..compiled_row("empty (chain overhead)", "overhead")
+        },
+        runner: Runner::empty(n)?,
+    });
+    subjects.push(Subject {
+        row: compiled_row("empty function (call overhead)", "overhead"),
+        runner: Runner::empty_call(n)?,
+    });
+    if let Some(c) = crate::game::network::classic_comparators(n) {
+        let prog = crate::game::network::network_kernel(&task.scratch, n, c);
+        subjects.push(Subject {
+            row: kernel_row(
+                format!("network ({} comparators)", c.len()),
+                "built in".into(),
+                prog.len(),
+                "verified".into(),
+            ),
+            runner: Runner::kernel(&crate::isa::encode(&prog), model_state(&prog), n)?,
+        });
+    }
+    for (label, log_path, kernel) in logged_kernels(task, &opts.log_dir)? {
+        subjects.push(Subject {
+            row: kernel_row(
+                label,
+                log_path.display().to_string(),
+                kernel.decoded.len(),
+                "verified".into(),
+            ),
+            runner: Runner::kernel(&kernel.code, model::decoded_state(&kernel.decoded), n)?,
+        });
+    }
+    subjects.push(Subject {
+        row: compiled_row("rust sort_unstable", "compiled"),
+        runner: Runner::sort_unstable(n)?,
+    });
+    if let Some(r) = Runner::minmax_network(n) {
+        subjects.push(Subject {
+            row: compiled_row("rust min/max network", "compiled"),
+            runner: r?,
+        });
+    }
+    for file in &opts.files {
+        let kernel = asm::parse_file(file, opts.syntax)?;
+        if let Err((line, reason)) = kernel.check_safe(n) {
+            return Err(Error::Asm {
+                path: file.display().to_string(),
+                line,
+                message: format!("cannot be timed: {reason}"),
+            });
+        }
+        let verdict = oracle::verify_kernel(
+            task,
+            &kernel,
+            &NativeConfig {
+                random: 10_000,
+                ..NativeConfig::default()
+            },
+        )?;
+        let status = match verdict.status {
+            Status::Verified => "verified".to_string(),
+            Status::TestedNotProven => "tested, not proven".to_string(),
+            _ => format!("FAILS: {}", verdict.reason.unwrap_or_default()),
+        };
+        let name = file
+            .file_name()
+            .map_or(file.display().to_string(), |f| f.to_string_lossy().into());
+        subjects.push(Subject {
+            row: kernel_row(
+                name,
+                file.display().to_string(),
+                kernel.decoded.len(),
+                status,
+            ),
+            runner: Runner::kernel(&kernel.code, model::decoded_state(&kernel.decoded), n)?,
+        });
+    }
+
+    let inputs = latency::Inputs {
+        n,
+        per_pass: opts.sampling.inputs,
+        seed: opts.sampling.seed,
+    };
+    let runners: Vec<&Runner> = subjects.iter().map(|s| &s.runner).collect();
+    let measured = latency::measure_all(meter.as_mut(), &runners, &inputs, &opts.sampling)?;
+    let mut rows = Vec::new();
+    for (s, m) in subjects.iter().zip(measured) {
+        let mut row = s.row.clone();
+        row.measurement = m;
+        row.model_cycles = s
+            .runner
+            .model()
+            .map(|m| m.cycles())
+            .filter(|_| row.length.is_some_and(|l| l > 0));
+        rows.push(row);
+    }
+    let base = rows
+        .iter()
+        .find(|r| r.subject.starts_with("network"))
+        .or_else(|| rows.iter().find(|r| r.subject == "rust sort_unstable"))
+        .and_then(|r| r.measurement.as_ref().map(|m| m.cycles));
+    for r in &mut rows {
+        r.ratio = match (&r.measurement, base) {
+            (Some(m), Some(b)) if b > 0.0 => Some(m.cycles / b),
+            _ => None,
+        };
+    }
+    Ok(BenchReport {
+        task: task.name.clone(),
+        meter: meter.kind(),
+        meter_description: meter.describe(),
+        counters_unavailable,
+        rows,
+    })
+}
+
+fn model_state(prog: &[crate::isa::Insn]) -> model::ModelState {
+    let mut m = model::ModelState::default();
+    for &i in prog {
+        m.push(&model::Op::of_insn(i));
+    }
+    m
+}
+
+/// The verified kernels of `task` in the logs under `dir` (`<dir>/<task>/*.json` and
+/// `<dir>/examples/*.json`): the shortest (ties: lowest model latency) and, when it is another
+/// kernel, the one with the lowest model latency (ties: shortest). Unreadable logs are skipped
+/// with a warning on stderr.
+fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::Kernel)>> {
+    let mut found: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    for sub in [dir.join(&task.name), dir.join("examples")] {
+        let Ok(entries) = std::fs::read_dir(&sub) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            match SearchLog::read(&p) {
+                Ok(log) if log.task == task.name => {
+                    if let Some(k) = log.best.filter(|k| k.verified) {
+                        found.push((p, k.program_att));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("warning: skipping {e}"),
+            }
+        }
+    }
+    let mut kernels = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (path, att) in found {
+        if !seen.insert(att.clone()) {
+            continue;
+        }
+        let k = asm::parse_str(&att.join("\n"), Syntax::Att, &path.display().to_string())?;
+        let cycles = model::decoded_state(&k.decoded).ticks().0;
+        kernels.push((k.decoded.len(), cycles, path, k));
+    }
+    let shortest = kernels.iter().min_by_key(|k| (k.0, k.1)).cloned();
+    let fastest = kernels.iter().min_by_key(|k| (k.1, k.0)).cloned();
+    let mut out = Vec::new();
+    if let Some((_, _, p, k)) = shortest.clone() {
+        out.push(("superopt shortest".to_string(), p, k));
+    }
+    if let (Some(s), Some((_, _, p, k))) = (shortest, fastest) {
+        if s.2 != p {
+            out.push(("superopt lowest model latency".to_string(), p, k));
+        }
+    }
+    Ok(out)
+}
+
+/// The table, one line per row, with a header naming the meter.
+pub fn format_report(r: &BenchReport) -> String {
+    let mut s = String::new();
+    if let Some(why) = &r.counters_unavailable {
+        s.push_str(&format!("{why}; using the {} meter\n", r.meter.name()));
+    }
+    s.push_str(&format!("{}: meter {}\n", r.task, r.meter_description));
+    let unit = r.meter.unit();
+    s.push_str(&format!(
+        "{:<30} {:>6} {:>28} {:>8} {:>8} {:>7}  {}\n",
+        "subject",
+        "instrs",
+        format!("{unit}/call [95% CI]"),
+        "ns/call",
+        "ratio",
+        "model",
+        "status"
+    ));
+    for row in &r.rows {
+        let m = row.measurement.as_ref();
+        let figure = m.map_or("-".to_string(), |m| {
+            if m.samples == 0 {
+                format!("{:.2}", m.cycles)
+            } else {
+                format!("{:.2} [{:.2}, {:.2}]", m.cycles, m.interval.0, m.interval.1)
+            }
+        });
+        s.push_str(&format!(
+            "{:<30} {:>6} {:>28} {:>8} {:>8} {:>7}  {}\n",
+            row.subject,
+            row.length.map_or("-".into(), |l| l.to_string()),
+            figure,
+            m.and_then(|m| m.ns)
+                .map_or("-".into(), |ns| format!("{ns:.2}")),
+            row.ratio.map_or("-".into(), |x| format!("{x:.3}")),
+            row.model_cycles.map_or("-".into(), |c| format!("{c:.2}")),
+            row.status
+        ));
+    }
+    s
+}
+
+/// Writes the rows as CSV (header: `task,meter,unit,subject,source,length,cycles,low,high,
+/// ns,ratio,model_cycles,status`), atomically.
+pub fn write_csv(r: &BenchReport, path: &Path) -> Result<()> {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let f = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.4}"));
+    let mut out = String::from(
+        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status\n",
+    );
+    for row in &r.rows {
+        let m = row.measurement.as_ref();
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            r.task,
+            r.meter.name(),
+            q(r.meter.unit()),
+            q(&row.subject),
+            q(&row.source),
+            row.length.map_or(String::new(), |l| l.to_string()),
+            f(m.map(|m| m.cycles)),
+            f(m.map(|m| m.interval.0)),
+            f(m.map(|m| m.interval.1)),
+            f(m.and_then(|m| m.ns)),
+            f(row.ratio),
+            f(row.model_cycles),
+            q(&row.status)
+        ));
+    }
+    crate::log::write_atomic_with(path, |tmp| {
+        std::fs::write(tmp, &out).map_err(|e| Error::io(path, e))
+    })
+}
+
+/// Draws the rows with a figure as a bar chart (whiskers: the intervals).
+pub fn write_png(r: &BenchReport, path: &Path) -> Result<()> {
+    let bars: Vec<crate::plot::Bar> = r
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let m = row.measurement.as_ref()?;
+            Some(crate::plot::Bar {
+                label: row.subject.clone(),
+                value: m.cycles,
+                interval: (m.samples > 0).then_some(m.interval),
+            })
+        })
+        .collect();
+    crate::plot::bar_chart(
+        path,
+        &format!(
+            "{}: {} per call ({} meter)",
+            r.task,
+            r.meter.unit(),
+            r.meter.name()
+        ),
+        &format!("{} per call", r.meter.unit()),
+        &bars,
+    )
+}

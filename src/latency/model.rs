@@ -1,0 +1,486 @@
+//! The static latency model: a deterministic estimate of one call's cycles, for tests and as
+//! the cheap proxy during `search --objective latency`.
+//!
+//! # The microarchitecture: AMD Zen 4
+//!
+//! The machine this project is developed and benchmarked on is an AMD EPYC of family 19h,
+//! model 11h (Zen 4), so the table describes Zen 4. Figures are from uops.info's Zen 4
+//! measurements and Agner Fog's "Instruction tables" (2022 edition, AMD Zen 4 section), with
+//! the pipe counts of AMD's "Software Optimization Guide for AMD Family 19h Processors"
+//! (publication 56665, sections 2.9-2.12):
+//!
+//! | class | instructions | latency (cycles) | pipes |
+//! |---|---|---|---|
+//! | load | `mov r32, [rdi + k]` | 4 (load-to-use, simple address) | 3 load pipes |
+//! | store | `mov [rdi + k], r32` | 1 to complete; a later load of the same slot sees it 6 cycles after its data is ready (store-to-load forwarding) | 2 store pipes |
+//! | move | `mov r, r` | 0 (eliminated at register renaming, SOG 19h §2.9.4 "Zero Cycle Move") | none |
+//! | ALU | `cmp r, r` and any other integer instruction | 1 | 4 ALU pipes |
+//! | cmov | `cmovcc r, r` | 1 (from each source and the flags) | 2 of the 4 ALU pipes (reciprocal throughput 0.5) |
+//!
+//! Dispatch: 6 instructions per cycle.
+//!
+//! # The figure
+//!
+//! One call in isolation, starting at cycle 0 with `rdi` ready:
+//! `cycles = max(critical path, instructions / 6, ALU-pipe instructions / 4, cmovs / 2,
+//! loads / 3, stores / 2)`. The critical path follows true dependencies only (registers,
+//! flags, and stores to loads of the same slot): register renaming removes the false ones. It
+//! ends when the last instruction completes (a store one cycle after its data is ready). The
+//! resource bounds are the port-pressure bounds of a perfectly balanced schedule. Figures are
+//! exact multiples of 1/12 cycle (12 is the least common multiple of the pipe counts), so the
+//! model is computed in integers and is bit-for-bit deterministic.
+//!
+//! What it ignores: front-end effects (decode, the op cache), branch prediction (there are no
+//! branches), scheduler-queue limits, and the cost of the call itself. It is a proxy for
+//! ranking kernels, not a prediction of a stopwatch; `bench` prints it beside real meters.
+
+use crate::isa::{Insn, Reg};
+use iced_x86::{Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register};
+
+/// The microarchitecture the model describes, as printed in reports.
+pub const MICROARCHITECTURE: &str = "AMD Zen 4";
+
+/// Units of the model's figures per cycle.
+pub const TICKS_PER_CYCLE: u32 = 12;
+
+/// Load-to-use latency in cycles.
+const LOAD_LATENCY: u16 = 4;
+/// Cycles from a store's data being ready until a later load of the same slot has it.
+const FORWARD_LATENCY: u16 = 6;
+/// Instructions dispatched per cycle.
+const DISPATCH_WIDTH: u32 = 6;
+/// Integer ALU pipes.
+const ALU_PIPES: u32 = 4;
+/// ALU pipes that execute cmov.
+const CMOV_PIPES: u32 = 2;
+/// Load pipes.
+const LOAD_PIPES: u32 = 3;
+/// Store pipes.
+const STORE_PIPES: u32 = 2;
+
+/// What an instruction is, for the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpClass {
+    /// A load from memory into a register.
+    Load,
+    /// A store of a register to memory.
+    Store,
+    /// A register-to-register `mov` (eliminated at renaming).
+    Move,
+    /// `cmovcc` between registers.
+    Cmov,
+    /// Any other instruction: one cycle on an ALU pipe.
+    Alu,
+}
+
+/// One instruction as the model sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Op {
+    /// The class, which fixes latency and pipes.
+    pub class: OpClass,
+    /// General-purpose registers read, one bit per register (bit `i` = the `i`-th of rax, rcx,
+    /// rdx, rbx, rsp, rbp, rsi, rdi, r8-r15; sub-registers count as their 64-bit register).
+    pub reads: u16,
+    /// General-purpose registers written, same bits.
+    pub writes: u16,
+    /// Whether it reads the arithmetic flags.
+    pub reads_flags: bool,
+    /// Whether it writes the arithmetic flags.
+    pub writes_flags: bool,
+    /// For a load or store at `[rdi + 4k]` with `k < 8`, the slot `k` (for store forwarding).
+    pub slot: Option<u8>,
+}
+
+/// Bit of a register in [`Op::reads`] / [`Op::writes`]; `None` for non-GPRs.
+fn gpr_bit(r: Register) -> Option<u16> {
+    let full = r.full_register();
+    if !full.is_gpr64() {
+        return None;
+    }
+    Some(1 << (full as u32 - Register::RAX as u32))
+}
+
+/// Bit of `rdi`, which holds the array pointer (ready at cycle 0).
+const RDI_BIT: u16 = 1 << 7;
+
+impl Op {
+    /// The model's view of a game instruction.
+    pub fn of_insn(insn: Insn) -> Op {
+        let bit = |r: Reg| gpr_bit(r.iced()).expect("game registers are GPRs");
+        let base = Op {
+            class: OpClass::Alu,
+            reads: 0,
+            writes: 0,
+            reads_flags: false,
+            writes_flags: false,
+            slot: None,
+        };
+        match insn {
+            Insn::Load { dst, slot } => Op {
+                class: OpClass::Load,
+                reads: RDI_BIT,
+                writes: bit(dst),
+                slot: Some(slot),
+                ..base
+            },
+            Insn::Store { slot, src } => Op {
+                class: OpClass::Store,
+                reads: RDI_BIT | bit(src),
+                slot: Some(slot),
+                ..base
+            },
+            Insn::Mov { dst, src } => Op {
+                class: OpClass::Move,
+                reads: bit(src),
+                writes: bit(dst),
+                ..base
+            },
+            Insn::Cmp { a, b } => Op {
+                class: OpClass::Alu,
+                reads: bit(a) | bit(b),
+                writes_flags: true,
+                ..base
+            },
+            Insn::Cmov { dst, src, .. } => Op {
+                class: OpClass::Cmov,
+                reads: bit(dst) | bit(src),
+                writes: bit(dst),
+                reads_flags: true,
+                ..base
+            },
+        }
+    }
+
+    /// The model's view of any decoded instruction (e.g. from a user's `.s` file), using
+    /// iced-x86's instruction info for the registers and flags it reads and writes.
+    pub fn of_iced(ins: &Instruction, info: &mut InstructionInfoFactory) -> Op {
+        let i = info.info(ins);
+        let (mut reads, mut writes) = (0u16, 0u16);
+        for u in i.used_registers() {
+            let Some(bit) = gpr_bit(u.register()) else {
+                continue;
+            };
+            match u.access() {
+                OpAccess::Read | OpAccess::CondRead => reads |= bit,
+                OpAccess::Write => writes |= bit,
+                // A conditional write keeps the old value when it does not happen: a read too.
+                OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite => {
+                    reads |= bit;
+                    writes |= bit;
+                }
+                _ => {}
+            }
+        }
+        // A 32-bit write zero-extends: `mov eax, ecx` does not read rax, which iced reports
+        // as a plain write already; nothing to adjust.
+        let mem = (0..ins.op_count()).find(|&k| ins.op_kind(k) == OpKind::Memory);
+        let slot = mem.and_then(|_| {
+            let d = ins.memory_displacement64() as i64;
+            (ins.memory_base() == Register::RDI
+                && ins.memory_index() == Register::None
+                && d >= 0
+                && d % 4 == 0
+                && d / 4 < 8)
+                .then_some((d / 4) as u8)
+        });
+        let class = match (ins.mnemonic(), mem) {
+            (Mnemonic::Mov, Some(0)) => OpClass::Store,
+            (Mnemonic::Mov, Some(_)) => OpClass::Load,
+            (Mnemonic::Mov, None) => OpClass::Move,
+            (m, None) if is_cmov(m) => OpClass::Cmov,
+            _ => OpClass::Alu,
+        };
+        Op {
+            class,
+            reads,
+            writes,
+            reads_flags: ins.rflags_read() != 0,
+            writes_flags: ins.rflags_modified() != 0,
+            slot: if matches!(class, OpClass::Load | OpClass::Store) {
+                slot
+            } else {
+                None
+            },
+        }
+    }
+}
+
+fn is_cmov(m: Mnemonic) -> bool {
+    format!("{m:?}").starts_with("Cmov")
+}
+
+/// The model's running state over a program prefix: when each value becomes ready and how
+/// many instructions of each kind there are. Small and `Copy`, so the game keeps one per
+/// state. All times in cycles from the call's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ModelState {
+    /// Cycle at which each general-purpose register's current value is ready.
+    pub ready: [u16; 16],
+    /// Cycle at which the flags are ready.
+    pub flags_ready: u16,
+    /// Cycle at which a later load of slot `k` would have the stored value (0 = never stored).
+    slot_ready: [u16; 8],
+    /// Completion of the last instruction to complete.
+    pub end: u16,
+    /// Instructions so far.
+    pub count: u16,
+    /// Instructions on ALU pipes (cmov included).
+    pub alu: u16,
+    /// cmov instructions.
+    pub cmov: u16,
+    /// Loads.
+    pub loads: u16,
+    /// Stores.
+    pub stores: u16,
+}
+
+impl ModelState {
+    /// Appends one instruction.
+    pub fn push(&mut self, op: &Op) {
+        let mut start = 0u16;
+        for i in 0..16 {
+            if op.reads & (1 << i) != 0 {
+                start = start.max(self.ready[i]);
+            }
+        }
+        if op.reads_flags {
+            start = start.max(self.flags_ready);
+        }
+        let latency = match op.class {
+            OpClass::Load => {
+                if let Some(k) = op.slot {
+                    start = start.max(self.slot_ready[k as usize]);
+                }
+                LOAD_LATENCY
+            }
+            OpClass::Store => 1,
+            OpClass::Move => 0,
+            OpClass::Cmov | OpClass::Alu => 1,
+        };
+        let done = start + latency;
+        for i in 0..16 {
+            if op.writes & (1 << i) != 0 {
+                self.ready[i] = done;
+            }
+        }
+        if op.writes_flags {
+            self.flags_ready = done;
+        }
+        if op.class == OpClass::Store {
+            if let Some(k) = op.slot {
+                self.slot_ready[k as usize] = start + FORWARD_LATENCY;
+            }
+        }
+        self.end = self.end.max(done);
+        self.count += 1;
+        match op.class {
+            OpClass::Load => self.loads += 1,
+            OpClass::Store => self.stores += 1,
+            OpClass::Move => {}
+            OpClass::Cmov => {
+                self.cmov += 1;
+                self.alu += 1;
+            }
+            OpClass::Alu => self.alu += 1,
+        }
+    }
+
+    /// The figure in 1/12 cycles ([`TICKS_PER_CYCLE`]) with the bound that sets it.
+    pub fn ticks(&self) -> (u32, Bound) {
+        let t = TICKS_PER_CYCLE;
+        let per = |count: u16, width: u32| count as u32 * t / width;
+        [
+            (self.end as u32 * t, Bound::CriticalPath),
+            (per(self.count, DISPATCH_WIDTH), Bound::Dispatch),
+            (per(self.alu, ALU_PIPES), Bound::AluPipes),
+            (per(self.cmov, CMOV_PIPES), Bound::CmovPipes),
+            (per(self.loads, LOAD_PIPES), Bound::LoadPipes),
+            (per(self.stores, STORE_PIPES), Bound::StorePipes),
+        ]
+        .into_iter()
+        // The first of equal bounds wins: the critical path, when it ties.
+        .fold((0, Bound::CriticalPath), |best, b| {
+            if b.0 > best.0 {
+                b
+            } else {
+                best
+            }
+        })
+    }
+
+    /// The figure in cycles.
+    pub fn cycles(&self) -> f64 {
+        self.ticks().0 as f64 / TICKS_PER_CYCLE as f64
+    }
+}
+
+/// Which term of the model's maximum sets the figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// The longest chain of true dependencies.
+    CriticalPath,
+    /// Six instructions per cycle.
+    Dispatch,
+    /// Four ALU pipes.
+    AluPipes,
+    /// Two cmov pipes.
+    CmovPipes,
+    /// Three load pipes.
+    LoadPipes,
+    /// Two store pipes.
+    StorePipes,
+}
+
+impl Bound {
+    /// A short name for reports: `critical path`, `dispatch`, `ALU pipes`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Bound::CriticalPath => "critical path",
+            Bound::Dispatch => "dispatch",
+            Bound::AluPipes => "ALU pipes",
+            Bound::CmovPipes => "cmov pipes",
+            Bound::LoadPipes => "load pipes",
+            Bound::StorePipes => "store pipes",
+        }
+    }
+}
+
+/// The model's figure for a whole game program, in cycles.
+pub fn program_cycles(program: &[Insn]) -> f64 {
+    let mut m = ModelState::default();
+    for &i in program {
+        m.push(&Op::of_insn(i));
+    }
+    m.cycles()
+}
+
+/// The model's state after a decoded kernel (e.g. a user's `.s` file).
+pub fn decoded_state(decoded: &[Instruction]) -> ModelState {
+    let mut info = InstructionInfoFactory::new();
+    let mut m = ModelState::default();
+    for ins in decoded {
+        m.push(&Op::of_iced(ins, &mut info));
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa::Cond;
+    use Reg::*;
+
+    fn state(program: &[Insn]) -> ModelState {
+        let mut m = ModelState::default();
+        for &i in program {
+            m.push(&Op::of_insn(i));
+        }
+        m
+    }
+
+    fn cmov(dst: Reg, src: Reg) -> Insn {
+        Insn::Cmov {
+            cc: Cond::L,
+            dst,
+            src,
+        }
+    }
+
+    #[test]
+    fn dependent_chain_is_slower_than_independent_instructions() {
+        let cmp = Insn::Cmp { a: Eax, b: Ecx };
+        // Four cmovs, each reading the previous one's result.
+        let chain = [
+            cmp,
+            cmov(Edx, Eax),
+            cmov(Esi, Edx),
+            cmov(R8d, Esi),
+            cmov(R9d, R8d),
+        ];
+        // Four cmovs into different registers from registers nobody writes.
+        let wide = [
+            cmp,
+            cmov(Edx, Eax),
+            cmov(Esi, Eax),
+            cmov(R8d, Ecx),
+            cmov(R9d, Ecx),
+        ];
+        let (c, w) = (state(&chain), state(&wide));
+        assert_eq!(c.ticks(), (5 * 12, Bound::CriticalPath));
+        // 2 cycles: the cmp, then the four cmovs on the two cmov pipes take 2 cycles, which
+        // bounds them (critical path 2, cmov pipes 4/2 = 2).
+        assert_eq!(w.ticks(), (2 * 12, Bound::CriticalPath));
+        assert!(c.cycles() > w.cycles());
+    }
+
+    #[test]
+    fn the_same_program_gives_the_same_figure() {
+        let p = [
+            Insn::Load { dst: Eax, slot: 0 },
+            Insn::Load { dst: Ecx, slot: 1 },
+            Insn::Mov { dst: Edx, src: Eax },
+            Insn::Cmp { a: Eax, b: Ecx },
+            cmov(Eax, Ecx),
+            Insn::Cmov {
+                cc: Cond::L,
+                dst: Ecx,
+                src: Edx,
+            },
+            Insn::Store { slot: 0, src: Eax },
+            Insn::Store { slot: 1, src: Ecx },
+        ];
+        // load 4, mov 0, cmp 1, cmov 1, store 1.
+        assert_eq!(program_cycles(&p), 7.0);
+        assert_eq!(program_cycles(&p), program_cycles(&p));
+        assert_eq!(state(&p).ticks().1, Bound::CriticalPath);
+    }
+
+    #[test]
+    fn store_then_load_of_the_same_slot_waits_for_forwarding() {
+        let p = [
+            Insn::Load { dst: Eax, slot: 0 },
+            Insn::Store { slot: 1, src: Eax },
+            Insn::Load { dst: Ecx, slot: 1 },
+        ];
+        // load 4; store data ready at 4; forwarded at 4 + 6 = 10; load done at 14.
+        assert_eq!(state(&p).end, 14);
+    }
+
+    #[test]
+    fn resource_bounds_take_over_for_wide_programs() {
+        // 12 independent loads: critical path 4, load pipes 12 / 3 = 4, dispatch 2: ties go
+        // to the critical path. 15 loads: 5 cycles on the load pipes.
+        let loads: Vec<Insn> = (0..15)
+            .map(|k| Insn::Load {
+                dst: Reg::ALL[k % 8],
+                slot: (k % 5) as u8,
+            })
+            .collect();
+        assert_eq!(state(&loads[..12]).ticks(), (48, Bound::CriticalPath));
+        assert_eq!(state(&loads).ticks(), (60, Bound::LoadPipes));
+    }
+
+    #[test]
+    fn decoded_instructions_match_game_instructions() {
+        let p = [
+            Insn::Load { dst: Eax, slot: 0 },
+            Insn::Load { dst: R9d, slot: 2 },
+            Insn::Mov { dst: Edx, src: Eax },
+            Insn::Cmp { a: Eax, b: R9d },
+            cmov(Eax, R9d),
+            Insn::Cmov {
+                cc: Cond::Ge,
+                dst: R9d,
+                src: Edx,
+            },
+            Insn::Store { slot: 0, src: Eax },
+            Insn::Store { slot: 2, src: R9d },
+        ];
+        let mut info = InstructionInfoFactory::new();
+        for &i in &p {
+            assert_eq!(Op::of_iced(&i.to_iced(), &mut info), Op::of_insn(i), "{i}");
+        }
+        let decoded: Vec<Instruction> = p.iter().map(|i| i.to_iced()).collect();
+        assert_eq!(decoded_state(&decoded), state(&p));
+    }
+}
