@@ -60,8 +60,8 @@ pub struct LoggedLatency {
     pub ratio: Option<f64>,
     /// The static model's figure for the kernel, in cycles.
     pub model_cycles: f64,
-    /// Distinct finalists measured (the kernels the search found within one model cycle of its
-    /// best).
+    /// Distinct finalists measured (the kernels the search found within two model cycles of
+    /// its best).
     pub finalists: usize,
 }
 

@@ -222,11 +222,13 @@ fn model_state(prog: &[crate::isa::Insn]) -> model::ModelState {
 }
 
 /// The verified kernels of `task` in the logs under `dir` (`<dir>/<task>/*.json` and
-/// `<dir>/examples/*.json`): the shortest (ties: lowest model latency) and, when it is another
-/// kernel, the one with the lowest model latency (ties: shortest). Unreadable logs are skipped
-/// with a warning on stderr.
+/// `<dir>/examples/*.json`), each at most once: `superopt latency search` (the kernel of the
+/// most recent `--objective latency` log, chosen there by a real meter), `superopt shortest`
+/// (ties: lowest model latency) and `superopt lowest model latency` (ties: shortest).
+/// Unreadable logs are skipped with a warning on stderr.
 fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::Kernel)>> {
-    let mut found: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    // (path, started, from a latency search, AT&T lines)
+    let mut found: Vec<(PathBuf, String, bool, Vec<String>)> = Vec::new();
     for sub in [dir.join(&task.name), dir.join("examples")] {
         let Ok(entries) = std::fs::read_dir(&sub) else {
             continue;
@@ -239,8 +241,10 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
         for p in paths {
             match SearchLog::read(&p) {
                 Ok(log) if log.task == task.name => {
+                    let latency =
+                        log.config.get("objective").and_then(|o| o.as_str()) == Some("latency");
                     if let Some(k) = log.best.filter(|k| k.verified) {
-                        found.push((p, k.program_att));
+                        found.push((p, log.started, latency, k.program_att));
                     }
                 }
                 Ok(_) => {}
@@ -248,25 +252,52 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
             }
         }
     }
-    let mut kernels = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (path, att) in found {
-        if !seen.insert(att.clone()) {
-            continue;
-        }
-        let k = asm::parse_str(&att.join("\n"), Syntax::Att, &path.display().to_string())?;
-        let cycles = model::decoded_state(&k.decoded).ticks().0;
-        kernels.push((k.decoded.len(), cycles, path, k));
+    struct Logged {
+        path: PathBuf,
+        started: String,
+        latency: bool,
+        ticks: u32,
+        kernel: asm::Kernel,
     }
-    let shortest = kernels.iter().min_by_key(|k| (k.0, k.1)).cloned();
-    let fastest = kernels.iter().min_by_key(|k| (k.1, k.0)).cloned();
-    let mut out = Vec::new();
-    if let Some((_, _, p, k)) = shortest.clone() {
-        out.push(("superopt shortest".to_string(), p, k));
+    let mut kernels: Vec<Logged> = Vec::new();
+    for (path, started, latency, att) in found {
+        let kernel = asm::parse_str(&att.join("\n"), Syntax::Att, &path.display().to_string())?;
+        let ticks = model::decoded_state(&kernel.decoded).ticks().0;
+        kernels.push(Logged {
+            path,
+            started,
+            latency,
+            ticks,
+            kernel,
+        });
     }
-    if let (Some(s), Some((_, _, p, k))) = (shortest, fastest) {
-        if s.2 != p {
-            out.push(("superopt lowest model latency".to_string(), p, k));
+    let picks = [
+        (
+            "superopt latency search",
+            kernels
+                .iter()
+                .filter(|k| k.latency)
+                .max_by(|a, b| a.started.cmp(&b.started)),
+        ),
+        (
+            "superopt shortest",
+            kernels
+                .iter()
+                .min_by_key(|k| (k.kernel.decoded.len(), k.ticks)),
+        ),
+        (
+            "superopt lowest model latency",
+            kernels
+                .iter()
+                .min_by_key(|k| (k.ticks, k.kernel.decoded.len())),
+        ),
+    ];
+    let mut out: Vec<(String, PathBuf, asm::Kernel)> = Vec::new();
+    for (label, pick) in picks {
+        if let Some(k) = pick {
+            if !out.iter().any(|o| o.2.code == k.kernel.code) {
+                out.push((label.to_string(), k.path.clone(), k.kernel.clone()));
+            }
         }
     }
     Ok(out)

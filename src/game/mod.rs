@@ -386,24 +386,58 @@ impl SortGame {
 }
 
 impl SortGame {
+    /// Under latency: the earliest cycle at which any new value can be ready (a `cmovcc` one
+    /// cycle after the earliest live register, after a `cmp` first when the flags are
+    /// undefined), and for each slot the earliest its sorted column can be ready (held now,
+    /// or new). Returns `(earliest new value, latest slot)`.
+    fn slot_times(&self, s: &GameState) -> (u16, u16) {
+        let live = Reg::ALL.iter().filter(|&&r| s.cpu.reg_defined(r));
+        let m = live
+            .map(|&r| s.model.ready[gpr_index(r)])
+            .min()
+            .unwrap_or(0);
+        let fresh = if s.cpu.flags_defined() {
+            (m + 1).min(s.model.flags_ready.max(m) + 1)
+        } else {
+            m + 2
+        };
+        let latest = self
+            .targets
+            .iter()
+            .map(|col| {
+                Reg::ALL
+                    .iter()
+                    .filter(|&&r| s.cpu.reg_defined(r) && s.cpu.reg(r) == &col[..])
+                    .map(|&r| s.model.ready[gpr_index(r)])
+                    .min()
+                    .map_or(fresh, |held| held.min(fresh))
+            })
+            .max()
+            .unwrap_or(0);
+        (fresh, latest)
+    }
+
+    /// Under latency: a lower bound, in cycles, on the critical path of any completion of `s`:
+    /// every slot's column must be ready (see [`SortGame::slot_times`]) and then stored (one
+    /// cycle). Admissible: no instruction completes before its sources are ready.
+    fn latency_bound(&self, s: &GameState) -> u16 {
+        self.slot_times(s).1 + 1
+    }
+
     /// Under latency: the estimated cost still to come from latency, given `len_estimate`
     /// instructions still to come. Each comparator left (4 instructions) is taken to add one
-    /// layer of `cmp` + `cmovcc` (2 cycles) when `n / 2` comparators share a layer, and the
-    /// stores one cycle; added to the latest ready time of the live registers.
+    /// layer of `cmp` + `cmovcc` (2 cycles) when `n / 2` comparators share a layer, starting
+    /// from the earliest new value, then a cycle for the stores; never below
+    /// [`SortGame::latency_bound`].
     fn latency_estimate(&self, s: &GameState, len_estimate: f32) -> f32 {
         let n = self.tv.n as f32;
         let comparators = ((len_estimate - n) / 4.0).max(0.0);
         let layers = (comparators / (n / 2.0).floor().max(1.0)).ceil();
-        let latest = Reg::ALL
-            .iter()
-            .filter(|&&r| s.cpu.reg_defined(r))
-            .map(|&r| s.model.ready[gpr_index(r)])
-            .max()
-            .unwrap_or(0) as f32;
+        let (fresh, latest) = self.slot_times(s);
+        let end = (fresh as f32 - 1.0 + 2.0 * layers + 1.0).max(latest as f32 + 1.0);
         let t = crate::latency::model::TICKS_PER_CYCLE as f32;
         let now = s.model.ticks().0 as f32;
-        let end = ((latest + 2.0 * layers + 1.0) * t).max(now);
-        LATENCY_WEIGHT as f32 * (end - now)
+        LATENCY_WEIGHT as f32 * (end * t - now).max(0.0)
     }
 
     /// Under latency, the part of the transposition key beyond the CPU state: each defined
@@ -659,7 +693,15 @@ impl Environment for SortGame {
     fn lower_bound(&self, s: &GameState) -> u32 {
         let missing = self.missing_targets(s);
         let cmp = u32::from(missing > 0 && !s.cpu.flags_defined());
-        self.tv.n as u32 + missing + cmp
+        let len = self.tv.n as u32 + missing + cmp;
+        match self.objective {
+            Objective::Length => len,
+            Objective::Latency => {
+                let t = crate::latency::model::TICKS_PER_CYCLE;
+                let now = s.model.ticks().0;
+                len + LATENCY_WEIGHT * (t * self.latency_bound(s) as u32).saturating_sub(now)
+            }
+        }
     }
 
     fn estimate(&self, s: &GameState) -> f32 {
