@@ -63,6 +63,10 @@ pub struct LoggedLatency {
     /// Distinct finalists measured (the kernels the search found within two model cycles of
     /// its best).
     pub finalists: usize,
+    /// Whether the kernel is the classic network itself, measured beside the finalists and
+    /// faster than all of them (the search found nothing faster).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baseline: bool,
 }
 
 /// Everything a search log holds.

@@ -758,6 +758,13 @@ fn print_search(
                     l.cycles, l.unit, l.meter, l.model_cycles, l.finalists
                 )
                 .map_err(stdout_err)?;
+                if l.baseline {
+                    writeln!(
+                        w,
+                        "no kernel the search found measured faster than the classic network; this is the network"
+                    )
+                    .map_err(stdout_err)?;
+                }
             }
             writeln!(w, "\nAT&T (GNU as):").map_err(stdout_err)?;
             for l in &b.program_att {

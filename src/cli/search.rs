@@ -414,8 +414,9 @@ pub const FINALISTS: usize = 64;
 /// Under `--objective latency`: measures the distinct finalists (the improvements and the
 /// solutions kept within two model cycles of the best, at most [`FINALISTS`], cheapest in the
 /// model first) with the real meter, beside the classic network kernel, in one
-/// [`crate::latency::measure_all`] run; each distinct program is measured once. Returns the
-/// programs ordered from slowest to fastest measured, with their figures in the same order.
+/// [`crate::latency::measure_all`] run; each distinct program is measured once. The network
+/// is a candidate too (flagged [`LoggedLatency::baseline`]). Returns the programs ordered from
+/// slowest to fastest measured, with their figures in the same order.
 ///
 /// Errors: `--meter perf` without hardware counters; a JIT that cannot run.
 fn rank_by_meter(
@@ -505,16 +506,37 @@ fn rank_by_meter(
                     ratio: network_cycles.map(|b| m.cycles / b),
                     model_cycles: model::program_cycles(p),
                     finalists: programs.len(),
+                    baseline: false,
                 },
             ))
         })
         .collect();
+    // The network competes too, so that the answer is never slower than it (as STOKE starts
+    // from the compiler's code); the report says when it wins.
+    if let (Some(net), Some(Some(m))) = (network, figures.last()) {
+        ranked.push((
+            net.clone(),
+            LoggedLatency {
+                meter: m.meter.name().into(),
+                unit: m.meter.unit().into(),
+                cycles: m.cycles,
+                interval: m.interval,
+                network_cycles,
+                ratio: Some(1.0),
+                model_cycles: model::program_cycles(&net),
+                finalists: programs.len(),
+                baseline: true,
+            },
+        ));
+    }
     // Slowest first, so that the fastest is tried first by the caller (which reads from the
-    // end); among equal medians, the one the model prefers.
+    // end); among equal medians, the one the model prefers, and a found kernel before the
+    // network.
     ranked.sort_by(|a, b| {
         b.1.cycles
             .total_cmp(&a.1.cycles)
             .then(b.1.model_cycles.total_cmp(&a.1.model_cycles))
+            .then(a.1.baseline.cmp(&b.1.baseline).reverse())
     });
     Ok(ranked.into_iter().unzip())
 }
@@ -531,6 +553,7 @@ fn model_only(p: &[crate::isa::Insn]) -> LoggedLatency {
         ratio: None,
         model_cycles: c,
         finalists: 1,
+        baseline: false,
     }
 }
 

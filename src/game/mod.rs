@@ -442,8 +442,8 @@ impl SortGame {
 
     /// Under latency, the part of the transposition key beyond the CPU state: each defined
     /// register's column paired with its ready time (sorted, so renaming registers does not
-    /// change it), the flags' ready time, the latest completion, the instruction count and the
-    /// pipe counts.
+    /// change it), the flags' ready time, the latest completion, the instruction count, the
+    /// pipe counts and the pipes taken in each cycle.
     fn timing_key(&self, s: &GameState) -> u64 {
         let m = &s.model;
         let mut regs: Vec<u64> = Reg::ALL
@@ -458,7 +458,7 @@ impl SortGame {
                 | (m.alu as u64) << 32
                 | (m.cmov as u64) << 48,
         );
-        h = mix64(h ^ m.count as u64);
+        h = mix64(h ^ m.count as u64 ^ (m.pipe_hash() << 16));
         for r in regs {
             h = mix64(h ^ r);
         }

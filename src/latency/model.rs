@@ -22,13 +22,16 @@
 //! # The figure
 //!
 //! One call in isolation, starting at cycle 0 with `rdi` ready:
-//! `cycles = max(critical path, instructions / 6, ALU-pipe instructions / 4, cmovs / 2,
-//! loads / 3, stores / 2)`. The critical path follows true dependencies only (registers,
-//! flags, and stores to loads of the same slot): register renaming removes the false ones. It
-//! ends when the last instruction completes (a store one cycle after its data is ready). The
-//! resource bounds are the port-pressure bounds of a perfectly balanced schedule. Figures are
-//! exact multiples of 1/12 cycle (12 is the least common multiple of the pipe counts), so the
-//! model is computed in integers and is bit-for-bit deterministic.
+//! `cycles = max(schedule length, instructions / 6, ALU-pipe instructions / 4, cmovs / 2,
+//! loads / 3, stores / 2)`. The schedule follows true dependencies only (registers, flags,
+//! and stores to loads of the same slot; register renaming removes the false ones) and places
+//! each instruction, in program order, in the first cycle at which its sources are ready and
+//! a pipe of its kind is free (the oldest-first choice of an out-of-order scheduler), so it is
+//! the critical path stretched by port contention. It ends when the last instruction
+//! completes (a store one cycle after its data is ready). The other terms are the
+//! port-pressure bounds of a perfectly balanced schedule. Figures are exact multiples of 1/12
+//! cycle (12 is the least common multiple of the pipe counts), so the model is computed in
+//! integers and is bit-for-bit deterministic.
 //!
 //! What it ignores: front-end effects (decode, the op cache), branch prediction (there are no
 //! branches), scheduler-queue limits, and the cost of the call itself. It is a proxy for
@@ -212,7 +215,7 @@ fn is_cmov(m: Mnemonic) -> bool {
 /// The model's running state over a program prefix: when each value becomes ready and how
 /// many instructions of each kind there are. Small and `Copy`, so the game keeps one per
 /// state. All times in cycles from the call's start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ModelState {
     /// Cycle at which each general-purpose register's current value is ready.
     pub ready: [u16; 16],
@@ -232,9 +235,56 @@ pub struct ModelState {
     pub loads: u16,
     /// Stores.
     pub stores: u16,
+    /// Pipes taken in each of the first [`SCHEDULED_CYCLES`] cycles: bits 0-2 ALU, 3-4
+    /// cmov, 5-6 load, 7-8 store.
+    pipes: [u16; SCHEDULED_CYCLES],
 }
 
+/// Cycles over which [`ModelState`] tracks pipe use; later instructions are not delayed by
+/// pipe contention (no kernel of n <= 7 gets near).
+pub const SCHEDULED_CYCLES: usize = 64;
+
+impl Default for ModelState {
+    fn default() -> Self {
+        ModelState {
+            ready: [0; 16],
+            flags_ready: 0,
+            slot_ready: [0; 8],
+            end: 0,
+            count: 0,
+            alu: 0,
+            cmov: 0,
+            loads: 0,
+            stores: 0,
+            pipes: [0; SCHEDULED_CYCLES],
+        }
+    }
+}
+
+/// `(shift, mask, pipes)` of each pipe group in [`ModelState::pipes`].
+const ALU_FIELD: (u32, u16, u16) = (0, 0b111, ALU_PIPES as u16);
+const CMOV_FIELD: (u32, u16, u16) = (3, 0b11, CMOV_PIPES as u16);
+const LOAD_FIELD: (u32, u16, u16) = (5, 0b11, LOAD_PIPES as u16);
+const STORE_FIELD: (u32, u16, u16) = (7, 0b11, STORE_PIPES as u16);
+
 impl ModelState {
+    /// The first cycle at or after `from` with a free pipe in every group of `fields`, which
+    /// it then takes.
+    fn issue(&mut self, from: u16, fields: &[(u32, u16, u16)]) -> u16 {
+        let mut c = from as usize;
+        while c < SCHEDULED_CYCLES {
+            let w = self.pipes[c];
+            if fields.iter().all(|&(sh, mask, cap)| (w >> sh) & mask < cap) {
+                for &(sh, _, _) in fields {
+                    self.pipes[c] += 1 << sh;
+                }
+                return c as u16;
+            }
+            c += 1;
+        }
+        from.max(SCHEDULED_CYCLES as u16)
+    }
+
     /// Appends one instruction.
     pub fn push(&mut self, op: &Op) {
         let mut start = 0u16;
@@ -256,6 +306,15 @@ impl ModelState {
             OpClass::Store => 1,
             OpClass::Move => 0,
             OpClass::Cmov | OpClass::Alu => 1,
+        };
+        // In program order, each instruction takes the first cycle with a free pipe of its
+        // kind (the oldest-first choice of an out-of-order scheduler).
+        let start = match op.class {
+            OpClass::Load => self.issue(start, &[LOAD_FIELD]),
+            OpClass::Store => self.issue(start, &[STORE_FIELD]),
+            OpClass::Move => start,
+            OpClass::Cmov => self.issue(start, &[ALU_FIELD, CMOV_FIELD]),
+            OpClass::Alu => self.issue(start, &[ALU_FIELD]),
         };
         let done = start + latency;
         for i in 0..16 {
@@ -306,6 +365,13 @@ impl ModelState {
                 best
             }
         })
+    }
+
+    /// A hash of the pipes taken per cycle (for transposition keys).
+    pub fn pipe_hash(&self) -> u64 {
+        self.pipes
+            .iter()
+            .fold(0u64, |h, &w| crate::search::mix64(h ^ w as u64))
     }
 
     /// The figure in cycles.
@@ -407,9 +473,8 @@ mod tests {
         ];
         let (c, w) = (state(&chain), state(&wide));
         assert_eq!(c.ticks(), (5 * 12, Bound::CriticalPath));
-        // 2 cycles: the cmp, then the four cmovs on the two cmov pipes take 2 cycles, which
-        // bounds them (critical path 2, cmov pipes 4/2 = 2).
-        assert_eq!(w.ticks(), (2 * 12, Bound::CriticalPath));
+        // The cmp, then the four cmovs on the two cmov pipes: two in cycle 1, two in cycle 2.
+        assert_eq!(w.ticks(), (3 * 12, Bound::CriticalPath));
         assert!(c.cycles() > w.cycles());
     }
 
@@ -448,16 +513,26 @@ mod tests {
 
     #[test]
     fn resource_bounds_take_over_for_wide_programs() {
-        // 12 independent loads: critical path 4, load pipes 12 / 3 = 4, dispatch 2: ties go
-        // to the critical path. 15 loads: 5 cycles on the load pipes.
+        // 12 independent loads on 3 load pipes: issued in cycles 0-3, the last done at 7.
         let loads: Vec<Insn> = (0..15)
             .map(|k| Insn::Load {
                 dst: Reg::ALL[k % 8],
                 slot: (k % 5) as u8,
             })
             .collect();
-        assert_eq!(state(&loads[..12]).ticks(), (48, Bound::CriticalPath));
-        assert_eq!(state(&loads).ticks(), (60, Bound::LoadPipes));
+        assert_eq!(state(&loads[..12]).ticks(), (7 * 12, Bound::CriticalPath));
+        assert_eq!(state(&loads).ticks(), (8 * 12, Bound::CriticalPath));
+        // Wide and cheap: 12 independent cmps on 4 ALU pipes end at cycle 3, but 13 movs
+        // (no pipe) dispatch 6 per cycle: 25 instructions / 6 > 3.
+        let mut wide = vec![Insn::Load { dst: Eax, slot: 0 }; 1];
+        wide.extend((0..12).map(|_| Insn::Cmp { a: Eax, b: Eax }));
+        wide.extend((0..13).map(|_| Insn::Mov { dst: Ecx, src: Eax }));
+        let m = state(&wide);
+        assert_eq!(m.end, 7);
+        assert_eq!(m.ticks(), (7 * 12, Bound::CriticalPath));
+        let mut wider = wide.clone();
+        wider.extend((0..24).map(|_| Insn::Mov { dst: Ecx, src: Eax }));
+        assert_eq!(state(&wider).ticks(), (50 * 12 / 6, Bound::Dispatch));
     }
 
     #[test]

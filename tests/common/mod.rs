@@ -1,0 +1,30 @@
+//! Helpers shared by the command-line tests.
+#![allow(dead_code)] // each test file uses some of them
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the built `superopt` binary with `args`.
+pub fn superopt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .args(args)
+        .output()
+        .expect("run superopt")
+}
+
+/// The process's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The process's stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Writes `text` to `dir/name` and returns the path as a string.
+pub fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}

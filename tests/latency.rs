@@ -1,0 +1,282 @@
+//! Latency: the meters, `superopt bench` and `search --objective latency`, through the CLI.
+//! Figures from real meters vary, so these tests assert what must hold on any machine: which
+//! meter ran and why, that every kernel sorts, exact model figures, and exact errors.
+
+mod common;
+
+use common::{stderr, stdout, superopt, write};
+use superopt::game::{without_dead_code, Objective, SortGame};
+use superopt::latency::{hardware_counters, model};
+use superopt::search::Environment;
+use std::path::Path;
+use superopt::{Cond, Insn, Reg, Task};
+
+/// Quick sampling for tests: 100 passes of 200 calls in 5 rounds.
+const QUICK: [&str; 6] = ["--samples", "100", "--inputs", "200", "--rounds", "5"];
+
+/// `superopt bench sort3` with [`QUICK`] sampling, its outputs and (empty) log folder in `dir`.
+fn bench(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let csv = dir.join("b.csv").display().to_string();
+    let png = dir.join("b.png").display().to_string();
+    let logs = dir.join("logs").display().to_string();
+    let mut args = vec!["bench", "sort3", "--csv", &csv, "--png", &png, "--log-dir", &logs];
+    args.extend_from_slice(&QUICK);
+    args.extend_from_slice(extra);
+    superopt(&args)
+}
+
+#[test]
+fn bench_names_its_meter_and_says_why_counters_are_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bench(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    match hardware_counters() {
+        Err(why) => {
+            assert!(
+                out.starts_with(&format!("{why}; using the tsc meter\nsort3: meter tsc: rdtscp")),
+                "{out}"
+            );
+            assert!(out.contains("ref-cycles/call [95% CI]"), "{out}");
+        }
+        Ok(()) => assert!(out.starts_with("sort3: meter perf: hardware core cycles"), "{out}"),
+    }
+    for row in [
+        "empty (chain overhead)",
+        "network (3 comparators)",
+        "rust sort_unstable",
+        "rust min/max network",
+    ] {
+        assert!(out.contains(row), "no row {row} in\n{out}");
+    }
+    // The network row is the reference of the ratios.
+    let network = out.lines().find(|l| l.starts_with("network")).unwrap();
+    assert!(network.contains(" 1.000 "), "{network}");
+    let csv = std::fs::read_to_string(dir.path().join("b.csv")).unwrap();
+    assert!(csv.starts_with(
+        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status\n"
+    ));
+    assert_eq!(csv.lines().count(), 1 + 5);
+    let png = std::fs::read(dir.path().join("b.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+}
+
+#[test]
+fn model_meter_gives_the_same_figures_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = std::fs::read_to_string("tests/kernels/sort3_alphadev.s").unwrap();
+    let file = write(dir.path(), "alphadev.s", &kernel);
+    let run = || {
+        let o = bench(dir.path(), &["--meter", "model", "--syntax", "intel", &file]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        std::fs::read_to_string(dir.path().join("b.csv")).unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b);
+    // Loads ready at 4; three compare-exchange layers of cmp + cmov; the stores: 11 cycles.
+    let network = a.lines().find(|l| l.contains("network (3")).unwrap();
+    assert!(network.contains(",11.0000,11.0000,11.0000,,1.0000,11.0000,"), "{network}");
+    let alphadev = a.lines().find(|l| l.contains("alphadev.s")).unwrap();
+    assert!(alphadev.contains(",17,"), "{alphadev}");
+    assert!(alphadev.ends_with("\"verified\""), "{alphadev}");
+    // Compiled code has no instructions for the model.
+    let rust = a.lines().find(|l| l.contains("rust sort_unstable")).unwrap();
+    assert!(rust.contains(",,,,,,,"), "{rust}");
+}
+
+#[test]
+fn perf_meter_without_counters_is_a_one_line_error() {
+    let Err(why) = hardware_counters() else {
+        return; // counters work here: nothing to refuse
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let o = bench(dir.path(), &["--meter", "perf"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o), format!("error: {why}\n"));
+    assert!(why.starts_with(
+        "hardware cycle counters are unavailable: perf_event_open for CPU cycles failed: "
+    ));
+}
+
+#[test]
+fn bench_times_a_wrong_kernel_but_says_so_and_refuses_an_unsafe_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // The network without its last compare-exchange: safe to run, not a sort.
+    let wrong = "mov (%rdi), %eax\nmov 4(%rdi), %ecx\nmov 8(%rdi), %edx\n\
+                 mov %eax, %esi\ncmp %ecx, %eax\ncmovg %ecx, %eax\ncmovg %esi, %ecx\n\
+                 mov %ecx, %esi\ncmp %edx, %ecx\ncmovg %edx, %ecx\ncmovg %esi, %edx\n\
+                 mov %eax, (%rdi)\nmov %ecx, 4(%rdi)\nmov %edx, 8(%rdi)\n";
+    let file = write(dir.path(), "wrong.s", wrong);
+    let o = bench(dir.path(), &["--meter", "model", &file]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let row = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with("wrong.s"))
+        .unwrap()
+        .to_string();
+    assert!(row.ends_with("FAILS: not sorted: [1,1,0] -> [1,0,1]"), "{row}");
+
+    let unsafe_ = write(dir.path(), "outside.s", "mov %eax, 12(%rdi)\n");
+    let o = bench(dir.path(), &["--meter", "model", &unsafe_]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!("error: {unsafe_}:1: cannot be timed: ")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn bad_bench_settings_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--samples", "20"],
+            "error: --samples must be at least 10 per round (100 for 10 rounds), got 20\n",
+        ),
+        (
+            &["--quantile", "1.5"],
+            "error: --quantile must be between 0 and 1 (exclusive), got 1.5\n",
+        ),
+        (
+            &["--rounds", "1"],
+            "error: --rounds must be between 3 and 100, got 1\n",
+        ),
+    ];
+    let csv = dir.path().join("b.csv").display().to_string();
+    for (args, want) in cases {
+        let mut all = vec!["bench", "sort3", "--csv", &csv];
+        all.extend_from_slice(args);
+        let o = superopt(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&o), want);
+    }
+}
+
+#[test]
+fn latency_search_returns_a_verified_kernel_no_slower_than_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().display().to_string();
+    let o = superopt(&[
+        "search", "sort3", "--objective", "latency", "--budget", "3s", "--threads", "1",
+        "--json", "--log-dir", &logs,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["objective"], "latency");
+    let lat = &v["latency"];
+    assert!(["tsc", "perf"].contains(&lat["meter"].as_str().unwrap()), "{lat}");
+    // The network competes among the finalists, so the answer is never slower than it.
+    assert!(lat["ratio"].as_f64().unwrap() <= 1.0, "{lat}");
+    // The model figure printed is the model's figure for the printed kernel.
+    let att: Vec<String> = v["program_att"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    let kernel =
+        superopt::asm::parse_str(&att.join("\n"), superopt::asm::Syntax::Att, "<json>").unwrap();
+    let program = kernel.to_game(3).unwrap();
+    assert_eq!(
+        lat["model_cycles"].as_f64().unwrap(),
+        model::program_cycles(&program)
+    );
+    // And bench finds it in the log.
+    let dir2 = tempfile::tempdir().unwrap();
+    let csv = dir2.path().join("b.csv").display().to_string();
+    let png = dir2.path().join("b.png").display().to_string();
+    let o = superopt(&[
+        "bench", "sort3", "--meter", "model", "--log-dir", &logs, "--csv", &csv, "--png", &png,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("superopt latency search"))
+        .unwrap_or_else(|| panic!("no latency search row in\n{out}"));
+    assert!(row.ends_with("verified"), "{row}");
+}
+
+#[test]
+fn latency_options_are_refused_where_they_mean_nothing() {
+    let o = superopt(&["search", "sort3", "--objective", "latency", "--target", "17"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: --target is a length in instructions; it cannot be used with --objective latency\n"
+    );
+    let o = superopt(&["search", "sort3", "--meter", "tsc"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: --meter ranks the finalists of --objective latency; add --objective latency or use `superopt bench`\n"
+    );
+}
+
+fn game(objective: Objective) -> SortGame {
+    SortGame::with_objective(&Task::load("sort3").unwrap(), objective)
+}
+
+fn network3() -> Vec<Insn> {
+    let task = Task::load("sort3").unwrap();
+    let c = superopt::game::network::classic_comparators(3).unwrap();
+    superopt::game::network::network_kernel(&task.scratch, 3, c)
+}
+
+#[test]
+fn latency_cost_bound_is_admissible_along_the_network() {
+    let g = game(Objective::Latency);
+    let program = network3();
+    // Play the core (between the loads and the stores) through the game.
+    let core = &program[3..program.len() - 3];
+    let mut s = g.initial();
+    let mut states = vec![s.clone()];
+    for &insn in core {
+        let a = g.moves().iter().position(|&m| m == insn).unwrap() as u16;
+        s = g.step(&s, a).unwrap();
+        states.push(s.clone());
+    }
+    let total = g.solution_cost(&s).unwrap();
+    // 11 model cycles = 132 ticks, times the weight 4, plus 18 instructions.
+    assert_eq!(total, 4 * 132 + 18);
+    for st in &states {
+        assert!(g.cost(st) + g.lower_bound(st) <= total);
+    }
+    // Under length, the same path costs its length.
+    let l = game(Objective::Length);
+    let mut s = l.initial();
+    for &insn in core {
+        let a = l.moves().iter().position(|&m| m == insn).unwrap() as u16;
+        s = l.step(&s, a).unwrap();
+    }
+    assert_eq!(l.solution_cost(&s), Some(18));
+}
+
+#[test]
+fn dead_code_is_removed_and_outputs_are_unchanged() {
+    use Reg::*;
+    let mut p = network3();
+    // A copy nobody reads, a cmp whose flags are overwritten, and a cmov into that copy.
+    p.insert(3, Insn::Mov { dst: R9d, src: Eax });
+    p.insert(4, Insn::Cmp { a: Eax, b: Edx });
+    p.insert(
+        8,
+        Insn::Cmov {
+            cc: Cond::L,
+            dst: R9d,
+            src: Ecx,
+        },
+    );
+    let clean = without_dead_code(&p);
+    assert_eq!(clean, network3());
+    let g = game(Objective::Length);
+    let (a, b) = (g.run(&p).unwrap(), g.run(&clean).unwrap());
+    assert_eq!(
+        superopt::game::check_sorted(g.test_vectors(), &a),
+        superopt::game::check_sorted(g.test_vectors(), &b)
+    );
+    assert!(superopt::game::check_sorted(g.test_vectors(), &b).is_ok());
+}
