@@ -5,10 +5,10 @@
 mod common;
 
 use common::{stderr, stdout, superopt, write};
+use std::path::Path;
 use superopt::game::{without_dead_code, Objective, SortGame};
 use superopt::latency::{hardware_counters, model};
 use superopt::search::Environment;
-use std::path::Path;
 use superopt::{Cond, Insn, Reg, Task};
 
 /// Quick sampling for tests: 100 passes of 200 calls in 5 rounds.
@@ -19,7 +19,16 @@ fn bench(dir: &Path, extra: &[&str]) -> std::process::Output {
     let csv = dir.join("b.csv").display().to_string();
     let png = dir.join("b.png").display().to_string();
     let logs = dir.join("logs").display().to_string();
-    let mut args = vec!["bench", "sort3", "--csv", &csv, "--png", &png, "--log-dir", &logs];
+    let mut args = vec![
+        "bench",
+        "sort3",
+        "--csv",
+        &csv,
+        "--png",
+        &png,
+        "--log-dir",
+        &logs,
+    ];
     args.extend_from_slice(&QUICK);
     args.extend_from_slice(extra);
     superopt(&args)
@@ -34,12 +43,17 @@ fn bench_names_its_meter_and_says_why_counters_are_not_used() {
     match hardware_counters() {
         Err(why) => {
             assert!(
-                out.starts_with(&format!("{why}; using the tsc meter\nsort3: meter tsc: rdtscp")),
+                out.starts_with(&format!(
+                    "{why}; using the tsc meter\nsort3: meter tsc: rdtscp"
+                )),
                 "{out}"
             );
             assert!(out.contains("ref-cycles/call [95% CI]"), "{out}");
         }
-        Ok(()) => assert!(out.starts_with("sort3: meter perf: hardware core cycles"), "{out}"),
+        Ok(()) => assert!(
+            out.starts_with("sort3: meter perf: hardware core cycles"),
+            "{out}"
+        ),
     }
     for row in [
         "empty (chain overhead)",
@@ -67,7 +81,10 @@ fn model_meter_gives_the_same_figures_twice() {
     let kernel = std::fs::read_to_string("tests/kernels/sort3_alphadev.s").unwrap();
     let file = write(dir.path(), "alphadev.s", &kernel);
     let run = || {
-        let o = bench(dir.path(), &["--meter", "model", "--syntax", "intel", &file]);
+        let o = bench(
+            dir.path(),
+            &["--meter", "model", "--syntax", "intel", &file],
+        );
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         std::fs::read_to_string(dir.path().join("b.csv")).unwrap()
     };
@@ -75,12 +92,18 @@ fn model_meter_gives_the_same_figures_twice() {
     assert_eq!(a, b);
     // Loads ready at 4; three compare-exchange layers of cmp + cmov; the stores: 11 cycles.
     let network = a.lines().find(|l| l.contains("network (3")).unwrap();
-    assert!(network.contains(",11.0000,11.0000,11.0000,,1.0000,11.0000,"), "{network}");
+    assert!(
+        network.contains(",11.0000,11.0000,11.0000,,1.0000,11.0000,"),
+        "{network}"
+    );
     let alphadev = a.lines().find(|l| l.contains("alphadev.s")).unwrap();
     assert!(alphadev.contains(",17,"), "{alphadev}");
     assert!(alphadev.ends_with("\"verified\""), "{alphadev}");
     // Compiled code has no instructions for the model.
-    let rust = a.lines().find(|l| l.contains("rust sort_unstable")).unwrap();
+    let rust = a
+        .lines()
+        .find(|l| l.contains("rust sort_unstable"))
+        .unwrap();
     assert!(rust.contains(",,,,,,,"), "{rust}");
 }
 
@@ -114,7 +137,10 @@ fn bench_times_a_wrong_kernel_but_says_so_and_refuses_an_unsafe_one() {
         .find(|l| l.starts_with("wrong.s"))
         .unwrap()
         .to_string();
-    assert!(row.ends_with("FAILS: not sorted: [1,1,0] -> [1,0,1]"), "{row}");
+    assert!(
+        row.ends_with("FAILS: not sorted: [1,1,0] -> [1,0,1]"),
+        "{row}"
+    );
 
     let unsafe_ = write(dir.path(), "outside.s", "mov %eax, 12(%rdi)\n");
     let o = bench(dir.path(), &["--meter", "model", &unsafe_]);
@@ -159,15 +185,27 @@ fn latency_search_returns_a_verified_kernel_no_slower_than_the_network() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().display().to_string();
     let o = superopt(&[
-        "search", "sort3", "--objective", "latency", "--budget", "3s", "--threads", "1",
-        "--json", "--log-dir", &logs,
+        "search",
+        "sort3",
+        "--objective",
+        "latency",
+        "--budget",
+        "3s",
+        "--threads",
+        "1",
+        "--json",
+        "--log-dir",
+        &logs,
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["verified"], true);
     assert_eq!(v["objective"], "latency");
     let lat = &v["latency"];
-    assert!(["tsc", "perf"].contains(&lat["meter"].as_str().unwrap()), "{lat}");
+    assert!(
+        ["tsc", "perf"].contains(&lat["meter"].as_str().unwrap()),
+        "{lat}"
+    );
     // The network competes among the finalists, so the answer is never slower than it.
     assert!(lat["ratio"].as_f64().unwrap() <= 1.0, "{lat}");
     // The model figure printed is the model's figure for the printed kernel.
@@ -189,7 +227,16 @@ fn latency_search_returns_a_verified_kernel_no_slower_than_the_network() {
     let csv = dir2.path().join("b.csv").display().to_string();
     let png = dir2.path().join("b.png").display().to_string();
     let o = superopt(&[
-        "bench", "sort3", "--meter", "model", "--log-dir", &logs, "--csv", &csv, "--png", &png,
+        "bench",
+        "sort3",
+        "--meter",
+        "model",
+        "--log-dir",
+        &logs,
+        "--csv",
+        &csv,
+        "--png",
+        &png,
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
@@ -202,7 +249,14 @@ fn latency_search_returns_a_verified_kernel_no_slower_than_the_network() {
 
 #[test]
 fn latency_options_are_refused_where_they_mean_nothing() {
-    let o = superopt(&["search", "sort3", "--objective", "latency", "--target", "17"]);
+    let o = superopt(&[
+        "search",
+        "sort3",
+        "--objective",
+        "latency",
+        "--target",
+        "17",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o),

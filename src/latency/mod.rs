@@ -20,14 +20,17 @@
 //! store-to-load forwarding, `n` loads and a few ALU operations), which is the same for every
 //! subject of an `n` and is shown by the `empty` row of `superopt bench`.
 //!
-//! Each measurement: the thread is pinned to its CPU where the OS allows; `warmup` passes are
-//! discarded; then `samples` passes, each over `inputs` new random arrays (the same arrays
-//! for every subject, see [`Inputs`]; drawn outside the timed region); the figure is the
-//! `quantile` (default the 5th
-//! percentile, as AlphaDev, Nature 2023, Methods "latency measurements") of the per-call
-//! times, with a distribution-free 95% confidence interval from order statistics.
-//! AlphaDev's passes were over 10,000 inputs; ours default to 1,000 so that the batch
-//! (at most 28 KB for n = 7) stays in the L1 data cache.
+//! Each measurement ([`measure_all`]): the thread is pinned to its CPU where the OS allows;
+//! the subjects take turns in `rounds` rounds; in each, a subject runs `warmup / rounds`
+//! discarded passes, then `samples / rounds` timed passes, each over `inputs` new random
+//! arrays (the same arrays for every subject, see [`Inputs`]; drawn outside the timed region;
+//! placed at one of 64 cache-line offsets in a 4 KiB page chosen by the pass number, so that
+//! where the allocator happened to put the buffer does not differ between runs). A round's
+//! figure is the `quantile` of its per-call times (default the 5th percentile, as AlphaDev,
+//! Nature 2023, Methods); the result is the median of the rounds with a distribution-free 95%
+//! confidence interval from order statistics, which therefore covers drift during the run.
+//! AlphaDev's passes were over 10,000 inputs; ours default to 1,000 so that the batch (at
+//! most 28 KB for n = 7) stays in the L1 data cache.
 
 pub mod model;
 mod timing;

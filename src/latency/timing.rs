@@ -263,19 +263,41 @@ fn run_passes(
     ghz: f64,
     mut read: impl FnMut(&mut dyn FnMut()) -> Result<(u64, u64)>,
 ) -> Result<Vec<PassFigure>> {
-    let mut work = vec![0; inputs.n * inputs.per_pass];
+    let len = inputs.n * inputs.per_pass;
+    // Room to place the arrays anywhere in a 4 KiB page, at 64-byte steps.
+    let mut backing = vec![0i32; len + PAGE_WORDS * 2];
+    let page = page_start(&backing);
     let calls = inputs.per_pass as f64;
     passes
         .iter()
         .map(|&s| {
-            inputs.fill(s, &mut work);
-            let (count, ticks) = read(&mut || runner.run(&mut work))?;
+            let at = page + placement(s);
+            let work = &mut backing[at..at + len];
+            inputs.fill(s, work);
+            let (count, ticks) = read(&mut || runner.run(work))?;
             Ok(PassFigure {
                 per_call: count as f64 / calls,
                 ns: (ghz > 0.0).then(|| ticks as f64 / calls / ghz),
             })
         })
         .collect()
+}
+
+/// i32 words in a 4 KiB page.
+const PAGE_WORDS: usize = 1024;
+
+/// The index of the first 4 KiB-aligned word of `v`.
+fn page_start(v: &[i32]) -> usize {
+    let addr = v.as_ptr() as usize;
+    (addr.next_multiple_of(4096) - addr) / 4
+}
+
+/// Where pass `s` puts its arrays in the page: one of the 64 cache-line offsets, chosen by a
+/// hash of `s`. Every pass has its own placement, the same in every run and for every
+/// subject, so that where the allocator put the buffer (which decides 4K aliasing with the
+/// stack and cache-set conflicts) does not differ between runs.
+fn placement(s: usize) -> usize {
+    (crate::search::mix64(s as u64 ^ 0xA11C) % 64) as usize * 16
 }
 
 /// `1000 passes of 1000 calls in 10 rounds (100 warm-up), quantile 0.05, 95% interval over
