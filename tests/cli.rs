@@ -1,28 +1,10 @@
 //! The command line as a user meets it: exact messages and exit codes.
 
+mod common;
+
+use common::{stderr, stdout, superopt, write};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn superopt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_superopt"))
-        .args(args)
-        .output()
-        .expect("run superopt")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
-}
+use std::process::Command;
 
 #[test]
 fn unknown_task_is_a_one_line_error() {

@@ -115,7 +115,7 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
                 prog.len(),
                 "verified".into(),
             ),
-            runner: Runner::kernel(&crate::isa::encode(&prog), model_state(&prog), n)?,
+            runner: Runner::kernel(&crate::isa::encode(&prog), model::program_state(&prog), n)?,
         });
     }
     for (label, log_path, kernel) in logged_kernels(task, &opts.log_dir)? {
@@ -211,14 +211,6 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         counters_unavailable,
         rows,
     })
-}
-
-fn model_state(prog: &[crate::isa::Insn]) -> model::ModelState {
-    let mut m = model::ModelState::default();
-    for &i in prog {
-        m.push(&model::Op::of_insn(i));
-    }
-    m
 }
 
 /// The verified kernels of `task` in the logs under `dir` (`<dir>/<task>/*.json` and

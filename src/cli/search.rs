@@ -411,11 +411,15 @@ fn finished(game: &SortGame, actions: &[crate::search::Action]) -> Option<Vec<cr
 /// sort5 kernels takes about 0.3 s with the tsc meter).
 pub const FINALISTS: usize = 64;
 
+/// Finalists measured again, with `bench`'s default sampling, after the quick first round.
+pub const REMEASURED: usize = 8;
+
 /// Under `--objective latency`: measures the distinct finalists (the improvements and the
 /// solutions kept within two model cycles of the best, at most [`FINALISTS`], cheapest in the
-/// model first) with the real meter, beside the classic network kernel, in one
-/// [`crate::latency::measure_all`] run; each distinct program is measured once. The network
-/// is a candidate too (flagged [`LoggedLatency::baseline`]). Returns the programs ordered from
+/// model first) with the real meter: all of them quickly (300 passes in 3 rounds), then the
+/// [`REMEASURED`] fastest again beside the classic network kernel with `bench`'s default
+/// sampling ([`crate::latency::measure_all`]); each distinct program is measured once per
+/// stage. The network is a candidate too (flagged [`LoggedLatency::baseline`]). Returns the programs ordered from
 /// slowest to fastest measured, with their figures in the same order.
 ///
 /// Errors: `--meter perf` without hardware counters; a JIT that cannot run.
@@ -445,90 +449,86 @@ fn rank_by_meter(
     if programs.is_empty() {
         return Ok((programs, Vec::new()));
     }
-    let cfg = SampleConfig {
+    let finalists = programs.len();
+    if meter == Some(latency::MeterKind::Model) {
+        // The search already ranked by the model: keep its order, cheapest last.
+        let mut ps = programs;
+        ps.reverse();
+        let figs = ps
+            .iter()
+            .map(|p| {
+                let c = model::program_cycles(p);
+                let m = latency::Measurement {
+                    meter: latency::MeterKind::Model,
+                    cycles: c,
+                    interval: (c, c),
+                    ns: None,
+                    samples: 0,
+                };
+                logged(p, &m, None, finalists, false)
+            })
+            .collect();
+        return Ok((ps, figs));
+    }
+    // Two stages: a quick measurement of every finalist, then the default one (as `bench`)
+    // of the fastest few beside the network, so that the pick does not go to whichever
+    // kernel a short measurement flattered.
+    let quick = SampleConfig {
         samples: 300,
         rounds: 3,
         warmup: 30,
         ..SampleConfig::default()
     };
-    let kind = match meter {
-        Some(latency::MeterKind::Model) => None, // the search already ranked by the model
-        m => Some(m),
-    };
-    let Some(kind) = kind else {
-        let mut ps = programs;
-        ps.reverse();
-        let figs = ps.iter().map(|p| model_only(p)).collect();
-        return Ok((ps, figs));
-    };
-    let (mut meter, _) = latency::meter(kind, &cfg)?;
+    let full = SampleConfig::default();
+    let (mut meter, _) = latency::meter(meter, &full)?;
     let n = task.n;
-    let state = |p: &[crate::isa::Insn]| {
-        let mut m = model::ModelState::default();
-        for &i in p {
-            m.push(&model::Op::of_insn(i));
-        }
-        m
-    };
-    let mut runners = Vec::new();
-    for p in &programs {
-        runners.push(Runner::kernel(&crate::isa::encode(p), state(p), n)?);
-    }
-    let network = crate::game::network::classic_comparators(n)
-        .map(|c| crate::game::network::network_kernel(&task.scratch, n, c));
-    if let Some(net) = &network {
-        runners.push(Runner::kernel(&crate::isa::encode(net), state(net), n)?);
-    }
-    let refs: Vec<&Runner> = runners.iter().collect();
     let inputs = latency::Inputs {
         n,
-        per_pass: cfg.inputs,
-        seed: cfg.seed,
+        per_pass: full.inputs,
+        seed: full.seed,
     };
-    let figures = latency::measure_all(meter.as_mut(), &refs, &inputs, &cfg)?;
+    let runners = |ps: &mut dyn Iterator<Item = &Vec<crate::isa::Insn>>| -> Result<Vec<Runner>> {
+        ps.map(|p| Runner::kernel(&crate::isa::encode(p), model::program_state(p), n))
+            .collect()
+    };
+    let first = runners(&mut programs.iter())?;
+    let refs: Vec<&Runner> = first.iter().collect();
+    let quick_figures = latency::measure_all(meter.as_mut(), &refs, &inputs, &quick)?;
+    let mut order: Vec<(f64, usize)> = quick_figures
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| Some((m.as_ref()?.cycles, i)))
+        .collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let programs: Vec<Vec<crate::isa::Insn>> = order
+        .iter()
+        .take(REMEASURED)
+        .map(|&(_, i)| programs[i].clone())
+        .collect();
+    let network = crate::game::network::classic_comparators(n)
+        .map(|c| crate::game::network::network_kernel(&task.scratch, n, c));
+    // The network competes too, so that the answer is never slower than it (as STOKE starts
+    // from the compiler's code); the report says when it wins. It is measured last.
+    let second = runners(&mut programs.iter().chain(&network))?;
+    let refs: Vec<&Runner> = second.iter().collect();
+    let figures = latency::measure_all(meter.as_mut(), &refs, &inputs, &full)?;
     let network_cycles = network
         .as_ref()
         .and_then(|_| figures.last().cloned().flatten())
         .map(|m| m.cycles);
     let mut ranked: Vec<(Vec<crate::isa::Insn>, LoggedLatency)> = programs
         .iter()
+        .chain(&network)
         .zip(&figures)
-        .filter_map(|(p, m)| {
-            let m = m.as_ref()?;
+        .enumerate()
+        .filter_map(|(i, (p, m))| {
+            let baseline = i == programs.len();
             Some((
                 p.clone(),
-                LoggedLatency {
-                    meter: m.meter.name().into(),
-                    unit: m.meter.unit().into(),
-                    cycles: m.cycles,
-                    interval: m.interval,
-                    network_cycles,
-                    ratio: network_cycles.map(|b| m.cycles / b),
-                    model_cycles: model::program_cycles(p),
-                    finalists: programs.len(),
-                    baseline: false,
-                },
+                logged(p, m.as_ref()?, network_cycles, finalists, baseline),
             ))
         })
         .collect();
-    // The network competes too, so that the answer is never slower than it (as STOKE starts
-    // from the compiler's code); the report says when it wins.
-    if let (Some(net), Some(Some(m))) = (network, figures.last()) {
-        ranked.push((
-            net.clone(),
-            LoggedLatency {
-                meter: m.meter.name().into(),
-                unit: m.meter.unit().into(),
-                cycles: m.cycles,
-                interval: m.interval,
-                network_cycles,
-                ratio: Some(1.0),
-                model_cycles: model::program_cycles(&net),
-                finalists: programs.len(),
-                baseline: true,
-            },
-        ));
-    }
     // Slowest first, so that the fastest is tried first by the caller (which reads from the
     // end); among equal medians, the one the model prefers, and a found kernel before the
     // network.
@@ -536,24 +536,29 @@ fn rank_by_meter(
         b.1.cycles
             .total_cmp(&a.1.cycles)
             .then(b.1.model_cycles.total_cmp(&a.1.model_cycles))
-            .then(a.1.baseline.cmp(&b.1.baseline).reverse())
+            .then(b.1.baseline.cmp(&a.1.baseline))
     });
     Ok(ranked.into_iter().unzip())
 }
 
-/// The figures of a kernel ranked by the model alone (`--meter model`).
-fn model_only(p: &[crate::isa::Insn]) -> LoggedLatency {
-    let c = crate::latency::model::program_cycles(p);
+/// The log's latency record of program `p` measured as `m`.
+fn logged(
+    p: &[crate::isa::Insn],
+    m: &crate::latency::Measurement,
+    network_cycles: Option<f64>,
+    finalists: usize,
+    baseline: bool,
+) -> LoggedLatency {
     LoggedLatency {
-        meter: "model".into(),
-        unit: "model cycles".into(),
-        cycles: c,
-        interval: (c, c),
-        network_cycles: None,
-        ratio: None,
-        model_cycles: c,
-        finalists: 1,
-        baseline: false,
+        meter: m.meter.name().into(),
+        unit: m.meter.unit().into(),
+        cycles: m.cycles,
+        interval: m.interval,
+        network_cycles,
+        ratio: network_cycles.map(|b| m.cycles / b),
+        model_cycles: crate::latency::model::program_cycles(p),
+        finalists,
+        baseline,
     }
 }
 

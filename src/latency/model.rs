@@ -411,13 +411,18 @@ impl Bound {
     }
 }
 
-/// The model's figure for a whole game program, in cycles.
-pub fn program_cycles(program: &[Insn]) -> f64 {
+/// The model's state after a game program.
+pub fn program_state(program: &[Insn]) -> ModelState {
     let mut m = ModelState::default();
     for &i in program {
         m.push(&Op::of_insn(i));
     }
-    m.cycles()
+    m
+}
+
+/// The model's figure for a whole game program, in cycles.
+pub fn program_cycles(program: &[Insn]) -> f64 {
+    program_state(program).cycles()
 }
 
 /// The model's state after a decoded kernel (e.g. a user's `.s` file).
@@ -436,13 +441,7 @@ mod tests {
     use crate::isa::Cond;
     use Reg::*;
 
-    fn state(program: &[Insn]) -> ModelState {
-        let mut m = ModelState::default();
-        for &i in program {
-            m.push(&Op::of_insn(i));
-        }
-        m
-    }
+    use super::program_state as state;
 
     fn cmov(dst: Reg, src: Reg) -> Insn {
         Insn::Cmov {
