@@ -63,8 +63,8 @@ pub struct LoggedLatency {
     /// Distinct finalists measured (the kernels the search found within two model cycles of
     /// its best).
     pub finalists: usize,
-    /// Whether the kernel is the classic network itself, measured beside the finalists and
-    /// faster than all of them (the search found nothing faster).
+    /// Whether the kernel is the classic network itself: no finalist measured clearly faster
+    /// (its whole 95% interval below the network's figure).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub baseline: bool,
 }

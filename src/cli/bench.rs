@@ -96,10 +96,12 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         status: status.into(),
     };
     subjects.push(Subject {
-        row: Row {
-            length: Some(0),
-            ..compiled_row("empty (chain overhead)", "overhead")
-        },
+        row: kernel_row(
+            "empty (chain overhead)".into(),
+            "built in".into(),
+            0,
+            "overhead".into(),
+        ),
         runner: Runner::empty(n)?,
     });
     subjects.push(Subject {

@@ -761,7 +761,7 @@ fn print_search(
                 if l.baseline {
                     writeln!(
                         w,
-                        "no kernel the search found measured faster than the classic network; this is the network"
+                        "no kernel the search found measured clearly faster than the classic network (its 95% interval below the network's figure); this is the network"
                     )
                     .map_err(stdout_err)?;
                 }

@@ -419,7 +419,8 @@ pub const REMEASURED: usize = 8;
 /// model first) with the real meter: all of them quickly (300 passes in 3 rounds), then the
 /// [`REMEASURED`] fastest again beside the classic network kernel with `bench`'s default
 /// sampling ([`crate::latency::measure_all`]); each distinct program is measured once per
-/// stage. The network is a candidate too (flagged [`LoggedLatency::baseline`]). Returns the programs ordered from
+/// stage. The network is a candidate too (flagged [`LoggedLatency::baseline`]) and wins
+/// unless a found kernel's whole 95% interval lies below the network's figure. Returns the programs ordered from
 /// slowest to fastest measured, with their figures in the same order.
 ///
 /// Errors: `--meter perf` without hardware counters; a JIT that cannot run.
@@ -530,14 +531,24 @@ fn rank_by_meter(
         })
         .collect();
     // Slowest first, so that the fastest is tried first by the caller (which reads from the
-    // end); among equal medians, the one the model prefers, and a found kernel before the
-    // network.
+    // end); among equal medians, the one the model prefers.
     ranked.sort_by(|a, b| {
         b.1.cycles
             .total_cmp(&a.1.cycles)
             .then(b.1.model_cycles.total_cmp(&a.1.model_cycles))
-            .then(b.1.baseline.cmp(&a.1.baseline))
     });
+    // The network is the incumbent: a found kernel replaces it only when its whole 95%
+    // interval lies below the network's figure; otherwise the network is tried first.
+    if let Some(b) = ranked.iter().position(|r| r.1.baseline) {
+        let clearly_faster = |r: &LoggedLatency| network_cycles.is_some_and(|c| r.interval.1 < c);
+        if !ranked
+            .last()
+            .is_some_and(|r| !r.1.baseline && clearly_faster(&r.1))
+        {
+            let net = ranked.remove(b);
+            ranked.push(net);
+        }
+    }
     Ok(ranked.into_iter().unzip())
 }
 
