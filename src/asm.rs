@@ -111,6 +111,19 @@ pub struct Kernel {
     pub ret_line: Option<usize>,
 }
 
+/// When GNU as rejects a kernel read in one syntax whose text looks like the other (AT&T
+/// without any `%register`, or Intel with them), a hint to add to the message, else "".
+fn syntax_hint(lines: &[(usize, String)], syntax: Syntax) -> String {
+    let percent = lines.iter().any(|(_, l)| l.contains('%'));
+    match (syntax, percent) {
+        (Syntax::Att, false) => {
+            " (no %registers in the file: Intel syntax? try --syntax intel)".into()
+        }
+        (Syntax::Intel, true) => " (%registers in the file: AT&T syntax? try --syntax att)".into(),
+        _ => String::new(),
+    }
+}
+
 /// Prefix of the label put before each instruction line in the temporary `.s` file.
 const LABEL: &str = "__superopt_line_";
 
@@ -171,8 +184,9 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
     std::fs::write(&s_path, &file).map_err(|e| Error::io(&s_path, e))?;
     let object = match run_as(dir.path())? {
         Ok(object) => Some(object),
-        Err(mut diagnostics) => {
-            problems.append(&mut diagnostics);
+        Err(diagnostics) => {
+            let hint = syntax_hint(&insn_lines, syntax);
+            problems.extend(diagnostics.into_iter().map(|(l, m)| (l, m + &hint)));
             None
         }
     };

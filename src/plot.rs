@@ -171,15 +171,27 @@ pub struct Bar {
     pub value: f64,
     /// Interval `(low, high)` around `value`, if any.
     pub interval: Option<(f64, f64)>,
+    /// Colour group: bars of one group share a colour in every chart (0 is grey).
+    pub group: usize,
 }
 
-/// Draws `bars` (with their whiskers) under `title` into a PNG at `path`, 140 pixels per bar
-/// and at least 700 wide, 480 high; labels are cut to 18 characters.
+/// Colours of [`Bar::group`]: grey, then the line colours.
+const GROUP_COLOURS: [RGBColor; 6] = [
+    RGBColor(150, 150, 150),
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+];
+
+/// Draws `bars` (with their whiskers) under `title` into a PNG at `path`, 190 pixels per bar
+/// and at least 700 wide, 480 high; labels are cut to 26 characters.
 ///
 /// Errors: as [`line_chart`].
 pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Result<()> {
     ensure_font()?;
-    let (w, h) = ((140 * bars.len() as u32 + 120).max(700), 480u32);
+    let (w, h) = ((190 * bars.len() as u32 + 120).max(700), 480u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
     let fail = |e: String| Error::Runtime(format!("drawing {}: {e}", path.display()));
     {
@@ -191,7 +203,7 @@ pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Resul
             .fold(0.0, f64::max);
         let labels: Vec<String> = bars
             .iter()
-            .map(|b| b.label.chars().take(18).collect())
+            .map(|b| b.label.chars().take(26).collect())
             .collect();
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
@@ -216,7 +228,7 @@ pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Resul
             .map_err(|e| fail(e.to_string()))?;
         chart
             .draw_series(bars.iter().enumerate().map(|(i, b)| {
-                let colour = COLOURS[i % COLOURS.len()];
+                let colour = GROUP_COLOURS[b.group % GROUP_COLOURS.len()];
                 let x0 = SegmentValue::Exact(i as i32);
                 let x1 = SegmentValue::Exact(i as i32 + 1);
                 let mut r = Rectangle::new([(x0, 0.0), (x1, b.value)], colour.mix(0.8).filled());

@@ -417,6 +417,18 @@ fn bad_text_is_an_asm_error_with_the_line() {
         (3, "no such instruction: `movz eax,ecx'")
     );
 
+    // A file in the other syntax gets a hint.
+    let (_, msg, _) = asm_error("mov eax, [rdi]\nmov ecx, eax\n", Syntax::Att);
+    assert_eq!(
+        msg,
+        "operand size mismatch for `mov' (no %registers in the file: Intel syntax? try --syntax intel)"
+    );
+    let (_, msg, _) = asm_error("mov (%rdi), %eax\n", Syntax::Intel);
+    assert!(
+        msg.ends_with(" (%registers in the file: AT&T syntax? try --syntax att)"),
+        "{msg}"
+    );
+
     // The earliest problem wins, whether GNU as or we found it.
     let (line, msg, _) = asm_error("mov %eax,%ecx\n.byte 0x90\nfoo", Syntax::Att);
     assert_eq!(

@@ -72,9 +72,10 @@ struct Subject {
 pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
     let n = task.n;
     let (mut meter, fallback) = latency::meter(opts.meter, &opts.sampling)?;
-    let counters_unavailable = match meter.kind() {
-        MeterKind::Perf => None,
-        _ => fallback.or_else(|| latency::hardware_counters().err()),
+    // Said only when the meter was chosen here: a meter the user named needs no excuse.
+    let counters_unavailable = match (opts.meter, meter.kind()) {
+        (None, MeterKind::Tsc) => fallback,
+        _ => None,
     };
     let mut subjects = Vec::new();
     let kernel_row = |subject: String, source: String, length, status: String| Row {
@@ -217,7 +218,8 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
 
 /// The verified kernels of `task` in the logs under `dir` (`<dir>/<task>/*.json` and
 /// `<dir>/examples/*.json`), each at most once: `superopt latency search` (the kernel of the
-/// most recent `--objective latency` log, chosen there by a real meter), `superopt shortest`
+/// most recent `--objective latency` log, chosen there by a real meter; logs whose search kept
+/// the classic network are skipped), `superopt shortest`
 /// (ties: lowest model latency) and `superopt lowest model latency` (ties: shortest).
 /// Unreadable logs are skipped with a warning on stderr.
 fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::Kernel)>> {
@@ -237,7 +239,11 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
                 Ok(log) if log.task == task.name => {
                     let latency =
                         log.config.get("objective").and_then(|o| o.as_str()) == Some("latency");
-                    if let Some(k) = log.best.filter(|k| k.verified) {
+                    // A latency search that kept the network found nothing of its own.
+                    let own = |k: &crate::log::LoggedKernel| {
+                        k.verified && !k.latency.as_ref().is_some_and(|l| l.baseline)
+                    };
+                    if let Some(k) = log.best.filter(own) {
                         found.push((p, log.started, latency, k.program_att));
                     }
                 }
@@ -309,7 +315,11 @@ pub fn format_report(r: &BenchReport) -> String {
         "{:<30} {:>6} {:>28} {:>8} {:>8} {:>7}  {}\n",
         "subject",
         "instrs",
-        format!("{unit}/call [95% CI]"),
+        if r.meter == MeterKind::Model {
+            format!("{unit}/call")
+        } else {
+            format!("{unit}/call [95% CI]")
+        },
         "ns/call",
         "ratio",
         "model",
@@ -351,8 +361,8 @@ pub fn write_csv(r: &BenchReport, path: &Path) -> Result<()> {
         let m = row.measurement.as_ref();
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            r.task,
-            r.meter.name(),
+            q(&r.task),
+            q(r.meter.name()),
             q(r.meter.unit()),
             q(&row.subject),
             q(&row.source),
@@ -382,6 +392,13 @@ pub fn write_png(r: &BenchReport, path: &Path) -> Result<()> {
                 label: row.subject.clone(),
                 value: m.cycles,
                 interval: (m.samples > 0).then_some(m.interval),
+                group: match row.status.as_str() {
+                    "overhead" => 0,
+                    _ if row.subject.starts_with("network") => 1,
+                    _ if row.subject.starts_with("superopt") => 2,
+                    "compiled" => 3,
+                    _ => 4,
+                },
             })
         })
         .collect();

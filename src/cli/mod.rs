@@ -180,10 +180,10 @@ pub enum Command {
         /// Folder of search logs to take kernels from.
         #[arg(long, default_value = "search-logs")]
         log_dir: PathBuf,
-        /// CSV output (default: bench-<task>.csv).
+        /// CSV output (default: bench-<task>-<meter>.csv).
         #[arg(long)]
         csv: Option<PathBuf>,
-        /// PNG bar chart (default: bench-<task>.png).
+        /// PNG bar chart (default: bench-<task>-<meter>.png).
         #[arg(long)]
         png: Option<PathBuf>,
     },
@@ -261,8 +261,9 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 log_dir,
             };
             let report = bench::run_bench(&task, &opts)?;
-            let csv = csv.unwrap_or_else(|| PathBuf::from(format!("bench-{}.csv", task.name)));
-            let png = png.unwrap_or_else(|| PathBuf::from(format!("bench-{}.png", task.name)));
+            let stem = format!("bench-{}-{}", task.name, report.meter.name());
+            let csv = csv.unwrap_or_else(|| PathBuf::from(format!("{stem}.csv")));
+            let png = png.unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
             bench::write_csv(&report, &csv)?;
             write!(w, "{}", bench::format_report(&report)).map_err(stdout_err)?;
             // The table and CSV are already out if only the chart fails (e.g. no font).
@@ -730,6 +731,13 @@ fn print_search(
                 task.name, b.length
             )
             .map_err(stdout_err)?;
+            if b.latency.as_ref().is_some_and(|l| l.baseline) {
+                writeln!(
+                    w,
+                    "this is the classic network: no kernel the search found measured clearly faster (its 95% interval below the network's figure)"
+                )
+                .map_err(stdout_err)?;
+            }
             writeln!(
                 w,
                 "found after {:.2} s; {} programs explored in {:.1} s; stopped: {}",
@@ -758,13 +766,7 @@ fn print_search(
                     l.cycles, l.unit, l.meter, l.model_cycles, l.finalists
                 )
                 .map_err(stdout_err)?;
-                if l.baseline {
-                    writeln!(
-                        w,
-                        "no kernel the search found measured clearly faster than the classic network (its 95% interval below the network's figure); this is the network"
-                    )
-                    .map_err(stdout_err)?;
-                }
+
             }
             writeln!(w, "\nAT&T (GNU as):").map_err(stdout_err)?;
             for l in &b.program_att {

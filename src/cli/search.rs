@@ -419,8 +419,9 @@ pub const REMEASURED: usize = 8;
 /// model first) with the real meter: all of them quickly (300 passes in 3 rounds), then the
 /// [`REMEASURED`] fastest again beside the classic network kernel with `bench`'s default
 /// sampling ([`crate::latency::measure_all`]); each distinct program is measured once per
-/// stage. The network is a candidate too (flagged [`LoggedLatency::baseline`]) and wins
-/// unless a found kernel's whole 95% interval lies below the network's figure. Returns the programs ordered from
+/// stage, ranked by the top of their 95% intervals. The network is a candidate too (flagged
+/// [`LoggedLatency::baseline`]) and wins unless a found kernel's whole 95% interval lies below
+/// the network's figure. Returns the programs ordered from
 /// slowest to fastest measured, with their figures in the same order.
 ///
 /// Errors: `--meter perf` without hardware counters; a JIT that cannot run.
@@ -531,10 +532,13 @@ fn rank_by_meter(
         })
         .collect();
     // Slowest first, so that the fastest is tried first by the caller (which reads from the
-    // end); among equal medians, the one the model prefers.
+    // end). Ranked by the top of the 95% interval, so that a kernel some rounds flattered
+    // does not win on its median; then by the median, then by the model.
     ranked.sort_by(|a, b| {
-        b.1.cycles
-            .total_cmp(&a.1.cycles)
+        b.1.interval
+            .1
+            .total_cmp(&a.1.interval.1)
+            .then(b.1.cycles.total_cmp(&a.1.cycles))
             .then(b.1.model_cycles.total_cmp(&a.1.model_cycles))
     });
     // The network is the incumbent: a found kernel replaces it only when its whole 95%

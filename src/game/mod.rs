@@ -22,10 +22,16 @@
 //! first, then length. Each state carries the model's running state (when each register and
 //! the flags are ready, how many instructions use each pipe), so the cost of a prefix is exact
 //! and never falls as instructions are appended. The transposition key then also holds the
-//! ready times and pipe counts, so that two states it merges have the same future costs. Every
-//! pruning rule below stays sound under latency: deleting an instruction never delays another
-//! in the model, renaming registers or mirroring flags changes no time, and `mov d, s` (latency
-//! 0, no flags read) is never slower than the `cmovcc d, s` it replaces.
+//! ready times and pipe use, so that two states it merges have the same future costs. Under
+//! latency the pruning rules below keep their justification for the critical path: deleting
+//! an instruction never delays another's sources, renaming registers or mirroring flags
+//! changes no time, and `mov d, s` (latency 0, no pipe, no flags read) is never slower than
+//! the `cmovcc d, s` it replaces. The model also schedules instructions on pipes, greedily in
+//! program order, and a greedy schedule can in rare cases get longer when an instruction is
+//! removed (a list-scheduling anomaly, R. L. Graham, 1969): for that part, rules 3 and 4 are
+//! pruning that could in principle lose a latency optimum of the model, not a proof. The
+//! branch-and-bound bound ([`Environment::lower_bound`]) stays admissible: it uses only
+//! dependency chains, which pipes can only lengthen.
 //!
 //! ## The searched space (restrictions, which can cost length)
 //! * **Loads first, stores last.** Every program the search builds starts with the `n` loads

@@ -325,7 +325,7 @@ impl Meter for ModelMeter {
     }
     fn describe(&self) -> String {
         format!(
-            "model: static {} model (critical path and port pressure; src/latency/model.rs)",
+            "model: static {} model (dependencies scheduled on pipes, port-pressure bounds; src/latency/model.rs)",
             model::MICROARCHITECTURE
         )
     }
