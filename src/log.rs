@@ -67,6 +67,22 @@ pub struct LoggedLatency {
     /// (its whole 95% interval below the network's figure).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub baseline: bool,
+    /// With `baseline`: the fastest kernel the search itself found, which lost to the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_up: Option<RunnerUp>,
+}
+
+/// The search's own fastest kernel when the classic network was kept.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunnerUp {
+    /// GNU AT&T syntax, one instruction per line (proved on the emulator, not run natively).
+    pub program_att: Vec<String>,
+    /// Per call, in the figure's unit.
+    pub cycles: f64,
+    /// 95% interval of `cycles`.
+    pub interval: (f64, f64),
+    /// The static model's figure, in cycles.
+    pub model_cycles: f64,
 }
 
 /// Everything a search log holds.
@@ -191,11 +207,14 @@ impl SearchLog {
 /// needed), which is synced, renamed over `path` and given mode 0644. A crash leaves either the
 /// old file or the new one, never a truncated one.
 ///
-/// Errors: [`Error::Io`] naming the folder or the path, or whatever `write` returns.
+/// Errors: [`Error::Io`] naming the folder or the path (also when `path` exists and is not a
+/// regular file: a device, a folder, a symbolic link, which a rename would replace), or
+/// whatever `write` returns.
 pub(crate) fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
+    writable_target(path)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -206,6 +225,32 @@ pub(crate) fn write_atomic_with(
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     readable(path)
+}
+
+/// Checks that `path` is absent or a regular file, so that writing it atomically (a rename
+/// over it) replaces nothing else. Errors: [`Error::Io`] naming the path.
+pub(crate) fn writable_target(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => Err(Error::io(
+            path,
+            std::io::Error::other("not a regular file; refusing to replace it"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks before long work that [`write_atomic_with`] will be able to write `path`: it is
+/// absent or a regular file, and a temporary file can be made in its folder (created if
+/// needed). Errors: [`Error::Io`] naming the path or folder.
+pub(crate) fn check_writable(path: &Path) -> Result<()> {
+    writable_target(path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    Ok(())
 }
 
 /// Gives a file written through a temporary file (created 0600) the usual mode 0644.

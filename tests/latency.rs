@@ -334,3 +334,75 @@ fn dead_code_is_removed_and_outputs_are_unchanged() {
     );
     assert!(superopt::game::check_sorted(g.test_vectors(), &b).is_ok());
 }
+
+#[test]
+fn bench_checks_logged_kernels_and_skips_bad_ones_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs").join("sort3");
+    std::fs::create_dir_all(&logs).unwrap();
+    let good = std::fs::read_to_string("search-logs/examples/sort3-latency-seed0.json").unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
+    // An edited log that would clobber the stack pointer, and one that is not assembly.
+    v["best"]["program_att"][0] = "xor %esp, %esp".into();
+    std::fs::write(logs.join("a.json"), v.to_string()).unwrap();
+    v["best"]["program_att"] = serde_json::json!(["this is not asm"]);
+    std::fs::write(logs.join("b.json"), v.to_string()).unwrap();
+    let o = bench(dir.path(), &["--meter", "model"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("a.json: line 1: uses the stack pointer rsp\n"),
+        "{err}"
+    );
+    assert!(err.contains("b.json:1: no such instruction"), "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(!stdout(&o).contains("superopt"), "{}", stdout(&o));
+}
+
+#[test]
+fn bench_refuses_bad_outputs_before_timing() {
+    let dir = tempfile::tempdir().unwrap();
+    let same = dir.path().join("x").display().to_string();
+    let o = superopt(&["bench", "sort3", "--csv", &same, "--png", &same]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!("error: --csv and --png name the same file: {same}\n")
+    );
+    // A folder where the CSV should go is not replaced.
+    let folder = dir.path().display().to_string();
+    let o = superopt(&["bench", "sort3", "--csv", &folder]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!("error: {folder}: not a regular file; refusing to replace it\n")
+    );
+    assert!(dir.path().is_dir());
+    let o = superopt(&["bench", "sort3", "--samples", "18446744073709551615"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: --samples must be at most 1000000, got 18446744073709551615\n"
+    );
+}
+
+#[test]
+fn a_task_without_a_spare_register_has_no_network_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = std::fs::read_to_string("programs/sort3.toml")
+        .unwrap()
+        .replace("name = \"sort3\"", "name = \"tight3\"")
+        .replace(
+            "scratch = [\"eax\", \"ecx\", \"edx\", \"esi\", \"r8d\", \"r9d\", \"r10d\", \"r11d\"]",
+            "scratch = [\"eax\", \"ecx\", \"edx\"]",
+        );
+    assert!(spec.contains("scratch = [\"eax\", \"ecx\", \"edx\"]"));
+    let file = write(dir.path(), "tight3.toml", &spec);
+    let csv = dir.path().join("b.csv").display().to_string();
+    let png = dir.path().join("b.png").display().to_string();
+    let o = superopt(&[
+        "bench", &file, "--meter", "model", "--csv", &csv, "--png", &png,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("network ("), "{}", stdout(&o));
+}

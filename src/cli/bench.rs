@@ -109,11 +109,11 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         row: compiled_row("empty function (call overhead)", "overhead"),
         runner: Runner::empty_call(n)?,
     });
-    if let Some(c) = crate::game::network::classic_comparators(n) {
-        let prog = crate::game::network::network_kernel(&task.scratch, n, c);
+    if let Some(prog) = crate::game::network::classic_kernel(task) {
+        let comparators = (prog.len() - 2 * n) / 4; // 4 per comparator, n loads, n stores
         subjects.push(Subject {
             row: kernel_row(
-                format!("network ({} comparators)", c.len()),
+                format!("network ({comparators} comparators)"),
                 "built in".into(),
                 prog.len(),
                 "verified".into(),
@@ -229,9 +229,10 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
         let Ok(entries) = std::fs::read_dir(&sub) else {
             continue;
         };
+        // Regular files only: reading a FIFO would wait forever.
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
             .collect();
         paths.sort();
         for p in paths {
@@ -239,12 +240,13 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
                 Ok(log) if log.task == task.name => {
                     let latency =
                         log.config.get("objective").and_then(|o| o.as_str()) == Some("latency");
-                    // A latency search that kept the network found nothing of its own.
-                    let own = |k: &crate::log::LoggedKernel| {
-                        k.verified && !k.latency.as_ref().is_some_and(|l| l.baseline)
-                    };
-                    if let Some(k) = log.best.filter(own) {
-                        found.push((p, log.started, latency, k.program_att));
+                    // A latency search that kept the network: its own fastest kernel.
+                    let program = log.best.and_then(|k| match k.latency {
+                        Some(l) if l.baseline => l.runner_up.map(|r| r.program_att),
+                        _ => k.verified.then_some(k.program_att),
+                    });
+                    if let Some(att) = program {
+                        found.push((p, log.started, latency, att));
                     }
                 }
                 Ok(_) => {}
@@ -261,7 +263,14 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
     }
     let mut kernels: Vec<Logged> = Vec::new();
     for (path, started, latency, att) in found {
-        let kernel = asm::parse_str(&att.join("\n"), Syntax::Att, &path.display().to_string())?;
+        let kernel = match asm::parse_str(&att.join("\n"), Syntax::Att, &path.display().to_string())
+        {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("warning: skipping {e}");
+                continue;
+            }
+        };
         let ticks = model::decoded_state(&kernel.decoded).ticks().0;
         kernels.push(Logged {
             path,
@@ -293,14 +302,44 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
         ),
     ];
     let mut out: Vec<(String, PathBuf, asm::Kernel)> = Vec::new();
+    let mut rejected: Vec<&[u8]> = Vec::new();
     for (label, pick) in picks {
         if let Some(k) = pick {
+            if rejected.contains(&&k.kernel.code[..]) {
+                continue;
+            }
             if !out.iter().any(|o| o.2.code == k.kernel.code) {
+                // A log is only text: check the kernel as `verify` would before running it
+                // (a log of another task of the same name, or an edited one).
+                if let Err(why) = logged_kernel_ok(task, &k.kernel) {
+                    eprintln!(
+                        "warning: skipping the kernel of {}: {why}",
+                        k.path.display()
+                    );
+                    rejected.push(&k.kernel.code);
+                    continue;
+                }
                 out.push((label.to_string(), k.path.clone(), k.kernel.clone()));
             }
         }
     }
     Ok(out)
+}
+
+/// Whether a kernel read from a log is safe to run and verified for `task`; else why not.
+fn logged_kernel_ok(task: &Task, kernel: &asm::Kernel) -> std::result::Result<(), String> {
+    kernel
+        .check_safe(task.n)
+        .map_err(|(line, reason)| format!("line {line}: {reason}"))?;
+    let cfg = NativeConfig {
+        random: 10_000,
+        ..NativeConfig::default()
+    };
+    let verdict = oracle::verify_kernel(task, kernel, &cfg).map_err(|e| e.to_string())?;
+    match verdict.status {
+        Status::Verified => Ok(()),
+        _ => Err(verdict.reason.unwrap_or_else(|| "not verified".into())),
+    }
 }
 
 /// The table, one line per row, with a header naming the meter.

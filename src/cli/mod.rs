@@ -260,10 +260,25 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 },
                 log_dir,
             };
-            let report = bench::run_bench(&task, &opts)?;
-            let stem = format!("bench-{}-{}", task.name, report.meter.name());
+            opts.sampling.check()?;
+            // The outputs are named after the meter that will run; check them before timing.
+            let meter_name = match meter {
+                Some(m) => m.name(),
+                None if crate::latency::hardware_counters().is_ok() => "perf",
+                None => "tsc",
+            };
+            let stem = format!("bench-{}-{meter_name}", task.name);
             let csv = csv.unwrap_or_else(|| PathBuf::from(format!("{stem}.csv")));
             let png = png.unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
+            if csv == png {
+                return Err(crate::Error::Runtime(format!(
+                    "--csv and --png name the same file: {}",
+                    csv.display()
+                )));
+            }
+            crate::log::check_writable(&csv)?;
+            crate::log::check_writable(&png)?;
+            let report = bench::run_bench(&task, &opts)?;
             bench::write_csv(&report, &csv)?;
             write!(w, "{}", bench::format_report(&report)).map_err(stdout_err)?;
             // The table and CSV are already out if only the chart fails (e.g. no font).
@@ -731,12 +746,25 @@ fn print_search(
                 task.name, b.length
             )
             .map_err(stdout_err)?;
-            if b.latency.as_ref().is_some_and(|l| l.baseline) {
+            if let Some(l) = b.latency.as_ref().filter(|l| l.baseline) {
                 writeln!(
                     w,
                     "this is the classic network: no kernel the search found measured clearly faster (its 95% interval below the network's figure)"
                 )
                 .map_err(stdout_err)?;
+                if let Some(r) = &l.runner_up {
+                    writeln!(
+                        w,
+                        "the search's fastest ({} instructions, in the log): {:.2} [{:.2}, {:.2}] {}/call, model {:.2} cycles",
+                        r.program_att.len(),
+                        r.cycles,
+                        r.interval.0,
+                        r.interval.1,
+                        l.unit,
+                        r.model_cycles
+                    )
+                    .map_err(stdout_err)?;
+                }
             }
             writeln!(
                 w,

@@ -507,8 +507,7 @@ fn rank_by_meter(
         .take(REMEASURED)
         .map(|&(_, i)| programs[i].clone())
         .collect();
-    let network = crate::game::network::classic_comparators(n)
-        .map(|c| crate::game::network::network_kernel(&task.scratch, n, c));
+    let network = crate::game::network::classic_kernel(task);
     // The network competes too, so that the answer is never slower than it (as STOKE starts
     // from the compiler's code); the report says when it wins. It is measured last.
     let second = runners(&mut programs.iter().chain(&network))?;
@@ -549,7 +548,13 @@ fn rank_by_meter(
             .last()
             .is_some_and(|r| !r.1.baseline && clearly_faster(&r.1))
         {
-            let net = ranked.remove(b);
+            let mut net = ranked.remove(b);
+            net.1.runner_up = ranked.last().map(|(p, l)| crate::log::RunnerUp {
+                program_att: p.iter().map(|i| i.att()).collect(),
+                cycles: l.cycles,
+                interval: l.interval,
+                model_cycles: l.model_cycles,
+            });
             ranked.push(net);
         }
     }
@@ -574,6 +579,7 @@ fn logged(
         model_cycles: crate::latency::model::program_cycles(p),
         finalists,
         baseline,
+        runner_up: None,
     }
 }
 

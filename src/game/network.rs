@@ -150,6 +150,14 @@ pub fn classic_comparators(n: usize) -> Option<&'static [(usize, usize)]> {
     n.checked_sub(2).and_then(|i| NETS.get(i).copied())
 }
 
+/// The classic network of [`classic_comparators`] for `task` as a kernel
+/// ([`network_kernel`] over the task's scratch registers), or `None` when there is none for
+/// its `n` or the task has no spare register for the compare-exchange's copy.
+pub fn classic_kernel(task: &crate::task::Task) -> Option<Vec<Insn>> {
+    let c = classic_comparators(task.n)?;
+    (task.scratch.len() > task.n).then(|| network_kernel(&task.scratch, task.n, c))
+}
+
 /// A sorting network as a kernel in the game's form: `n` loads into `scratch[0..n]`, for each
 /// comparator `(i, j)` the compare-exchange `mov t, ri; cmp ri, rj; cmovg ri, rj; cmovg rj, t`
 /// with `t = scratch[n]`, then `n` stores. Length: 4 per comparator + 2n instructions.

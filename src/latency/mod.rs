@@ -114,6 +114,12 @@ impl SampleConfig {
                 self.rounds
             )));
         }
+        if self.samples > 1_000_000 {
+            return Err(Error::Runtime(format!(
+                "--samples must be at most 1000000, got {}",
+                self.samples
+            )));
+        }
         if self.samples < 10 * self.rounds {
             return Err(Error::Runtime(format!(
                 "--samples must be at least 10 per round ({} for {} rounds), got {}",
