@@ -406,3 +406,39 @@ fn a_task_without_a_spare_register_has_no_network_row() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stdout(&o).contains("network ("), "{}", stdout(&o));
 }
+
+#[test]
+fn latency_bound_is_admissible_on_the_solutions_searches_find() {
+    use std::sync::{atomic::AtomicBool, Arc};
+    use superopt::search::{mcts, Budget, HeuristicEvaluator, MctsConfig, Shared};
+    let g = game(Objective::Latency);
+    let mut checked = 0;
+    // Every improvement of 40 short searches: solutions of many costs and shapes.
+    for seed in 0..40 {
+        let budget = Budget {
+            time: std::time::Duration::from_secs(60),
+            target: None,
+            max_expansions: Some(3_000),
+        };
+        let shared = Shared::new(budget, Arc::new(AtomicBool::new(false)));
+        let cfg = MctsConfig {
+            seed,
+            ..MctsConfig::default()
+        };
+        mcts(&g, &HeuristicEvaluator { temperature: 1.0 }, &cfg, &shared);
+        for f in shared.found() {
+            let mut path = vec![g.initial()];
+            for &a in &f.actions {
+                let next = g.step(path.last().unwrap(), a).unwrap();
+                path.push(next);
+            }
+            let total = g.solution_cost(path.last().unwrap()).unwrap();
+            assert_eq!(total, f.cost);
+            for s in &path {
+                assert!(g.cost(s) + g.lower_bound(s) <= total);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} solutions");
+}

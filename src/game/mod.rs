@@ -393,17 +393,18 @@ impl SortGame {
 
 impl SortGame {
     /// Under latency: the earliest cycle at which any new value can be ready (a `cmovcc` one
-    /// cycle after the earliest live register, after a `cmp` first when the flags are
-    /// undefined), and for each slot the earliest its sorted column can be ready (held now,
-    /// or new). Returns `(earliest new value, latest slot)`.
+    /// cycle after the earliest live register and the current flags, or two cycles after that
+    /// register with a new `cmp` first), and for each slot the earliest its sorted column can
+    /// be ready (held now, or new). Returns `(earliest new value, latest slot)`.
     fn slot_times(&self, s: &GameState) -> (u16, u16) {
         let live = Reg::ALL.iter().filter(|&&r| s.cpu.reg_defined(r));
         let m = live
             .map(|&r| s.model.ready[gpr_index(r)])
             .min()
             .unwrap_or(0);
+        // A cmovcc on the current flags, or after a new cmp of the earliest registers.
         let fresh = if s.cpu.flags_defined() {
-            (m + 1).min(s.model.flags_ready.max(m) + 1)
+            (s.model.flags_ready.max(m) + 1).min(m + 2)
         } else {
             m + 2
         };
