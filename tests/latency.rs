@@ -14,11 +14,14 @@ use superopt::{Cond, Insn, Reg, Task};
 /// Quick sampling for tests: 100 passes of 200 calls in 5 rounds.
 const QUICK: [&str; 6] = ["--samples", "100", "--inputs", "200", "--rounds", "5"];
 
-/// `superopt bench sort3` with [`QUICK`] sampling, its outputs and (empty) log folder in `dir`.
+/// `superopt bench sort3` with [`QUICK`] sampling, its outputs and log folder (`logs/sort3/`,
+/// empty unless a test fills it) in `dir`.
 fn bench(dir: &Path, extra: &[&str]) -> std::process::Output {
     let csv = dir.join("b.csv").display().to_string();
     let png = dir.join("b.png").display().to_string();
-    let logs = dir.join("logs").display().to_string();
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(logs.join("sort3")).unwrap();
+    let logs = logs.display().to_string();
     let mut args = vec![
         "bench",
         "sort3",
@@ -364,6 +367,13 @@ fn bench_refuses_bad_outputs_before_timing() {
     let dir = tempfile::tempdir().unwrap();
     let same = dir.path().join("x").display().to_string();
     let o = superopt(&["bench", "sort3", "--csv", &same, "--png", &same]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!("error: --csv and --png name the same file: {same}\n")
+    );
+    let spelled = dir.path().join(".").join("x").display().to_string();
+    let o = superopt(&["bench", "sort3", "--csv", &same, "--png", &spelled]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o),

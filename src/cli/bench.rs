@@ -225,7 +225,15 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
 fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::Kernel)>> {
     // (path, started, from a latency search, AT&T lines)
     let mut found: Vec<(PathBuf, String, bool, Vec<String>)> = Vec::new();
-    for sub in [dir.join(&task.name), dir.join("examples")] {
+    let subs = [dir.join(&task.name), dir.join("examples")];
+    if !subs.iter().any(|d| d.is_dir()) {
+        eprintln!(
+            "warning: no search logs in {} (neither {}/ nor examples/ is a folder there)",
+            dir.display(),
+            task.name
+        );
+    }
+    for sub in subs {
         let Ok(entries) = std::fs::read_dir(&sub) else {
             continue;
         };
@@ -280,47 +288,41 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
             kernel,
         });
     }
+    // Each label's candidates in order of preference; the first that passes the checks wins,
+    // so a rejected log does not hide the next best.
+    let mut latest: Vec<&Logged> = kernels.iter().filter(|k| k.latency).collect();
+    latest.sort_by(|a, b| b.started.cmp(&a.started));
+    let mut shortest: Vec<&Logged> = kernels.iter().collect();
+    shortest.sort_by_key(|k| (k.kernel.decoded.len(), k.ticks));
+    let mut fastest: Vec<&Logged> = kernels.iter().collect();
+    fastest.sort_by_key(|k| (k.ticks, k.kernel.decoded.len()));
     let picks = [
-        (
-            "superopt latency search",
-            kernels
-                .iter()
-                .filter(|k| k.latency)
-                .max_by(|a, b| a.started.cmp(&b.started)),
-        ),
-        (
-            "superopt shortest",
-            kernels
-                .iter()
-                .min_by_key(|k| (k.kernel.decoded.len(), k.ticks)),
-        ),
-        (
-            "superopt lowest model latency",
-            kernels
-                .iter()
-                .min_by_key(|k| (k.ticks, k.kernel.decoded.len())),
-        ),
+        ("superopt latency search", latest),
+        ("superopt shortest", shortest),
+        ("superopt lowest model latency", fastest),
     ];
     let mut out: Vec<(String, PathBuf, asm::Kernel)> = Vec::new();
     let mut rejected: Vec<&[u8]> = Vec::new();
-    for (label, pick) in picks {
-        if let Some(k) = pick {
+    for (label, candidates) in picks {
+        for k in candidates {
             if rejected.contains(&&k.kernel.code[..]) {
                 continue;
             }
-            if !out.iter().any(|o| o.2.code == k.kernel.code) {
-                // A log is only text: check the kernel as `verify` would before running it
-                // (a log of another task of the same name, or an edited one).
-                if let Err(why) = logged_kernel_ok(task, &k.kernel) {
-                    eprintln!(
-                        "warning: skipping the kernel of {}: {why}",
-                        k.path.display()
-                    );
-                    rejected.push(&k.kernel.code);
-                    continue;
-                }
-                out.push((label.to_string(), k.path.clone(), k.kernel.clone()));
+            if out.iter().any(|o| o.2.code == k.kernel.code) {
+                break; // already shown under an earlier label
             }
+            // A log is only text: check the kernel as `verify` would before running it (a
+            // log of another task of the same name, or an edited one).
+            if let Err(why) = logged_kernel_ok(task, &k.kernel) {
+                eprintln!(
+                    "warning: skipping the kernel of {}: {why}",
+                    k.path.display()
+                );
+                rejected.push(&k.kernel.code);
+                continue;
+            }
+            out.push((label.to_string(), k.path.clone(), k.kernel.clone()));
+            break;
         }
     }
     Ok(out)

@@ -270,14 +270,22 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             let stem = format!("bench-{}-{meter_name}", task.name);
             let csv = csv.unwrap_or_else(|| PathBuf::from(format!("{stem}.csv")));
             let png = png.unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
-            if csv == png {
+            crate::log::check_writable(&csv)?;
+            crate::log::check_writable(&png)?;
+            // Compared once their folders exist, so that `./x` and `x` are one file.
+            let resolved = |p: &PathBuf| {
+                let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+                let dir = dir.unwrap_or(std::path::Path::new("."));
+                dir.canonicalize()
+                    .ok()
+                    .map(|d| d.join(p.file_name().unwrap_or_default()))
+            };
+            if csv == png || resolved(&csv).is_some_and(|c| Some(c) == resolved(&png)) {
                 return Err(crate::Error::Runtime(format!(
                     "--csv and --png name the same file: {}",
                     csv.display()
                 )));
             }
-            crate::log::check_writable(&csv)?;
-            crate::log::check_writable(&png)?;
             let report = bench::run_bench(&task, &opts)?;
             bench::write_csv(&report, &csv)?;
             write!(w, "{}", bench::format_report(&report)).map_err(stdout_err)?;
