@@ -175,15 +175,13 @@ pub struct Bar {
     pub group: usize,
 }
 
-/// Colours of [`Bar::group`]: grey, then the line colours.
-const GROUP_COLOURS: [RGBColor; 6] = [
-    RGBColor(150, 150, 150),
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(255, 127, 14),
-    RGBColor(148, 103, 189),
-];
+/// The colour of [`Bar::group`] `g`: grey for 0, else the line colours in turn.
+fn group_colour(g: usize) -> RGBColor {
+    match g {
+        0 => RGBColor(150, 150, 150),
+        _ => COLOURS[(g - 1) % COLOURS.len()],
+    }
+}
 
 /// Draws `bars` (with their whiskers) under `title` into a PNG at `path`, 190 pixels per bar
 /// and at least 700 wide, 480 high; labels are cut to 26 characters.
@@ -228,7 +226,7 @@ pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Resul
             .map_err(|e| fail(e.to_string()))?;
         chart
             .draw_series(bars.iter().enumerate().map(|(i, b)| {
-                let colour = GROUP_COLOURS[b.group % GROUP_COLOURS.len()];
+                let colour = group_colour(b.group);
                 let x0 = SegmentValue::Exact(i as i32);
                 let x1 = SegmentValue::Exact(i as i32 + 1);
                 let mut r = Rectangle::new([(x0, 0.0), (x1, b.value)], colour.mix(0.8).filled());

@@ -312,7 +312,7 @@ pub fn run_search(
                 found_at_s: f.at_s,
                 programs_explored: f.explored,
                 model_cycles: (opts.objective == Objective::Latency)
-                    .then(|| crate::latency::model_cycles(&program)),
+                    .then(|| crate::latency::model::program_cycles(&program)),
             })
         })
         .collect();

@@ -36,7 +36,6 @@ pub mod model;
 mod timing;
 
 use crate::error::{Error, Result};
-use crate::isa::Insn;
 use rand::{Rng, SeedableRng};
 
 pub use timing::{hardware_counters, Runner};
@@ -236,7 +235,7 @@ pub trait Meter {
 /// result per subject is the median of its round figures, with the distribution-free 95%
 /// interval of that median ([`quantile_interval`] at 0.5), so the interval covers the
 /// variation between rounds, not just within them. The thread is pinned to its CPU for the
-/// whole measurement where the OS allows (see [`pinned`]).
+/// whole measurement where the OS allows.
 ///
 /// The model meter gives each kernel its one figure (interval of zero width).
 ///
@@ -317,11 +316,6 @@ pub fn measure_all(
         .collect())
 }
 
-/// Whether this thread can be pinned to one CPU here (what [`measure_all`] does).
-pub fn pinned() -> bool {
-    timing::Pin::new().pinned()
-}
-
 /// The static model as a [`Meter`].
 pub struct ModelMeter;
 
@@ -373,11 +367,6 @@ pub fn meter(
             )),
         },
     }
-}
-
-/// The model's figure for a game program, in cycles (a shorthand for [`model::program_cycles`]).
-pub fn model_cycles(program: &[Insn]) -> f64 {
-    model::program_cycles(program)
 }
 
 #[cfg(test)]
