@@ -121,7 +121,8 @@ pub struct GameState {
     /// move). Input to the network's program encoder only: the transposition key and every
     /// rule of the game ignore it, since the future depends on the CPU state alone.
     pub recent: [Option<Insn>; RECENT],
-    /// The latency model's running state over the program so far (see [`Objective`]).
+    /// The latency model's running state over the program so far, kept under
+    /// [`Objective::Latency`] only (under length it stays as after the loads).
     pub model: ModelState,
 }
 
@@ -669,7 +670,10 @@ impl Environment for SortGame {
             Insn::Load { .. } | Insn::Store { .. } => return None,
         }
         next.len += 1;
-        next.model.push(&Op::of_insn(m));
+        if self.objective == Objective::Latency {
+            // Only latency costs read it; length searches skip the scheduling.
+            next.model.push(&Op::of_insn(m));
+        }
         next.last_cmp = matches!(m, Insn::Cmp { .. });
         next.recent.rotate_right(1);
         next.recent[0] = Some(m);
