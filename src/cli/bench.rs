@@ -71,12 +71,8 @@ struct Subject {
 /// line), or bad sampling settings.
 pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
     let n = task.n;
-    let (mut meter, fallback) = latency::meter(opts.meter, &opts.sampling)?;
-    // Said only when the meter was chosen here: a meter the user named needs no excuse.
-    let counters_unavailable = match (opts.meter, meter.kind()) {
-        (None, MeterKind::Tsc) => fallback,
-        _ => None,
-    };
+    let (kind, counters_unavailable) = latency::resolve(opts.meter);
+    let mut meter = latency::meter(kind, &opts.sampling)?;
     let mut subjects = Vec::new();
     let kernel_row = |subject: String, source: String, length, status: String| Row {
         subject,

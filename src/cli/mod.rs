@@ -262,12 +262,11 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             };
             opts.sampling.check()?;
             // The outputs are named after the meter that will run; check them before timing.
-            let meter_name = match meter {
-                Some(m) => m.name(),
-                None if crate::latency::hardware_counters().is_ok() => "perf",
-                None => "tsc",
-            };
-            let stem = format!("bench-{}-{meter_name}", task.name);
+            let stem = format!(
+                "bench-{}-{}",
+                task.name,
+                crate::latency::resolve(meter).0.name()
+            );
             let csv = csv.unwrap_or_else(|| PathBuf::from(format!("{stem}.csv")));
             let png = png.unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
             crate::log::check_writable(&csv)?;

@@ -482,7 +482,7 @@ fn rank_by_meter(
         ..SampleConfig::default()
     };
     let full = SampleConfig::default();
-    let (mut meter, _) = latency::meter(meter, &full)?;
+    let mut meter = latency::meter(latency::resolve(meter).0, &full)?;
     let n = task.n;
     let inputs = latency::Inputs {
         n,

@@ -344,29 +344,30 @@ impl Meter for ModelMeter {
     }
 }
 
-/// The meter for `kind`, or, for `None`, the best available: perf where hardware counters
-/// work, else tsc. Returns the meter and, when perf was wanted or tried and is unavailable,
-/// why (`hardware cycle counters are unavailable: ...`).
-///
-/// Errors: [`Error::Runtime`] for `Some(Perf)` where counters are unavailable (one line), or
-/// on a CPU without rdtscp.
-pub fn meter(
-    kind: Option<MeterKind>,
-    cfg: &SampleConfig,
-) -> Result<(Box<dyn Meter>, Option<String>)> {
-    cfg.check()?;
+/// Which meter `kind` means: itself, or, for `None`, the best available here: perf where
+/// hardware counters open, else tsc, with why perf was not taken (`hardware cycle counters
+/// are unavailable: ...`).
+pub fn resolve(kind: Option<MeterKind>) -> (MeterKind, Option<String>) {
     match kind {
-        Some(MeterKind::Model) => Ok((Box::new(ModelMeter), None)),
-        Some(MeterKind::Perf) => Ok((Box::new(timing::PerfMeter::new(cfg.clone())?), None)),
-        Some(MeterKind::Tsc) => Ok((Box::new(timing::TscMeter::new(cfg.clone())?), None)),
-        None => match timing::PerfMeter::new(cfg.clone()) {
-            Ok(m) => Ok((Box::new(m), None)),
-            Err(e) => Ok((
-                Box::new(timing::TscMeter::new(cfg.clone())?),
-                Some(e.to_string()),
-            )),
+        Some(k) => (k, None),
+        None => match hardware_counters() {
+            Ok(()) => (MeterKind::Perf, None),
+            Err(why) => (MeterKind::Tsc, Some(why)),
         },
     }
+}
+
+/// The meter for `kind` (see [`resolve`] for `None`).
+///
+/// Errors: bad settings ([`SampleConfig::check`]); [`Error::Runtime`] for perf where counters
+/// are unavailable (one line), or for tsc on a CPU without rdtscp.
+pub fn meter(kind: MeterKind, cfg: &SampleConfig) -> Result<Box<dyn Meter>> {
+    cfg.check()?;
+    Ok(match kind {
+        MeterKind::Model => Box::new(ModelMeter),
+        MeterKind::Perf => Box::new(timing::PerfMeter::new(cfg.clone())?),
+        MeterKind::Tsc => Box::new(timing::TscMeter::new(cfg.clone())?),
+    })
 }
 
 #[cfg(test)]
