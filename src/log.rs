@@ -1,14 +1,25 @@
 //! Search logs: one JSON file per search, `search-logs/<task>/<UTC time>-seed<N>.json`,
 //! written atomically (a temporary file in the same folder, then a rename), so a crash never
-//! leaves a truncated log behind. The format is versioned by [`LOG_VERSION`].
+//! leaves a truncated log behind. The format is versioned by [`LOG_VERSION`] and documented
+//! in `search-logs/README.md`.
+//!
+//! A search writes its log when it starts, again every checkpoint interval while it runs
+//! (`stop_reason` `running`: a SIGKILL loses at most one interval), and at the end. Besides
+//! the result, version 2 logs hold what `superopt replay` and `superopt search --resume` need:
+//! the moves of every improvement, the merged MCTS tree, the search's counters and each
+//! worker's random stream.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Version of the log format; bumped on any incompatible change.
-pub const LOG_VERSION: u32 = 1;
+/// Version of the log format; bumped on any incompatible change. Version 2 added the
+/// replay and resume fields (all optional, so version 1 logs still read).
+pub const LOG_VERSION: u32 = 2;
+
+/// `stop_reason` of a log written while its search was still running (a checkpoint).
+pub const RUNNING: &str = "running";
 
 /// One improvement of the best kernel during a search.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -22,6 +33,10 @@ pub struct Improvement {
     /// Under `--objective latency`, the improvement's latency in the static model (cycles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_cycles: Option<f64>,
+    /// The solution's moves, as indices into the game's move table (version 2; what
+    /// `--resume` restores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<crate::search::Action>>,
 }
 
 /// The best kernel of a search, with the oracle's verdict.
@@ -112,6 +127,61 @@ pub struct SearchLog {
     pub timeline: Vec<Improvement>,
     /// The best kernel, if any.
     pub best: Option<LoggedKernel>,
+    /// Hash of the game's move table (`fnv64:` and 16 hex digits), so that action indices are
+    /// read against the table they index (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moves_hash: Option<String>,
+    /// The policy/value network that guided the search, if one did (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkRef>,
+    /// The MCTS episodes merged into one tree, nodes under a visit threshold dropped
+    /// (version 2; absent for A*).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<crate::search::TreeSnapshot>,
+    /// Counters over the whole search (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<crate::search::SearchStats>,
+    /// What `--resume` needs beyond the rest (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeRecord>,
+}
+
+/// The network that guided a search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkRef {
+    /// The weights' path as given (`nets/sort3.safetensors`).
+    pub path: String,
+    /// Hash of the weights file's bytes (`fnv64:` and 16 hex digits).
+    pub hash: String,
+}
+
+/// The state a resumed search continues from, beside the log's other fields.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ResumeRecord {
+    /// Each MCTS worker's random stream after its last finished episode (`null` for a worker
+    /// that finished none).
+    pub rngs: Vec<Option<crate::search::RngState>>,
+    /// Each process that ran the search (the first, then each `--resume`), in order.
+    pub runs: Vec<RunRecord>,
+}
+
+/// One process's part of a search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// UTC start, RFC 3339.
+    pub started: String,
+    /// Seconds it ran.
+    pub elapsed_s: f64,
+    /// Why it stopped (`running` while it runs).
+    pub stop_reason: String,
+    /// Programs explored by the search when it stopped (cumulative).
+    pub programs_explored: u64,
+}
+
+/// `fnv64:` and the 16 hex digits of [`crate::search::hash_bytes`] over `bytes`: the hashes
+/// logs record (moves, network weights). Not cryptographic; it detects change, not tampering.
+pub fn content_hash(bytes: &[u8]) -> String {
+    format!("fnv64:{:016x}", crate::search::hash_bytes(0, bytes))
 }
 
 impl SearchLog {
@@ -180,26 +250,43 @@ impl SearchLog {
 
     /// Reads a log back.
     ///
-    /// Errors: [`Error::Log`] for a truncated or corrupted file or a newer version.
+    /// Errors ([`Error::Log`], one line naming the problem):
+    /// * `truncated search log: the JSON ends early (line L, column C)`;
+    /// * `corrupted search log: <what the JSON parser or a field check found>`;
+    /// * `not a search log: no "version" field`;
+    /// * `search log version V is newer than this superopt reads (1 to 2); update superopt`;
+    /// * [`Error::Io`] when the file cannot be read (a missing file, a folder).
     pub fn read(path: &Path) -> Result<SearchLog> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Log {
+        let bad = |message: String| Error::Log {
             path: path.into(),
-            message: format!("not a valid search log (truncated or corrupted?): {e}"),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            if e.is_eof() {
+                bad(format!(
+                    "truncated search log: the JSON ends early (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+            } else {
+                bad(format!("corrupted search log: {e}"))
+            }
         })?;
-        let version = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0);
+        let Some(version) = v.get("version") else {
+            return Err(bad("not a search log: no \"version\" field".into()));
+        };
+        let Some(version) = version.as_u64() else {
+            return Err(bad(format!(
+                "corrupted search log: \"version\" is {version}, not a whole number"
+            )));
+        };
         if version > LOG_VERSION as u64 {
-            return Err(Error::Log {
-                path: path.into(),
-                message: format!(
-                    "log version {version} is newer than this superopt supports ({LOG_VERSION})"
-                ),
-            });
+            return Err(bad(format!(
+                "search log version {version} is newer than this superopt reads (1 to {LOG_VERSION}); update superopt"
+            )));
         }
-        serde_json::from_value(v).map_err(|e| Error::Log {
-            path: path.into(),
-            message: format!("not a valid search log: {e}"),
-        })
+        serde_json::from_value(v).map_err(|e| bad(format!("corrupted search log: {e}")))
     }
 }
 

@@ -112,9 +112,17 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> 
                 .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
                 .map_err(|e| fail(e.to_string()))?;
             let mut mesh = chart.configure_mesh();
+            // Whole numbers (steps, episodes) unless the span is small (seconds).
+            let decimals = match x1 - x0 {
+                d if d >= 50.0 => 0,
+                d if d >= 5.0 => 1,
+                d if d >= 0.5 => 2,
+                _ => 3,
+            };
+            let x_fmt = move |x: &f64| format!("{x:.decimals$}");
             mesh.x_desc(x_label)
                 .y_desc(panel.y_label.as_str())
-                .x_label_formatter(&|x| format!("{x:.0}"));
+                .x_label_formatter(&x_fmt);
             if panel.integer_y {
                 // One label per whole number (at most 10), none in between.
                 let span = (y1 - y0).round().max(0.0) as usize;

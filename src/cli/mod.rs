@@ -6,6 +6,7 @@
 //! unparsable assembly, I/O).
 
 pub mod bench;
+pub mod replay;
 pub mod search;
 
 use crate::asm::{self, Syntax};
@@ -34,7 +35,8 @@ pub enum Command {
     /// Search for a short kernel for a task and verify it.
     Search {
         /// A built-in task (sort3, sort4, sort5) or a path to a task .toml file.
-        task: String,
+        #[arg(required_unless_present = "resume")]
+        task: Option<String>,
         /// Wall-clock budget: 60s, 10m, 1h (default: the task's).
         #[arg(long)]
         budget: Option<String>,
@@ -80,6 +82,20 @@ pub enum Command {
         /// Folder for search logs.
         #[arg(long, default_value = "search-logs")]
         log_dir: PathBuf,
+        /// Seconds between checkpoints of the search log while it runs (0: only at the start
+        /// and the end). A killed search loses at most one interval.
+        #[arg(long, default_value = "10s", value_name = "DURATION")]
+        checkpoint: String,
+        /// Most nodes of the merged MCTS tree written to the log (0: none); nodes with few
+        /// visits are dropped first.
+        #[arg(long, default_value_t = search::TREE_NODES)]
+        tree_nodes: usize,
+        /// Continue the search saved in this log (its task, settings, best kernel, tree,
+        /// counts and random streams), writing the same log. --budget is the time to run
+        /// now (default: what is left of the saved budget); the search's settings come from
+        /// the log and cannot be changed.
+        #[arg(long, value_name = "LOG", conflicts_with_all = ["task", "seed", "threads", "strategy", "target", "evaluator", "net", "net_value", "objective", "meter", "leaf_batch", "log_dir", "checkpoint", "tree_nodes"])]
+        resume: Option<PathBuf>,
     },
     /// Check a kernel written elsewhere (one instruction per line, pointer in rdi, no ret).
     Verify {
@@ -187,6 +203,25 @@ pub enum Command {
         #[arg(long)]
         png: Option<PathBuf>,
     },
+    /// Show how a saved search found its kernel: the principal variation with visit counts,
+    /// values and alternatives, statistics by depth, the timeline; optionally a Graphviz DOT
+    /// of the top of the tree and a PNG of best length against time.
+    Replay {
+        /// A search log (search-logs/<task>/....json).
+        log: PathBuf,
+        /// Alternatives shown per depth (and children per node in --dot).
+        #[arg(long, default_value_t = 3)]
+        top: usize,
+        /// Write the top of the tree as Graphviz DOT (render with `dot -Tsvg`).
+        #[arg(long, value_name = "FILE")]
+        dot: Option<PathBuf>,
+        /// Levels of the tree in --dot.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+        dot_depth: u16,
+        /// Write best length against time as a PNG.
+        #[arg(long, value_name = "FILE.png")]
+        plot: Option<PathBuf>,
+    },
     /// List the tasks with their reference lengths.
     Tasks,
 }
@@ -205,6 +240,27 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
     match cli.command {
+        Command::Replay {
+            log,
+            top,
+            dot,
+            dot_depth,
+            plot,
+        } => {
+            if dot.is_some() && dot == plot {
+                return Err(crate::Error::Runtime(
+                    "--dot and --plot name the same file".into(),
+                ));
+            }
+            let opts = replay::ReplayOptions {
+                top,
+                dot,
+                dot_depth: dot_depth as usize,
+                plot,
+            };
+            replay::replay(&log, &opts, w)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tasks => {
             writeln!(
                 w,
@@ -625,11 +681,37 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             leaf_batch,
             json,
             log_dir,
+            checkpoint,
+            tree_nodes,
+            resume,
         } => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            // Ctrl-C stops the search; the best kernel so far is verified, printed and logged.
+            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+            if let Some(path) = resume {
+                let budget = budget.as_deref().map(parse_budget).transpose()?;
+                let (task, opts) = search::resume_options(&path, budget, !json)?;
+                let out = search::run_search(&task, &opts, stop)?;
+                return finish_search(w, &task, &out, json);
+            }
+            let Some(task) = task else {
+                return Err(crate::Error::Runtime(
+                    "search needs a task (or --resume LOG)".into(),
+                ));
+            };
             let task = Task::load(&task)?;
             let budget = match budget {
                 Some(b) => parse_budget(&b)?,
                 None => task.default_budget,
+            };
+            let checkpoint_every = match checkpoint.trim() {
+                "0" | "0s" => None,
+                c => Some(parse_budget(c).map_err(|_| {
+                    crate::Error::Runtime(format!(
+                        "invalid --checkpoint '{c}': expected a duration such as 10s or 1m, or 0 for none"
+                    ))
+                })?),
             };
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -674,10 +756,6 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 // Refuse before searching, not after the budget is spent.
                 crate::latency::hardware_counters().map_err(crate::Error::Runtime)?;
             }
-            let stop = Arc::new(AtomicBool::new(false));
-            let flag = stop.clone();
-            // Ctrl-C stops the search; the best kernel so far is verified, printed and logged.
-            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
             let opts = search::SearchOptions {
                 budget,
                 seed,
@@ -690,21 +768,34 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 meter,
                 log_dir,
                 progress: !json,
+                checkpoint_every,
+                tree_nodes,
+                resume: None,
             };
             let out = search::run_search(&task, &opts, stop)?;
-            print_search(w, &task, &out, json)?;
-            if let Some(e) = &out.log_error {
-                return Err(crate::Error::Runtime(format!(
-                    "the search log was not written: {e}"
-                )));
-            }
-            Ok(if out.verified {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            finish_search(w, &task, &out, json)
         }
     }
+}
+
+/// Prints a search's outcome and turns it into the exit code.
+fn finish_search(
+    w: &mut dyn Write,
+    task: &Task,
+    out: &search::SearchOutcome,
+    json: bool,
+) -> crate::Result<ExitCode> {
+    print_search(w, task, out, json)?;
+    if let Some(e) = &out.log_error {
+        return Err(crate::Error::Runtime(format!(
+            "the search log was not written: {e}"
+        )));
+    }
+    Ok(if out.verified {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn print_search(

@@ -2,11 +2,14 @@
 //! oracle, prints it and writes the search log.
 
 use crate::game::{Objective, SortGame};
-use crate::log::{Improvement, LoggedKernel, LoggedLatency, SearchLog, LOG_VERSION};
+use crate::log::{
+    Improvement, LoggedKernel, LoggedLatency, ResumeRecord, RunRecord, SearchLog, LOG_VERSION,
+    RUNNING,
+};
 use crate::oracle::{self, NativeConfig, Status};
 use crate::search::{
-    astar, mcts, Budget, Environment, HeuristicEvaluator, MctsConfig, Shared, StopReason,
-    UniformEvaluator,
+    astar, mcts, Budget, Environment, HeuristicEvaluator, MctsConfig, ResumePoint, Shared,
+    StopReason, UniformEvaluator,
 };
 use crate::task::Task;
 use crate::Result;
@@ -19,7 +22,9 @@ use std::time::Duration;
 pub const MAX_THREADS: usize = 256;
 
 /// Which search strategy to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Monte-Carlo tree search with PUCT, played in episodes (AlphaDev's search).
@@ -139,7 +144,7 @@ pub fn resolve_guide(
 /// Settings of one search run.
 #[derive(Clone, Debug)]
 pub struct SearchOptions {
-    /// Wall-clock budget.
+    /// Wall-clock budget of this run (a resumed search runs this much more).
     pub budget: Duration,
     /// Base seed; worker `i` uses `1000 * seed + i`.
     pub seed: u64,
@@ -163,7 +168,33 @@ pub struct SearchOptions {
     pub log_dir: PathBuf,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Seconds between checkpoints of the log while searching (`None`: only at the start and
+    /// the end).
+    pub checkpoint_every: Option<Duration>,
+    /// Most tree nodes written to the log (0: no tree).
+    pub tree_nodes: usize,
+    /// A saved search to continue instead of starting afresh.
+    pub resume: Option<Resume>,
 }
+
+/// A saved search to continue (`search --resume`).
+#[derive(Clone, Debug)]
+pub struct Resume {
+    /// The log it was read from, which the continued search keeps writing.
+    pub path: PathBuf,
+    /// The log as read.
+    pub log: SearchLog,
+}
+
+/// Default seconds between checkpoints of a search log.
+pub const CHECKPOINT_EVERY_S: u64 = 10;
+
+/// Default most tree nodes written to a search log (about 230 bytes of JSON each).
+pub const TREE_NODES: usize = 5_000;
+
+/// Most nodes the merged MCTS tree keeps in memory (about 100 bytes each); past it the least
+/// visited are dropped.
+pub const TREE_CAPACITY: usize = 500_000;
 
 /// What a search run produced.
 #[derive(Clone, Debug)]
@@ -178,23 +209,358 @@ pub struct SearchOutcome {
     pub verified: bool,
 }
 
-/// Runs a search with `opts`, stopping at the budget, the target or when `stop` is set (by
-/// Ctrl-C); verifies the best kernel; writes the log atomically. The log is written even when
-/// nothing was found.
+/// The settings a saved search ran with, read back from its log's `config` for `--resume`.
+#[derive(serde::Deserialize)]
+struct SavedConfig {
+    strategy: Strategy,
+    threads: usize,
+    target: Option<usize>,
+    #[serde(default = "default_objective")]
+    objective: Objective,
+    #[serde(default)]
+    meter: Option<crate::latency::MeterKind>,
+    guide: SavedGuide,
+    budget_s: f64,
+    mcts: SavedMcts,
+    #[serde(default)]
+    checkpoint_s: Option<f64>,
+    #[serde(default)]
+    tree_nodes: Option<usize>,
+}
+
+fn default_objective() -> Objective {
+    Objective::Length
+}
+
+#[derive(serde::Deserialize)]
+struct SavedMcts {
+    leaf_batch: u32,
+}
+
+/// How a log's `config.guide` names the guide.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum SavedGuide {
+    Heuristic,
+    Uniform,
+    Net {
+        path: PathBuf,
+        value: crate::net::ValueSource,
+        shipped: bool,
+    },
+}
+
+impl From<&Guide> for SavedGuide {
+    fn from(g: &Guide) -> SavedGuide {
+        match g {
+            Guide::Heuristic => SavedGuide::Heuristic,
+            Guide::Uniform => SavedGuide::Uniform,
+            Guide::Net {
+                path,
+                value,
+                shipped,
+            } => SavedGuide::Net {
+                path: path.clone(),
+                value: *value,
+                shipped: *shipped,
+            },
+        }
+    }
+}
+
+/// The task and options of the saved search in `path`, to continue it for `budget` more
+/// (default: what is left of its own budget).
 ///
-/// Errors: I/O on the log, or a JIT that cannot run.
+/// Errors ([`crate::Error::Log`], naming the log): an unreadable log (see
+/// [`SearchLog::read`]); a version 1 log (`written before --resume existed: no moves or
+/// random streams to continue from`); an exhausted search, one that reached its target, one
+/// whose budget is used up when no `budget` is given; a task file that cannot be loaded.
+pub fn resume_options(
+    path: &std::path::Path,
+    budget: Option<Duration>,
+    progress: bool,
+) -> Result<(Task, SearchOptions)> {
+    let log = SearchLog::read(path)?;
+    let bad = |message: String| crate::Error::Log {
+        path: path.into(),
+        message,
+    };
+    if log.resume.is_none() || log.version < 2 {
+        return Err(bad(format!(
+            "cannot resume a version {} log: it was written before --resume existed (no moves or random streams to continue from)",
+            log.version
+        )));
+    }
+    let saved: SavedConfig = serde_json::from_value(log.config.clone())
+        .map_err(|e| bad(format!("corrupted search log: config: {e}")))?;
+    match log.stop_reason.as_str() {
+        "exhausted" => {
+            return Err(bad(
+                "cannot resume: the search was exhausted (its best kernel is optimal for the searched space)".into(),
+            ))
+        }
+        "target" => {
+            return Err(bad(format!(
+                "cannot resume: the search already reached its --target of {}",
+                saved.target.map_or("?".into(), |t| t.to_string())
+            )))
+        }
+        _ => {}
+    }
+    let budget = match budget {
+        Some(b) => b,
+        None => {
+            let left = saved.budget_s - log.elapsed_s;
+            if left < 0.5 {
+                return Err(bad(format!(
+                    "cannot resume: the search used its whole budget ({:.0} s of {:.0} s); give --budget to run it longer",
+                    log.elapsed_s, saved.budget_s
+                )));
+            }
+            Duration::from_secs_f64(left)
+        }
+    };
+    let source = log
+        .task_source
+        .strip_prefix("builtin:")
+        .unwrap_or(&log.task_source);
+    let task = Task::load(source)?;
+    let guide = match saved.guide {
+        SavedGuide::Heuristic => Guide::Heuristic,
+        SavedGuide::Uniform => Guide::Uniform,
+        SavedGuide::Net {
+            path,
+            value,
+            shipped,
+        } => Guide::Net {
+            path,
+            value,
+            shipped,
+        },
+    };
+    let opts = SearchOptions {
+        budget,
+        seed: log.seed,
+        threads: saved.threads.clamp(1, MAX_THREADS),
+        strategy: saved.strategy,
+        guide,
+        leaf_batch: Some(saved.mcts.leaf_batch.clamp(1, 256)),
+        target: saved.target,
+        objective: saved.objective,
+        meter: saved.meter,
+        log_dir: path
+            .parent()
+            .and_then(|p| p.parent())
+            .map(PathBuf::from)
+            .unwrap_or_default(),
+        progress,
+        checkpoint_every: saved.checkpoint_s.map(Duration::from_secs_f64),
+        tree_nodes: saved.tree_nodes.unwrap_or(TREE_NODES),
+        resume: Some(Resume {
+            path: path.to_path_buf(),
+            log,
+        }),
+    };
+    Ok((task, opts))
+}
+
+/// The hash of a game's move table, as logs record it.
+pub fn moves_hash(game: &SortGame) -> String {
+    let text: Vec<String> = (0..game.num_actions())
+        .map(|a| game.describe(a as crate::search::Action))
+        .collect();
+    crate::log::content_hash(text.join("\n").as_bytes())
+}
+
+/// Where a resumed search starts: the saved log's improvements (replayed through `game`, so
+/// a log of another task or an edited one is refused), tree, counters and random streams.
+///
+/// Errors: [`crate::Error::Log`] naming the log and the problem.
+fn resume_point(game: &SortGame, r: &Resume, record_tree: bool) -> Result<ResumePoint> {
+    let bad = |message: String| crate::Error::Log {
+        path: r.path.clone(),
+        message,
+    };
+    let log = &r.log;
+    let here = moves_hash(game);
+    if log.moves_hash.as_deref() != Some(here.as_str()) {
+        return Err(bad(format!(
+            "cannot resume: the task's move table changed since the search (log {}, now {here})",
+            log.moves_hash.as_deref().unwrap_or("none")
+        )));
+    }
+    let mut found = Vec::new();
+    for (k, imp) in log.timeline.iter().enumerate() {
+        let actions = imp.actions.clone().ok_or_else(|| {
+            bad(format!(
+                "corrupted search log: improvement {} has no moves",
+                k + 1
+            ))
+        })?;
+        let cost = replay_cost(game, &actions).ok_or_else(|| {
+            bad(format!(
+                "corrupted search log: the moves of improvement {} do not replay to a solution",
+                k + 1
+            ))
+        })?;
+        found.push(crate::search::Found {
+            cost,
+            at_s: imp.found_at_s,
+            explored: imp.programs_explored,
+            actions,
+        });
+    }
+    let tree = match (&log.tree, record_tree) {
+        (Some(t), true) => Some(
+            crate::search::SearchTree::from_snapshot(t, TREE_CAPACITY)
+                .map_err(|e| bad(format!("corrupted search log: {e}")))?,
+        ),
+        _ => None,
+    };
+    let resume = log.resume.clone().unwrap_or_default();
+    Ok(ResumePoint {
+        elapsed_s: log.elapsed_s,
+        explored: log.programs_explored,
+        found,
+        tree,
+        stats: log.stats.clone().unwrap_or_default(),
+        rngs: resume.rngs,
+    })
+}
+
+/// The total cost of the solution reached by `actions`, if they replay to one.
+fn replay_cost(game: &SortGame, actions: &[crate::search::Action]) -> Option<u32> {
+    let mut s = game.initial();
+    for &a in actions {
+        if (a as usize) >= game.num_actions() {
+            return None;
+        }
+        s = game.step(&s, a)?;
+    }
+    game.solution_cost(&s)
+}
+
+/// The parts of a log that do not change while a search runs.
+struct LogHead {
+    config: serde_json::Value,
+    started: String,
+    moves_hash: String,
+    network: Option<crate::log::NetworkRef>,
+    runs: Vec<RunRecord>,
+    run_started: String,
+    tree_nodes: usize,
+}
+
+impl LogHead {
+    /// The log of `shared` as it stands, with `best` and `stop_reason`.
+    fn log(
+        &self,
+        task: &Task,
+        game: &SortGame,
+        opts: &SearchOptions,
+        shared: &Shared,
+        stop_reason: &str,
+        best: Option<LoggedKernel>,
+    ) -> SearchLog {
+        let (tree, stats, rngs) = shared.snapshot(1, self.tree_nodes, |a| game.describe(a));
+        let mut runs = self.runs.clone();
+        runs.push(RunRecord {
+            started: self.run_started.clone(),
+            elapsed_s: shared.run_elapsed(),
+            stop_reason: stop_reason.into(),
+            programs_explored: shared.explored(),
+        });
+        SearchLog {
+            version: LOG_VERSION,
+            superopt: env!("CARGO_PKG_VERSION").to_string(),
+            task: task.name.clone(),
+            task_source: task.source.clone(),
+            config: self.config.clone(),
+            seed: opts.seed,
+            started: self.started.clone(),
+            elapsed_s: shared.elapsed(),
+            stop_reason: stop_reason.into(),
+            programs_explored: shared.explored(),
+            timeline: timeline(game, &shared.found()),
+            best,
+            moves_hash: Some(self.moves_hash.clone()),
+            network: self.network.clone(),
+            tree: tree.filter(|_| self.tree_nodes > 0),
+            stats: Some(stats),
+            resume: Some(ResumeRecord { rngs, runs }),
+        }
+    }
+}
+
+/// The improvements as the log records them.
+fn timeline(
+    game: &SortGame,
+    found: &[crate::search::Found<Vec<crate::search::Action>>],
+) -> Vec<Improvement> {
+    found
+        .iter()
+        .filter_map(|f| {
+            let program = finished(game, &f.actions)?;
+            Some(Improvement {
+                length: program.len(),
+                found_at_s: f.at_s,
+                programs_explored: f.explored,
+                model_cycles: (game.objective() == Objective::Latency)
+                    .then(|| crate::latency::model::program_cycles(&program)),
+                actions: Some(f.actions.clone()),
+            })
+        })
+        .collect()
+}
+
+/// The best of `candidates` (best last) that passes both oracle stages, or the last one tried
+/// with its failing verdict; warns on stderr about each that fails.
+fn verify_best(
+    task: &Task,
+    candidates: &[Vec<crate::isa::Insn>],
+    latencies: &[LoggedLatency],
+) -> Result<Option<LoggedKernel>> {
+    let mut best = None;
+    for (i, program) in candidates.iter().enumerate().rev() {
+        let verdict = oracle::verify_program(task, program, &NativeConfig::default())?;
+        let ok = verdict.status == Status::Verified;
+        best = Some(LoggedKernel {
+            length: program.len(),
+            verified: ok,
+            checks: verdict.checks.clone(),
+            program_att: program.iter().map(|i| i.att()).collect(),
+            program_intel: program.iter().map(|i| i.intel()).collect(),
+            latency: latencies.get(i).cloned(),
+        });
+        if ok {
+            break;
+        }
+        eprintln!(
+            "warning: a {}-instruction kernel failed the oracle: {}",
+            program.len(),
+            verdict.reason.unwrap_or_default()
+        );
+    }
+    Ok(best)
+}
+
+/// Runs a search with `opts`, stopping at the budget, the target or when `stop` is set (by
+/// Ctrl-C); verifies the best kernel; writes the log atomically when the search starts, every
+/// [`SearchOptions::checkpoint_every`] while it runs (with the best kernel so far, verified)
+/// and at the end, so a killed search loses at most one interval. With
+/// [`SearchOptions::resume`] it continues the saved search and keeps writing its log.
+///
+/// Errors: I/O on the log before the search starts, a log that cannot be resumed, a net that
+/// cannot serve the task, or a JIT that cannot run. A log that cannot be written at the end
+/// is reported in [`SearchOutcome::log_error`], after the kernel.
 pub fn run_search(
     task: &Task,
     opts: &SearchOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<SearchOutcome> {
-    // Fail before searching, not after, if the log cannot be written.
-    let log_dir = opts.log_dir.join(&task.name);
-    std::fs::create_dir_all(&log_dir).map_err(|e| crate::Error::io(&log_dir, e))?;
-    tempfile::NamedTempFile::new_in(&log_dir).map_err(|e| crate::Error::io(&log_dir, e))?;
     let game = SortGame::with_objective(task, opts.objective);
     let start_time = time::OffsetDateTime::now_utc();
-    let started = start_time
+    let run_started = start_time
         .format(&time::format_description::well_known::Rfc3339)
         .expect("RFC 3339 formatting of the current time");
     let budget = Budget {
@@ -210,14 +576,71 @@ pub fn run_search(
         ..MctsConfig::default()
     };
     let heuristic = HeuristicEvaluator { temperature: 1.0 };
-    let net = match &opts.guide {
+    let (net, network) = match &opts.guide {
         Guide::Net { path, value, .. } => {
-            let mut net =
-                crate::net::PolicyValueNet::load_for(&game, &crate::net::checkpoint_stem(path))?;
+            let stem = crate::net::checkpoint_stem(path);
+            let mut net = crate::net::PolicyValueNet::load_for(&game, &stem)?;
             net.value_source = *value;
-            Some(net)
+            let weights = crate::net::with_suffix(&stem, "safetensors");
+            let bytes = std::fs::read(&weights).map_err(|e| crate::Error::io(&weights, e))?;
+            let network = crate::log::NetworkRef {
+                path: path.display().to_string(),
+                hash: crate::log::content_hash(&bytes),
+            };
+            (Some(net), Some(network))
         }
-        _ => None,
+        _ => (None, None),
+    };
+    if let (Some(r), Some(now)) = (&opts.resume, &network) {
+        if let Some(then) = r.log.network.as_ref().filter(|then| then.hash != now.hash) {
+            return Err(crate::Error::Log {
+                path: r.path.clone(),
+                message: format!(
+                    "cannot resume: the net {} changed since the search (log {}, now {})",
+                    now.path, then.hash, now.hash
+                ),
+            });
+        }
+    }
+    let record_tree = opts.strategy == Strategy::Mcts && opts.tree_nodes > 0;
+    let resume_from = match &opts.resume {
+        Some(r) => Some(resume_point(&game, r, record_tree)?),
+        None => None,
+    };
+
+    let config = serde_json::json!({
+        "strategy": opts.strategy,
+        "budget_s": opts.budget.as_secs_f64()
+            + opts.resume.as_ref().map_or(0.0, |r| r.log.elapsed_s),
+        "threads": threads,
+        "target": opts.target,
+        "objective": opts.objective,
+        "meter": opts.meter,
+        "evaluator": match opts.strategy {
+            Strategy::Mcts => opts.guide.describe(),
+            Strategy::Astar => "estimate".to_string(),
+        },
+        "guide": SavedGuide::from(&opts.guide),
+        "mcts": { "c_puct": mcts_cfg.c_puct, "simulations": mcts_cfg.simulations, "leaf_batch": mcts_cfg.leaf_batch, "prior_noise": mcts_cfg.prior_noise, "max_backup": mcts_cfg.max_backup },
+        "test_vectors": game.test_vectors().len(),
+        "moves": game.num_actions(),
+        "checkpoint_s": opts.checkpoint_every.map(|d| d.as_secs_f64()),
+        "tree_nodes": opts.tree_nodes,
+    });
+    let head = LogHead {
+        config,
+        started: opts
+            .resume
+            .as_ref()
+            .map_or(run_started.clone(), |r| r.log.started.clone()),
+        moves_hash: moves_hash(&game),
+        network,
+        runs: opts.resume.as_ref().map_or(Vec::new(), |r| {
+            let res = r.log.resume.clone().unwrap_or_default();
+            res.runs
+        }),
+        run_started,
+        tree_nodes: opts.tree_nodes,
     };
 
     // Root parallelism on a rayon pool of `threads` workers: independent searches
@@ -227,7 +650,13 @@ pub fn run_search(
         .build()
         .map_err(|e| crate::Error::Runtime(format!("cannot start {threads} threads: {e}")))?;
     // The budget's clock starts once the workers can run.
-    let shared = Shared::new(budget, stop);
+    let mut shared = Shared::new(budget, stop);
+    if record_tree {
+        shared = shared.record_tree(TREE_CAPACITY);
+    }
+    if let Some(from) = resume_from {
+        shared = shared.resume(from);
+    }
     // Under latency, keep what comes within two model cycles of the best for the real meter.
     let shared = match opts.objective {
         Objective::Length => shared,
@@ -236,15 +665,35 @@ pub fn run_search(
             FINALISTS,
         ),
     };
+    // The log is written before the search starts (which also reserves its name, and fails
+    // now rather than after the budget if it cannot be written), then at each checkpoint.
+    let log_path = match &opts.resume {
+        Some(r) => {
+            let log = head.log(task, &game, opts, &shared, RUNNING, r.log.best.clone());
+            log.write_atomic(&r.path)?;
+            r.path.clone()
+        }
+        None => {
+            let path = SearchLog::default_path(&opts.log_dir, &task.name, start_time, opts.seed);
+            head.log(task, &game, opts, &shared, RUNNING, None)
+                .write_new(&path)?
+        }
+    };
     let done = AtomicBool::new(false);
     let bar = opts.progress.then(|| progress_bar(opts.budget));
     let reason = std::thread::scope(|scope| {
-        let (done, bar, shared) = (&done, &bar, &shared);
+        let (done, bar, shared, head, game, log_path) =
+            (&done, &bar, &shared, &head, &game, &log_path);
         let monitor = scope.spawn(move || {
+            let mut last_checkpoint = std::time::Instant::now();
+            // The best kernel verified at the last checkpoint, by the number of improvements.
+            let mut verified: (usize, Option<LoggedKernel>) =
+                (0, opts.resume.as_ref().and_then(|r| r.log.best.clone()));
+            let mut warned = false;
             while !done.load(Ordering::Relaxed) {
                 if let Some(bar) = &bar {
                     let best = shared.best();
-                    let el = shared.elapsed();
+                    let el = shared.run_elapsed();
                     bar.set_position((el * 1000.0) as u64);
                     bar.set_message(format!(
                         "best {}{}  explored {}  {:.0}/s",
@@ -258,8 +707,35 @@ pub fn run_search(
                             best.to_string()
                         },
                         shared.explored(),
-                        shared.explored() as f64 / el.max(1e-3)
+                        shared.explored() as f64 / shared.elapsed().max(1e-3)
                     ));
+                }
+                if opts
+                    .checkpoint_every
+                    .is_some_and(|every| last_checkpoint.elapsed() >= every)
+                {
+                    last_checkpoint = std::time::Instant::now();
+                    let found = shared.found();
+                    if found.len() != verified.0 {
+                        let candidates: Vec<Vec<crate::isa::Insn>> = found
+                            .iter()
+                            .filter_map(|f| finished(game, &f.actions))
+                            .collect();
+                        if let Ok(b) = verify_best(task, &candidates, &[]) {
+                            verified = (found.len(), b);
+                        }
+                    }
+                    let log = head.log(task, game, opts, shared, RUNNING, verified.1.clone());
+                    if let Err(e) = log.write_atomic(log_path) {
+                        if !warned {
+                            warned = true;
+                            let line = format!("warning: checkpoint not written: {e}");
+                            match &bar {
+                                Some(bar) => bar.println(line),
+                                None => eprintln!("{line}"),
+                            }
+                        }
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -274,15 +750,16 @@ pub fn run_search(
                 .map(|i| {
                     let mut cfg = mcts_cfg.clone();
                     cfg.seed = opts.seed.wrapping_mul(1000).wrapping_add(i as u64);
+                    cfg.worker = i;
                     let r = match (opts.strategy, &net, &opts.guide) {
-                        (Strategy::Mcts, Some(net), _) => mcts(&game, net, &cfg, shared),
+                        (Strategy::Mcts, Some(net), _) => mcts(game, net, &cfg, shared),
                         (Strategy::Mcts, None, Guide::Uniform) => {
-                            mcts(&game, &UniformEvaluator, &cfg, shared)
+                            mcts(game, &UniformEvaluator, &cfg, shared)
                         }
-                        (Strategy::Mcts, None, _) => mcts(&game, &heuristic, &cfg, shared),
+                        (Strategy::Mcts, None, _) => mcts(game, &heuristic, &cfg, shared),
                         // Workers 0-3 use weights 2, 1.5, 3, 5; workers 4-7 the same plus 1, and so on.
                         (Strategy::Astar, ..) => {
-                            astar(&game, [2.0, 1.5, 3.0, 5.0][i % 4] + (i / 4) as f32, shared)
+                            astar(game, [2.0, 1.5, 3.0, 5.0][i % 4] + (i / 4) as f32, shared)
                         }
                     };
                     if r == StopReason::Exhausted {
@@ -303,19 +780,6 @@ pub fn run_search(
     });
 
     let found = shared.found();
-    let timeline: Vec<Improvement> = found
-        .iter()
-        .filter_map(|f| {
-            let program = finished(&game, &f.actions)?;
-            Some(Improvement {
-                length: program.len(),
-                found_at_s: f.at_s,
-                programs_explored: f.explored,
-                model_cycles: (opts.objective == Objective::Latency)
-                    .then(|| crate::latency::model::program_cycles(&program)),
-            })
-        })
-        .collect();
     // Candidates in order of preference, best last (as `found`): under latency, the finalists
     // ranked by the real meter.
     let (candidates, latencies) = match opts.objective {
@@ -328,67 +792,15 @@ pub fn run_search(
         ),
         Objective::Latency => rank_by_meter(task, &game, &found, &shared.near_best(), opts.meter)?,
     };
-    let mut best = None;
-    let mut verified = false;
-    // Verify the best kernel; if it somehow fails, fall back to the next best.
-    for (i, program) in candidates.iter().enumerate().rev() {
-        let program = program.clone();
-        let verdict = oracle::verify_program(task, &program, &NativeConfig::default())?;
-        let ok = verdict.status == Status::Verified;
-        best = Some(LoggedKernel {
-            length: program.len(),
-            verified: ok,
-            checks: verdict.checks.clone(),
-            program_att: program.iter().map(|i| i.att()).collect(),
-            program_intel: program.iter().map(|i| i.intel()).collect(),
-            latency: latencies.get(i).cloned(),
-        });
-        if ok {
-            verified = true;
-            break;
-        }
-        eprintln!(
-            "warning: a {}-instruction kernel failed the oracle: {}",
-            program.len(),
-            verdict.reason.unwrap_or_default()
-        );
-    }
-    let log = SearchLog {
-        version: LOG_VERSION,
-        superopt: env!("CARGO_PKG_VERSION").to_string(),
-        task: task.name.clone(),
-        task_source: task.source.clone(),
-        config: serde_json::json!({
-            "strategy": opts.strategy,
-            "budget_s": opts.budget.as_secs_f64(),
-            "threads": threads,
-            "target": opts.target,
-            "objective": opts.objective,
-            "evaluator": match opts.strategy {
-                Strategy::Mcts => opts.guide.describe(),
-                Strategy::Astar => "estimate".to_string(),
-            },
-            "mcts": { "c_puct": mcts_cfg.c_puct, "simulations": mcts_cfg.simulations, "leaf_batch": mcts_cfg.leaf_batch, "prior_noise": mcts_cfg.prior_noise, "max_backup": mcts_cfg.max_backup },
-            "test_vectors": game.test_vectors().len(),
-            "moves": game.num_actions(),
-        }),
-        seed: opts.seed,
-        started: started.clone(),
-        elapsed_s: shared.elapsed(),
-        stop_reason: serde_json::to_value(reason)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
-        programs_explored: shared.explored(),
-        timeline,
-        best,
-    };
-    let log_path = SearchLog::default_path(&opts.log_dir, &task.name, start_time, opts.seed);
+    let best = verify_best(task, &candidates, &latencies)?;
+    let verified = best.as_ref().is_some_and(|b| b.verified);
+    let stop_reason = serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let log = head.log(task, &game, opts, &shared, &stop_reason, best);
     // The kernel is printed even if the log cannot be written at the end.
-    let (log_path, log_error) = match log.write_new(&log_path) {
-        Ok(p) => (p, None),
-        Err(e) => (log_path, Some(e.to_string())),
-    };
+    let log_error = log.write_atomic(&log_path).err().map(|e| e.to_string());
     Ok(SearchOutcome {
         log,
         log_path,

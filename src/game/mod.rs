@@ -77,7 +77,17 @@ use crate::search::{hash_bytes, mix64, Action, Environment};
 use crate::task::{Task, TestVectors};
 
 /// What a game's cost measures.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
     /// Program length in instructions (loads and stores included, `ret` excluded).

@@ -41,7 +41,9 @@ use rand::{Rng, SeedableRng};
 pub use timing::{hardware_counters, Runner};
 
 /// Which meter produced a figure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MeterKind {
     /// Hardware core cycles (perf-event).

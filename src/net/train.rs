@@ -242,6 +242,7 @@ pub fn train(
         temperature_moves: cfg.temperature_moves,
         leaf_batch: cfg.leaf_batch,
         seed: cfg.seed,
+        worker: 0,
     };
     let saved_source = net.value_source;
     net.value_source = cfg.value_source;

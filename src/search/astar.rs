@@ -7,7 +7,7 @@
 //! Nodes store only a parent link and an action; a state is rebuilt by replaying its path
 //! from the initial state when it is expanded, which keeps memory at a few bytes per node.
 
-use super::{Action, Environment, Shared, StopReason};
+use super::{Action, Environment, SearchStats, Shared, StopReason};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
@@ -35,12 +35,19 @@ pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
     let mut legal = Vec::new();
     let mut path = Vec::new();
     let mut iter = 0u64;
+    // Counters, added to the search's every 1024 states and at the end.
+    let mut stats = SearchStats::default();
     while let Some((_, Reverse(g), id)) = open.pop() {
         iter += 1;
         if iter % 16 == 0 {
             if let Some(r) = shared.should_stop() {
+                shared.add_stats(&stats);
                 return r;
             }
+        }
+        if iter % 1024 == 0 {
+            shared.add_stats(&stats);
+            stats = SearchStats::default();
         }
         // Rebuild the state.
         path.clear();
@@ -66,6 +73,7 @@ pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
         legal.clear();
         env.legal_actions(&state, &mut legal);
         shared.count(1);
+        let mut kept = 0;
         for &a in &legal {
             let Some(child) = env.step(&state, a) else {
                 continue;
@@ -73,11 +81,15 @@ pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
             let cg = env.cost(&child);
             let lb = env.lower_bound(&child);
             if cg.saturating_add(lb) >= best {
+                stats.bound_prunes += 1;
                 continue;
             }
             let key = env.key(&child);
             match closed.get_mut(&key) {
-                Some(c) if *c <= cg => continue,
+                Some(c) if *c <= cg => {
+                    stats.transposition_hits += 1;
+                    continue;
+                }
                 Some(c) => *c = cg,
                 None => {
                     closed.insert(key, cg);
@@ -89,6 +101,7 @@ pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
                 shared.offer(total, &p);
                 continue;
             }
+            kept += 1;
             nodes.push(Node {
                 parent: id,
                 action: a,
@@ -99,6 +112,8 @@ pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
                 nodes.len() as u32 - 1,
             ));
         }
+        stats.expansion(path.len(), kept);
     }
+    shared.add_stats(&stats);
     StopReason::Exhausted
 }

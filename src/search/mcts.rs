@@ -17,7 +17,7 @@
 //! Values are normalised by the minimum and maximum value seen in the tree before they enter
 //! the PUCT formula (MuZero, Schrittwieser et al., Nature 588:604, 2020, Appendix B).
 
-use super::{Action, Environment, Evaluator, Shared, StopReason};
+use super::{Action, Environment, Evaluator, SearchStats, SearchTree, Shared, StopReason};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -48,6 +48,9 @@ pub struct MctsConfig {
     /// Simulations of a batch see each other's leaves as visited (a virtual visit) but not
     /// their values. 1 = one simulation at a time.
     pub leaf_batch: u32,
+    /// This worker's index in a root-parallel search: the slot of its random stream in the
+    /// search's record (see [`super::Shared::worker_rngs`]).
+    pub worker: usize,
 }
 
 impl Default for MctsConfig {
@@ -61,6 +64,7 @@ impl Default for MctsConfig {
             root_dirichlet: None,
             temperature_moves: 0,
             leaf_batch: 1,
+            worker: 0,
         }
     }
 }
@@ -122,6 +126,8 @@ struct Tree<'a, E: Environment, V> {
     legal: Vec<Action>,
     /// Cheapest solution any simulation of this tree reached.
     best_found: Option<u32>,
+    /// This episode's counters, added to the search's at its end.
+    stats: SearchStats,
 }
 
 impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
@@ -217,11 +223,15 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
             };
             let cost = env.cost(&child);
             if cost.saturating_add(env.lower_bound(&child)) >= best {
+                self.stats.bound_prunes += 1;
                 continue;
             }
             let key = env.key(&child);
             match self.tt.get_mut(&key) {
-                Some(c) if *c <= cost => continue,
+                Some(c) if *c <= cost => {
+                    self.stats.transposition_hits += 1;
+                    continue;
+                }
                 Some(c) => *c = cost,
                 None => {
                     self.tt.insert(key, cost);
@@ -230,6 +240,7 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
             kept.push((a, key, cost));
         }
         shared.count(1);
+        self.stats.expansion(actions.len(), kept.len());
         if kept.is_empty() {
             self.nodes[node as usize].dead = true;
             self.nodes[node as usize].first_child = self.nodes.len() as u32;
@@ -351,6 +362,39 @@ impl<'a, E: Environment, V: Evaluator<E>> Tree<'a, E, V> {
         }
     }
 
+    /// Merges the visited nodes of this episode's tree into the search's tree, by action path
+    /// from the initial state.
+    fn merge_into(&self, rec: &mut SearchTree) {
+        let mut stack = vec![(0u32, rec.root())];
+        while let Some((i, parent)) = stack.pop() {
+            let n = &self.nodes[i as usize];
+            let me = rec.merge_node(
+                parent,
+                (i != 0).then_some(n.action),
+                n.visits as u64,
+                n.value_sum as f64,
+                n.value_max,
+                n.prior,
+            );
+            if n.first_child != UNEXPANDED {
+                let (fc, nc) = (n.first_child, n.num_children as u32);
+                for c in fc..fc + nc {
+                    if self.nodes[c as usize].visits > 0 {
+                        stack.push((c, me));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the episode: its tree, counters and the random stream after it go to `shared`.
+    fn report(&mut self, shared: &Shared, rng: &ChaCha8Rng, complete: bool) {
+        if complete {
+            self.stats.episodes += 1;
+        }
+        shared.end_episode(self.cfg.worker, rng, &self.stats, |t| self.merge_into(t));
+    }
+
     /// Marks ancestors dead whose children are all dead.
     fn propagate_dead(&mut self, path: &[u32]) {
         for w in (0..path.len()).rev() {
@@ -379,7 +423,9 @@ pub fn mcts<E: Environment, V: Evaluator<E>>(
     cfg: &MctsConfig,
     shared: &Shared,
 ) -> StopReason {
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut rng = shared
+        .take_rng(cfg.worker)
+        .unwrap_or_else(|| ChaCha8Rng::seed_from_u64(cfg.seed));
     loop {
         if let Err(reason) = play_episode(env, eval, cfg, shared, &mut rng, false) {
             return reason;
@@ -440,6 +486,7 @@ pub fn play_episode<E: Environment, V: Evaluator<E>>(
         vmax: f32::NEG_INFINITY,
         legal: Vec::new(),
         best_found: None,
+        stats: SearchStats::default(),
     };
     tree.tt.insert(env.key(&initial), env.cost(&initial));
     let mut root = 0u32;
@@ -450,6 +497,7 @@ pub fn play_episode<E: Environment, V: Evaluator<E>>(
         let mut done = 0;
         while done < cfg.simulations {
             if let Some(r) = shared.should_stop() {
+                tree.report(shared, rng, false);
                 return Err(r);
             }
             if tree.nodes[root as usize].dead {
@@ -471,8 +519,10 @@ pub fn play_episode<E: Environment, V: Evaluator<E>>(
         if n.dead || n.first_child == UNEXPANDED {
             if root == 0 && n.dead {
                 // The whole space under the bound is exhausted.
+                tree.report(shared, rng, true);
                 return Err(StopReason::Exhausted);
             }
+            tree.report(shared, rng, true);
             return Ok(Episode {
                 steps,
                 solution_cost: tree.best_found,
@@ -507,6 +557,7 @@ pub fn play_episode<E: Environment, V: Evaluator<E>>(
             })
         };
         let Some(c) = next else {
+            tree.report(shared, rng, true);
             return Ok(Episode {
                 steps,
                 solution_cost: tree.best_found,
@@ -536,6 +587,7 @@ pub fn play_episode<E: Environment, V: Evaluator<E>>(
         root = c as u32;
         tree.retain_subtree(root);
         if let Some(total) = env.solution_cost(&state) {
+            tree.report(shared, rng, true);
             return Ok(Episode {
                 steps,
                 solution_cost: Some(tree.best_found.map_or(total, |b| b.min(total))),

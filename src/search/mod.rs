@@ -9,9 +9,11 @@
 
 mod astar;
 mod mcts;
+pub mod record;
 
 pub use astar::astar;
 pub use mcts::{mcts, play_episode, Episode, EpisodeStep, MctsConfig};
+pub use record::{RngState, SearchStats, SearchTree, TreeSnapshot};
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -194,10 +196,40 @@ pub struct Found<A> {
     pub actions: A,
 }
 
+/// What a search records beside its solutions: the merged tree (when asked for), the
+/// counters and each worker's random stream, under one lock so that a checkpoint sees them
+/// agree (an episode's tree, counts and the stream after it arrive together).
+#[derive(Default)]
+struct Record {
+    tree: Option<SearchTree>,
+    stats: SearchStats,
+    rngs: Vec<Option<RngState>>,
+}
+
+/// Where a resumed search starts from: what the saved search had done (see
+/// [`Shared::resume`]).
+#[derive(Clone, Debug, Default)]
+pub struct ResumePoint {
+    /// Seconds the saved search had run.
+    pub elapsed_s: f64,
+    /// Programs it had explored.
+    pub explored: u64,
+    /// Its improvements, in order (their costs set the branch-and-bound bound at once).
+    pub found: Vec<Found<Vec<Action>>>,
+    /// Its merged tree, if it recorded one.
+    pub tree: Option<SearchTree>,
+    /// Its counters.
+    pub stats: SearchStats,
+    /// Each worker's random stream where it stopped (`None`: start from the seed).
+    pub rngs: Vec<Option<RngState>>,
+}
+
 /// State shared by all search threads: the best cost (for branch and bound), counters, the
 /// stop flag and the solutions found in order of improvement.
 pub struct Shared {
     start: Instant,
+    /// Seconds run before this process (a resumed search).
+    offset_s: f64,
     best: AtomicU32,
     explored: AtomicU64,
     stop: Arc<AtomicBool>,
@@ -208,6 +240,9 @@ pub struct Shared {
     /// [`Shared::keep_near_best`]): `(margin, capacity)`, and the solutions by cost.
     near: Option<(u32, usize)>,
     near_best: Mutex<Vec<Found<Vec<Action>>>>,
+    record: Mutex<Record>,
+    /// Random streams handed to the workers of a resumed search, by worker.
+    resume_rngs: Mutex<Vec<Option<rand_chacha::ChaCha8Rng>>>,
 }
 
 impl Shared {
@@ -215,6 +250,7 @@ impl Shared {
     pub fn new(budget: Budget, stop: Arc<AtomicBool>) -> Shared {
         Shared {
             start: Instant::now(),
+            offset_s: 0.0,
             best: AtomicU32::new(u32::MAX),
             explored: AtomicU64::new(0),
             stop,
@@ -223,7 +259,110 @@ impl Shared {
             exhausted: AtomicBool::new(false),
             near: None,
             near_best: Mutex::new(Vec::new()),
+            record: Mutex::new(Record::default()),
+            resume_rngs: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Also merges the MCTS episodes into a [`SearchTree`] of at most `capacity` nodes (for
+    /// the search log and `--resume`).
+    pub fn record_tree(self, capacity: usize) -> Shared {
+        self.record.lock().unwrap().tree = Some(SearchTree::new(capacity));
+        self
+    }
+
+    /// Continues a saved search: its elapsed time and programs explored carry on, its
+    /// improvements are known from the start (so its best cost bounds the search at once, and
+    /// nothing it found is lost), its tree (if this search records one) and counters keep
+    /// growing, and worker `i` continues random stream `rngs[i]`. The budget counts from now.
+    pub fn resume(mut self, from: ResumePoint) -> Shared {
+        self.offset_s = from.elapsed_s;
+        self.explored.store(from.explored, Ordering::Relaxed);
+        if let Some(best) = from.found.iter().map(|f| f.cost).min() {
+            self.best.store(best, Ordering::Relaxed);
+        }
+        *self.found.lock().unwrap() = from.found;
+        {
+            let mut r = self.record.lock().unwrap();
+            if r.tree.is_some() {
+                if let Some(t) = from.tree {
+                    r.tree = Some(t);
+                }
+            }
+            r.stats = from.stats;
+            r.rngs = from.rngs.clone();
+        }
+        *self.resume_rngs.lock().unwrap() = from
+            .rngs
+            .iter()
+            .map(|r| r.as_ref().and_then(RngState::restore))
+            .collect();
+        self
+    }
+
+    /// The random stream worker `worker` continues, when resuming (taken once).
+    pub fn take_rng(&self, worker: usize) -> Option<rand_chacha::ChaCha8Rng> {
+        self.resume_rngs
+            .lock()
+            .unwrap()
+            .get_mut(worker)
+            .and_then(Option::take)
+    }
+
+    /// Ends an episode of worker `worker` (complete, or cut short by a stop): merges its
+    /// tree (through `merge`, when a tree is recorded) and counters, and notes the worker's
+    /// random stream after it, all under one lock.
+    pub(crate) fn end_episode(
+        &self,
+        worker: usize,
+        rng: &rand_chacha::ChaCha8Rng,
+        stats: &SearchStats,
+        merge: impl FnOnce(&mut SearchTree),
+    ) {
+        let mut r = self.record.lock().unwrap();
+        if let Some(t) = r.tree.as_mut() {
+            merge(t);
+            t.enforce_capacity();
+        }
+        r.stats.add(stats);
+        if r.rngs.len() <= worker {
+            r.rngs.resize(worker + 1, None);
+        }
+        r.rngs[worker] = Some(RngState::of(rng));
+    }
+
+    /// Adds counters of a search that plays no episodes (A*).
+    pub(crate) fn add_stats(&self, stats: &SearchStats) {
+        self.record.lock().unwrap().stats.add(stats);
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> SearchStats {
+        self.record.lock().unwrap().stats.clone()
+    }
+
+    /// Each worker's random stream after its last finished episode (`None` for a worker that
+    /// has not finished one).
+    pub fn worker_rngs(&self) -> Vec<Option<RngState>> {
+        self.record.lock().unwrap().rngs.clone()
+    }
+
+    /// The merged tree for a log (see [`SearchTree::snapshot`]), with the counters and
+    /// random streams of the same moment; the tree is `None` when none is recorded.
+    pub fn snapshot(
+        &self,
+        min_visits: u64,
+        max_nodes: usize,
+        describe: impl Fn(Action) -> String,
+    ) -> (Option<TreeSnapshot>, SearchStats, Vec<Option<RngState>>) {
+        let r = self.record.lock().unwrap();
+        (
+            r.tree
+                .as_ref()
+                .map(|t| t.snapshot(min_visits, max_nodes, describe)),
+            r.stats.clone(),
+            r.rngs.clone(),
+        )
     }
 
     /// Also keeps up to `capacity` distinct solutions whose cost is within `margin` of the
@@ -247,8 +386,12 @@ impl Shared {
     pub fn explored(&self) -> u64 {
         self.explored.load(Ordering::Relaxed)
     }
-    /// Seconds since the start.
+    /// Seconds since the start, plus those of the saved search when resuming.
     pub fn elapsed(&self) -> f64 {
+        self.offset_s + self.start.elapsed().as_secs_f64()
+    }
+    /// Seconds since this process started searching (what the budget counts).
+    pub fn run_elapsed(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
     }
     /// Solutions in order of improvement.
@@ -289,6 +432,9 @@ impl Shared {
             explored: self.explored(),
             actions: actions.to_vec(),
         });
+        if let Some(t) = self.record.lock().unwrap().tree.as_mut() {
+            t.add_solution(actions, cost, found.len() as u32 - 1);
+        }
         true
     }
     /// Records that a worker searched its whole space under the bound: the best solution is

@@ -1,0 +1,382 @@
+//! Search logs as records of a search: checkpoints, `search --resume`, `superopt replay`, and
+//! the one-line errors for logs that cannot be read or resumed.
+
+mod common;
+
+use common::{stderr, stdout, superopt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use superopt::log::SearchLog;
+
+/// The only log under `dir/<task>/`.
+fn only_log(dir: &Path, task: &str) -> PathBuf {
+    let logs: Vec<PathBuf> = std::fs::read_dir(dir.join(task))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    logs[0].clone()
+}
+
+/// A finished sort3 search (heuristic, one thread, stopped at 17) and its printed JSON.
+fn sort3_search(dir: &Path) -> (PathBuf, serde_json::Value) {
+    let o = superopt(&[
+        "search",
+        "sort3",
+        "--budget",
+        "60s",
+        "--seed",
+        "1",
+        "--threads",
+        "1",
+        "--target",
+        "17",
+        "--evaluator",
+        "heuristic",
+        "--json",
+        "--log-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    (only_log(dir, "sort3"), v)
+}
+
+#[test]
+fn replay_principal_variation_is_the_printed_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, printed) = sort3_search(dir.path());
+    let log = SearchLog::read(&path).unwrap();
+    assert_eq!(log.version, superopt::log::LOG_VERSION);
+    assert_eq!(log.stop_reason, "target");
+    let printed: Vec<String> = printed["program_att"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(printed.len(), 17);
+    let pv = superopt::cli::replay::principal_variation(&log).expect("a tree");
+    assert_eq!(pv.program_att.as_deref(), Some(&printed[..]));
+    // 3 loads and 3 stores come from the game; the tree holds the 11 moves between.
+    assert_eq!(pv.actions.len(), 11);
+    let tree = log.tree.as_ref().unwrap();
+    for &i in &pv.nodes {
+        assert_eq!(tree.nodes[i as usize].solution, Some(17));
+    }
+    let stats = log.stats.as_ref().unwrap();
+    assert_eq!(
+        stats.expansions_by_depth.iter().sum::<u64>(),
+        log.programs_explored
+    );
+
+    let out = superopt(&["replay", path.to_str().unwrap(), "--top", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "the principal variation, with the game's loads and stores, is a 17-instruction program; it is the logged best kernel"
+        ),
+        "{text}"
+    );
+    // One line per move of the principal variation, numbered 1..=11.
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("depth  move"))
+        .skip(1)
+        .take_while(|l| !l.starts_with('('))
+        .collect();
+    assert_eq!(rows.len(), 11, "{text}");
+    for (k, (row, &i)) in rows.iter().zip(&pv.nodes).enumerate() {
+        let n = &tree.nodes[i as usize];
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(fields[0], (k + 1).to_string());
+        assert!(row.contains(&n.move_text), "{row}");
+        assert!(row.contains(&format!(" {} ", n.visits)), "{row}");
+    }
+    assert!(text.contains("transposition hits"), "{text}");
+    assert!(text.contains("timeline of improvements:"), "{text}");
+}
+
+#[test]
+fn replay_writes_dot_and_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = sort3_search(dir.path());
+    let dot = dir.path().join("tree.dot");
+    let png = dir.path().join("best.png");
+    let out = superopt(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--dot",
+        dot.to_str().unwrap(),
+        "--dot-depth",
+        "2",
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&dot).unwrap();
+    assert!(text.starts_with("digraph search {"), "{text}");
+    assert!(text.trim_end().ends_with('}'));
+    // The root and its principal child, drawn red.
+    assert!(text.contains("n0 [label=\"initial state"), "{text}");
+    assert!(text.contains("color=red"), "{text}");
+    let edges = text.lines().filter(|l| l.contains("->")).count();
+    assert!(
+        (2..=3 + 3 * 3 + 2).contains(&edges),
+        "depth 2, 3 children each: {edges}"
+    );
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+/// A search killed with SIGKILL keeps its last checkpoint, which `--resume` continues to an
+/// equal or better kernel with the counts carried on.
+#[test]
+fn killed_search_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .args([
+            "search",
+            "sort4",
+            "--budget",
+            "10m",
+            "--seed",
+            "3",
+            "--threads",
+            "1",
+            "--evaluator",
+            "heuristic",
+            "--checkpoint",
+            "1s",
+            "--json",
+            "--log-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for a checkpoint holding a verified kernel (sort4 finds one within seconds).
+    let start = Instant::now();
+    let before = loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let logs = std::fs::read_dir(dir.path().join("sort4"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if logs == 1 {
+            let log = SearchLog::read(&only_log(dir.path(), "sort4")).unwrap();
+            if log.best.as_ref().is_some_and(|b| b.verified) && log.programs_explored > 0 {
+                break log;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no checkpoint with a kernel"
+        );
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let path = only_log(dir.path(), "sort4");
+    let killed = SearchLog::read(&path).unwrap();
+    assert_eq!(killed.stop_reason, "running");
+    let best_before = killed.best.as_ref().unwrap().length;
+    assert!(best_before <= before.best.as_ref().unwrap().length);
+
+    let o = superopt(&[
+        "search",
+        "--resume",
+        path.to_str().unwrap(),
+        "--budget",
+        "2s",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["length"].as_u64().unwrap() as usize <= best_before);
+    assert_eq!(v["log"].as_str(), path.to_str());
+    let resumed = SearchLog::read(&path).unwrap();
+    assert_eq!(resumed.stop_reason, "budget");
+    assert!(resumed.best.as_ref().unwrap().length <= best_before);
+    assert!(resumed.programs_explored > killed.programs_explored);
+    assert!(resumed.elapsed_s > killed.elapsed_s + 1.5);
+    assert_eq!(resumed.started, killed.started);
+    let runs = &resumed.resume.as_ref().unwrap().runs;
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].stop_reason, "running");
+    assert_eq!(runs[1].stop_reason, "budget");
+    // Nothing found before is lost: the old timeline is the start of the new one.
+    assert!(resumed.timeline.len() >= killed.timeline.len());
+    for (a, b) in killed.timeline.iter().zip(&resumed.timeline) {
+        assert_eq!((a.length, a.actions.clone()), (b.length, b.actions.clone()));
+    }
+    // The tree kept its counts and grew.
+    let (t0, t1) = (killed.tree.unwrap(), resumed.tree.unwrap());
+    assert!(t1.nodes[0].visits > t0.nodes[0].visits);
+    assert!(resumed.stats.unwrap().episodes >= killed.stats.unwrap().episodes);
+}
+
+/// Writes `text` as a log file and returns its path.
+fn log_file(dir: &Path, name: &str, text: &str) -> String {
+    common::write(dir, name, text)
+}
+
+#[test]
+fn unreadable_logs_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = sort3_search(dir.path());
+    let good = std::fs::read_to_string(&path).unwrap();
+    let cut = good[..good.len() / 2].trim_end();
+    let lines = cut.lines().count();
+    let col = cut.lines().last().unwrap().len();
+    let v: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let mut newer = v.clone();
+    newer["version"] = 99.into();
+    let mut no_task = v.clone();
+    no_task.as_object_mut().unwrap().remove("task");
+    let cases = [
+        (
+            "truncated.json",
+            cut.to_string(),
+            format!("truncated search log: the JSON ends early (line {lines}, column {col})"),
+        ),
+        (
+            "corrupted.json",
+            good.replacen("\"task\"", "\"task\" oops", 1),
+            "corrupted search log: expected `:` at line 4 column 10".into(),
+        ),
+        (
+            "newer.json",
+            newer.to_string(),
+            "search log version 99 is newer than this superopt reads (1 to 2); update superopt"
+                .into(),
+        ),
+        (
+            "other.json",
+            "{\"name\": 1}".into(),
+            "not a search log: no \"version\" field".into(),
+        ),
+        (
+            "missing.json",
+            no_task.to_string(),
+            "corrupted search log: missing field `task`".into(),
+        ),
+    ];
+    for (name, text, message) in cases {
+        let p = log_file(dir.path(), name, &text);
+        for args in [
+            vec!["replay", p.as_str()],
+            vec!["search", "--resume", p.as_str()],
+        ] {
+            let o = superopt(&args);
+            assert_eq!(o.status.code(), Some(2), "{args:?}");
+            assert_eq!(stderr(&o), format!("error: {p}: {message}\n"), "{args:?}");
+        }
+    }
+}
+
+#[test]
+fn logs_that_cannot_be_resumed_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = sort3_search(dir.path());
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut x = v.clone();
+        f(&mut x);
+        x.to_string()
+    };
+    let v1 = std::fs::read_to_string("search-logs/examples/sort3-latency-seed0.json").unwrap();
+    let cases: Vec<(&str, String, String)> = vec![
+        (
+            "target.json",
+            v.to_string(),
+            "cannot resume: the search already reached its --target of 17".into(),
+        ),
+        (
+            "v1.json",
+            v1,
+            "cannot resume a version 1 log: it was written before --resume existed (no moves or random streams to continue from)".into(),
+        ),
+        (
+            "exhausted.json",
+            edit(&|x| x["stop_reason"] = "exhausted".into()),
+            "cannot resume: the search was exhausted (its best kernel is optimal for the searched space)".into(),
+        ),
+        (
+            "moves.json",
+            edit(&|x| {
+                x["stop_reason"] = "budget".into();
+                x["moves_hash"] = "fnv64:0000000000000000".into();
+            }),
+            format!(
+                "cannot resume: the task's move table changed since the search (log fnv64:0000000000000000, now {})",
+                v["moves_hash"].as_str().unwrap()
+            ),
+        ),
+        (
+            "replay.json",
+            edit(&|x| {
+                x["stop_reason"] = "budget".into();
+                x["timeline"][0]["actions"] = serde_json::json!([0, 0]);
+            }),
+            "corrupted search log: the moves of improvement 1 do not replay to a solution".into(),
+        ),
+        (
+            "spent.json",
+            edit(&|x| {
+                x["stop_reason"] = "budget".into();
+                x["elapsed_s"] = 60.0.into();
+            }),
+            "cannot resume: the search used its whole budget (60 s of 60 s); give --budget to run it longer".into(),
+        ),
+    ];
+    for (name, text, message) in cases {
+        let p = log_file(dir.path(), name, &text);
+        let o = superopt(&["search", "--resume", &p, "--json"]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert_eq!(stderr(&o), format!("error: {p}: {message}\n"), "{name}");
+    }
+    // Settings come from the log.
+    let o = superopt(&["search", "--resume", path.to_str().unwrap(), "--seed", "4"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("error: the argument '--resume <LOG>' cannot be used with"),
+        "{}",
+        stderr(&o)
+    );
+    let o = superopt(&["search", "sort3", "--checkpoint", "abc"]);
+    assert_eq!(
+        stderr(&o),
+        "error: invalid --checkpoint 'abc': expected a duration such as 10s or 1m, or 0 for none\n"
+    );
+}
+
+#[test]
+fn replay_of_a_log_without_a_tree_says_so() {
+    let o = superopt(&["replay", "search-logs/examples/sort5-latency-seed0.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("no tree in this log (an A* search, a version 1 log, or --tree-nodes 0)"),
+        "{text}"
+    );
+    assert!(text.contains("timeline of improvements:"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let dot = dir.path().join("t.dot");
+    let o = superopt(&[
+        "replay",
+        "search-logs/examples/sort5-latency-seed0.json",
+        "--dot",
+        dot.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: search-logs/examples/sort5-latency-seed0.json: no tree to draw: the log has none (an A* search, a version 1 log, or --tree-nodes 0)\n"
+    );
+    assert!(!dot.exists());
+}
