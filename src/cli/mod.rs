@@ -822,6 +822,7 @@ fn print_search(
             "evaluator": log.config.get("evaluator"),
             "objective": log.config.get("objective"),
             "latency": best.and_then(|b| b.latency.clone()),
+            "runs": log.resume.as_ref().map_or(1, |r| r.runs.len()),
             "log": out.log_error.is_none().then(|| out.log_path.display().to_string()),
         });
         writeln!(
@@ -875,6 +876,15 @@ fn print_search(
             .map_err(stdout_err)?;
             if let Some(e) = log.config.get("evaluator").and_then(|e| e.as_str()) {
                 writeln!(w, "guided by: {e}").map_err(stdout_err)?;
+            }
+            if let Some(runs) = log.resume.as_ref().map(|r| &r.runs).filter(|r| r.len() > 1) {
+                let before: f64 = runs[..runs.len() - 1].iter().map(|r| r.elapsed_s).sum();
+                writeln!(
+                    w,
+                    "resumed: run {} of this search, after {before:.1} s in earlier runs (times and counts above are totals)",
+                    runs.len()
+                )
+                .map_err(stdout_err)?;
             }
             if let Some(l) = &b.latency {
                 let net = match (l.network_cycles, l.ratio) {
