@@ -216,11 +216,12 @@ pub enum Command {
         /// search logs.
         #[arg(long, value_name = "DIR")]
         library: Option<PathBuf>,
-        /// With --library: the folder of search logs (<dir>/<task>/ and <dir>/examples/).
-        #[arg(long, default_value = "search-logs", requires = "library")]
-        log_dir: PathBuf,
+        /// With --library: the folder of search logs (<dir>/<task>/ and <dir>/examples/;
+        /// default: search-logs).
+        #[arg(long, value_name = "DIR")]
+        log_dir: Option<PathBuf>,
         /// With --library: the crate's name (default: DIR's last component, sanitised).
-        #[arg(long, requires = "library")]
+        #[arg(long)]
         crate_name: Option<String>,
     },
     /// List the tasks with their reference lengths.
@@ -255,6 +256,19 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             log_dir,
             crate_name,
         } => {
+            // Checked here: clap skips `requires` when a conflicting option is present.
+            if library.is_none() {
+                for (flag, given) in [
+                    ("--log-dir", log_dir.is_some()),
+                    ("--crate-name", crate_name.is_some()),
+                ] {
+                    if given {
+                        return Err(crate::Error::Runtime(format!(
+                            "{flag} goes with --library DIR"
+                        )));
+                    }
+                }
+            }
             let args = export::ExportArgs {
                 inputs,
                 format,
@@ -263,7 +277,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 task,
                 syntax,
                 library,
-                log_dir,
+                log_dir: log_dir.unwrap_or_else(|| PathBuf::from("search-logs")),
                 crate_name,
             };
             export::run(args, w)?;
