@@ -630,7 +630,8 @@ fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
     text.push_str(&format!(
         r#"#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {{
-    use super::{name};
+    // Under another name, so that the helpers below cannot clash with the kernel's.
+    use super::{name} as exported;
 
     const N: usize = {n};
 
@@ -648,7 +649,7 @@ mod tests {{
         let mut want = v;
         want.sort_unstable();
         let mut got = v;
-        {name}(&mut got);
+        exported(&mut got);
         assert_eq!(got, want, "input {{v:?}}");
     }}
 
