@@ -283,6 +283,63 @@ pub fn parse_file(path: &Path, syntax: Syntax) -> Result<Kernel> {
     parse_str(&text, syntax, &path.display().to_string())
 }
 
+/// Assembles a whole GNU as source file `text` (directives, labels and all, in whatever
+/// syntax it selects; AT&T by default) and returns the machine code of the function
+/// `symbol`: the `size` bytes at the symbol's value in its section, as `.size` declared them.
+/// `source` names the text in messages.
+///
+/// Errors: [`Error::Asm`] with the 1-based line of GNU as's first diagnostic (warnings
+/// included); [`Error::Runtime`] when GNU as is missing, or when `symbol` is undefined, has
+/// no size, lies outside its section, or its bytes carry a relocation (they would depend on
+/// where the linker puts something).
+pub fn assemble_function(text: &str, symbol: &str, source: &str) -> Result<Vec<u8>> {
+    let dir = tempfile::Builder::new()
+        .prefix("superopt-asm")
+        .tempdir()
+        .map_err(|e| Error::Runtime(format!("cannot create a temporary directory: {e}")))?;
+    let s_path = dir.path().join("kernel.s");
+    // One blank line first: GNU as's line k + 1 is the text's line k (see parse_diagnostic).
+    std::fs::write(&s_path, format!("\n{text}\n")).map_err(|e| Error::io(&s_path, e))?;
+    let object = match run_as(dir.path())? {
+        Ok(object) => object,
+        Err(diagnostics) => {
+            let (line, message) = first(diagnostics).expect("diagnostics are not empty");
+            return Err(Error::Asm {
+                path: source.to_string(),
+                line,
+                message,
+            });
+        }
+    };
+    let object = read_object(&object)
+        .map_err(|e| Error::Runtime(format!("cannot read GNU as output: {e}")))?;
+    let runtime = |why: String| Error::Runtime(format!("{source}: symbol '{symbol}' {why}"));
+    let &(_, shndx, value, size) = object
+        .symbols
+        .iter()
+        .find(|(name, shndx, _, _)| name == symbol && *shndx != 0 && *shndx < 0xff00)
+        .ok_or_else(|| runtime("is not defined in a section".into()))?;
+    if size == 0 {
+        return Err(runtime("has no size (a .size directive)".into()));
+    }
+    let section = object
+        .sections
+        .get(shndx as usize)
+        .ok_or_else(|| runtime("is in a bad section".into()))?;
+    let end = value
+        .checked_add(size)
+        .filter(|&e| e <= section.len() as u64);
+    let end = end.ok_or_else(|| runtime("extends past the end of its section".into()))?;
+    if let Some((_, _, name)) = object
+        .all_relocs
+        .iter()
+        .find(|(sec, off, _)| *sec == shndx as usize && (value..end).contains(off))
+    {
+        return Err(runtime(format!("refers to symbol '{name}' (a relocation)")));
+    }
+    Ok(section[value as usize..end as usize].to_vec())
+}
+
 impl Kernel {
     /// The kernel as game moves ([`Insn::from_iced`]) for a task with `n` array elements, or
     /// the first instruction that is not one, with its 1-based line and reason
@@ -552,6 +609,12 @@ struct Object {
     labels: Vec<(usize, u64)>,
     /// `(offset in .text, symbol name)` of every relocation against `.text`.
     relocs: Vec<(u64, String)>,
+    /// Every symbol: `(name, section index, value, size)`.
+    symbols: Vec<(String, u16, u64, u64)>,
+    /// Contents of every section by index (empty for sections without file contents).
+    sections: Vec<Vec<u8>>,
+    /// `(section index, offset, symbol name)` of every relocation in the object.
+    all_relocs: Vec<(usize, u64, String)>,
 }
 
 /// Minimal ELF64 little-endian reader for a relocatable object: section headers, `.text`,
@@ -631,7 +694,7 @@ fn read_object(obj: &[u8]) -> std::result::Result<Object, String> {
     const SHT_SYMTAB: u32 = 2;
     const SHT_RELA: u32 = 4;
     const SHT_REL: u32 = 9;
-    let mut symbols: Vec<(String, u16, u64)> = Vec::new();
+    let mut symbols: Vec<(String, u16, u64, u64)> = Vec::new();
     if let Some(st) = sections.iter().find(|s| s.kind == SHT_SYMTAB) {
         let strtab = sections
             .get(st.link as usize)
@@ -641,33 +704,49 @@ fn read_object(obj: &[u8]) -> std::result::Result<Object, String> {
         for k in 0..st.size / entsize {
             let e = st.offset + k * entsize;
             let name = cstr(strtab, u32_at(e)? as u64)?;
-            symbols.push((name, u16_at(e + 6)?, u64_at(e + 8)?));
+            symbols.push((name, u16_at(e + 6)?, u64_at(e + 8)?, u64_at(e + 16)?));
         }
     }
     let labels = symbols
         .iter()
-        .filter(|(_, shndx, _)| *shndx as usize == text_idx)
-        .filter_map(|(name, _, value)| Some((name.strip_prefix(LABEL)?.parse().ok()?, *value)))
+        .filter(|(_, shndx, _, _)| *shndx as usize == text_idx)
+        .filter_map(|(name, _, value, _)| Some((name.strip_prefix(LABEL)?.parse().ok()?, *value)))
         .collect();
-    let mut relocs = Vec::new();
+    let mut all_relocs = Vec::new();
     for s in &sections {
-        if (s.kind == SHT_RELA || s.kind == SHT_REL) && s.info as usize == text_idx {
+        if s.kind == SHT_RELA || s.kind == SHT_REL {
             let entsize = if s.entsize == 0 { 24 } else { s.entsize };
             for k in 0..s.size / entsize {
                 let e = s.offset + k * entsize;
                 let sym = (u64_at(e + 8)? >> 32) as usize;
                 let name = symbols
                     .get(sym)
-                    .map(|(n, _, _)| n.clone())
+                    .map(|(n, _, _, _)| n.clone())
                     .unwrap_or_default();
-                relocs.push((u64_at(e)?, name));
+                all_relocs.push((s.info as usize, u64_at(e)?, name));
             }
         }
+    }
+    let relocs = all_relocs
+        .iter()
+        .filter(|(sec, _, _)| *sec == text_idx)
+        .map(|(_, off, name)| (*off, name.clone()))
+        .collect();
+    let mut contents = Vec::with_capacity(sections.len());
+    for s in &sections {
+        contents.push(if s.kind == SHT_NOBITS || s.kind == 0 {
+            Vec::new()
+        } else {
+            bytes(s.offset, s.size)?.to_vec()
+        });
     }
     Ok(Object {
         text,
         labels,
         relocs,
+        symbols,
+        sections: contents,
+        all_relocs,
     })
 }
 

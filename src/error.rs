@@ -3,8 +3,10 @@
 
 use std::path::PathBuf;
 
-/// Errors raised by the library. `main` maps each to exit code 2 (usage or input error);
-/// a kernel that fails verification is not an error but a [`crate::oracle::Verdict`].
+/// Errors raised by the library. `main` maps each to exit code 2 (usage or input error),
+/// except [`Error::NotVerified`] (exit code 1); a kernel that fails verification is not an
+/// error but a [`crate::oracle::Verdict`], unless an operation that needs a verified kernel
+/// (`superopt export`) refuses it.
 #[derive(Debug, thiserror::Error)]
 #[allow(missing_docs)] // fields: what the variant's message shows
 pub enum Error {
@@ -34,6 +36,10 @@ pub enum Error {
     /// The JIT could not map executable memory, or a similar runtime failure.
     #[error("{0}")]
     Runtime(String),
+    /// `superopt export` refused a kernel: it is not verified, or a file it wrote failed
+    /// verification when read back (the message names the file and the reason).
+    #[error("{0}")]
+    NotVerified(String),
     /// I/O with the path it concerned.
     #[error("{path}: {source}")]
     Io {

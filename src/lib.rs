@@ -19,6 +19,7 @@
 pub mod asm;
 pub mod cli;
 pub mod error;
+pub mod export;
 pub mod game;
 pub mod isa;
 pub mod latency;

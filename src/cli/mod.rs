@@ -1,11 +1,13 @@
-//! The command line: `superopt search`, `verify`, `bench`, `train`, `tasks`. Thin wrappers
-//! over the library; every error is one line on stderr.
+//! The command line: `superopt search`, `verify`, `bench`, `export`, `train`, `tasks`. Thin
+//! wrappers over the library; every error is one line on stderr.
 //!
-//! Exit codes: 0 success (a verified kernel); 1 no verified kernel (search found none, or
-//! `verify` rejected the kernel); 2 bad input (unknown task, malformed file, bad budget,
+//! Exit codes: 0 success (a verified kernel); 1 no verified kernel (search found none,
+//! `verify` rejected the kernel, `export` refused an unverified kernel or a written file
+//! failed its check after writing); 2 bad input (unknown task, malformed file, bad budget,
 //! unparsable assembly, I/O).
 
 pub mod bench;
+pub mod export;
 pub mod replay;
 pub mod search;
 
@@ -222,6 +224,41 @@ pub enum Command {
         #[arg(long, value_name = "FILE.png")]
         plot: Option<PathBuf>,
     },
+    /// Write a verified kernel as a standalone assembly file (gas, intel), a C header and
+    /// assembly file (c) or a Rust module (rust), and verify the written file again; or, with
+    /// --library DIR, a Rust crate of the shortest verified kernel per task in the logs.
+    Export {
+        /// A search log (.json: its best kernel and task) or an assembly file (.s, .S, .asm:
+        /// needs --task); with --library, one or more tasks.
+        #[arg(required = true, value_name = "INPUT|TASK")]
+        inputs: Vec<String>,
+        /// Output format: NAME.S (gas: AT&T, intel), NAME.S and NAME.h (c), NAME.rs (rust).
+        #[arg(long, value_enum, default_value_t = crate::export::Format::Gas, conflicts_with = "library")]
+        format: crate::export::Format,
+        /// Function name, a C and Rust identifier (default: the task's name).
+        #[arg(long, conflicts_with = "library")]
+        name: Option<String>,
+        /// Output folder (created if needed).
+        #[arg(short = 'o', long, default_value = ".", conflicts_with = "library")]
+        out_dir: PathBuf,
+        /// The task of an assembly file; for a log, checked against the log's task.
+        #[arg(long, conflicts_with = "library")]
+        task: Option<String>,
+        /// Assembly syntax of an assembly file.
+        #[arg(long, default_value = "att", conflicts_with = "library")]
+        syntax: String,
+        /// Write a Rust crate at DIR with the shortest verified kernel of each task in the
+        /// search logs.
+        #[arg(long, value_name = "DIR")]
+        library: Option<PathBuf>,
+        /// With --library: the folder of search logs (<dir>/<task>/ and <dir>/examples/;
+        /// default: search-logs).
+        #[arg(long, value_name = "DIR")]
+        log_dir: Option<PathBuf>,
+        /// With --library: the crate's name (default: DIR's last component, sanitised).
+        #[arg(long)]
+        crate_name: Option<String>,
+    },
     /// List the tasks with their reference lengths.
     Tasks,
 }
@@ -233,7 +270,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            match e {
+                crate::Error::NotVerified(_) => ExitCode::from(1),
+                _ => ExitCode::from(2),
+            }
         }
     }
 }
@@ -259,6 +299,44 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 plot,
             };
             replay::replay(&log, &opts, w)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
+            inputs,
+            format,
+            name,
+            out_dir,
+            task,
+            syntax,
+            library,
+            log_dir,
+            crate_name,
+        } => {
+            // Checked here: clap skips `requires` when a conflicting option is present.
+            if library.is_none() {
+                for (flag, given) in [
+                    ("--log-dir", log_dir.is_some()),
+                    ("--crate-name", crate_name.is_some()),
+                ] {
+                    if given {
+                        return Err(crate::Error::Runtime(format!(
+                            "{flag} goes with --library DIR"
+                        )));
+                    }
+                }
+            }
+            let args = export::ExportArgs {
+                inputs,
+                format,
+                name,
+                out_dir,
+                task,
+                syntax,
+                library,
+                log_dir: log_dir.unwrap_or_else(|| PathBuf::from("search-logs")),
+                crate_name,
+            };
+            export::run(args, w)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Tasks => {

@@ -1,0 +1,199 @@
+//! `superopt export`: reads a kernel from a search log or an assembly file (or, with
+//! `--library`, the shortest verified kernel per task from the logs) and hands it to
+//! [`crate::export`].
+
+use crate::asm::{self, Syntax};
+use crate::error::{Error, Result};
+use crate::export::{self, Format, LibraryKernel, Written};
+use crate::log::SearchLog;
+use crate::oracle::NativeConfig;
+use crate::task::Task;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The options of `superopt export` after clap.
+#[derive(Debug)]
+pub struct ExportArgs {
+    /// The input file, or with `library` the tasks.
+    pub inputs: Vec<String>,
+    /// Output format of a single export.
+    pub format: Format,
+    /// Function name (default: the task's name).
+    pub name: Option<String>,
+    /// Output folder of a single export.
+    pub out_dir: PathBuf,
+    /// Task of an assembly input, or the expected task of a log.
+    pub task: Option<String>,
+    /// Syntax of an assembly input: `att` or `intel`.
+    pub syntax: String,
+    /// `--library DIR`.
+    pub library: Option<PathBuf>,
+    /// Where `--library` looks for logs.
+    pub log_dir: PathBuf,
+    /// `--crate-name`.
+    pub crate_name: Option<String>,
+}
+
+/// Runs `superopt export`; prints one line per file written with its check.
+///
+/// Errors: see [`crate::export::export`]; [`Error::Runtime`], [`Error::Log`] or
+/// [`Error::Asm`] for bad input.
+pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
+    let cfg = NativeConfig::default();
+    let written = match &args.library {
+        Some(dir) => {
+            let crate_name = match &args.crate_name {
+                Some(c) => {
+                    export::check_crate_name(c)?;
+                    c.clone()
+                }
+                None => export::crate_name_for(dir)?,
+            };
+            let mut kernels: Vec<LibraryKernel> = Vec::new();
+            for t in &args.inputs {
+                let task = Task::load(t)?;
+                let (path, kernel) = shortest_logged(&task, &args.log_dir)?;
+                kernels.push((task, kernel, format!("search log {}", path.display())));
+            }
+            export::export_library(dir, &crate_name, &kernels, &cfg)?
+        }
+        None => {
+            if args.inputs.len() != 1 {
+                return Err(Error::Runtime(format!(
+                    "export takes one INPUT (a search log or an assembly file), not {}; to export several tasks use --library DIR",
+                    args.inputs.len()
+                )));
+            }
+            let input = Path::new(&args.inputs[0]);
+            let (task, kernel, provenance) = read_input(input, args.task.as_deref(), &args.syntax)?;
+            let name = args.name.clone().unwrap_or_else(|| task.name.clone());
+            export::export(
+                &task,
+                &kernel,
+                args.format,
+                &name,
+                &args.out_dir,
+                &provenance,
+                &cfg,
+            )?
+        }
+    };
+    print_written(w, &written)
+}
+
+fn print_written(w: &mut dyn Write, written: &[Written]) -> Result<()> {
+    for f in written {
+        writeln!(w, "wrote {}: {}", f.path.display(), f.check)
+            .map_err(|e| Error::io("stdout", e))?;
+    }
+    Ok(())
+}
+
+/// The task, kernel and provenance of a single export's INPUT.
+fn read_input(
+    input: &Path,
+    task: Option<&str>,
+    syntax: &str,
+) -> Result<(Task, asm::Kernel, String)> {
+    let ext = input
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "json" => {
+            let log = SearchLog::read(input)?;
+            let log_task = match log.task_source.strip_prefix("builtin:") {
+                Some(name) => Task::load(name)?,
+                None => Task::load(&log.task_source)?,
+            };
+            if let Some(t) = task {
+                let given = Task::load(t)?;
+                if given.name != log_task.name {
+                    return Err(Error::Runtime(format!(
+                        "--task {} does not match the log's task {}",
+                        given.name, log_task.name
+                    )));
+                }
+            }
+            let best = log.best.ok_or_else(|| Error::Log {
+                path: input.into(),
+                message: "the log has no kernel (its search found none)".into(),
+            })?;
+            if !best.verified {
+                return Err(Error::NotVerified(format!(
+                    "not verified: {} records its kernel as not verified; export writes only verified kernels",
+                    input.display()
+                )));
+            }
+            let kernel = asm::parse_str(
+                &best.program_att.join("\n"),
+                Syntax::Att,
+                &input.display().to_string(),
+            )?;
+            Ok((log_task, kernel, format!("search log {}", input.display())))
+        }
+        "s" | "S" | "asm" => {
+            let Some(t) = task else {
+                return Err(Error::Runtime(format!(
+                    "{}: an assembly file needs --task (e.g. --task sort3)",
+                    input.display()
+                )));
+            };
+            let task = Task::load(t)?;
+            let syntax: Syntax = syntax.parse().map_err(Error::Runtime)?;
+            let kernel = asm::parse_file(input, syntax)?;
+            Ok((task, kernel, format!("file {}", input.display())))
+        }
+        _ => Err(Error::Runtime(format!(
+            "{}: expected a search log (.json) or an assembly file (.s, .S, .asm)",
+            input.display()
+        ))),
+    }
+}
+
+/// The shortest verified kernel for `task` in the logs under `dir` (`<dir>/<task>/*.json`
+/// and `<dir>/examples/*.json`, as `bench` reads them); ties go to the earliest `started`.
+/// Unreadable logs are skipped with a warning.
+///
+/// Errors: [`Error::Runtime`] naming the task and the folders when there is none.
+fn shortest_logged(task: &Task, dir: &Path) -> Result<(PathBuf, asm::Kernel)> {
+    let subs = [dir.join(&task.name), dir.join("examples")];
+    // (length, started, path, AT&T lines)
+    let mut best: Option<(usize, String, PathBuf, Vec<String>)> = None;
+    for sub in &subs {
+        let Ok(entries) = std::fs::read_dir(sub) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+            .collect();
+        paths.sort();
+        for p in paths {
+            match SearchLog::read(&p) {
+                Ok(log) if log.task == task.name => {
+                    let Some(k) = log.best.filter(|k| k.verified) else {
+                        continue;
+                    };
+                    let key = (k.length, log.started.clone());
+                    if best.as_ref().map_or(true, |b| key < (b.0, b.1.clone())) {
+                        best = Some((k.length, log.started, p, k.program_att));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("warning: skipping {e}"),
+            }
+        }
+    }
+    let Some((_, _, path, att)) = best else {
+        return Err(Error::Runtime(format!(
+            "no verified {} kernel in the search logs under {} (looked in {}/ and {}/)",
+            task.name,
+            dir.display(),
+            subs[0].display(),
+            subs[1].display()
+        )));
+    };
+    let kernel = asm::parse_str(&att.join("\n"), Syntax::Att, &path.display().to_string())?;
+    Ok((path, kernel))
+}

@@ -1,0 +1,1251 @@
+//! `superopt export`: turns a verified kernel into files another program can use, and
+//! verifies what it wrote.
+//!
+//! # Formats
+//!
+//! Every export defines `void NAME(int32_t *buf)` (SysV x86-64: `buf` in `rdi`), which sorts
+//! the task's `n` signed 32-bit integers at `buf` in place, ascending.
+//!
+//! * [`Format::Gas`]: `DIR/NAME.S`, GNU AT&T syntax: `.text`, `.p2align 4`, `.globl`,
+//!   `.type`, the label, pushes of any callee-saved register the body uses, the body, the
+//!   matching pops, `ret`, `.size`, and a `.note.GNU-stack` section (no executable stack).
+//!   A `/* ... */` header (not `#`: gcc runs `.S` files through the C preprocessor) names the
+//!   task, the length, the checks that verified the kernel, where it came from and the
+//!   superopt version.
+//! * [`Format::Intel`]: the same with `.intel_syntax noprefix`.
+//! * [`Format::C`]: the AT&T `.S` plus `DIR/NAME.h` declaring the function (include guard,
+//!   `extern "C"` for C++).
+//! * [`Format::Rust`]: `DIR/NAME.rs`, a file that compiles as a crate root and as a module:
+//!   the kernel in `core::arch::global_asm!` (AT&T, in section `.text.superopt_NAME`, symbol
+//!   `superopt_NAME` so it cannot clash with a C function `NAME`), a safe wrapper
+//!   `pub fn NAME(v: &mut [i32; N])`, and tests against `sort_unstable` on every weak
+//!   ordering of N elements and every tuple over 7 extreme values.
+//!
+//! [`export_library`] writes a small Rust crate (no dependencies) with one such module per
+//! task.
+//!
+//! # Verification
+//!
+//! Only a kernel that [`oracle::verify_kernel`] finds [`Status::Verified`] is written. After
+//! writing, each assembly-bearing file is read back and checked from scratch: the assembly
+//! (for Rust, the unescaped `global_asm!` string literals) is assembled by GNU as, the
+//! function symbol's bytes are cut from the object ([`asm::assemble_function`]) and decoded
+//! with iced-x86; they must be pushes of callee-saved registers, a body, the matching pops in
+//! reverse order and `ret`, and the body must be verified again by the oracle. If any file
+//! fails, every file written by the call is removed and [`Error::NotVerified`] names the file
+//! and the reason.
+
+use crate::asm::{self, Kernel};
+use crate::error::{Error, Result};
+use crate::oracle::{self, NativeConfig, Status, Verdict};
+use crate::task::Task;
+use iced_x86::{Code, Decoder, DecoderOptions, Formatter, InstructionInfoFactory, Register};
+use std::path::{Path, PathBuf};
+
+/// What `export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// `NAME.S` in GNU AT&T syntax.
+    #[default]
+    Gas,
+    /// `NAME.S` in Intel syntax (`.intel_syntax noprefix`).
+    Intel,
+    /// `NAME.S` (AT&T) and the C header `NAME.h`.
+    C,
+    /// `NAME.rs`, a Rust module with `global_asm!`, a safe wrapper and tests.
+    Rust,
+}
+
+/// One file written by [`export`] or [`export_library`], with what was checked after writing.
+#[derive(Clone, Debug)]
+pub struct Written {
+    /// The file's path (under the output folder).
+    pub path: PathBuf,
+    /// One line: the result of the check after writing (`verified again after writing: ...`)
+    /// for files with code, or what the file is for the others.
+    pub check: String,
+}
+
+/// Where a kernel came from, for the files' headers: `search log PATH` or `file PATH`.
+pub type Provenance = String;
+
+/// The callee-saved general-purpose registers of the SysV ABI, in push order.
+const CALLEE_SAVED: [Register; 6] = [
+    Register::RBX,
+    Register::RBP,
+    Register::R12,
+    Register::R13,
+    Register::R14,
+    Register::R15,
+];
+
+const C_KEYWORDS: &[&str] = &[
+    "auto",
+    "break",
+    "case",
+    "char",
+    "const",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extern",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "register",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "typedef",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "while",
+    "alignas",
+    "alignof",
+    "bool",
+    "constexpr",
+    "false",
+    "nullptr",
+    "static_assert",
+    "thread_local",
+    "true",
+    "typeof",
+    "typeof_unqual",
+    "_Alignas",
+    "_Alignof",
+    "_Atomic",
+    "_BitInt",
+    "_Bool",
+    "_Complex",
+    "_Decimal128",
+    "_Decimal32",
+    "_Decimal64",
+    "_Generic",
+    "_Imaginary",
+    "_Noreturn",
+    "_Static_assert",
+    "_Thread_local",
+];
+
+const RUST_KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type",
+    "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "gen", "macro",
+    "override", "priv", "try", "typeof", "unsized", "virtual", "yield", "union", "_",
+];
+
+/// Checks that `name` can name the exported function in C and in Rust: ASCII letters, digits
+/// and `_`, not starting with a digit, and not a keyword of either language.
+///
+/// Errors: [`Error::Runtime`] with a one-line reason (`invalid name 'for': a keyword in C and
+/// Rust; choose another with --name`).
+pub fn check_name(name: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::Runtime(format!(
+            "invalid name '{name}': {why}; choose another with --name"
+        )))
+    };
+    let ident = name.chars().next().is_some_and(|c| !c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ident {
+        return bad("use ASCII letters, digits and '_', not starting with a digit");
+    }
+    match (C_KEYWORDS.contains(&name), RUST_KEYWORDS.contains(&name)) {
+        (true, true) => bad("a keyword in C and Rust"),
+        (true, false) => bad("a keyword in C"),
+        (false, true) => bad("a keyword in Rust"),
+        (false, false) => Ok(()),
+    }
+}
+
+/// The crate name [`export_library`] uses for a folder: its last component in lower case,
+/// with `-`, `.` and spaces as `_`, other characters dropped, and leading digits and `_`
+/// dropped.
+///
+/// Errors: [`Error::Runtime`] when nothing is left (`--crate-name` can give one).
+pub fn crate_name_for(dir: &Path) -> Result<String> {
+    let last = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name: String = last
+        .chars()
+        .filter_map(|c| match c {
+            'a'..='z' | '0'..='9' | '_' => Some(c),
+            'A'..='Z' => Some(c.to_ascii_lowercase()),
+            '-' | '.' | ' ' => Some('_'),
+            _ => None,
+        })
+        .collect();
+    let name = name.trim_start_matches(|c: char| c.is_ascii_digit() || c == '_');
+    if name.is_empty() {
+        return Err(Error::Runtime(format!(
+            "cannot make a crate name from '{}': give one with --crate-name",
+            dir.display()
+        )));
+    }
+    check_crate_name(name)?;
+    Ok(name.to_string())
+}
+
+/// Checks a crate name for [`export_library`]: lower-case ASCII letters, digits and `_`,
+/// starting with a letter, not a Rust keyword. Errors: [`Error::Runtime`], one line.
+pub fn check_crate_name(name: &str) -> Result<()> {
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !RUST_KEYWORDS.contains(&name);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Runtime(format!(
+            "invalid crate name '{name}': use lower-case ASCII letters, digits and '_', starting with a letter, not a Rust keyword"
+        )))
+    }
+}
+
+/// Verifies `kernel` for `task` and refuses it unless it is [`Status::Verified`].
+///
+/// Errors: [`Error::NotVerified`] (`not verified: not sorted: [1,1,0] -> [0,1,0]; export
+/// writes only verified kernels`); [`Error::Runtime`] when the native stage cannot run.
+pub fn require_verified(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result<Verdict> {
+    let verdict = oracle::verify_kernel(task, kernel, cfg)?;
+    match verdict.status {
+        Status::Verified => Ok(verdict),
+        Status::TestedNotProven => Err(Error::NotVerified(format!(
+            "not verified: tested on the CPU but not proven: {}; export writes only verified kernels",
+            verdict.reason.as_deref().unwrap_or("no proof")
+        ))),
+        Status::Failed => Err(Error::NotVerified(format!(
+            "not verified: {}; export writes only verified kernels",
+            verdict.reason.as_deref().unwrap_or("failed")
+        ))),
+    }
+}
+
+/// Exports a kernel for `task` as `format` under `dir` (created if needed), naming the
+/// function `name` (see [`check_name`]; for [`Format::Rust`] the assembly symbol is
+/// `superopt_NAME`). `provenance` is written into the headers.
+///
+/// The kernel is verified first ([`require_verified`]); then the files are written
+/// atomically and verified again from what is on disk (see the [module docs](self)).
+/// Returns the files written, in order, with their check lines.
+///
+/// Errors: [`Error::Runtime`] for a bad name; [`Error::NotVerified`] when the kernel is not
+/// verified (nothing is written) or a written file fails its check (the files written are
+/// removed; the message names the file and the reason); [`Error::Io`] when `dir` or a file
+/// cannot be written.
+pub fn export(
+    task: &Task,
+    kernel: &Kernel,
+    format: Format,
+    name: &str,
+    dir: &Path,
+    provenance: &str,
+    cfg: &NativeConfig,
+) -> Result<Vec<Written>> {
+    check_name(name)?;
+    let verdict = require_verified(task, kernel, cfg)?;
+    let doc = Doc {
+        task,
+        verdict: &verdict,
+        provenance,
+    };
+    let files = match format {
+        Format::Gas => vec![asm_file(dir, &doc, kernel, name, asm::Syntax::Att)],
+        Format::Intel => vec![asm_file(dir, &doc, kernel, name, asm::Syntax::Intel)],
+        Format::C => vec![
+            asm_file(dir, &doc, kernel, name, asm::Syntax::Att),
+            Planned {
+                path: dir.join(format!("{name}.h")),
+                text: c_header(&doc, name),
+                check: Check::Note(format!(
+                    "declares {name}; its code is {}, verified above",
+                    dir.join(format!("{name}.S")).display()
+                )),
+            },
+        ],
+        Format::Rust => vec![Planned {
+            path: dir.join(format!("{name}.rs")),
+            text: rust_module(&doc, kernel, name),
+            check: Check::Code {
+                symbol: format!("superopt_{name}"),
+                rust: true,
+            },
+        }],
+    };
+    write_verified(task, &files, cfg)
+}
+
+/// One kernel of [`export_library`]: the task (its name names the module and the function),
+/// the kernel, and where it came from.
+pub type LibraryKernel = (Task, Kernel, Provenance);
+
+/// Writes a Rust crate named `crate_name` at `dir`: `Cargo.toml` (version 0.1.0, edition
+/// 2021, no dependencies, an empty `[workspace]` so it builds inside another workspace),
+/// `src/lib.rs` (crate docs listing each kernel with its length and provenance;
+/// `pub mod TASK;` and `pub use TASK::TASK;` per kernel), `src/TASK.rs` per kernel (the
+/// [`Format::Rust`] module) and `tests/kernels.rs` (each function through the public API on
+/// ties, extremes and random inputs). Every kernel is verified before anything is written
+/// and each module again after (see the [module docs](self)).
+///
+/// Errors: as [`export`]; [`Error::Runtime`] for a bad crate name, a task name that is not a
+/// valid name, no kernels, or a task given twice.
+pub fn export_library(
+    dir: &Path,
+    crate_name: &str,
+    kernels: &[LibraryKernel],
+    cfg: &NativeConfig,
+) -> Result<Vec<Written>> {
+    check_crate_name(crate_name)?;
+    if kernels.is_empty() {
+        return Err(Error::Runtime("no kernels to export".into()));
+    }
+    let mut verdicts = Vec::new();
+    for (i, (task, kernel, _)) in kernels.iter().enumerate() {
+        check_name(&task.name)?;
+        if kernels[..i].iter().any(|(t, _, _)| t.name == task.name) {
+            return Err(Error::Runtime(format!("task {} is named twice", task.name)));
+        }
+        verdicts.push(require_verified(task, kernel, cfg).map_err(|e| match e {
+            Error::NotVerified(m) => Error::NotVerified(format!("{}: {m}", task.name)),
+            e => e,
+        })?);
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    let mut files = vec![Planned {
+        path: dir.join("Cargo.toml"),
+        text: format!(
+            "[package]\nname = \"{crate_name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\ndescription = \"Sorting kernels found and verified by superopt {version}\"\n\n[dependencies]\n\n# Not part of any enclosing workspace.\n[workspace]\n"
+        ),
+        check: Check::Note("the crate's manifest (no dependencies)".into()),
+    }];
+    let mut lib = format!(
+        "//! `{crate_name}`: x86-64 sorting kernels found and verified by superopt {version}.\n//!\n//! Each function sorts a fixed-size array of `i32` in place, ascending (signed order),\n//! with a branch-free kernel of `mov`/`cmp`/`cmov` instructions that superopt proved\n//! correct for all inputs and tested natively before writing this crate, then verified\n//! again from the written source. x86-64 only: elsewhere the modules are empty.\n//!\n"
+    );
+    for ((task, _, provenance), verdict) in kernels.iter().zip(&verdicts) {
+        lib.push_str(&format!(
+            "//! * [`{0}()`]({0}::{0}): {1} elements, {2} instructions (ret excluded), from {3}\n",
+            task.name,
+            task.n,
+            verdict.length,
+            one_line(provenance)
+        ));
+    }
+    lib.push('\n');
+    for (task, _, _) in kernels {
+        lib.push_str(&format!("pub mod {0};\n", task.name));
+    }
+    lib.push('\n');
+    for (task, _, _) in kernels {
+        lib.push_str(&format!(
+            "#[cfg(target_arch = \"x86_64\")]\npub use self::{0}::{0};\n",
+            task.name
+        ));
+    }
+    files.push(Planned {
+        path: dir.join("src").join("lib.rs"),
+        text: lib,
+        check: Check::Note("the crate root".into()),
+    });
+    for ((task, kernel, provenance), verdict) in kernels.iter().zip(&verdicts) {
+        let doc = Doc {
+            task,
+            verdict,
+            provenance,
+        };
+        files.push(Planned {
+            path: dir.join("src").join(format!("{}.rs", task.name)),
+            text: rust_module(&doc, kernel, &task.name),
+            check: Check::Code {
+                symbol: format!("superopt_{}", task.name),
+                rust: true,
+            },
+        });
+    }
+    files.push(Planned {
+        path: dir.join("tests").join("kernels.rs"),
+        text: integration_tests(crate_name, kernels),
+        check: Check::Note("integration tests through the crate's public API".into()),
+    });
+    write_verified_tasks(
+        &files,
+        |p| {
+            kernels
+                .iter()
+                .find(|(t, _, _)| p.ends_with(format!("src/{}.rs", t.name)))
+                .map(|(t, _, _)| t)
+        },
+        cfg,
+    )
+}
+
+/// What the headers say about a kernel.
+struct Doc<'a> {
+    task: &'a Task,
+    verdict: &'a Verdict,
+    provenance: &'a str,
+}
+
+/// A file to write, with what to check after writing it.
+struct Planned {
+    path: PathBuf,
+    text: String,
+    check: Check,
+}
+
+enum Check {
+    /// Assemble the file (for Rust, its `global_asm!` literals), cut out `symbol` and verify.
+    Code { symbol: String, rust: bool },
+    /// No code to check: the line to print.
+    Note(String),
+}
+
+/// Text safe inside one comment line: control characters as spaces, no `*/`.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .replace("*/", "* /")
+}
+
+/// The lines of the header comment every code file starts with, without comment markers.
+fn header_lines(doc: &Doc, name: &str, signature: &str) -> Vec<String> {
+    let task = doc.task;
+    let mut lines = vec![
+        format!(
+            "{name}: sorts {} signed 32-bit integers in place, ascending.",
+            task.n
+        ),
+        format!("{signature} (SysV x86-64 ABI: buf in rdi)."),
+        String::new(),
+        format!(
+            "Task: {} (n = {}, {})",
+            task.name,
+            task.n,
+            one_line(&task.source)
+        ),
+        format!("Length: {} instructions (ret excluded)", doc.verdict.length),
+        format!("From: {}", one_line(doc.provenance)),
+        format!(
+            "Generated by superopt {}; verified before writing by:",
+            env!("CARGO_PKG_VERSION")
+        ),
+    ];
+    lines.extend(
+        doc.verdict
+            .checks
+            .iter()
+            .map(|c| format!("  - {}", one_line(c))),
+    );
+    lines.push(String::new());
+    lines.push(
+        "After writing, superopt assembled this file again with GNU as and verified the function's bytes."
+            .into(),
+    );
+    lines
+}
+
+/// The callee-saved registers (full 64-bit) that `kernel` uses, in push order. Verified
+/// kernels never use one (the verifier refuses callee-saved writes); this is for kernels
+/// that read one, and kept so that the prologue is right if the verifier ever allows more.
+fn callee_saved_used(kernel: &Kernel) -> Vec<Register> {
+    let mut factory = InstructionInfoFactory::new();
+    let mut used = Vec::new();
+    for ins in &kernel.decoded {
+        for r in factory.info(ins).used_registers() {
+            used.push(r.register().full_register());
+        }
+    }
+    CALLEE_SAVED
+        .into_iter()
+        .filter(|r| used.contains(r))
+        .collect()
+}
+
+/// The function's instructions in `syntax`: pushes, the body, pops in reverse order, `ret`.
+fn function_lines(kernel: &Kernel, syntax: asm::Syntax) -> Vec<String> {
+    let mut formatter: Box<dyn Formatter> = match syntax {
+        asm::Syntax::Att => Box::new(iced_x86::GasFormatter::new()),
+        asm::Syntax::Intel => Box::new(iced_x86::IntelFormatter::new()),
+    };
+    let opts = formatter.options_mut();
+    opts.set_space_after_operand_separator(true);
+    // GNU as reads `0xC`, not MASM's `0Ch`.
+    opts.set_hex_prefix("0x");
+    opts.set_hex_suffix("");
+    let reg = |r: Register| {
+        let name = format!("{r:?}").to_lowercase();
+        match syntax {
+            asm::Syntax::Att => format!("%{name}"),
+            asm::Syntax::Intel => name,
+        }
+    };
+    let saved = callee_saved_used(kernel);
+    let mut lines: Vec<String> = saved.iter().map(|&r| format!("push {}", reg(r))).collect();
+    for ins in &kernel.decoded {
+        let mut s = String::new();
+        formatter.format(ins, &mut s);
+        lines.push(s);
+    }
+    lines.extend(saved.iter().rev().map(|&r| format!("pop {}", reg(r))));
+    lines.push("ret".into());
+    lines
+}
+
+/// The assembly of the function `symbol`, one line per statement, without a header:
+/// section, alignment, symbol directives, instructions, `.size`. `section` is the directive
+/// that opens the section and `close` the one after `.size` (empty for none).
+fn function_asm(
+    kernel: &Kernel,
+    syntax: asm::Syntax,
+    symbol: &str,
+    section: &str,
+    close: &str,
+) -> Vec<String> {
+    let mut out = vec![section.to_string()];
+    if syntax == asm::Syntax::Intel {
+        out.push(".intel_syntax noprefix".into());
+    }
+    out.push(".p2align 4".into());
+    out.push(format!(".globl {symbol}"));
+    out.push(format!(".type {symbol}, @function"));
+    out.push(format!("{symbol}:"));
+    out.extend(
+        function_lines(kernel, syntax)
+            .into_iter()
+            .map(|l| format!("    {l}")),
+    );
+    out.push(format!(".size {symbol}, .-{symbol}"));
+    if syntax == asm::Syntax::Intel {
+        out.push(".att_syntax prefix".into());
+    }
+    if !close.is_empty() {
+        out.push(close.to_string());
+    }
+    out
+}
+
+/// `DIR/NAME.S` in `syntax`.
+fn asm_file(dir: &Path, doc: &Doc, kernel: &Kernel, name: &str, syntax: asm::Syntax) -> Planned {
+    let mut text = String::from("/*\n");
+    for l in header_lines(doc, name, &format!("void {name}(int32_t *buf)")) {
+        text.push_str(format!(" * {l}").trim_end());
+        text.push('\n');
+    }
+    text.push_str(" */\n\n");
+    for l in function_asm(kernel, syntax, name, ".text", "") {
+        text.push_str(&l);
+        text.push('\n');
+    }
+    text.push_str("\n.section .note.GNU-stack,\"\",@progbits\n");
+    Planned {
+        path: dir.join(format!("{name}.S")),
+        text,
+        check: Check::Code {
+            symbol: name.to_string(),
+            rust: false,
+        },
+    }
+}
+
+/// `NAME.h`.
+fn c_header(doc: &Doc, name: &str) -> String {
+    let guard = format!("SUPEROPT_{}_H", name.to_ascii_uppercase());
+    let n = doc.task.n;
+    format!(
+        "/* {name}.h: declaration of the kernel in {name}.S (generated by superopt {version}).\n * Task {task}, {len} instructions, from {from}. */\n#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n/* Sorts the {n} signed 32-bit integers buf[0..{n}) in place, ascending.\n * buf must point to {n} readable and writable int32_t; any alignment. x86-64 only. */\nvoid {name}(int32_t *buf);\n\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n",
+        version = env!("CARGO_PKG_VERSION"),
+        task = doc.task.name,
+        len = doc.verdict.length,
+        from = one_line(doc.provenance),
+    )
+}
+
+/// A Rust string literal holding `s`, escaped for a `global_asm!` template (`{` and `}`
+/// doubled).
+fn rust_literal(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '{' => out.push_str("{{"),
+            '}' => out.push_str("}}"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `NAME.rs`: a module (or crate root) with the kernel, a safe wrapper and tests.
+fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
+    let n = doc.task.n;
+    let symbol = format!("superopt_{name}");
+    let mut text = String::new();
+    for l in header_lines(doc, name, &format!("`pub fn {name}(v: &mut [i32; {n}])`")) {
+        text.push_str(format!("//! {l}").trim_end());
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "//!\n//! The assembly symbol is `{symbol}` (not `{name}`, so that it cannot clash with a C function).\n\n"
+    ));
+    text.push_str("#[cfg(target_arch = \"x86_64\")]\ncore::arch::global_asm!(\n");
+    let section = format!(".pushsection .text.{symbol},\"ax\",@progbits");
+    for l in function_asm(kernel, asm::Syntax::Att, &symbol, &section, ".popsection") {
+        text.push_str(&format!("    {},\n", rust_literal(&l)));
+    }
+    text.push_str("    options(att_syntax)\n);\n\n");
+    text.push_str(&format!(
+        "#[cfg(target_arch = \"x86_64\")]\nmod ffi {{\n    extern \"sysv64\" {{\n        /// The kernel: sorts the {n} `i32` at `buf` in place.\n        pub fn {symbol}(buf: *mut i32);\n    }}\n}}\n\n"
+    ));
+    let snake = name.chars().all(|c| !c.is_ascii_uppercase());
+    let allow = if snake {
+        ""
+    } else {
+        "#[allow(non_snake_case)]\n"
+    };
+    text.push_str(&format!(
+        "/// Sorts the {n} elements of `v` in place, ascending (signed order), with the kernel\n/// above ({len} instructions, no branches).\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn {name}(v: &mut [i32; {n}]) {{\n    // SAFETY: the kernel reads and writes only the {n} i32 at the pointer, uses only\n    // caller-saved registers, no stack and no flags that the SysV ABI asks to preserve;\n    // superopt verified this for all inputs before and after writing this file.\n    unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n}}\n\n",
+        len = doc.verdict.length,
+    ));
+    let orderings = doc.task.test_vectors().len();
+    text.push_str(&format!(
+        r#"#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {{
+    // Under another name, so that the helpers below cannot clash with the kernel's.
+    use super::{name} as exported;
+
+    const N: usize = {n};
+
+    /// The tuple number `code` in base `base`, digits mapped through `values`.
+    fn tuple(mut code: usize, values: &[i32]) -> [i32; N] {{
+        let mut v = [0; N];
+        for x in v.iter_mut() {{
+            *x = values[code % values.len()];
+            code /= values.len();
+        }}
+        v
+    }}
+
+    fn check(v: [i32; N]) {{
+        let mut want = v;
+        want.sort_unstable();
+        let mut got = v;
+        exported(&mut got);
+        assert_eq!(got, want, "input {{v:?}}");
+    }}
+
+    #[test]
+    fn sorts_all_weak_orderings() {{
+        // The weak orderings of N elements: the tuples over 0..N whose values are 0..k.
+        let digits: Vec<i32> = (0..N as i32).collect();
+        let mut count = 0;
+        for code in 0..N.pow(N as u32) {{
+            let v = tuple(code, &digits);
+            let k = v.iter().max().map_or(0, |&m| m + 1);
+            if (0..k).all(|x| v.contains(&x)) {{
+                check(v);
+                count += 1;
+            }}
+        }}
+        assert_eq!(count, {orderings});
+    }}
+
+    #[test]
+    fn sorts_all_tuples_over_extremes() {{
+        let extremes = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX - 1, i32::MAX];
+        for code in 0..extremes.len().pow(N as u32) {{
+            check(tuple(code, &extremes));
+        }}
+    }}
+}}
+"#
+    ));
+    text
+}
+
+/// `tests/kernels.rs` of [`export_library`].
+fn integration_tests(crate_name: &str, kernels: &[LibraryKernel]) -> String {
+    let mut text = format!(
+        r#"//! Calls each kernel of `{crate_name}` through the crate's public API.
+#![cfg(target_arch = "x86_64")]
+
+/// xorshift64: deterministic pseudo-random inputs.
+fn next(state: &mut u64) -> i32 {{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state >> 32) as u32 as i32
+}}
+"#
+    );
+    for (task, _, _) in kernels {
+        let n = task.n;
+        let list = |f: &dyn Fn(usize) -> String| {
+            format!("[{}]", (0..n).map(f).collect::<Vec<_>>().join(", "))
+        };
+        let cases = [
+            list(&|i| format!("{}", n - 1 - i)),
+            list(&|i| format!("{i}")),
+            list(&|_| "7".into()),
+            list(&|i| format!("{}", i % 2)),
+            list(&|i| format!("{}", i.div_ceil(2))),
+            list(&|i| {
+                if i % 2 == 0 {
+                    "i32::MAX".into()
+                } else {
+                    "i32::MIN".into()
+                }
+            }),
+            list(&|i| {
+                if i == 0 {
+                    "i32::MIN".into()
+                } else {
+                    "i32::MAX".into()
+                }
+            }),
+            list(&|i| ["-1", "0", "1", "i32::MIN", "i32::MAX"][i % 5].into()),
+        ];
+        let name = &task.name;
+        text.push_str(&format!(
+            r#"
+#[test]
+fn {name}_sorts_ties_extremes_and_random_inputs() {{
+    let mut cases: Vec<[i32; {n}]> = vec![
+"#
+        ));
+        for c in cases {
+            text.push_str(&format!("        {c},\n"));
+        }
+        text.push_str(&format!(
+            r#"    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..1000 {{
+        let mut v = [0; {n}];
+        for x in v.iter_mut() {{
+            // Small values half the time, so that ties are common.
+            let r = next(&mut state);
+            *x = if r & 1 == 0 {{ r % 3 }} else {{ r }};
+        }}
+        cases.push(v);
+    }}
+    for v in cases {{
+        let mut want = v;
+        want.sort_unstable();
+        let mut got = v;
+        {crate_name}::{name}(&mut got);
+        assert_eq!(got, want, "input {{v:?}}");
+    }}
+}}
+"#
+        ));
+    }
+    text
+}
+
+/// Writes `files` for one task and checks them; see [`write_verified_tasks`].
+fn write_verified(task: &Task, files: &[Planned], cfg: &NativeConfig) -> Result<Vec<Written>> {
+    write_verified_tasks(files, |_| Some(task), cfg)
+}
+
+/// Writes `files` atomically, then checks each one with code (`task_of` gives its task) from
+/// disk. On the first failure, removes every file written and returns
+/// [`Error::NotVerified`] naming the file and the reason.
+fn write_verified_tasks<'a>(
+    files: &[Planned],
+    task_of: impl Fn(&Path) -> Option<&'a Task>,
+    cfg: &NativeConfig,
+) -> Result<Vec<Written>> {
+    for f in files {
+        crate::log::check_writable(&f.path)?;
+    }
+    let mut written: Vec<&Path> = Vec::new();
+    let remove = |written: &[&Path]| {
+        for p in written {
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    for f in files {
+        let result = crate::log::write_atomic_with(&f.path, |tmp| {
+            std::fs::write(tmp, &f.text).map_err(|e| Error::io(&f.path, e))
+        });
+        if let Err(e) = result {
+            remove(&written);
+            return Err(e);
+        }
+        written.push(&f.path);
+    }
+    let mut out = Vec::new();
+    for f in files {
+        let check = match &f.check {
+            Check::Note(line) => line.clone(),
+            Check::Code { symbol, rust } => {
+                let task = task_of(&f.path).expect("every code file has a task");
+                match verify_written(task, &f.path, symbol, *rust, cfg) {
+                    Ok(line) => line,
+                    Err(reason) => {
+                        remove(&written);
+                        return Err(Error::NotVerified(format!(
+                            "{}: failed verification after writing: {reason}; removed the {} file(s) written",
+                            f.path.display(),
+                            written.len()
+                        )));
+                    }
+                }
+            }
+        };
+        out.push(Written {
+            path: f.path.clone(),
+            check,
+        });
+    }
+    Ok(out)
+}
+
+/// The string literals of the `global_asm!(...)` invocation in a Rust file, unescaped (and
+/// `{{`/`}}` undoubled), with their 1-based lines in the file. Only plain one-line literals
+/// with the escapes [`rust_literal`] writes (plus `\n`, `\t`, `\'`) are read.
+fn global_asm_literals(text: &str) -> std::result::Result<Vec<(usize, String)>, String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if !inside {
+            inside = line.starts_with("core::arch::global_asm!(");
+            continue;
+        }
+        if line.starts_with(')') {
+            if out.is_empty() {
+                break;
+            }
+            return Ok(out);
+        }
+        let Some(body) = line.strip_prefix('"') else {
+            continue; // options(...), comments
+        };
+        let body = body
+            .strip_suffix(',')
+            .unwrap_or(body)
+            .strip_suffix('"')
+            .ok_or_else(|| format!("line {}: unterminated string literal", i + 1))?;
+        let mut s = String::new();
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('\\') => s.push('\\'),
+                    Some('"') => s.push('"'),
+                    Some('\'') => s.push('\''),
+                    Some('n') => s.push('\n'),
+                    Some('t') => s.push('\t'),
+                    other => {
+                        return Err(format!(
+                            "line {}: unsupported escape \\{}",
+                            i + 1,
+                            other.map_or(String::new(), String::from)
+                        ))
+                    }
+                },
+                '"' => return Err(format!("line {}: unescaped quote", i + 1)),
+                '{' | '}' => {
+                    if chars.next() != Some(c) {
+                        return Err(format!("line {}: format placeholder {c}", i + 1));
+                    }
+                    s.push(c);
+                }
+                c => s.push(c),
+            }
+        }
+        out.push((i + 1, s));
+    }
+    Err("no global_asm! with string literals".into())
+}
+
+/// Checks a written file from disk: assembles it (for `rust`, its `global_asm!` literals)
+/// with GNU as, cuts out `symbol`, decodes it, checks pushes / pops / `ret` and verifies the
+/// body with the oracle. Returns the check line, or the reason it failed.
+fn verify_written(
+    task: &Task,
+    path: &Path,
+    symbol: &str,
+    rust: bool,
+    cfg: &NativeConfig,
+) -> std::result::Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it back: {e}"))?;
+    let (asm_text, line_of): (String, Vec<usize>) = if rust {
+        let lits = global_asm_literals(&text)?;
+        let asm = lits.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>();
+        (asm.join("\n"), lits.iter().map(|(l, _)| *l).collect())
+    } else {
+        (text.clone(), (1..=text.lines().count()).collect())
+    };
+    let source = path.display().to_string();
+    let bytes = asm::assemble_function(&asm_text, symbol, &source).map_err(|e| match e {
+        // GNU as's line in the assembly text, mapped to the file's line.
+        Error::Asm { line, message, .. } => {
+            let line = line_of.get(line.wrapping_sub(1)).copied().unwrap_or(line);
+            format!("GNU as: line {line}: {message}")
+        }
+        e => e.to_string(),
+    })?;
+    let mut decoder = Decoder::with_ip(64, &bytes, 0, DecoderOptions::NONE);
+    let mut all = Vec::new();
+    while decoder.can_decode() {
+        let ins = decoder.decode();
+        if ins.is_invalid() {
+            return Err(format!(
+                "symbol {symbol}: invalid instruction at byte {}",
+                ins.ip()
+            ));
+        }
+        all.push(ins);
+    }
+    if all.last().map(|i| i.code()) != Some(Code::Retnq) {
+        return Err(format!("symbol {symbol} does not end with ret"));
+    }
+    let push_reg = |ins: &iced_x86::Instruction| {
+        (ins.code() == Code::Push_r64 && CALLEE_SAVED.contains(&ins.op0_register()))
+            .then(|| ins.op0_register())
+    };
+    let pop_reg = |ins: &iced_x86::Instruction| {
+        (ins.code() == Code::Pop_r64 && CALLEE_SAVED.contains(&ins.op0_register()))
+            .then(|| ins.op0_register())
+    };
+    let pushes: Vec<Register> = all.iter().map_while(push_reg).collect();
+    let before_ret = &all[pushes.len()..all.len() - 1];
+    let pops: Vec<Register> = before_ret.iter().rev().map_while(pop_reg).collect();
+    if pops != pushes {
+        let names = |v: &[Register]| {
+            let s: Vec<String> = v.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+            if s.is_empty() {
+                "none".to_string()
+            } else {
+                s.join(" ")
+            }
+        };
+        return Err(format!(
+            "the pops before ret ({}) do not match the pushes ({}) in reverse order",
+            names(&pops),
+            names(&pushes)
+        ));
+    }
+    let body = &before_ret[..before_ret.len() - pops.len()];
+    if body.is_empty() {
+        return Err(format!("symbol {symbol} has no instructions besides ret"));
+    }
+    let start = body[0].ip() as usize;
+    let end = (body[body.len() - 1].ip() as usize) + body[body.len() - 1].len();
+    let code = bytes[start..end].to_vec();
+    let mut decoded = Vec::new();
+    let mut decoder = Decoder::with_ip(64, &code, 0, DecoderOptions::NONE);
+    while decoder.can_decode() {
+        decoded.push(decoder.decode());
+    }
+    // The file's lines of the instructions: the statements after the label, if they match.
+    let label = format!("{symbol}:");
+    let asm_lines: Vec<&str> = asm_text.lines().collect();
+    let mut stmt_lines: Vec<usize> = Vec::new();
+    if let Some(at) = asm_lines.iter().position(|l| l.trim() == label) {
+        for (k, l) in asm_lines.iter().enumerate().skip(at + 1) {
+            let l = l.trim();
+            let statement = !(l.is_empty()
+                || l.starts_with('.')
+                || l.starts_with("/*")
+                || l.starts_with('*')
+                || l.starts_with('#')
+                || l.starts_with("//")
+                || l.ends_with(':'));
+            if statement {
+                stmt_lines.push(line_of.get(k).copied().unwrap_or(k + 1));
+                if l == "ret" {
+                    break;
+                }
+            }
+        }
+    }
+    let lines = if stmt_lines.len() == all.len() {
+        stmt_lines[pushes.len()..pushes.len() + decoded.len()].to_vec()
+    } else {
+        (1..=decoded.len()).collect()
+    };
+    let kernel = Kernel {
+        source: source.clone(),
+        lines,
+        text: Vec::new(),
+        code,
+        decoded,
+        ret_line: None,
+    };
+    let verdict = oracle::verify_kernel(task, &kernel, cfg).map_err(|e| e.to_string())?;
+    match verdict.status {
+        Status::Verified => {
+            let saved = if pushes.is_empty() {
+                String::new()
+            } else {
+                format!(", saving {}", pushes.len())
+            };
+            let proof = verdict
+                .checks
+                .iter()
+                .find(|c| c.starts_with("proved"))
+                .cloned()
+                .unwrap_or_default();
+            let native = verdict
+                .checks
+                .iter()
+                .filter(|c| c.starts_with("native:"))
+                .count();
+            Ok(format!(
+                "verified again after writing: GNU as assembled symbol {symbol} to {} instructions + ret{saved}; {proof}; {native} native checks passed",
+                verdict.length
+            ))
+        }
+        _ => Err(verdict.reason.unwrap_or_else(|| "not verified".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sort3_att() -> Vec<String> {
+        let log =
+            crate::log::SearchLog::read(Path::new("search-logs/examples/sort3-mcts-seed1.json"))
+                .unwrap();
+        log.best.unwrap().program_att
+    }
+
+    fn cfg() -> NativeConfig {
+        NativeConfig {
+            random: 1000,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("sort3").is_ok());
+        assert!(check_name("Sort_3").is_ok());
+        let msg = |n: &str| check_name(n).unwrap_err().to_string();
+        assert_eq!(
+            msg("for"),
+            "invalid name 'for': a keyword in C and Rust; choose another with --name"
+        );
+        assert_eq!(
+            msg("fn"),
+            "invalid name 'fn': a keyword in Rust; choose another with --name"
+        );
+        assert_eq!(
+            msg("int"),
+            "invalid name 'int': a keyword in C; choose another with --name"
+        );
+        assert_eq!(
+            msg("3sort"),
+            "invalid name '3sort': use ASCII letters, digits and '_', not starting with a digit; choose another with --name"
+        );
+        assert_eq!(
+            msg("my-sort"),
+            "invalid name 'my-sort': use ASCII letters, digits and '_', not starting with a digit; choose another with --name"
+        );
+        assert_eq!(
+            msg(""),
+            "invalid name '': use ASCII letters, digits and '_', not starting with a digit; choose another with --name"
+        );
+    }
+
+    #[test]
+    fn crate_names_come_from_the_folder() {
+        assert_eq!(
+            crate_name_for(Path::new("/tmp/My-Kernels.v2")).unwrap(),
+            "my_kernels_v2"
+        );
+        assert_eq!(crate_name_for(Path::new("out/2-fast")).unwrap(), "fast");
+        assert_eq!(
+            crate_name_for(Path::new("/tmp/123"))
+                .unwrap_err()
+                .to_string(),
+            "cannot make a crate name from '/tmp/123': give one with --crate-name"
+        );
+    }
+
+    // Verified kernels never use a callee-saved register (the verifier refuses writes to
+    // one), so the push/pop generation is tested on a synthetic kernel that uses ebx.
+    #[test]
+    fn callee_saved_registers_are_pushed_and_popped() {
+        let k = asm::parse_str(
+            "mov (%rdi), %ebx\nmov %ebx, %eax\nmov %r12d, %ecx",
+            asm::Syntax::Att,
+            "<synthetic>",
+        )
+        .unwrap();
+        assert_eq!(callee_saved_used(&k), vec![Register::RBX, Register::R12]);
+        assert_eq!(
+            function_lines(&k, asm::Syntax::Att),
+            [
+                "push %rbx",
+                "push %r12",
+                "mov (%rdi), %ebx",
+                "mov %ebx, %eax",
+                "mov %r12d, %ecx",
+                "pop %r12",
+                "pop %rbx",
+                "ret"
+            ]
+        );
+        assert_eq!(
+            function_lines(&k, asm::Syntax::Intel),
+            [
+                "push rbx",
+                "push r12",
+                "mov ebx, [rdi]",
+                "mov eax, ebx",
+                "mov ecx, r12d",
+                "pop r12",
+                "pop rbx",
+                "ret"
+            ]
+        );
+    }
+
+    #[test]
+    fn literals_round_trip() {
+        let lines = [
+            ".pushsection .x,\"ax\",@progbits",
+            "a\\b {x}",
+            "mov (%rdi), %eax",
+        ];
+        let text = format!(
+            "core::arch::global_asm!(\n{}\n    options(att_syntax)\n);\n",
+            lines
+                .iter()
+                .map(|l| format!("    {},", rust_literal(l)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let back = global_asm_literals(&text).unwrap();
+        assert_eq!(
+            back,
+            vec![
+                (2, lines[0].to_string()),
+                (3, lines[1].to_string()),
+                (4, lines[2].to_string())
+            ]
+        );
+    }
+
+    /// Writes a sort3 export, tampers with a copy of its text (drops the last cmov) and
+    /// checks that the re-verification catches it, names the line, and removes the files.
+    #[test]
+    fn a_tampered_file_fails_the_check_after_writing_and_is_removed() {
+        let task = Task::load("sort3").unwrap();
+        let kernel = asm::parse_str(&sort3_att().join("\n"), asm::Syntax::Att, "<log>").unwrap();
+        let verdict = require_verified(&task, &kernel, &cfg()).unwrap();
+        let doc = Doc {
+            task: &task,
+            verdict: &verdict,
+            provenance: "test",
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for syntax in [asm::Syntax::Att, asm::Syntax::Intel] {
+            let good = asm_file(dir.path(), &doc, &kernel, "sort3", syntax);
+            // The untampered file passes.
+            let written = write_verified(&task, &[good], &cfg()).unwrap();
+            assert!(written[0].check.starts_with(
+                "verified again after writing: GNU as assembled symbol sort3 to 17 instructions + ret; proved on all 13 weak orderings"
+            ), "{}", written[0].check);
+            let mut bad = asm_file(dir.path(), &doc, &kernel, "sort3", syntax);
+            let at = bad.text.rfind("    cmov").unwrap();
+            let end = at + bad.text[at..].find('\n').unwrap() + 1;
+            bad.text.replace_range(at..end, "");
+            let path = bad.path.clone();
+            let err = write_verified(&task, &[bad], &cfg())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "{}: failed verification after writing: not sorted: [",
+                    path.display()
+                )),
+                "{err}"
+            );
+            assert!(err.ends_with("; removed the 1 file(s) written"), "{err}");
+            assert!(!path.exists());
+        }
+        // Edited on disk after a good export: verify_written reads the file itself.
+        let good = asm_file(dir.path(), &doc, &kernel, "sort3", asm::Syntax::Att);
+        write_verified(&task, &[good], &cfg()).unwrap();
+        let path = dir.path().join("sort3.S");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("    cmovl", "    cmovg", 1)).unwrap();
+        let err = verify_written(&task, &path, "sort3", false, &cfg()).unwrap_err();
+        assert!(err.starts_with("not sorted: ["), "{err}");
+        std::fs::write(
+            &path,
+            text.replacen("    pop", "    nop", 1)
+                .replacen("    ret", "    pop %rbx\n    ret", 1),
+        )
+        .unwrap();
+        assert_eq!(
+            verify_written(&task, &path, "sort3", false, &cfg()).unwrap_err(),
+            "the pops before ret (rbx) do not match the pushes (none) in reverse order"
+        );
+        std::fs::write(&path, text.replace(".size sort3, .-sort3", "")).unwrap();
+        assert_eq!(
+            verify_written(&task, &path, "sort3", false, &cfg()).unwrap_err(),
+            format!(
+                "{}: symbol 'sort3' has no size (a .size directive)",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_tampered_rust_module_fails_with_its_line() {
+        let task = Task::load("sort3").unwrap();
+        let kernel = asm::parse_str(&sort3_att().join("\n"), asm::Syntax::Att, "<log>").unwrap();
+        let verdict = require_verified(&task, &kernel, &cfg()).unwrap();
+        let doc = Doc {
+            task: &task,
+            verdict: &verdict,
+            provenance: "test",
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sort3.rs");
+        let text = rust_module(&doc, &kernel, "sort3");
+        std::fs::write(&path, &text).unwrap();
+        assert!(verify_written(&task, &path, "superopt_sort3", true, &cfg()).is_ok());
+        // Write to the array out of bounds: caught by the static check, with the .rs line.
+        let line = text
+            .lines()
+            .position(|l| l.contains("\"    mov %edx, (%rdi)\""))
+            .unwrap()
+            + 1;
+        std::fs::write(
+            &path,
+            text.replace("\"    mov %edx, (%rdi)\"", "\"    mov %edx, 12(%rdi)\""),
+        )
+        .unwrap();
+        assert_eq!(
+            verify_written(&task, &path, "superopt_sort3", true, &cfg()).unwrap_err(),
+            format!("writes outside the array (line {line})")
+        );
+    }
+}

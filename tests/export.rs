@@ -1,0 +1,541 @@
+//! `superopt export`: the written files compile, link and sort with real toolchains (gcc,
+//! rustc, cargo), and bad input gets one-line errors with the right exit codes.
+
+mod common;
+
+use common::{stderr, stdout, superopt, write};
+use std::path::Path;
+use std::process::Command;
+
+const SORT3_LOG: &str = "search-logs/examples/sort3-mcts-seed1.json";
+
+/// Whether `tool --version` runs; prints a note when it does not, so a skip is visible.
+fn have(tool: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("note: {tool} not found; skipping the part of this test that needs it");
+    }
+    ok
+}
+
+/// Runs `superopt export ARGS`, asserts exit 0, and returns stdout.
+fn export_ok(args: &[&str]) -> String {
+    let mut all = vec!["export"];
+    all.extend_from_slice(args);
+    let o = superopt(&all);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    stdout(&o)
+}
+
+/// Runs `superopt export ARGS` and returns (exit code, stderr).
+fn export_err(args: &[&str]) -> (Option<i32>, String) {
+    let mut all = vec!["export"];
+    all.extend_from_slice(args);
+    let o = superopt(&all);
+    (o.status.code(), stderr(&o))
+}
+
+/// A C program that checks `NAME` against insertion sort on all 13 weak orderings of 3
+/// elements, all 343 tuples over 7 extremes and 1000 random tuples, and prints the count.
+const C_TEST: &str = r#"
+#include <stdio.h>
+#include <stdint.h>
+#include "NAME.h"
+
+static int passed, total;
+
+static void check(const int32_t *in) {
+    int32_t got[3] = {in[0], in[1], in[2]}, want[3] = {in[0], in[1], in[2]};
+    for (int i = 1; i < 3; i++)
+        for (int j = i; j > 0 && want[j - 1] > want[j]; j--) {
+            int32_t t = want[j]; want[j] = want[j - 1]; want[j - 1] = t;
+        }
+    NAME(got);
+    total++;
+    if (got[0] == want[0] && got[1] == want[1] && got[2] == want[2]) passed++;
+    else printf("FAIL %d %d %d\n", in[0], in[1], in[2]);
+}
+
+int main(void) {
+    int orderings = 0;
+    for (int a = 0; a < 3; a++) for (int b = 0; b < 3; b++) for (int c = 0; c < 3; c++) {
+        int max = a > b ? (a > c ? a : c) : (b > c ? b : c);
+        int has[3] = {0, 0, 0};
+        has[a] = has[b] = has[c] = 1;
+        int dense = 1;
+        for (int k = 0; k <= max; k++) dense &= has[k];
+        if (!dense) continue;
+        int32_t v[3] = {a, b, c};
+        check(v);
+        orderings++;
+    }
+    const int32_t ext[7] = {INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX - 1, INT32_MAX};
+    for (int a = 0; a < 7; a++) for (int b = 0; b < 7; b++) for (int c = 0; c < 7; c++) {
+        int32_t v[3] = {ext[a], ext[b], ext[c]};
+        check(v);
+    }
+    uint64_t s = 88172645463325252ull;
+    for (int i = 0; i < 1000; i++) {
+        int32_t v[3];
+        for (int k = 0; k < 3; k++) {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            v[k] = (int32_t)(uint32_t)(s >> 32);
+            if (i % 2) v[k] %= 3;
+        }
+        check(v);
+    }
+    printf("weak orderings %d; passed %d of %d\n", orderings, passed, total);
+    return passed == total ? 0 : 1;
+}
+"#;
+
+/// Compiles `dir/test.c` with `dir/NAME.h` and `dir/NAME.S`, runs it, and asserts that all
+/// 1356 cases pass.
+fn c_program_passes(dir: &Path, name: &str) {
+    let src = write(dir, "test.c", &C_TEST.replace("NAME", name));
+    let exe = dir.join("test");
+    let o = Command::new("gcc")
+        .args(["-O2", "-Wall", "-Werror", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .arg(dir.join(format!("{name}.S")))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "gcc: {}", stderr(&o));
+    let o = Command::new(&exe).output().unwrap();
+    assert_eq!(
+        stdout(&o),
+        "weak orderings 13; passed 1356 of 1356\n",
+        "{}",
+        dir.display()
+    );
+    assert!(o.status.success());
+}
+
+#[test]
+fn gas_intel_and_c_exports_link_with_gcc_and_sort() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |f: &str| tmp.path().join(f).display().to_string();
+    // gas and intel: a header of our own; c: the generated one.
+    for (format, name) in [
+        ("gas", "sort3"),
+        ("intel", "sort3_intel"),
+        ("c", "my_sort3"),
+    ] {
+        let out = export_ok(&[
+            SORT3_LOG,
+            "--format",
+            format,
+            "--name",
+            name,
+            "-o",
+            &dir(format),
+        ]);
+        let s_path = format!("{}/{name}.S", dir(format));
+        let first = format!(
+            "wrote {s_path}: verified again after writing: GNU as assembled symbol {name} to 17 instructions + ret; proved on all 13 weak orderings of 3 inputs by the emulator (mov/cmp/cmov only: a proof for all inputs); 6 native checks passed\n"
+        );
+        if format == "c" {
+            assert_eq!(
+                out,
+                format!(
+                    "{first}wrote {0}/{name}.h: declares {name}; its code is {s_path}, verified above\n",
+                    dir(format)
+                )
+            );
+        } else {
+            assert_eq!(out, first);
+            write(
+                Path::new(&dir(format)),
+                &format!("{name}.h"),
+                &format!("#include <stdint.h>\nvoid {name}(int32_t *buf);\n"),
+            );
+        }
+        let text = std::fs::read_to_string(&s_path).unwrap();
+        assert!(text.contains(" * Task: sort3 (n = 3, builtin:sort3)\n"));
+        assert!(text.contains(" * Length: 17 instructions (ret excluded)\n"));
+        assert!(text.contains(&format!(" * From: search log {SORT3_LOG}\n")));
+        assert!(text.contains(" * Generated by superopt 0.1.0; verified before writing by:\n"));
+        assert!(text.contains(
+            "\n.globl NAME\n.type NAME, @function\nNAME:\n"
+                .replace("NAME", name)
+                .as_str()
+        ));
+        assert!(text.contains(
+            "    ret\n.size NAME, .-NAME\n"
+                .replace("NAME", name)
+                .as_str()
+        ));
+        assert!(text.ends_with(".section .note.GNU-stack,\"\",@progbits\n"));
+        assert_eq!(text.contains(".intel_syntax noprefix\n"), format == "intel");
+        assert!(!text.contains('#'), "no '#': gcc preprocesses .S files");
+        if have("gcc") {
+            c_program_passes(Path::new(&dir(format)), name);
+        }
+    }
+}
+
+#[test]
+fn rust_export_passes_its_own_tests_with_rustc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().display().to_string();
+    let out = export_ok(&[SORT3_LOG, "--format", "rust", "-o", &out_dir]);
+    let rs = tmp.path().join("sort3.rs");
+    assert!(out.starts_with(&format!(
+        "wrote {}: verified again after writing: GNU as assembled symbol superopt_sort3 to 17 instructions + ret;",
+        rs.display()
+    )));
+    let text = std::fs::read_to_string(&rs).unwrap();
+    assert!(text.contains("pub fn sort3(v: &mut [i32; 3]) {"));
+    assert!(text.contains("        pub fn superopt_sort3(buf: *mut i32);\n"));
+    assert!(text.contains("    \".pushsection .text.superopt_sort3,\\\"ax\\\",@progbits\",\n"));
+    assert!(text.contains("    options(att_syntax)\n"));
+    if !have("rustc") {
+        return;
+    }
+    let exe = tmp.path().join("sort3-tests");
+    let o = Command::new("rustc")
+        .args(["--edition", "2021", "--test"])
+        .arg(&rs)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "rustc: {}", stderr(&o));
+    assert_eq!(stderr(&o), "", "no warnings");
+    let o = Command::new(&exe).output().unwrap();
+    let out = stdout(&o);
+    assert!(
+        out.contains("test tests::sorts_all_weak_orderings ... ok\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("test tests::sorts_all_tuples_over_extremes ... ok\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("test result: ok. 2 passed; 0 failed;"),
+        "{out}"
+    );
+    // As a library crate (the module form), and clippy's default lints.
+    let o = Command::new("rustc")
+        .args(["--edition", "2021", "--crate-type", "lib", "-o"])
+        .arg(tmp.path().join("libsort3.rlib"))
+        .arg(&rs)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && stderr(&o).is_empty(),
+        "{}",
+        stderr(&o)
+    );
+    if have("clippy-driver") {
+        let o = Command::new("clippy-driver")
+            .args(["--edition", "2021", "--test", "-D", "warnings", "-o"])
+            .arg(tmp.path().join("clippy-out"))
+            .arg(&rs)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "clippy: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn library_crate_builds_and_passes_cargo_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("sorting-kernels");
+    let lib_s = lib.display().to_string();
+    let out = export_ok(&[
+        "--library",
+        &lib_s,
+        "sort3",
+        "sort4",
+        "sort5",
+        "--log-dir",
+        "search-logs",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert_eq!(
+        lines[0],
+        format!("wrote {lib_s}/Cargo.toml: the crate's manifest (no dependencies)")
+    );
+    assert_eq!(
+        lines[1],
+        format!("wrote {lib_s}/src/lib.rs: the crate root")
+    );
+    for (i, (task, len)) in [("sort3", 17), ("sort4", 28), ("sort5", 42)]
+        .iter()
+        .enumerate()
+    {
+        assert!(
+            lines[2 + i].starts_with(&format!(
+                "wrote {lib_s}/src/{task}.rs: verified again after writing: GNU as assembled symbol superopt_{task} to {len} instructions + ret;"
+            )),
+            "{}",
+            lines[2 + i]
+        );
+    }
+    assert_eq!(
+        lines[5],
+        format!("wrote {lib_s}/tests/kernels.rs: integration tests through the crate's public API")
+    );
+    let manifest = std::fs::read_to_string(lib.join("Cargo.toml")).unwrap();
+    assert!(manifest.starts_with(
+        "[package]\nname = \"sorting_kernels\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
+    ));
+    assert!(manifest.contains("\n[dependencies]\n\n"));
+    assert!(manifest.ends_with("[workspace]\n"));
+    let root = std::fs::read_to_string(lib.join("src/lib.rs")).unwrap();
+    assert!(root.contains(
+        "//! * [`sort5()`](sort5::sort5): 5 elements, 42 instructions (ret excluded), from search log search-logs/examples/sort5-mcts-seed1.json\n"
+    ), "{root}");
+    assert!(root.contains("pub mod sort4;\n"));
+    assert!(root.contains("pub use self::sort4::sort4;\n"));
+    if !have("cargo") {
+        return;
+    }
+    let target = tempfile::tempdir().unwrap();
+    let o = Command::new("cargo")
+        .args(["test", "--offline"])
+        .current_dir(&lib)
+        .env("CARGO_TARGET_DIR", target.path())
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "cargo test: {out}\n{}", stderr(&o));
+    for task in ["sort3", "sort4", "sort5"] {
+        for t in [
+            format!("test {task}::tests::sorts_all_weak_orderings ... ok\n"),
+            format!("test {task}::tests::sorts_all_tuples_over_extremes ... ok\n"),
+            format!("test {task}_sorts_ties_extremes_and_random_inputs ... ok\n"),
+        ] {
+            assert!(out.contains(&t), "missing {t:?} in {out}");
+        }
+    }
+    assert!(
+        out.contains("test result: ok. 6 passed; 0 failed;"),
+        "{out}"
+    );
+    assert!(
+        out.contains("test result: ok. 3 passed; 0 failed;"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_names_are_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display().to_string();
+    for (name, why) in [
+        ("for", "a keyword in C and Rust"),
+        ("match", "a keyword in Rust"),
+        ("double", "a keyword in C"),
+        (
+            "9lives",
+            "use ASCII letters, digits and '_', not starting with a digit",
+        ),
+        (
+            "sort-3",
+            "use ASCII letters, digits and '_', not starting with a digit",
+        ),
+    ] {
+        let (code, err) = export_err(&[SORT3_LOG, "--name", name, "-o", &d]);
+        assert_eq!(code, Some(2));
+        assert_eq!(
+            err,
+            format!("error: invalid name '{name}': {why}; choose another with --name\n")
+        );
+    }
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn input_errors_are_one_line_with_exit_code_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let att = superopt_log_att();
+    let s = write(d, "k.s", &att.join("\n"));
+    let (code, err) = export_err(&[&s]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("error: {s}: an assembly file needs --task (e.g. --task sort3)\n")
+    );
+    let (code, err) = export_err(&[SORT3_LOG, "--task", "sort4"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "error: --task sort4 does not match the log's task sort3\n"
+    );
+    let (code, err) = export_err(&[&s, "--task", "sort9"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "error: unknown task 'sort9' (known tasks: sort3, sort4, sort5)\n"
+    );
+    let txt = write(d, "k.txt", "");
+    let (code, err) = export_err(&[&txt]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("error: {txt}: expected a search log (.json) or an assembly file (.s, .S, .asm)\n")
+    );
+    // A truncated log, and a log whose search found nothing.
+    let full = std::fs::read_to_string(SORT3_LOG).unwrap();
+    let cut = write(d, "cut.json", &full[..full.len() / 2]);
+    let (code, err) = export_err(&[&cut]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with(&format!(
+            "error: {cut}: truncated search log: the JSON ends early (line "
+        )) && err.lines().count() == 1,
+        "{err}"
+    );
+    let mut v: serde_json::Value = serde_json::from_str(&full).unwrap();
+    v["best"] = serde_json::Value::Null;
+    let none = write(d, "none.json", &v.to_string());
+    let (code, err) = export_err(&[&none]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("error: {none}: the log has no kernel (its search found none)\n")
+    );
+    let bad = write(d, "bad.s", "mov (%rdi), %eax\nfoo %eax\n");
+    let (code, err) = export_err(&[&bad, "--task", "sort3"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("error: {bad}:2: no such instruction: `foo %eax'\n")
+    );
+    let (code, err) = export_err(&[
+        SORT3_LOG,
+        "--crate-name",
+        "k",
+        "-o",
+        &d.display().to_string(),
+    ]);
+    assert_eq!(code, Some(2));
+    assert_eq!(err, "error: --crate-name goes with --library DIR\n");
+    // The output folder is a regular file.
+    let file = write(d, "file", "");
+    let (code, err) = export_err(&[SORT3_LOG, "-o", &file]);
+    assert_eq!(code, Some(2));
+    assert_eq!(err, format!("error: {file}: File exists (os error 17)\n"));
+}
+
+fn superopt_log_att() -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(SORT3_LOG).unwrap()).unwrap();
+    v["best"]["program_att"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn unverified_kernels_are_refused_with_exit_code_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = d.join("out");
+    let out_s = out.display().to_string();
+    // sort3 without its last cmov.
+    let mut att = superopt_log_att();
+    let last_cmov = att.iter().rposition(|l| l.starts_with("cmov")).unwrap();
+    att.remove(last_cmov);
+    let s = write(d, "wrong.s", &att.join("\n"));
+    let (code, err) = export_err(&[&s, "--task", "sort3", "-o", &out_s]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err,
+        "error: not verified: not sorted: [1,1,0] -> [0,0,1]; export writes only verified kernels\n"
+    );
+    assert!(!out.exists(), "nothing is written");
+    // A log that records its kernel as not verified.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(SORT3_LOG).unwrap()).unwrap();
+    v["best"]["verified"] = serde_json::Value::Bool(false);
+    let log = write(d, "unverified.json", &v.to_string());
+    let (code, err) = export_err(&[&log, "-o", &out_s]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err,
+        format!("error: not verified: {log} records its kernel as not verified; export writes only verified kernels\n")
+    );
+    assert!(!out.exists());
+    // The right kernel from the same kind of file exports (and in Intel syntax).
+    let intel: Vec<String> = {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(SORT3_LOG).unwrap()).unwrap();
+        v["best"]["program_intel"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    };
+    let good = write(d, "good.asm", &intel.join("\n"));
+    let text = export_ok(&[&good, "--task", "sort3", "--syntax", "intel", "-o", &out_s]);
+    assert!(text.starts_with(&format!(
+        "wrote {out_s}/sort3.S: verified again after writing:"
+    )));
+    let written = std::fs::read_to_string(out.join("sort3.S")).unwrap();
+    assert!(written.contains(&format!(" * From: file {good}\n")));
+}
+
+#[test]
+fn library_errors_name_the_task_and_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(logs.join("sort3")).unwrap();
+    std::fs::copy(SORT3_LOG, logs.join("sort3/a.json")).unwrap();
+    let logs_s = logs.display().to_string();
+    let lib = tmp.path().join("lib").display().to_string();
+    let (code, err) = export_err(&["--library", &lib, "sort3", "sort4", "--log-dir", &logs_s]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("error: no verified sort4 kernel in the search logs under {logs_s} (looked in {logs_s}/sort4/ and {logs_s}/examples/)\n")
+    );
+    assert!(!Path::new(&lib).exists());
+    let (code, err) = export_err(&[
+        "--library",
+        &lib,
+        "sort3",
+        "--log-dir",
+        &logs_s,
+        "--crate-name",
+        "Bad-Name",
+    ]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "error: invalid crate name 'Bad-Name': use lower-case ASCII letters, digits and '_', starting with a letter, not a Rust keyword\n"
+    );
+    let digits = tmp.path().join("123").display().to_string();
+    let (code, err) = export_err(&["--library", &digits, "sort3", "--log-dir", &logs_s]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("error: cannot make a crate name from '{digits}': give one with --crate-name\n")
+    );
+    // Ties on length go to the earliest start.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(SORT3_LOG).unwrap()).unwrap();
+    v["started"] = serde_json::Value::String("2020-01-01T00:00:00Z".into());
+    write(&logs.join("sort3"), "b.json", &v.to_string());
+    let out = export_ok(&["--library", &lib, "sort3", "--log-dir", &logs_s]);
+    assert!(out.contains("src/sort3.rs: verified again after writing"));
+    let root = std::fs::read_to_string(Path::new(&lib).join("src/lib.rs")).unwrap();
+    assert!(
+        root.contains(&format!("from search log {logs_s}/sort3/b.json\n")),
+        "{root}"
+    );
+}
