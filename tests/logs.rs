@@ -325,6 +325,22 @@ fn logs_that_cannot_be_resumed_say_why() {
             "corrupted search log: the moves of improvement 1 do not replay to a solution".into(),
         ),
         (
+            "elapsed.json",
+            edit(&|x| {
+                x["stop_reason"] = "budget".into();
+                x["elapsed_s"] = (-5.0).into();
+            }),
+            "corrupted search log: elapsed_s is -5, not a number of seconds".into(),
+        ),
+        (
+            "rng.json",
+            edit(&|x| {
+                x["stop_reason"] = "budget".into();
+                x["resume"]["rngs"][0]["word_pos"] = "many".into();
+            }),
+            "corrupted search log: the random stream of worker 0 does not parse".into(),
+        ),
+        (
             "spent.json",
             edit(&|x| {
                 x["stop_reason"] = "budget".into();
@@ -351,7 +367,12 @@ fn logs_that_cannot_be_resumed_say_why() {
     let o = superopt(&["search", "sort3", "--checkpoint", "abc"]);
     assert_eq!(
         stderr(&o),
-        "error: invalid --checkpoint 'abc': expected a duration such as 10s or 1m, or 0 for none\n"
+        "error: invalid --checkpoint 'abc': expected a duration of at least 1s, such as 10s or 1m, or 0 for none\n"
+    );
+    let o = superopt(&["search", "sort3", "--checkpoint", "10ms"]);
+    assert_eq!(
+        stderr(&o),
+        "error: invalid --checkpoint '10ms': expected a duration of at least 1s, such as 10s or 1m, or 0 for none\n"
     );
 }
 

@@ -785,11 +785,16 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             };
             let checkpoint_every = match checkpoint.trim() {
                 "0" | "0s" => None,
-                c => Some(parse_budget(c).map_err(|_| {
-                    crate::Error::Runtime(format!(
-                        "invalid --checkpoint '{c}': expected a duration such as 10s or 1m, or 0 for none"
-                    ))
-                })?),
+                c => Some(
+                    parse_budget(c)
+                        .ok()
+                        .filter(|d| *d >= std::time::Duration::from_secs(1))
+                        .ok_or_else(|| {
+                            crate::Error::Runtime(format!(
+                                "invalid --checkpoint '{c}': expected a duration of at least 1s, such as 10s or 1m, or 0 for none"
+                            ))
+                        })?,
+                ),
             };
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

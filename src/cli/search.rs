@@ -307,6 +307,33 @@ pub fn resume_options(
         }
         _ => {}
     }
+    // Numbers a hand-edited log could make nonsense of (and Duration would panic on).
+    let seconds = |what: &str, x: f64| {
+        if x.is_finite() && (0.0..1e9).contains(&x) {
+            Ok(x)
+        } else {
+            Err(bad(format!(
+                "corrupted search log: {what} is {x}, not a number of seconds"
+            )))
+        }
+    };
+    seconds("elapsed_s", log.elapsed_s)?;
+    seconds("config.budget_s", saved.budget_s)?;
+    let checkpoint_every = match saved.checkpoint_s {
+        Some(c) => Some(Duration::from_secs_f64(
+            seconds("config.checkpoint_s", c)?.max(0.001),
+        )),
+        None => None,
+    };
+    if let Some(k) = log.resume.as_ref().and_then(|r| {
+        r.rngs
+            .iter()
+            .position(|x| x.as_ref().is_some_and(|x| x.restore().is_none()))
+    }) {
+        return Err(bad(format!(
+            "corrupted search log: the random stream of worker {k} does not parse"
+        )));
+    }
     let budget = match budget {
         Some(b) => b,
         None => {
@@ -354,7 +381,7 @@ pub fn resume_options(
             .map(PathBuf::from)
             .unwrap_or_default(),
         progress,
-        checkpoint_every: saved.checkpoint_s.map(Duration::from_secs_f64),
+        checkpoint_every,
         tree_nodes: saved.tree_nodes.unwrap_or(TREE_NODES),
         resume: Some(Resume {
             path: path.to_path_buf(),
