@@ -166,12 +166,120 @@ pub fn check_name(name: &str) -> Result<()> {
         return bad("use ASCII letters, digits and '_', not starting with a digit");
     }
     match (C_KEYWORDS.contains(&name), RUST_KEYWORDS.contains(&name)) {
-        (true, true) => bad("a keyword in C and Rust"),
-        (true, false) => bad("a keyword in C"),
-        (false, true) => bad("a keyword in Rust"),
-        (false, false) => Ok(()),
+        (true, true) => return bad("a keyword in C and Rust"),
+        (true, false) => return bad("a keyword in C"),
+        (false, true) => return bad("a keyword in Rust"),
+        (false, false) => {}
     }
+    if CPP_KEYWORDS.contains(&name) {
+        return bad("a keyword in C++ (the header is included from C++ too)");
+    }
+    if name.starts_with("__")
+        || (name.starts_with('_') && name[1..].starts_with(|c: char| c.is_ascii_uppercase()))
+    {
+        return bad("reserved in C (a leading '__' or '_' and a capital)");
+    }
+    if C_MACROS.contains(&name) {
+        return bad("a macro gcc predefines, which would rewrite the .S file");
+    }
+    if name.ends_with("_t")
+        || [
+            "INT",
+            "UINT",
+            "SIZE_",
+            "PTRDIFF_",
+            "SIG_ATOMIC_",
+            "WCHAR_",
+            "WINT_",
+        ]
+        .iter()
+        .any(|p| {
+            name.starts_with(p)
+                && name.ends_with(|c: char| c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+    {
+        return bad("a type or macro name of <stdint.h> (or reserved for one)");
+    }
+    let lower = name.to_ascii_lowercase();
+    if INTEL_OPERATORS.contains(&lower.as_str()) || is_register(&lower) {
+        return bad(
+            "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
+        );
+    }
+    Ok(())
 }
+
+/// Whether `lower` (lower case) names an x86 register, as iced-x86 knows them.
+fn is_register(lower: &str) -> bool {
+    iced_x86::Register::values()
+        .any(|r| r != iced_x86::Register::None && format!("{r:?}").to_ascii_lowercase() == lower)
+        || ["st", "rip", "eip", "ip"].contains(&lower)
+}
+
+/// Words GNU as reads as operators or size keywords in Intel syntax.
+const INTEL_OPERATORS: &[&str] = &[
+    "byte", "word", "dword", "fword", "qword", "mmword", "tbyte", "oword", "xmmword", "ymmword",
+    "zmmword", "ptr", "offset", "short", "near", "far", "flat", "and", "or", "xor", "not", "mod",
+    "shl", "shr", "eq", "ne", "lt", "le", "gt", "ge",
+];
+
+/// Macros gcc predefines without a leading underscore on x86-64 Linux (in GNU C modes, which
+/// is how it preprocesses `.S` files).
+const C_MACROS: &[&str] = &["linux", "unix", "i386"];
+
+/// C++ keywords that are not C keywords too.
+const CPP_KEYWORDS: &[&str] = &[
+    "and",
+    "and_eq",
+    "asm",
+    "bitand",
+    "bitor",
+    "catch",
+    "char8_t",
+    "char16_t",
+    "char32_t",
+    "class",
+    "compl",
+    "concept",
+    "consteval",
+    "constinit",
+    "const_cast",
+    "co_await",
+    "co_return",
+    "co_yield",
+    "decltype",
+    "delete",
+    "dynamic_cast",
+    "explicit",
+    "export",
+    "friend",
+    "mutable",
+    "namespace",
+    "new",
+    "noexcept",
+    "not",
+    "not_eq",
+    "operator",
+    "or",
+    "or_eq",
+    "private",
+    "protected",
+    "public",
+    "reinterpret_cast",
+    "requires",
+    "static_cast",
+    "template",
+    "this",
+    "throw",
+    "try",
+    "typeid",
+    "typename",
+    "using",
+    "virtual",
+    "wchar_t",
+    "xor",
+    "xor_eq",
+];
 
 /// The crate name [`export_library`] uses for a folder: its last component in lower case,
 /// with `-`, `.` and spaces as `_`, other characters dropped, and leading digits and `_`
@@ -210,12 +318,13 @@ pub fn check_crate_name(name: &str) -> Result<()> {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !RUST_KEYWORDS.contains(&name);
+        && !RUST_KEYWORDS.contains(&name)
+        && !["std", "core", "alloc", "proc_macro", "test"].contains(&name);
     if ok {
         Ok(())
     } else {
         Err(Error::Runtime(format!(
-            "invalid crate name '{name}': use lower-case ASCII letters, digits and '_', starting with a letter, not a Rust keyword"
+            "invalid crate name '{name}': use lower-case ASCII letters, digits and '_', starting with a letter, not a Rust keyword or a crate of Rust's own (std, core, alloc, proc_macro, test)"
         )))
     }
 }
@@ -239,27 +348,40 @@ pub fn require_verified(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Res
     }
 }
 
-/// Exports a kernel for `task` as `format` under `dir` (created if needed), naming the
-/// function `name` (see [`check_name`]; for [`Format::Rust`] the assembly symbol is
-/// `superopt_NAME`). `provenance` is written into the headers.
+/// Where and how [`export`] writes.
+#[derive(Clone, Debug)]
+pub struct Target<'a> {
+    /// The output format.
+    pub format: Format,
+    /// The function's name (see [`check_name`]).
+    pub name: &'a str,
+    /// The output folder (created if needed).
+    pub dir: &'a Path,
+    /// Replace files that exist (else they are refused).
+    pub overwrite: bool,
+}
+
+/// Exports a kernel for `task` as `to.format` under `to.dir`, naming the function `to.name`
+/// (for [`Format::Rust`] the assembly symbol is `superopt_NAME`). `provenance` is written
+/// into the headers.
 ///
-/// The kernel is verified first ([`require_verified`]); then the files are written
-/// atomically and verified again from what is on disk (see the [module docs](self)).
-/// Returns the files written, in order, with their check lines.
+/// The kernel is verified first ([`require_verified`]); then each file is written to a
+/// temporary file beside its target, verified again from what is on disk (see the
+/// [module docs](self)), and renamed into place once all pass. Returns the files written, in
+/// order, with their check lines.
 ///
-/// Errors: [`Error::Runtime`] for a bad name; [`Error::NotVerified`] when the kernel is not
-/// verified (nothing is written) or a written file fails its check (the files written are
-/// removed; the message names the file and the reason); [`Error::Io`] when `dir` or a file
-/// cannot be written.
+/// Errors: [`Error::Runtime`] for a bad name or a target that exists without
+/// `to.overwrite`; [`Error::NotVerified`] when the kernel is not verified or a written file
+/// fails its check (then no target is touched; the message names the file and the reason);
+/// [`Error::Io`] when the folder or a file cannot be written.
 pub fn export(
     task: &Task,
     kernel: &Kernel,
-    format: Format,
-    name: &str,
-    dir: &Path,
+    to: &Target,
     provenance: &str,
     cfg: &NativeConfig,
 ) -> Result<Vec<Written>> {
+    let (format, name, dir, overwrite) = (to.format, to.name, to.dir, to.overwrite);
     check_name(name)?;
     let verdict = require_verified(task, kernel, cfg)?;
     let doc = Doc {
@@ -290,7 +412,7 @@ pub fn export(
             },
         }],
     };
-    write_verified(task, &files, cfg)
+    write_verified(task, &files, overwrite, cfg)
 }
 
 /// One kernel of [`export_library`]: the task (its name names the module and the function),
@@ -298,7 +420,8 @@ pub fn export(
 pub type LibraryKernel = (Task, Kernel, Provenance);
 
 /// Writes a Rust crate named `crate_name` at `dir`: `Cargo.toml` (version 0.1.0, edition
-/// 2021, no dependencies, an empty `[workspace]` so it builds inside another workspace),
+/// 2021, no dependencies; an empty `[workspace]` table so that it builds on its own, unless
+/// `dir` lies inside a cargo workspace, which must then list it as a member),
 /// `src/lib.rs` (crate docs listing each kernel with its length and provenance;
 /// `pub mod TASK;` and `pub use TASK::TASK;` per kernel), `src/TASK.rs` per kernel (the
 /// [`Format::Rust`] module) and `tests/kernels.rs` (each function through the public API on
@@ -311,9 +434,16 @@ pub fn export_library(
     dir: &Path,
     crate_name: &str,
     kernels: &[LibraryKernel],
+    overwrite: bool,
     cfg: &NativeConfig,
 ) -> Result<Vec<Written>> {
     check_crate_name(crate_name)?;
+    if !overwrite && std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(Error::Runtime(format!(
+            "{} is not empty; pass --overwrite to write the crate's files into it",
+            dir.display()
+        )));
+    }
     if kernels.is_empty() {
         return Err(Error::Runtime("no kernels to export".into()));
     }
@@ -332,7 +462,15 @@ pub fn export_library(
     let mut files = vec![Planned {
         path: dir.join("Cargo.toml"),
         text: format!(
-            "[package]\nname = \"{crate_name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\ndescription = \"Sorting kernels found and verified by superopt {version}\"\n\n[dependencies]\n\n# Not part of any enclosing workspace.\n[workspace]\n"
+            "[package]\nname = \"{crate_name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\ndescription = \"Sorting kernels found and verified by superopt {version}\"\n\n[dependencies]\n{}",
+            match enclosing_workspace(dir) {
+                // Inside a workspace the crate must be one of its members (or excluded there).
+                Some(root) => format!(
+                    "\n# Inside the workspace of {}: add this folder to its members (or exclude).\n",
+                    root.display()
+                ),
+                None => "\n# Not part of any enclosing workspace.\n[workspace]\n".to_string(),
+            }
         ),
         check: Check::Note("the crate's manifest (no dependencies)".into()),
     }];
@@ -392,8 +530,22 @@ pub fn export_library(
                 .find(|(t, _, _)| p.ends_with(format!("src/{}.rs", t.name)))
                 .map(|(t, _, _)| t)
         },
+        overwrite,
         cfg,
     )
+}
+
+/// The manifest of the cargo workspace `dir` would fall under (a `Cargo.toml` with a
+/// `[workspace]` table in a folder above it), if any.
+fn enclosing_workspace(dir: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(dir).ok()?;
+    abs.ancestors().skip(1).find_map(|d| {
+        let manifest = d.join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).ok()?;
+        text.lines()
+            .any(|l| l.trim() == "[workspace]")
+            .then_some(manifest)
+    })
 }
 
 /// What the headers say about a kernel.
@@ -762,60 +914,72 @@ fn {name}_sorts_ties_extremes_and_random_inputs() {{
 }
 
 /// Writes `files` for one task and checks them; see [`write_verified_tasks`].
-fn write_verified(task: &Task, files: &[Planned], cfg: &NativeConfig) -> Result<Vec<Written>> {
-    write_verified_tasks(files, |_| Some(task), cfg)
+fn write_verified(
+    task: &Task,
+    files: &[Planned],
+    overwrite: bool,
+    cfg: &NativeConfig,
+) -> Result<Vec<Written>> {
+    write_verified_tasks(files, |_| Some(task), overwrite, cfg)
 }
 
-/// Writes `files` atomically, then checks each one with code (`task_of` gives its task) from
-/// disk. On the first failure, removes every file written and returns
-/// [`Error::NotVerified`] naming the file and the reason.
+/// Writes each of `files` to a temporary file beside its target, checks each one with code
+/// (`task_of` gives its task) by reading the temporary file back from disk, and only when all
+/// pass renames them into place. A failure leaves every target as it was (the temporary
+/// files are deleted) and returns [`Error::NotVerified`] naming the file and the reason.
+///
+/// Errors: also [`Error::Runtime`] when a target exists and `overwrite` is false, and
+/// [`Error::Io`] for a target that cannot be written (checked before anything is written).
 fn write_verified_tasks<'a>(
     files: &[Planned],
     task_of: impl Fn(&Path) -> Option<&'a Task>,
+    overwrite: bool,
     cfg: &NativeConfig,
 ) -> Result<Vec<Written>> {
     for f in files {
+        if !overwrite && std::fs::symlink_metadata(&f.path).is_ok() {
+            return Err(Error::Runtime(format!(
+                "{} exists; pass --overwrite to replace it",
+                f.path.display()
+            )));
+        }
         crate::log::check_writable(&f.path)?;
     }
-    let mut written: Vec<&Path> = Vec::new();
-    let remove = |written: &[&Path]| {
-        for p in written {
-            let _ = std::fs::remove_file(p);
-        }
-    };
+    let mut temps = Vec::new();
     for f in files {
-        let result = crate::log::write_atomic_with(&f.path, |tmp| {
-            std::fs::write(tmp, &f.text).map_err(|e| Error::io(&f.path, e))
-        });
-        if let Err(e) = result {
-            remove(&written);
-            return Err(e);
-        }
-        written.push(&f.path);
+        let dir = match f.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+        std::io::Write::write_all(&mut tmp, f.text.as_bytes())
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(|e| Error::io(&f.path, e))?;
+        temps.push(tmp);
     }
     let mut out = Vec::new();
-    for f in files {
+    for (f, tmp) in files.iter().zip(&temps) {
         let check = match &f.check {
             Check::Note(line) => line.clone(),
             Check::Code { symbol, rust } => {
                 let task = task_of(&f.path).expect("every code file has a task");
-                match verify_written(task, &f.path, symbol, *rust, cfg) {
-                    Ok(line) => line,
-                    Err(reason) => {
-                        remove(&written);
-                        return Err(Error::NotVerified(format!(
-                            "{}: failed verification after writing: {reason}; removed the {} file(s) written",
-                            f.path.display(),
-                            written.len()
-                        )));
-                    }
-                }
+                verify_written(task, tmp.path(), &f.path, symbol, *rust, cfg).map_err(|reason| {
+                    Error::NotVerified(format!(
+                        "{}: failed verification after writing: {reason}; nothing was written",
+                        f.path.display()
+                    ))
+                })?
             }
         };
         out.push(Written {
             path: f.path.clone(),
             check,
         });
+    }
+    for (f, tmp) in files.iter().zip(temps) {
+        tmp.persist(&f.path)
+            .map_err(|e| Error::io(&f.path, e.error))?;
+        crate::log::readable(&f.path)?;
     }
     Ok(out)
 }
@@ -885,6 +1049,7 @@ fn global_asm_literals(text: &str) -> std::result::Result<Vec<(usize, String)>, 
 fn verify_written(
     task: &Task,
     path: &Path,
+    shown: &Path,
     symbol: &str,
     rust: bool,
     cfg: &NativeConfig,
@@ -897,7 +1062,7 @@ fn verify_written(
     } else {
         (text.clone(), (1..=text.lines().count()).collect())
     };
-    let source = path.display().to_string();
+    let source = shown.display().to_string();
     let bytes = asm::assemble_function(&asm_text, symbol, &source).map_err(|e| match e {
         // GNU as's line in the assembly text, mapped to the file's line.
         Error::Asm { line, message, .. } => {
@@ -1154,7 +1319,7 @@ mod tests {
     /// Writes a sort3 export, tampers with a copy of its text (drops the last cmov) and
     /// checks that the re-verification catches it, names the line, and removes the files.
     #[test]
-    fn a_tampered_file_fails_the_check_after_writing_and_is_removed() {
+    fn a_tampered_file_fails_the_check_after_writing_and_nothing_is_replaced() {
         let task = Task::load("sort3").unwrap();
         let kernel = asm::parse_str(&sort3_att().join("\n"), asm::Syntax::Att, "<log>").unwrap();
         let verdict = require_verified(&task, &kernel, &cfg()).unwrap();
@@ -1166,8 +1331,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for syntax in [asm::Syntax::Att, asm::Syntax::Intel] {
             let good = asm_file(dir.path(), &doc, &kernel, "sort3", syntax);
-            // The untampered file passes.
-            let written = write_verified(&task, &[good], &cfg()).unwrap();
+            // The untampered file passes (replacing the previous round's file).
+            let written = write_verified(&task, &[good], true, &cfg()).unwrap();
             assert!(written[0].check.starts_with(
                 "verified again after writing: GNU as assembled symbol sort3 to 17 instructions + ret; proved on all 13 weak orderings"
             ), "{}", written[0].check);
@@ -1176,7 +1341,8 @@ mod tests {
             let end = at + bad.text[at..].find('\n').unwrap() + 1;
             bad.text.replace_range(at..end, "");
             let path = bad.path.clone();
-            let err = write_verified(&task, &[bad], &cfg())
+            let before = std::fs::read_to_string(&path).unwrap();
+            let err = write_verified(&task, &[bad], true, &cfg())
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -1186,16 +1352,26 @@ mod tests {
                 )),
                 "{err}"
             );
-            assert!(err.ends_with("; removed the 1 file(s) written"), "{err}");
-            assert!(!path.exists());
+            assert!(err.ends_with("; nothing was written"), "{err}");
+            // The good file from before is still there, unchanged, and no temporary file.
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+            // Without --overwrite an existing file is refused before anything is checked.
+            let again = asm_file(dir.path(), &doc, &kernel, "sort3", syntax);
+            let err = write_verified(&task, &[again], false, &cfg()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("{} exists; pass --overwrite to replace it", path.display())
+            );
+            std::fs::remove_file(&path).unwrap();
         }
         // Edited on disk after a good export: verify_written reads the file itself.
         let good = asm_file(dir.path(), &doc, &kernel, "sort3", asm::Syntax::Att);
-        write_verified(&task, &[good], &cfg()).unwrap();
+        write_verified(&task, &[good], false, &cfg()).unwrap();
         let path = dir.path().join("sort3.S");
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replacen("    cmovl", "    cmovg", 1)).unwrap();
-        let err = verify_written(&task, &path, "sort3", false, &cfg()).unwrap_err();
+        let err = verify_written(&task, &path, &path, "sort3", false, &cfg()).unwrap_err();
         assert!(err.starts_with("not sorted: ["), "{err}");
         std::fs::write(
             &path,
@@ -1204,12 +1380,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            verify_written(&task, &path, "sort3", false, &cfg()).unwrap_err(),
+            verify_written(&task, &path, &path, "sort3", false, &cfg()).unwrap_err(),
             "the pops before ret (rbx) do not match the pushes (none) in reverse order"
         );
         std::fs::write(&path, text.replace(".size sort3, .-sort3", "")).unwrap();
         assert_eq!(
-            verify_written(&task, &path, "sort3", false, &cfg()).unwrap_err(),
+            verify_written(&task, &path, &path, "sort3", false, &cfg()).unwrap_err(),
             format!(
                 "{}: symbol 'sort3' has no size (a .size directive)",
                 path.display()
@@ -1231,7 +1407,7 @@ mod tests {
         let path = dir.path().join("sort3.rs");
         let text = rust_module(&doc, &kernel, "sort3");
         std::fs::write(&path, &text).unwrap();
-        assert!(verify_written(&task, &path, "superopt_sort3", true, &cfg()).is_ok());
+        assert!(verify_written(&task, &path, &path, "superopt_sort3", true, &cfg()).is_ok());
         // Write to the array out of bounds: caught by the static check, with the .rs line.
         let line = text
             .lines()
@@ -1244,7 +1420,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            verify_written(&task, &path, "superopt_sort3", true, &cfg()).unwrap_err(),
+            verify_written(&task, &path, &path, "superopt_sort3", true, &cfg()).unwrap_err(),
             format!("writes outside the array (line {line})")
         );
     }

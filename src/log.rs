@@ -261,6 +261,10 @@ impl SearchLog {
             path: path.into(),
             message,
         };
+        // Regular files only: reading a FIFO would wait forever.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            return Err(bad("not a regular file".into()));
+        }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             if e.is_eof() {
@@ -286,7 +290,98 @@ impl SearchLog {
                 "search log version {version} is newer than this superopt reads (1 to {LOG_VERSION}); update superopt"
             )));
         }
-        serde_json::from_value(v).map_err(|e| bad(format!("corrupted search log: {e}")))
+        if version == 0 {
+            return Err(bad(
+                "corrupted search log: version 0 (versions start at 1)".into()
+            ));
+        }
+        let log: SearchLog =
+            serde_json::from_value(v).map_err(|e| bad(format!("corrupted search log: {e}")))?;
+        log.check()
+            .map_err(|e| bad(format!("corrupted search log: {e}")))?;
+        Ok(log)
+    }
+
+    /// Checks what serde cannot: numbers in range and a well-formed tree (every child index
+    /// in range and after its parent, so no cycles; moves on every node but the root;
+    /// counters by depth of equal lengths). Errors: what is wrong, one line.
+    fn check(&self) -> std::result::Result<(), String> {
+        let seconds = |what: String, x: f64| {
+            if x.is_finite() && (0.0..1e9).contains(&x) {
+                Ok(())
+            } else {
+                Err(format!("{what} is {}, not a number of seconds", short(x)))
+            }
+        };
+        seconds("elapsed_s".into(), self.elapsed_s)?;
+        const MAX_COUNT: u64 = 1 << 60;
+        if self.programs_explored > MAX_COUNT {
+            return Err(format!(
+                "programs_explored is {}, more than any search explores",
+                self.programs_explored
+            ));
+        }
+        for (k, i) in self.timeline.iter().enumerate() {
+            seconds(format!("timeline[{k}].found_at_s"), i.found_at_s)?;
+            if let Some(c) = i.model_cycles {
+                if !(c.is_finite() && (0.0..1e9).contains(&c)) {
+                    return Err(format!("timeline[{k}].model_cycles is {}", short(c)));
+                }
+            }
+            if i.length > 1_000_000 {
+                return Err(format!("timeline[{k}].length is {}", i.length));
+            }
+        }
+        if let Some(st) = &self.stats {
+            if st.expansions_by_depth.len() != st.children_by_depth.len() {
+                return Err(format!(
+                    "stats: {} depths of expansions but {} of children",
+                    st.expansions_by_depth.len(),
+                    st.children_by_depth.len()
+                ));
+            }
+        }
+        if let Some(t) = &self.tree {
+            let n = t.nodes.len();
+            if n == 0 {
+                return Err("tree has no nodes (not even the initial state)".into());
+            }
+            let mut is_child = vec![false; n];
+            for (i, node) in t.nodes.iter().enumerate() {
+                if (i == 0) != node.action.is_none() {
+                    return Err(if i == 0 {
+                        "tree node 0 (the initial state) has a move".into()
+                    } else {
+                        format!("tree node {i} has no move")
+                    });
+                }
+                for &c in &node.children {
+                    let c = c as usize;
+                    if c >= n {
+                        return Err(format!(
+                            "tree node {i} names child {c}, which does not exist"
+                        ));
+                    }
+                    if c <= i || is_child[c] {
+                        return Err(format!("tree node {i} names child {c} out of order"));
+                    }
+                    is_child[c] = true;
+                }
+            }
+            if let Some(i) = (1..n).find(|&i| !is_child[i]) {
+                return Err(format!("tree node {i} is nobody's child"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `x` as a short number: as is when small, else in exponent form (`1e308`).
+fn short(x: f64) -> String {
+    if x.abs() < 1e9 {
+        x.to_string()
+    } else {
+        format!("{x:e}")
     }
 }
 
@@ -349,4 +444,75 @@ pub(crate) fn readable(path: &Path) -> Result<()> {
             .map_err(|e| Error::io(path, e))?;
     }
     Ok(())
+}
+
+/// Whether `a` and `b` name the same file once their folders are resolved (so `./x` and
+/// `x`, or an absolute and a relative path, compare equal); for outputs that may not exist
+/// yet. Paths whose folder does not exist compare by their text.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    let resolved = |p: &Path| {
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = dir.unwrap_or(Path::new("."));
+        dir.canonicalize()
+            .ok()
+            .map(|d| d.join(p.file_name().unwrap_or_default()))
+    };
+    a == b || resolved(a).is_some_and(|x| Some(x) == resolved(b))
+}
+
+/// An exclusive lock on a search log, held by the one process that writes it: a search
+/// holds it from the moment its log exists until it ends, so that `--resume` of a log whose
+/// search is still running (or a second `--resume`) is refused instead of the two
+/// overwriting each other. It is an advisory `flock` on a hidden file beside the log
+/// (`.<log name>.lock`), released by the kernel when the process dies (even by SIGKILL, so a
+/// killed search can be resumed at once) and removed when the lock is dropped.
+pub struct LogLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl LogLock {
+    /// Takes the lock of `log`, without waiting.
+    ///
+    /// Errors: [`Error::Log`] naming the log when another process holds it
+    /// (`another superopt process is writing this log; wait for it to end or stop it`);
+    /// [`Error::Io`] when the lock file cannot be made.
+    pub fn acquire(log: &Path) -> Result<LogLock> {
+        use std::os::unix::io::AsRawFd;
+        let dir = match log.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = log
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = dir.join(format!(".{name}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        // SAFETY: flock on a file descriptor this function owns (through `file`).
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Log {
+                    path: log.into(),
+                    message: "another superopt process is writing this log; wait for it to end or stop it".into(),
+                }
+            } else {
+                Error::io(&path, e)
+            });
+        }
+        Ok(LogLock { _file: file, path })
+    }
+}
+
+impl Drop for LogLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

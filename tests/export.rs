@@ -344,6 +344,42 @@ fn bad_names_are_one_line_errors() {
             "sort-3",
             "use ASCII letters, digits and '_', not starting with a digit",
         ),
+        (
+            "class",
+            "a keyword in C++ (the header is included from C++ too)",
+        ),
+        (
+            "__sort",
+            "reserved in C (a leading '__' or '_' and a capital)",
+        ),
+        (
+            "_Sort",
+            "reserved in C (a leading '__' or '_' and a capital)",
+        ),
+        (
+            "linux",
+            "a macro gcc predefines, which would rewrite the .S file",
+        ),
+        (
+            "int32_t",
+            "a type or macro name of <stdint.h> (or reserved for one)",
+        ),
+        (
+            "INT32_MAX",
+            "a type or macro name of <stdint.h> (or reserved for one)",
+        ),
+        (
+            "rax",
+            "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
+        ),
+        (
+            "xmm0",
+            "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
+        ),
+        (
+            "dword",
+            "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
+        ),
     ] {
         let (code, err) = export_err(&[SORT3_LOG, "--name", name, "-o", &d]);
         assert_eq!(code, Some(2));
@@ -426,7 +462,45 @@ fn input_errors_are_one_line_with_exit_code_2() {
     let file = write(d, "file", "");
     let (code, err) = export_err(&[SORT3_LOG, "-o", &file]);
     assert_eq!(code, Some(2));
-    assert_eq!(err, format!("error: {file}: File exists (os error 17)\n"));
+    assert_eq!(err, format!("error: {file}: not a folder\n"));
+    // An unknown --syntax is refused even for a log, which does not use it.
+    let (code, err) = export_err(&[SORT3_LOG, "--syntax", "foo"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(err, "error: unknown syntax 'foo': expected att or intel\n");
+}
+
+#[test]
+fn existing_files_are_replaced_only_with_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display().to_string();
+    let out = superopt(&["export", SORT3_LOG, "-o", &d]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let path = tmp.path().join("sort3.S");
+    std::fs::write(&path, "my own code\n").unwrap();
+    let (code, err) = export_err(&[SORT3_LOG, "-o", &d]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!(
+            "error: {} exists; pass --overwrite to replace it\n",
+            path.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "my own code\n");
+    let out = superopt(&["export", SORT3_LOG, "-o", &d, "--overwrite"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains(".globl sort3"));
+    // Nothing but the export itself is left in the folder (no temporary files).
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    // A library goes only into an empty or new folder unless --overwrite.
+    let (code, err) = export_err(&["--library", &d, "sort3"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("error: {d} is not empty; pass --overwrite to write the crate's files into it\n")
+    );
 }
 
 fn superopt_log_att() -> Vec<String> {
@@ -517,7 +591,21 @@ fn library_errors_name_the_task_and_folder() {
     assert_eq!(code, Some(2));
     assert_eq!(
         err,
-        "error: invalid crate name 'Bad-Name': use lower-case ASCII letters, digits and '_', starting with a letter, not a Rust keyword\n"
+        "error: invalid crate name 'Bad-Name': use lower-case ASCII letters, digits and '_', starting with a letter, not a Rust keyword or a crate of Rust's own (std, core, alloc, proc_macro, test)\n"
+    );
+    let (code, err) = export_err(&[
+        "--library",
+        &lib,
+        "sort3",
+        "--log-dir",
+        &logs_s,
+        "--crate-name",
+        "std",
+    ]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "error: invalid crate name 'std': use lower-case ASCII letters, digits and '_', starting with a letter, not a Rust keyword or a crate of Rust's own (std, core, alloc, proc_macro, test)\n"
     );
     let digits = tmp.path().join("123").display().to_string();
     let (code, err) = export_err(&["--library", &digits, "sort3", "--log-dir", &logs_s]);
@@ -538,4 +626,35 @@ fn library_errors_name_the_task_and_folder() {
         root.contains(&format!("from search log {logs_s}/sort3/b.json\n")),
         "{root}"
     );
+    // A log whose "verified" kernel is wrong (and shorter) is skipped with a warning naming
+    // it; the next best kernel is exported.
+    let mut bad = v.clone();
+    let mut att: Vec<serde_json::Value> = bad["best"]["program_att"].as_array().unwrap().clone();
+    let cmov = att
+        .iter()
+        .rposition(|l| l.as_str().unwrap().starts_with("cmov"))
+        .unwrap();
+    att.remove(cmov);
+    bad["best"]["program_att"] = att.into();
+    bad["best"]["length"] = 16.into();
+    write(&logs.join("sort3"), "c.json", &bad.to_string());
+    let o = superopt(&[
+        "export",
+        "--library",
+        &lib,
+        "sort3",
+        "--log-dir",
+        &logs_s,
+        "--overwrite",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let warning = stderr(&o);
+    assert!(
+        warning.starts_with(&format!(
+            "warning: skipping the kernel of {logs_s}/sort3/c.json: not verified: not sorted: ["
+        )),
+        "{warning}"
+    );
+    let root = std::fs::read_to_string(Path::new(&lib).join("src/lib.rs")).unwrap();
+    assert!(root.contains("/sort3/b.json\n"), "{root}");
 }

@@ -163,9 +163,13 @@ fn killed_search_resumes_from_its_checkpoint() {
     let start = Instant::now();
     let before = loop {
         std::thread::sleep(Duration::from_millis(300));
-        let logs = std::fs::read_dir(dir.path().join("sort4"))
-            .map(|d| d.count())
-            .unwrap_or(0);
+        let logs = std::fs::read_dir(dir.path().join("sort4")).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+            })
+            .count()
+        });
         if logs == 1 {
             let log = SearchLog::read(&only_log(dir.path(), "sort4")).unwrap();
             if log.best.as_ref().is_some_and(|b| b.verified) && log.programs_explored > 0 {
@@ -236,6 +240,11 @@ fn unreadable_logs_are_one_line_errors() {
     newer["version"] = 99.into();
     let mut no_task = v.clone();
     no_task.as_object_mut().unwrap().remove("task");
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut x = v.clone();
+        f(&mut x);
+        x.to_string()
+    };
     let cases = [
         (
             "truncated.json",
@@ -262,6 +271,39 @@ fn unreadable_logs_are_one_line_errors() {
             "missing.json",
             no_task.to_string(),
             "corrupted search log: missing field `task`".into(),
+        ),
+        (
+            "child.json",
+            edit(&|x| x["tree"]["nodes"][0]["children"][0] = 999_999.into()),
+            "corrupted search log: tree node 0 names child 999999, which does not exist".into(),
+        ),
+        (
+            "cycle.json",
+            edit(&|x| x["tree"]["nodes"][1]["children"] = serde_json::json!([0])),
+            "corrupted search log: tree node 1 names child 0 out of order".into(),
+        ),
+        (
+            "nodes.json",
+            edit(&|x| x["tree"]["nodes"] = serde_json::json!([])),
+            "corrupted search log: tree has no nodes (not even the initial state)".into(),
+        ),
+        (
+            "stats.json",
+            edit(&|x| x["stats"]["children_by_depth"] = serde_json::json!([])),
+            format!(
+                "corrupted search log: stats: {} depths of expansions but 0 of children",
+                v["stats"]["expansions_by_depth"].as_array().unwrap().len()
+            ),
+        ),
+        (
+            "cycles.json",
+            edit(&|x| x["timeline"][0]["model_cycles"] = 1e308.into()),
+            "corrupted search log: timeline[0].model_cycles is 1e308".into(),
+        ),
+        (
+            "version0.json",
+            edit(&|x| x["version"] = 0.into()),
+            "corrupted search log: version 0 (versions start at 1)".into(),
         ),
     ];
     for (name, text, message) in cases {
@@ -400,4 +442,95 @@ fn replay_of_a_log_without_a_tree_says_so() {
         "error: search-logs/examples/sort5-latency-seed0.json: no tree to draw: the log has none (an A* search, a version 1 log, or --tree-nodes 0)\n"
     );
     assert!(!dot.exists());
+}
+
+#[test]
+fn a_log_being_written_cannot_be_resumed_and_outputs_must_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .args([
+            "search",
+            "sort5",
+            "--budget",
+            "60s",
+            "--threads",
+            "1",
+            "--evaluator",
+            "heuristic",
+            "--json",
+            "--log-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    // The log and its lock.
+    while std::fs::read_dir(dir.path().join("sort5")).map_or(0, |d| d.count()) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no log");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let path = only_log(dir.path(), "sort5");
+    let o = superopt(&[
+        "search",
+        "--resume",
+        path.to_str().unwrap(),
+        "--budget",
+        "1s",
+    ]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {}: another superopt process is writing this log; wait for it to end or stop it\n",
+            path.display()
+        )
+    );
+    // Killed, its lock is gone with it: the log resumes at once.
+    let o = superopt(&[
+        "search",
+        "--resume",
+        path.to_str().unwrap(),
+        "--budget",
+        "1s",
+        "--json",
+    ]);
+    assert_ne!(o.status.code(), Some(2), "{}", stderr(&o));
+
+    let out = dir.path().join("same");
+    let o = superopt(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--dot",
+        out.to_str().unwrap(),
+        "--plot",
+        &format!("{}/./same", dir.path().display()),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: --dot and --plot name the same file: {}\n",
+            out.display()
+        )
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_fifo_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("log.json");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let o = superopt(&["replay", fifo.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!("error: {}: not a regular file\n", fifo.display())
+    );
 }

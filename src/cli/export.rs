@@ -32,6 +32,8 @@ pub struct ExportArgs {
     pub log_dir: PathBuf,
     /// `--crate-name`.
     pub crate_name: Option<String>,
+    /// Replace existing files (and write a library into a non-empty folder).
+    pub overwrite: bool,
 }
 
 /// Runs `superopt export`; prints one line per file written with its check.
@@ -40,6 +42,12 @@ pub struct ExportArgs {
 /// [`Error::Asm`] for bad input.
 pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
     let cfg = NativeConfig::default();
+    let syntax: Syntax = args.syntax.parse().map_err(Error::Runtime)?;
+    for dir in args.library.iter().chain(std::iter::once(&args.out_dir)) {
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::Runtime(format!("{}: not a folder", dir.display())));
+        }
+    }
     let written = match &args.library {
         Some(dir) => {
             let crate_name = match &args.crate_name {
@@ -52,10 +60,10 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
             let mut kernels: Vec<LibraryKernel> = Vec::new();
             for t in &args.inputs {
                 let task = Task::load(t)?;
-                let (path, kernel) = shortest_logged(&task, &args.log_dir)?;
+                let (path, kernel) = shortest_logged(&task, &args.log_dir, &cfg)?;
                 kernels.push((task, kernel, format!("search log {}", path.display())));
             }
-            export::export_library(dir, &crate_name, &kernels, &cfg)?
+            export::export_library(dir, &crate_name, &kernels, args.overwrite, &cfg)?
         }
         None => {
             if args.inputs.len() != 1 {
@@ -65,14 +73,17 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
                 )));
             }
             let input = Path::new(&args.inputs[0]);
-            let (task, kernel, provenance) = read_input(input, args.task.as_deref(), &args.syntax)?;
+            let (task, kernel, provenance) = read_input(input, args.task.as_deref(), syntax)?;
             let name = args.name.clone().unwrap_or_else(|| task.name.clone());
             export::export(
                 &task,
                 &kernel,
-                args.format,
-                &name,
-                &args.out_dir,
+                &export::Target {
+                    format: args.format,
+                    name: &name,
+                    dir: &args.out_dir,
+                    overwrite: args.overwrite,
+                },
                 &provenance,
                 &cfg,
             )?
@@ -93,7 +104,7 @@ fn print_written(w: &mut dyn Write, written: &[Written]) -> Result<()> {
 fn read_input(
     input: &Path,
     task: Option<&str>,
-    syntax: &str,
+    syntax: Syntax,
 ) -> Result<(Task, asm::Kernel, String)> {
     let ext = input
         .extension()
@@ -102,10 +113,7 @@ fn read_input(
     match ext.as_str() {
         "json" => {
             let log = SearchLog::read(input)?;
-            let log_task = match log.task_source.strip_prefix("builtin:") {
-                Some(name) => Task::load(name)?,
-                None => Task::load(&log.task_source)?,
-            };
+            let log_task = super::search::log_task(&log)?;
             if let Some(t) = task {
                 let given = Task::load(t)?;
                 if given.name != log_task.name {
@@ -140,7 +148,6 @@ fn read_input(
                 )));
             };
             let task = Task::load(t)?;
-            let syntax: Syntax = syntax.parse().map_err(Error::Runtime)?;
             let kernel = asm::parse_file(input, syntax)?;
             Ok((task, kernel, format!("file {}", input.display())))
         }
@@ -153,13 +160,14 @@ fn read_input(
 
 /// The shortest verified kernel for `task` in the logs under `dir` (`<dir>/<task>/*.json`
 /// and `<dir>/examples/*.json`, as `bench` reads them); ties go to the earliest `started`.
-/// Unreadable logs are skipped with a warning.
+/// Each candidate is verified again; unreadable logs and kernels that fail are skipped with
+/// a warning naming the log, so that one bad log does not hide the next best.
 ///
 /// Errors: [`Error::Runtime`] naming the task and the folders when there is none.
-fn shortest_logged(task: &Task, dir: &Path) -> Result<(PathBuf, asm::Kernel)> {
+fn shortest_logged(task: &Task, dir: &Path, cfg: &NativeConfig) -> Result<(PathBuf, asm::Kernel)> {
     let subs = [dir.join(&task.name), dir.join("examples")];
     // (length, started, path, AT&T lines)
-    let mut best: Option<(usize, String, PathBuf, Vec<String>)> = None;
+    let mut candidates: Vec<(usize, String, PathBuf, Vec<String>)> = Vec::new();
     for sub in &subs {
         let Ok(entries) = std::fs::read_dir(sub) else {
             continue;
@@ -172,12 +180,8 @@ fn shortest_logged(task: &Task, dir: &Path) -> Result<(PathBuf, asm::Kernel)> {
         for p in paths {
             match SearchLog::read(&p) {
                 Ok(log) if log.task == task.name => {
-                    let Some(k) = log.best.filter(|k| k.verified) else {
-                        continue;
-                    };
-                    let key = (k.length, log.started.clone());
-                    if best.as_ref().map_or(true, |b| key < (b.0, b.1.clone())) {
-                        best = Some((k.length, log.started, p, k.program_att));
+                    if let Some(k) = log.best.filter(|k| k.verified) {
+                        candidates.push((k.length, log.started, p, k.program_att));
                     }
                 }
                 Ok(_) => {}
@@ -185,15 +189,20 @@ fn shortest_logged(task: &Task, dir: &Path) -> Result<(PathBuf, asm::Kernel)> {
             }
         }
     }
-    let Some((_, _, path, att)) = best else {
-        return Err(Error::Runtime(format!(
-            "no verified {} kernel in the search logs under {} (looked in {}/ and {}/)",
-            task.name,
-            dir.display(),
-            subs[0].display(),
-            subs[1].display()
-        )));
-    };
-    let kernel = asm::parse_str(&att.join("\n"), Syntax::Att, &path.display().to_string())?;
-    Ok((path, kernel))
+    candidates.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    for (_, _, path, att) in candidates {
+        let checked = asm::parse_str(&att.join("\n"), Syntax::Att, &path.display().to_string())
+            .and_then(|k| export::require_verified(task, &k, cfg).map(|_| k));
+        match checked {
+            Ok(kernel) => return Ok((path, kernel)),
+            Err(e) => eprintln!("warning: skipping the kernel of {}: {e}", path.display()),
+        }
+    }
+    Err(Error::Runtime(format!(
+        "no verified {} kernel in the search logs under {} (looked in {}/ and {}/)",
+        task.name,
+        dir.display(),
+        subs[0].display(),
+        subs[1].display()
+    )))
 }

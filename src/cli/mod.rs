@@ -258,6 +258,10 @@ pub enum Command {
         /// With --library: the crate's name (default: DIR's last component, sanitised).
         #[arg(long)]
         crate_name: Option<String>,
+        /// Replace files that exist (with --library: write into a folder that is not
+        /// empty). Without it, export refuses to replace anything.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// List the tasks with their reference lengths.
     Tasks,
@@ -287,11 +291,6 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             dot_depth,
             plot,
         } => {
-            if dot.is_some() && dot == plot {
-                return Err(crate::Error::Runtime(
-                    "--dot and --plot name the same file".into(),
-                ));
-            }
             let opts = replay::ReplayOptions {
                 top,
                 dot,
@@ -311,6 +310,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             library,
             log_dir,
             crate_name,
+            overwrite,
         } => {
             // Checked here: clap skips `requires` when a conflicting option is present.
             if library.is_none() {
@@ -335,6 +335,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 library,
                 log_dir: log_dir.unwrap_or_else(|| PathBuf::from("search-logs")),
                 crate_name,
+                overwrite,
             };
             export::run(args, w)?;
             Ok(ExitCode::SUCCESS)
@@ -406,14 +407,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             crate::log::check_writable(&csv)?;
             crate::log::check_writable(&png)?;
             // Compared once their folders exist, so that `./x` and `x` are one file.
-            let resolved = |p: &PathBuf| {
-                let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
-                let dir = dir.unwrap_or(std::path::Path::new("."));
-                dir.canonicalize()
-                    .ok()
-                    .map(|d| d.join(p.file_name().unwrap_or_default()))
-            };
-            if csv == png || resolved(&csv).is_some_and(|c| Some(c) == resolved(&png)) {
+            if crate::log::same_file(&csv, &png) {
                 return Err(crate::Error::Runtime(format!(
                     "--csv and --png name the same file: {}",
                     csv.display()

@@ -5,8 +5,7 @@
 
 use crate::game::{Objective, SortGame};
 use crate::log::SearchLog;
-use crate::search::TreeSnapshot;
-use crate::task::Task;
+use crate::search::{Environment, TreeSnapshot};
 use crate::Result;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -48,6 +47,9 @@ pub fn principal_variation(log: &SearchLog) -> Option<PrincipalVariation> {
         .filter_map(|&i| tree.nodes[i as usize].action)
         .collect();
     let program_att = game_of(log).and_then(|game| {
+        if actions.iter().any(|&a| a as usize >= game.num_actions()) {
+            return None;
+        }
         let p = game.program(&actions)?;
         let p = match game.objective() {
             Objective::Length => p,
@@ -64,11 +66,7 @@ pub fn principal_variation(log: &SearchLog) -> Option<PrincipalVariation> {
 
 /// The log's game, when its task loads and its move table matches the log's.
 fn game_of(log: &SearchLog) -> Option<SortGame> {
-    let source = log
-        .task_source
-        .strip_prefix("builtin:")
-        .unwrap_or(&log.task_source);
-    let task = Task::load(source).ok()?;
+    let task = super::search::log_task(log).ok()?;
     let objective = log
         .config
         .get("objective")
@@ -92,9 +90,24 @@ pub fn replay(path: &Path, opts: &ReplayOptions, w: &mut dyn std::io::Write) -> 
     for out in opts.dot.iter().chain(&opts.plot) {
         crate::log::check_writable(out)?;
     }
-    let text = report(path, &log, opts);
+    // Compared once their folders exist, so that `./x` and `x` are one file.
+    if let (Some(d), Some(p)) = (&opts.dot, &opts.plot) {
+        if crate::log::same_file(d, p) {
+            return Err(crate::Error::Runtime(format!(
+                "--dot and --plot name the same file: {}",
+                d.display()
+            )));
+        }
+    }
+    let best_check = log.best.as_ref().map(|b| recheck(&log, b));
+    let text = report(path, &log, opts, best_check.as_deref());
     w.write_all(text.as_bytes())
         .map_err(|e| crate::Error::io("stdout", e))?;
+    // The chart first: it is the one that can fail (no font), and then nothing is written.
+    if let Some(png) = &opts.plot {
+        plot_timeline(&log, png)?;
+        writeln!(w, "wrote {}", png.display()).map_err(|e| crate::Error::io("stdout", e))?;
+    }
     if let (Some(dot), Some(tree)) = (&opts.dot, &log.tree) {
         let text = dot_graph(tree, opts.top, opts.dot_depth);
         crate::log::write_atomic_with(dot, |tmp| {
@@ -102,15 +115,43 @@ pub fn replay(path: &Path, opts: &ReplayOptions, w: &mut dyn std::io::Write) -> 
         })?;
         writeln!(w, "wrote {}", dot.display()).map_err(|e| crate::Error::io("stdout", e))?;
     }
-    if let Some(png) = &opts.plot {
-        plot_timeline(&log, png)?;
-        writeln!(w, "wrote {}", png.display()).map_err(|e| crate::Error::io("stdout", e))?;
-    }
     Ok(())
 }
 
+/// The logged best kernel checked again by the oracle (a log is only text: it may have been
+/// edited), as the report's line about it.
+fn recheck(log: &SearchLog, best: &crate::log::LoggedKernel) -> String {
+    let task = match super::search::log_task(log) {
+        Ok(t) => t,
+        Err(e) => {
+            return format!(
+                "the log records it as {}verified; not checked again ({e})",
+                if best.verified { "" } else { "not " }
+            )
+        }
+    };
+    let kernel = match crate::asm::parse_str(
+        &best.program_att.join("\n"),
+        crate::asm::Syntax::Att,
+        "the log's best kernel",
+    ) {
+        Ok(k) => k,
+        Err(e) => return format!("FAILS: it does not assemble: {e}"),
+    };
+    match crate::oracle::verify_kernel(&task, &kernel, &crate::oracle::NativeConfig::default()) {
+        Ok(v) if v.status == crate::oracle::Status::Verified => {
+            "verified again now (proof on every weak ordering, then the native run)".into()
+        }
+        Ok(v) => format!(
+            "FAILS the oracle now: {}",
+            v.reason.unwrap_or_else(|| "not verified".into())
+        ),
+        Err(e) => format!("not checked again: {e}"),
+    }
+}
+
 /// The text report.
-fn report(path: &Path, log: &SearchLog, opts: &ReplayOptions) -> String {
+fn report(path: &Path, log: &SearchLog, opts: &ReplayOptions, best_check: Option<&str>) -> String {
     let mut s = String::new();
     let cfg = &log.config;
     let get = |k: &str| {
@@ -252,13 +293,9 @@ fn report(path: &Path, log: &SearchLog, opts: &ReplayOptions) -> String {
     if let Some(best) = &log.best {
         let _ = writeln!(
             s,
-            "\nbest kernel: {} instructions, {}",
-            best.length,
-            if best.verified {
-                "verified"
-            } else {
-                "NOT verified"
-            }
+            "\nbest kernel: {} instructions; {}",
+            best.program_att.len(),
+            best_check.unwrap_or("-")
         );
         for l in &best.program_att {
             let _ = writeln!(s, "    {l}");

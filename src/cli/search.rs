@@ -285,11 +285,17 @@ pub fn resume_options(
         path: path.into(),
         message,
     };
-    if log.resume.is_none() || log.version < 2 {
+    if log.version < 2 {
         return Err(bad(format!(
             "cannot resume a version {} log: it was written before --resume existed (no moves or random streams to continue from)",
             log.version
         )));
+    }
+    if log.resume.is_none() || log.moves_hash.is_none() {
+        return Err(bad(
+            "corrupted search log: no \"resume\" or \"moves_hash\" field, which --resume needs"
+                .into(),
+        ));
     }
     let saved: SavedConfig = serde_json::from_value(log.config.clone())
         .map_err(|e| bad(format!("corrupted search log: config: {e}")))?;
@@ -317,7 +323,7 @@ pub fn resume_options(
             )))
         }
     };
-    seconds("elapsed_s", log.elapsed_s)?;
+    // (elapsed_s is checked by SearchLog::read.)
     seconds("config.budget_s", saved.budget_s)?;
     let checkpoint_every = match saved.checkpoint_s {
         Some(c) => Some(Duration::from_secs_f64(
@@ -347,11 +353,7 @@ pub fn resume_options(
             Duration::from_secs_f64(left)
         }
     };
-    let source = log
-        .task_source
-        .strip_prefix("builtin:")
-        .unwrap_or(&log.task_source);
-    let task = Task::load(source)?;
+    let task = log_task(&log).map_err(|e| bad(format!("cannot resume: {e}")))?;
     let guide = match saved.guide {
         SavedGuide::Heuristic => Guide::Heuristic,
         SavedGuide::Uniform => Guide::Uniform,
@@ -389,6 +391,19 @@ pub fn resume_options(
         }),
     };
     Ok((task, opts))
+}
+
+/// The task a log names: a built-in (`builtin:sort3`, which must be one) or a task file's
+/// path as the search was given it. Errors: the task cannot be loaded.
+pub fn log_task(log: &SearchLog) -> Result<Task> {
+    match log.task_source.strip_prefix("builtin:") {
+        Some(name) if crate::task::BUILTIN.iter().any(|(n, _)| *n == name) => Task::load(name),
+        Some(name) => Err(crate::Error::UnknownTask {
+            name: name.to_string(),
+            known: crate::task::BUILTIN.map(|(n, _)| n).join(", "),
+        }),
+        None => Task::load(&log.task_source),
+    }
 }
 
 /// The hash of a game's move table, as logs record it.
@@ -436,6 +451,19 @@ fn resume_point(game: &SortGame, r: &Resume, record_tree: bool) -> Result<Resume
             explored: imp.programs_explored,
             actions,
         });
+    }
+    if let Some(t) = &log.tree {
+        if let Some(i) = t
+            .nodes
+            .iter()
+            .position(|n| n.action.is_some_and(|a| a as usize >= game.num_actions()))
+        {
+            return Err(bad(format!(
+                "corrupted search log: tree node {i} has move {}, beyond the {} moves of the task",
+                t.nodes[i].action.unwrap_or_default(),
+                game.num_actions()
+            )));
+        }
     }
     let tree = match (&log.tree, record_tree) {
         (Some(t), true) => Some(
@@ -606,7 +634,18 @@ pub fn run_search(
     let (net, network) = match &opts.guide {
         Guide::Net { path, value, .. } => {
             let stem = crate::net::checkpoint_stem(path);
-            let mut net = crate::net::PolicyValueNet::load_for(&game, &stem)?;
+            let mut net = crate::net::PolicyValueNet::load_for(&game, &stem).map_err(|e| {
+                match &opts.resume {
+                    // Name the log: its net path may be relative to where the search ran.
+                    Some(r) => crate::Error::Log {
+                        path: r.path.clone(),
+                        message: format!(
+                            "cannot resume: the net the search used cannot be loaded from here ({e}); run from the folder the search ran in"
+                        ),
+                    },
+                    None => e,
+                }
+            })?;
             net.value_source = *value;
             let weights = crate::net::with_suffix(&stem, "safetensors");
             let bytes = std::fs::read(&weights).map_err(|e| crate::Error::io(&weights, e))?;
@@ -694,16 +733,30 @@ pub fn run_search(
     };
     // The log is written before the search starts (which also reserves its name, and fails
     // now rather than after the budget if it cannot be written), then at each checkpoint.
-    let log_path = match &opts.resume {
+    // The log's lock is held until the search ends (see LogLock).
+    let (log_path, _lock) = match &opts.resume {
         Some(r) => {
+            let lock = crate::log::LogLock::acquire(&r.path)?;
+            // Read again under the lock: the log may have changed since it was read.
+            if SearchLog::read(&r.path)?.elapsed_s != r.log.elapsed_s {
+                return Err(crate::Error::Log {
+                    path: r.path.clone(),
+                    message:
+                        "the log changed since it was read (another search wrote it); resume again"
+                            .into(),
+                });
+            }
             let log = head.log(task, &game, opts, &shared, RUNNING, r.log.best.clone());
             log.write_atomic(&r.path)?;
-            r.path.clone()
+            (r.path.clone(), lock)
         }
         None => {
             let path = SearchLog::default_path(&opts.log_dir, &task.name, start_time, opts.seed);
-            head.log(task, &game, opts, &shared, RUNNING, None)
-                .write_new(&path)?
+            let path = head
+                .log(task, &game, opts, &shared, RUNNING, None)
+                .write_new(&path)?;
+            let lock = crate::log::LogLock::acquire(&path)?;
+            (path, lock)
         }
     };
     let done = AtomicBool::new(false);
@@ -757,9 +810,11 @@ pub fn run_search(
                         if !warned {
                             warned = true;
                             let line = format!("warning: checkpoint not written: {e}");
+                            // Through the bar when it shows (so it is not drawn over), else
+                            // straight to stderr (a hidden bar prints nothing).
                             match &bar {
-                                Some(bar) => bar.println(line),
-                                None => eprintln!("{line}"),
+                                Some(bar) if !bar.is_hidden() => bar.println(line),
+                                _ => eprintln!("{line}"),
                             }
                         }
                     }
