@@ -533,4 +533,11 @@ fn a_fifo_is_refused_not_waited_on() {
         stderr(&o),
         format!("error: {}: not a regular file\n", fifo.display())
     );
+    // A path with a newline still makes a one-line error.
+    let o = superopt(&["replay", "no\nsuch.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: no\\nsuch.json: No such file or directory (os error 2)\n"
+    );
 }

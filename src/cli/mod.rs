@@ -273,7 +273,9 @@ pub fn run(cli: Cli) -> ExitCode {
     match dispatch(cli, &mut stdout.lock()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // One line, whatever a path or message holds.
+            let text = e.to_string().replace('\n', "\\n").replace('\r', "\\r");
+            eprintln!("error: {text}");
             match e {
                 crate::Error::NotVerified(_) => ExitCode::from(1),
                 _ => ExitCode::from(2),
