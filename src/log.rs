@@ -376,6 +376,34 @@ impl SearchLog {
     }
 }
 
+/// The search logs of task `task` under `dir`, as `bench` and `export --library` read them:
+/// `<dir>/<task>/*.json`, then `<dir>/examples/*.json` (regular files only, each folder in
+/// name order), those whose `task` is `task`. Logs that cannot be read are skipped with a
+/// warning on stderr.
+pub fn logs_of(task: &str, dir: &Path) -> Vec<(PathBuf, SearchLog)> {
+    let subs = [dir.join(task), dir.join("examples")];
+    let mut out = Vec::new();
+    for sub in subs {
+        let Ok(entries) = std::fs::read_dir(&sub) else {
+            continue;
+        };
+        // Regular files only: reading a FIFO would wait forever.
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+            .collect();
+        paths.sort();
+        for p in paths {
+            match SearchLog::read(&p) {
+                Ok(log) if log.task == task => out.push((p, log)),
+                Ok(_) => {}
+                Err(e) => eprintln!("warning: skipping {e}"),
+            }
+        }
+    }
+    out
+}
+
 /// `x` as a short number: as is when small, else in exponent form (`1e308`).
 fn short(x: f64) -> String {
     if x.abs() < 1e9 {

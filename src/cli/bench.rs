@@ -5,7 +5,6 @@
 
 use crate::asm::{self, Syntax};
 use crate::latency::{self, model, Measurement, MeterKind, Runner, SampleConfig};
-use crate::log::SearchLog;
 use crate::oracle::{self, NativeConfig, Status};
 use crate::task::Task;
 use crate::{Error, Result};
@@ -221,41 +220,25 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
 fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::Kernel)>> {
     // (path, started, from a latency search, AT&T lines)
     let mut found: Vec<(PathBuf, String, bool, Vec<String>)> = Vec::new();
-    let subs = [dir.join(&task.name), dir.join("examples")];
-    if !subs.iter().any(|d| d.is_dir()) {
+    if ![dir.join(&task.name), dir.join("examples")]
+        .iter()
+        .any(|d| d.is_dir())
+    {
         eprintln!(
             "warning: no search logs in {} (neither {}/ nor examples/ is a folder there)",
             dir.display(),
             task.name
         );
     }
-    for sub in subs {
-        let Ok(entries) = std::fs::read_dir(&sub) else {
-            continue;
-        };
-        // Regular files only: reading a FIFO would wait forever.
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
-            .collect();
-        paths.sort();
-        for p in paths {
-            match SearchLog::read(&p) {
-                Ok(log) if log.task == task.name => {
-                    let latency =
-                        log.config.get("objective").and_then(|o| o.as_str()) == Some("latency");
-                    // A latency search that kept the network: its own fastest kernel.
-                    let program = log.best.and_then(|k| match k.latency {
-                        Some(l) if l.baseline => l.runner_up.map(|r| r.program_att),
-                        _ => k.verified.then_some(k.program_att),
-                    });
-                    if let Some(att) = program {
-                        found.push((p, log.started, latency, att));
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => eprintln!("warning: skipping {e}"),
-            }
+    for (p, log) in crate::log::logs_of(&task.name, dir) {
+        let latency = log.config.get("objective").and_then(|o| o.as_str()) == Some("latency");
+        // A latency search that kept the network: its own fastest kernel.
+        let program = log.best.and_then(|k| match k.latency {
+            Some(l) if l.baseline => l.runner_up.map(|r| r.program_att),
+            _ => k.verified.then_some(k.program_att),
+        });
+        if let Some(att) = program {
+            found.push((p, log.started, latency, att));
         }
     }
     struct Logged {

@@ -168,25 +168,9 @@ fn shortest_logged(task: &Task, dir: &Path, cfg: &NativeConfig) -> Result<(PathB
     let subs = [dir.join(&task.name), dir.join("examples")];
     // (length, started, path, AT&T lines)
     let mut candidates: Vec<(usize, String, PathBuf, Vec<String>)> = Vec::new();
-    for sub in &subs {
-        let Ok(entries) = std::fs::read_dir(sub) else {
-            continue;
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
-            .collect();
-        paths.sort();
-        for p in paths {
-            match SearchLog::read(&p) {
-                Ok(log) if log.task == task.name => {
-                    if let Some(k) = log.best.filter(|k| k.verified) {
-                        candidates.push((k.length, log.started, p, k.program_att));
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => eprintln!("warning: skipping {e}"),
-            }
+    for (p, log) in crate::log::logs_of(&task.name, dir) {
+        if let Some(k) = log.best.filter(|k| k.verified) {
+            candidates.push((k.length, log.started, p, k.program_att));
         }
     }
     candidates.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));

@@ -43,8 +43,10 @@ pub enum EvaluatorKind {
     Uniform,
 }
 
-/// What guides MCTS, resolved from `--evaluator` and `--net` by [`resolve_guide`].
-#[derive(Clone, Debug, PartialEq)]
+/// What guides MCTS, resolved from `--evaluator` and `--net` by [`resolve_guide`]. Logs
+/// record it as `{"kind": "heuristic"}`, `{"kind": "net", "path", "value", "shipped"}`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Guide {
     /// The game's one-step look-ahead priors and estimate values.
     Heuristic,
@@ -219,7 +221,7 @@ struct SavedConfig {
     objective: Objective,
     #[serde(default)]
     meter: Option<crate::latency::MeterKind>,
-    guide: SavedGuide,
+    guide: Guide,
     budget_s: f64,
     mcts: SavedMcts,
     #[serde(default)]
@@ -235,37 +237,6 @@ fn default_objective() -> Objective {
 #[derive(serde::Deserialize)]
 struct SavedMcts {
     leaf_batch: u32,
-}
-
-/// How a log's `config.guide` names the guide.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-enum SavedGuide {
-    Heuristic,
-    Uniform,
-    Net {
-        path: PathBuf,
-        value: crate::net::ValueSource,
-        shipped: bool,
-    },
-}
-
-impl From<&Guide> for SavedGuide {
-    fn from(g: &Guide) -> SavedGuide {
-        match g {
-            Guide::Heuristic => SavedGuide::Heuristic,
-            Guide::Uniform => SavedGuide::Uniform,
-            Guide::Net {
-                path,
-                value,
-                shipped,
-            } => SavedGuide::Net {
-                path: path.clone(),
-                value: *value,
-                shipped: *shipped,
-            },
-        }
-    }
 }
 
 /// The task and options of the saved search in `path`, to continue it for `budget` more
@@ -354,19 +325,7 @@ pub fn resume_options(
         }
     };
     let task = log_task(&log).map_err(|e| bad(format!("cannot resume: {e}")))?;
-    let guide = match saved.guide {
-        SavedGuide::Heuristic => Guide::Heuristic,
-        SavedGuide::Uniform => Guide::Uniform,
-        SavedGuide::Net {
-            path,
-            value,
-            shipped,
-        } => Guide::Net {
-            path,
-            value,
-            shipped,
-        },
-    };
+    let guide = saved.guide;
     let opts = SearchOptions {
         budget,
         seed: log.seed,
@@ -686,7 +645,7 @@ pub fn run_search(
             Strategy::Mcts => opts.guide.describe(),
             Strategy::Astar => "estimate".to_string(),
         },
-        "guide": SavedGuide::from(&opts.guide),
+        "guide": opts.guide,
         "mcts": { "c_puct": mcts_cfg.c_puct, "simulations": mcts_cfg.simulations, "leaf_batch": mcts_cfg.leaf_batch, "prior_noise": mcts_cfg.prior_noise, "max_backup": mcts_cfg.max_backup },
         "test_vectors": game.test_vectors().len(),
         "moves": game.num_actions(),
