@@ -1317,7 +1317,7 @@ mod tests {
     }
 
     /// Writes a sort3 export, tampers with a copy of its text (drops the last cmov) and
-    /// checks that the re-verification catches it, names the line, and removes the files.
+    /// checks that the re-verification catches it and leaves the existing target untouched.
     #[test]
     fn a_tampered_file_fails_the_check_after_writing_and_nothing_is_replaced() {
         let task = Task::load("sort3").unwrap();

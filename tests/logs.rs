@@ -20,6 +20,17 @@ fn only_log(dir: &Path, task: &str) -> PathBuf {
     logs[0].clone()
 }
 
+/// Starts `superopt search ARGS --json --log-dir DIR` in the background.
+fn spawn_search(args: &[&str], dir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .args(args)
+        .args(["--json", "--log-dir", dir.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// A finished sort3 search (heuristic, one thread, stopped at 17) and its printed JSON.
 fn sort3_search(dir: &Path) -> (PathBuf, serde_json::Value) {
     let o = superopt(&[
@@ -137,8 +148,8 @@ fn replay_writes_dot_and_png() {
 #[test]
 fn killed_search_resumes_from_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_superopt"))
-        .args([
+    let mut child = spawn_search(
+        &[
             "search",
             "sort4",
             "--budget",
@@ -151,14 +162,9 @@ fn killed_search_resumes_from_its_checkpoint() {
             "heuristic",
             "--checkpoint",
             "1s",
-            "--json",
-            "--log-dir",
-            dir.path().to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        dir.path(),
+    );
     // Wait for a checkpoint holding a verified kernel (sort4 finds one within seconds).
     let start = Instant::now();
     let before = loop {
@@ -447,8 +453,8 @@ fn replay_of_a_log_without_a_tree_says_so() {
 #[test]
 fn a_log_being_written_cannot_be_resumed_and_outputs_must_differ() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_superopt"))
-        .args([
+    let mut child = spawn_search(
+        &[
             "search",
             "sort5",
             "--budget",
@@ -457,14 +463,9 @@ fn a_log_being_written_cannot_be_resumed_and_outputs_must_differ() {
             "1",
             "--evaluator",
             "heuristic",
-            "--json",
-            "--log-dir",
-            dir.path().to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        dir.path(),
+    );
     let start = Instant::now();
     // The log and its lock.
     while std::fs::read_dir(dir.path().join("sort5")).map_or(0, |d| d.count()) < 2 {
