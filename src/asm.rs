@@ -279,7 +279,7 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
 
 /// Reads and assembles a kernel file; see [`parse_str`]. [`Error::Io`] if it cannot be read.
 pub fn parse_file(path: &Path, syntax: Syntax) -> Result<Kernel> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::log::read_regular(path)?;
     parse_str(&text, syntax, &path.display().to_string())
 }
 

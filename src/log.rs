@@ -449,6 +449,36 @@ pub(crate) fn writable_target(path: &Path) -> Result<()> {
     }
 }
 
+/// Checks an output file named on the command line (`--csv`, `--png`, `--dot`, `--plot`):
+/// it is not a `.json` file, so that no search log can be overwritten by a report (logs are
+/// `.json`), and [`check_writable`] holds. `flag` names the option in the message.
+///
+/// Errors: [`Error::Runtime`] (`--csv x.json: refusing to write over a .json file (search
+/// logs are .json); name it otherwise`) or as [`check_writable`].
+pub(crate) fn check_output(flag: &str, path: &Path) -> Result<()> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        return Err(Error::Runtime(format!(
+            "{flag} {}: refusing to write over a .json file (search logs are .json); name it otherwise",
+            path.display()
+        )));
+    }
+    check_writable(path)
+}
+
+/// Reads a text file named by the user (a task, a kernel), refusing what is not a regular
+/// file: reading a FIFO would wait forever.
+///
+/// Errors: [`Error::Io`] naming the path.
+pub(crate) fn read_regular(path: &Path) -> Result<String> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(Error::io(path, std::io::Error::other("not a regular file")));
+    }
+    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+}
+
 /// Checks before long work that [`write_atomic_with`] will be able to write `path`: it is
 /// absent or a regular file, and a temporary file can be made in its folder (created if
 /// needed). Errors: [`Error::Io`] naming the path or folder.
@@ -516,10 +546,12 @@ impl LogLock {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let path = dir.join(format!(".{name}.lock"));
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
         // SAFETY: flock on a file descriptor this function owns (through `file`).

@@ -332,6 +332,7 @@ fn library_crate_builds_and_passes_cargo_test() {
 fn bad_names_are_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().display().to_string();
+    let long = "s".repeat(101);
     for (name, why) in [
         ("for", "a keyword in C and Rust"),
         ("match", "a keyword in Rust"),
@@ -350,11 +351,28 @@ fn bad_names_are_one_line_errors() {
         ),
         (
             "__sort",
-            "reserved in C (a leading '__' or '_' and a capital)",
+            "reserved in C (names with a leading '_' belong to the implementation)",
         ),
         (
+            "_start",
+            "reserved in C (names with a leading '_' belong to the implementation)",
+        ),
+        (
+            "main",
+            "a name of the C standard library (or main), which the export would clash with",
+        ),
+        (
+            "printf",
+            "a name of the C standard library (or main), which the export would clash with",
+        ),
+        (
+            "NULL",
+            "a name of the C standard library (or main), which the export would clash with",
+        ),
+        (&long, "longer than 100 characters"),
+        (
             "_Sort",
-            "reserved in C (a leading '__' or '_' and a capital)",
+            "reserved in C (names with a leading '_' belong to the implementation)",
         ),
         (
             "linux",

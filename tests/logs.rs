@@ -373,6 +373,14 @@ fn logs_that_cannot_be_resumed_say_why() {
             "corrupted search log: the moves of improvement 1 do not replay to a solution".into(),
         ),
         (
+            "task.json",
+            edit(&|x| {
+                x["stop_reason"] = "budget".into();
+                x["task"] = "sort4".into();
+            }),
+            "cannot resume: task_source builtin:sort3 now holds task sort3, not the log's task sort4".into(),
+        ),
+        (
             "elapsed.json",
             edit(&|x| {
                 x["stop_reason"] = "budget".into();
@@ -519,6 +527,28 @@ fn a_log_being_written_cannot_be_resumed_and_outputs_must_differ() {
         )
     );
     assert!(!out.exists());
+    // No report is written over a log, the one replayed or any other.
+    let o = superopt(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--dot",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: --dot {}: refusing to write over a .json file (search logs are .json); name it otherwise\n",
+            path.display()
+        )
+    );
+    let o = superopt(&["bench", "sort3", "--csv", "x.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: --csv x.json: refusing to write over a .json file (search logs are .json); name it otherwise\n"
+    );
+    assert!(SearchLog::read(&path).is_ok());
 }
 
 #[test]
@@ -533,6 +563,17 @@ fn a_fifo_is_refused_not_waited_on() {
     assert_eq!(
         stderr(&o),
         format!("error: {}: not a regular file\n", fifo.display())
+    );
+    // A task file that is a FIFO is refused too.
+    let fifo_task = dir.path().join("t.toml");
+    let c = std::ffi::CString::new(fifo_task.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let o = superopt(&["search", fifo_task.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!("error: {}: not a regular file\n", fifo_task.display())
     );
     // A path with a newline still makes a one-line error.
     let o = superopt(&["replay", "no\nsuch.json"]);

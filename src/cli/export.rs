@@ -113,7 +113,10 @@ fn read_input(
     match ext.as_str() {
         "json" => {
             let log = SearchLog::read(input)?;
-            let log_task = super::search::log_task(&log)?;
+            let log_task = super::search::log_task(&log).map_err(|e| Error::Log {
+                path: input.into(),
+                message: e.to_string(),
+            })?;
             if let Some(t) = task {
                 let given = Task::load(t)?;
                 if given.name != log_task.name {

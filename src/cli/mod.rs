@@ -406,8 +406,8 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             );
             let csv = csv.unwrap_or_else(|| PathBuf::from(format!("{stem}.csv")));
             let png = png.unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
-            crate::log::check_writable(&csv)?;
-            crate::log::check_writable(&png)?;
+            crate::log::check_output("--csv", &csv)?;
+            crate::log::check_output("--png", &png)?;
             // Compared once their folders exist, so that `./x` and `x` are one file.
             if crate::log::same_file(&csv, &png) {
                 return Err(crate::Error::Runtime(format!(

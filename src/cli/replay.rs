@@ -87,8 +87,16 @@ pub fn replay(path: &Path, opts: &ReplayOptions, w: &mut dyn std::io::Write) -> 
             message: "no tree to draw: the log has none (an A* search, a version 1 log, or --tree-nodes 0)".into(),
         });
     }
-    for out in opts.dot.iter().chain(&opts.plot) {
-        crate::log::check_writable(out)?;
+    for (flag, out) in [("--dot", &opts.dot), ("--plot", &opts.plot)] {
+        if let Some(out) = out {
+            crate::log::check_output(flag, out)?;
+            if crate::log::same_file(out, path) {
+                return Err(crate::Error::Runtime(format!(
+                    "{flag} {} is the log being replayed",
+                    out.display()
+                )));
+            }
+        }
     }
     // Compared once their folders exist, so that `./x` and `x` are one file.
     if let (Some(d), Some(p)) = (&opts.dot, &opts.plot) {
@@ -138,6 +146,16 @@ fn recheck(log: &SearchLog, best: &crate::log::LoggedKernel) -> String {
         Ok(k) => k,
         Err(e) => return format!("FAILS: it does not assemble: {e}"),
     };
+    // What is shown must be what was checked: one instruction per line, nothing after it.
+    if kernel.text.len() != best.program_att.len()
+        || kernel
+            .text
+            .iter()
+            .zip(&best.program_att)
+            .any(|(t, l)| t != l.trim())
+    {
+        return "FAILS: its lines are not one instruction each (comments, ';' or line breaks in the log)".into();
+    }
     match crate::oracle::verify_kernel(&task, &kernel, &crate::oracle::NativeConfig::default()) {
         Ok(v) if v.status == crate::oracle::Status::Verified => {
             "verified again now (proof on every weak ordering, then the native run)".into()

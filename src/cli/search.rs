@@ -354,15 +354,25 @@ pub fn resume_options(
 
 /// The task a log names: a built-in (`builtin:sort3`, which must be one) or a task file's
 /// path as the search was given it. Errors: the task cannot be loaded.
+/// Errors: the task cannot be loaded, or it is not the log's task (a task file edited or
+/// replaced since, or read from another folder: `task_source my.toml now holds task zzz,
+/// not the log's task mysort`).
 pub fn log_task(log: &SearchLog) -> Result<Task> {
-    match log.task_source.strip_prefix("builtin:") {
+    let task = match log.task_source.strip_prefix("builtin:") {
         Some(name) if crate::task::BUILTIN.iter().any(|(n, _)| *n == name) => Task::load(name),
         Some(name) => Err(crate::Error::UnknownTask {
             name: name.to_string(),
             known: crate::task::BUILTIN.map(|(n, _)| n).join(", "),
         }),
         None => Task::load(&log.task_source),
+    }?;
+    if task.name != log.task {
+        return Err(crate::Error::Runtime(format!(
+            "task_source {} now holds task {}, not the log's task {}",
+            log.task_source, task.name, log.task
+        )));
     }
+    Ok(task)
 }
 
 /// The hash of a game's move table, as logs record it.

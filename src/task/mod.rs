@@ -80,7 +80,7 @@ impl Task {
         }
         let path = Path::new(name_or_path);
         if path.extension().is_some_and(|e| e == "toml") || path.exists() {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let text = crate::log::read_regular(path)?;
             let mut t = Task::parse(&text, path)?;
             t.source = path.display().to_string();
             return Ok(t);
