@@ -75,6 +75,34 @@ fn a_saved_net_reloads_bit_identically() {
     assert_eq!(outputs(&back, &g, &batch), before);
 }
 
+/// Moving a net between devices keeps its weights: a copy on the CPU computes exactly what
+/// the original does and saves the same bytes. (The CUDA path needs a build with the `cuda`
+/// feature and a GPU; a build without it refuses `--device cuda` in one line.)
+#[test]
+fn a_net_moved_to_a_device_computes_the_same() {
+    let g = game("sort3");
+    let net = PolicyValueNet::new(&["sort3"], 3, 16, 5).unwrap();
+    let batch = states(&g, 5);
+    let moved = net
+        .to_device(&superopt::net::DeviceKind::Cpu.device().unwrap())
+        .unwrap();
+    assert_eq!(outputs(&moved, &g, &batch), outputs(&net, &g, &batch));
+    let dir = tempfile::tempdir().unwrap();
+    net.save(&dir.path().join("a")).unwrap();
+    moved.save(&dir.path().join("b")).unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("a.safetensors")).unwrap(),
+        std::fs::read(dir.path().join("b.safetensors")).unwrap()
+    );
+    if !cfg!(feature = "cuda") {
+        let e = superopt::net::DeviceKind::Cuda.device().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--device cuda: this superopt was built without CUDA; rebuild it with `cargo build --release --features cuda` on a machine with the CUDA toolkit"
+        );
+    }
+}
+
 #[test]
 fn equal_seeds_give_equal_nets() {
     let g = game("sort3");
@@ -354,6 +382,28 @@ fn search_picks_its_guide_and_names_it() {
         &["search", "sort3", "--net", "none", "--net-value", "net"],
         "--net-value needs a net; this search is guided by uniform, which takes values from the game's estimate",
     );
+    refused_search(
+        dir.path(),
+        &["search", "sort3", "--net", "none", "--device", "cpu"],
+        "--device places the guiding net; this search is guided by uniform, which has none",
+    );
+    if !cfg!(feature = "cuda") {
+        let no_cuda = "--device cuda: this superopt was built without CUDA; rebuild it with `cargo build --release --features cuda` on a machine with the CUDA toolkit";
+        refused_search(
+            dir.path(),
+            &["search", "sort3", "--device", "cuda"],
+            no_cuda,
+        );
+        refused_search(
+            dir.path(),
+            &["train", "sort3", "--budget", "1s", "--device", "cuda"],
+            no_cuda,
+        );
+    }
+    // On the CPU, named explicitly, the net guides as before.
+    let (code, v, _) = run(&["--device", "cpu"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["evaluator"], "net nets/sort3.safetensors (shipped)");
     let (code, _, err) = search_json(dir.path(), &["search", "sort3", "--net", "nets/missing"]);
     assert_eq!(code, Some(2));
     assert!(err.starts_with("error: nets/missing.json: "), "{err}");

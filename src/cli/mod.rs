@@ -75,6 +75,10 @@ pub enum Command {
         /// hardware cycle counters work, else tsc; model keeps the model's ranking).
         #[arg(long, value_enum)]
         meter: Option<crate::latency::MeterKind>,
+        /// Where a guiding net runs: cpu, or cuda (GPU 0; only in a build with `--features
+        /// cuda`).
+        #[arg(long, value_enum)]
+        device: Option<crate::net::DeviceKind>,
         /// MCTS leaves evaluated together in one call, with virtual visits (default 1).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
         leaf_batch: Option<u32>,
@@ -96,7 +100,7 @@ pub enum Command {
         /// counts and random streams), writing the same log. --budget is the time to run
         /// now (default: what is left of the saved budget); the search's settings come from
         /// the log and cannot be changed.
-        #[arg(long, value_name = "LOG", conflicts_with_all = ["task", "seed", "threads", "strategy", "target", "evaluator", "net", "net_value", "objective", "meter", "leaf_batch", "log_dir", "checkpoint", "tree_nodes"])]
+        #[arg(long, value_name = "LOG", conflicts_with_all = ["task", "seed", "threads", "strategy", "target", "evaluator", "net", "net_value", "objective", "meter", "leaf_batch", "log_dir", "checkpoint", "tree_nodes", "device"])]
         resume: Option<PathBuf>,
     },
     /// Check a kernel written elsewhere (one instruction per line, pointer in rdi, no ret).
@@ -165,6 +169,10 @@ pub enum Command {
         /// Replace an existing checkpoint of the same name (without it, train refuses).
         #[arg(long)]
         overwrite: bool,
+        /// Where the net trains: cpu, or cuda (GPU 0; only in a build with `--features
+        /// cuda`).
+        #[arg(long, value_enum, default_value_t = crate::net::DeviceKind::Cpu)]
+        device: crate::net::DeviceKind,
     },
     /// Time kernels side by side on the same random inputs: the best found in the search
     /// logs, the classic sorting network, compiled Rust baselines and any kernel files;
@@ -441,7 +449,10 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             eval_budget,
             nets_dir,
             overwrite,
+            device,
         } => {
+            // Refused before anything else, not after loading tasks and nets.
+            let device = device.device()?;
             let tasks: Vec<Task> = tasks
                 .iter()
                 .map(|t| Task::load(t))
@@ -520,6 +531,9 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     )?
                 }
             };
+            if !device.is_cpu() {
+                net = net.to_device(&device)?;
+            }
             let stem = nets_dir.join(&out);
             let weights = crate::net::with_suffix(&stem, "safetensors");
             let same_as_init = init
@@ -752,6 +766,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             net_value,
             objective,
             meter,
+            device,
             leaf_batch,
             json,
             log_dir,
@@ -821,6 +836,16 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     guide.describe()
                 )));
             }
+            if device.is_some() && !matches!(guide, search::Guide::Net { .. }) {
+                return Err(crate::Error::Runtime(format!(
+                    "--device places the guiding net; this search is guided by {}, which has none",
+                    guide.describe()
+                )));
+            }
+            // Refused before searching (a build without CUDA, no GPU).
+            if let Some(d) = device {
+                d.device()?;
+            }
             if objective == crate::game::Objective::Latency && target.is_some() {
                 return Err(crate::Error::Runtime(
                     "--target is a length in instructions; it cannot be used with --objective latency".into(),
@@ -849,6 +874,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 progress: !json,
                 checkpoint_every,
                 tree_nodes,
+                device: device.unwrap_or_default(),
                 resume: None,
             };
             let out = search::run_search(&task, &opts, stop)?;

@@ -175,6 +175,8 @@ pub struct SearchOptions {
     pub checkpoint_every: Option<Duration>,
     /// Most tree nodes written to the log (0: no tree).
     pub tree_nodes: usize,
+    /// Where a guiding net runs.
+    pub device: crate::net::DeviceKind,
     /// A saved search to continue instead of starting afresh.
     pub resume: Option<Resume>,
 }
@@ -228,6 +230,8 @@ struct SavedConfig {
     checkpoint_s: Option<f64>,
     #[serde(default)]
     tree_nodes: Option<usize>,
+    #[serde(default)]
+    device: crate::net::DeviceKind,
 }
 
 fn default_objective() -> Objective {
@@ -344,6 +348,7 @@ pub fn resume_options(
         progress,
         checkpoint_every,
         tree_nodes: saved.tree_nodes.unwrap_or(TREE_NODES),
+        device: saved.device,
         resume: Some(Resume {
             path: path.to_path_buf(),
             log,
@@ -616,6 +621,9 @@ pub fn run_search(
                 }
             })?;
             net.value_source = *value;
+            if opts.device != crate::net::DeviceKind::Cpu {
+                net = net.to_device(&opts.device.device()?)?;
+            }
             let weights = crate::net::with_suffix(&stem, "safetensors");
             let bytes = std::fs::read(&weights).map_err(|e| crate::Error::io(&weights, e))?;
             let network = crate::log::NetworkRef {
@@ -661,6 +669,7 @@ pub fn run_search(
         "moves": game.num_actions(),
         "checkpoint_s": opts.checkpoint_every.map(|d| d.as_secs_f64()),
         "tree_nodes": opts.tree_nodes,
+        "device": opts.device,
     });
     let head = LogHead {
         config,

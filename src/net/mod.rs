@@ -111,6 +111,36 @@ pub fn vocabulary_hash() -> String {
     )
 }
 
+/// Where a net's tensors live and its arithmetic runs (`--device`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// The CPU (candle's CPU backend): always available.
+    #[default]
+    Cpu,
+    /// NVIDIA GPU 0 through candle's CUDA backend: only in a build with the `cuda` feature
+    /// (`cargo build --release --features cuda`, which needs the CUDA toolkit).
+    Cuda,
+}
+
+impl DeviceKind {
+    /// The candle device.
+    ///
+    /// Errors: [`Error::Runtime`] for `cuda` in a build without the `cuda` feature (`--device
+    /// cuda: this superopt was built without CUDA; ...`), or when GPU 0 cannot be opened.
+    pub fn device(self) -> Result<Device> {
+        match self {
+            DeviceKind::Cpu => Ok(Device::Cpu),
+            DeviceKind::Cuda if !cfg!(feature = "cuda") => Err(Error::Runtime(
+                "--device cuda: this superopt was built without CUDA; rebuild it with `cargo build --release --features cuda` on a machine with the CUDA toolkit".into(),
+            )),
+            DeviceKind::Cuda => Device::new_cuda(0).map_err(|e| {
+                Error::Runtime(format!("--device cuda: cannot open GPU 0: {}", first_line(&e)))
+            }),
+        }
+    }
+}
+
 /// How a net-guided search values a leaf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -251,7 +281,11 @@ impl PolicyValueNet {
     }
 
     fn build(meta: NetMeta, varmap: VarMap) -> Result<PolicyValueNet> {
-        let device = Device::Cpu;
+        Self::build_on(meta, varmap, &Device::Cpu)
+    }
+
+    fn build_on(meta: NetMeta, varmap: VarMap, device: &Device) -> Result<PolicyValueNet> {
+        let device = device.clone();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
         let h = meta.hidden;
         let ce = candle_err;
@@ -279,6 +313,40 @@ impl PolicyValueNet {
             device,
             value_source: ValueSource::default(),
         })
+    }
+
+    /// A copy of this net with its weights on `device` (equal values; the metadata and value
+    /// source carried over). Nets are made and loaded on the CPU; this moves one to a GPU.
+    ///
+    /// Errors: [`Error::Runtime`] when the device cannot hold the weights.
+    pub fn to_device(&self, device: &Device) -> Result<PolicyValueNet> {
+        let mut net = Self::build_on(self.meta.clone(), VarMap::new(), device)?;
+        {
+            let src = self
+                .varmap
+                .data()
+                .lock()
+                .expect("the var map lock is never poisoned");
+            let dst = net
+                .varmap
+                .data()
+                .lock()
+                .expect("the var map lock is never poisoned");
+            for (name, var) in dst.iter() {
+                let from = src.get(name).ok_or_else(|| {
+                    Error::Runtime(format!("the net has no variable {name} to move"))
+                })?;
+                let t = from.as_tensor().to_device(device).map_err(candle_err)?;
+                var.set(&t).map_err(candle_err)?;
+            }
+        }
+        net.value_source = self.value_source;
+        Ok(net)
+    }
+
+    /// Where the net's tensors live.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// The checkpoint metadata.
