@@ -11,8 +11,9 @@ total programs explored. Usage:
 
 Each run uses the release binary with default threads (all cores) and writes its log to a
 temporary folder. `--guides` replaces `--strategies`: each is `none` (uniform priors),
-`heuristic`, `astar`, a net checkpoint path, or `netvalue:PATH` (that net with
-`--net-value net`); the table adds the median over the seeds.
+`heuristic`, `astar`, a net checkpoint path (the net's priors times the heuristic's, the
+default), `netalone:PATH` (that net's priors alone, `--net-prior net`) or `netvalue:PATH`
+(that net with `--net-value net`); the table adds the median over the seeds.
 """
 import argparse, json, subprocess, tempfile, time
 
@@ -42,6 +43,8 @@ def flags(variant):
         return ["--strategy", "astar"]
     if variant.startswith("netvalue:"):
         return ["--net", variant[len("netvalue:"):], "--net-value", "net"]
+    if variant.startswith("netalone:"):
+        return ["--net", variant[len("netalone:"):], "--net-prior", "net"]
     return ["--net", variant]
 
 import statistics
@@ -75,3 +78,12 @@ for strategy in (a.guides or a.strategies):
         else:
             med.append(f"{sum(g is not None for g in got)}/{len(got)} reached")
     print(f"| {a.task} | {strategy} | **median** | " + " | ".join(med) + " | | | |", flush=True)
+    mean = []
+    for l in a.lengths:
+        got = hits[l]
+        if all(g is not None for g in got):
+            mean.append(f"{statistics.mean(g[0] for g in got):.2f} "
+                        f"({int(statistics.mean(g[1] for g in got))})")
+        else:
+            mean.append("-")
+    print(f"| {a.task} | {strategy} | mean | " + " | ".join(mean) + " | | | |", flush=True)

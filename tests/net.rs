@@ -342,7 +342,7 @@ fn search_picks_its_guide_and_names_it() {
         args.extend_from_slice(extra);
         search_json(dir.path(), &args)
     };
-    let (code, v, err) = run(&["--net", "nets/sort3.safetensors"]);
+    let (code, v, err) = run(&["--net", "nets/sort3.safetensors", "--net-prior", "net"]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(v["verified"], true);
     assert_eq!(v["evaluator"], "net nets/sort3.safetensors");
@@ -351,9 +351,30 @@ fn search_picks_its_guide_and_names_it() {
     )
     .unwrap();
     assert_eq!(log["config"]["evaluator"], "net nets/sort3.safetensors");
+    // By default the net's priors are multiplied by the heuristic's; the log records which.
     let (code, v, _) = run(&[]);
     assert_eq!(code, Some(0));
-    assert_eq!(v["evaluator"], "net nets/sort3.safetensors (shipped)");
+    assert_eq!(
+        v["evaluator"],
+        "net nets/sort3.safetensors (shipped) x heuristic"
+    );
+    let log: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(v["log"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(log["config"]["guide"]["heuristic"], true);
+    refused_search(
+        dir.path(),
+        &[
+            "search",
+            "sort3",
+            "--evaluator",
+            "heuristic",
+            "--net-prior",
+            "net",
+        ],
+        "--net-prior needs a net; this search is guided by heuristic",
+    );
     let (code, v, _) = run(&["--net", "none"]);
     assert_eq!(code, Some(0));
     assert_eq!(v["evaluator"], "uniform");
@@ -403,7 +424,10 @@ fn search_picks_its_guide_and_names_it() {
     // On the CPU, named explicitly, the net guides as before.
     let (code, v, _) = run(&["--device", "cpu"]);
     assert_eq!(code, Some(0));
-    assert_eq!(v["evaluator"], "net nets/sort3.safetensors (shipped)");
+    assert_eq!(
+        v["evaluator"],
+        "net nets/sort3.safetensors (shipped) x heuristic"
+    );
     let (code, _, err) = search_json(dir.path(), &["search", "sort3", "--net", "nets/missing"]);
     assert_eq!(code, Some(2));
     assert!(err.starts_with("error: nets/missing.json: "), "{err}");

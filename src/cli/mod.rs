@@ -67,6 +67,10 @@ pub enum Command {
         /// Where a net-guided search takes leaf values from (default: estimate).
         #[arg(long, value_enum)]
         net_value: Option<crate::net::ValueSource>,
+        /// Where a net-guided search takes priors from: the net's times the heuristic's
+        /// (default), or the net's alone.
+        #[arg(long, value_enum)]
+        net_prior: Option<search::NetPrior>,
         /// What to minimise: program length, or latency (the static model during the search,
         /// then the real meter on the finalists).
         #[arg(long, value_enum, default_value_t = crate::game::Objective::Length)]
@@ -100,7 +104,7 @@ pub enum Command {
         /// counts and random streams), writing the same log. --budget is the time to run
         /// now (default: what is left of the saved budget); the search's settings come from
         /// the log and cannot be changed.
-        #[arg(long, value_name = "LOG", conflicts_with_all = ["task", "seed", "threads", "strategy", "target", "evaluator", "net", "net_value", "objective", "meter", "leaf_batch", "log_dir", "checkpoint", "tree_nodes", "device"])]
+        #[arg(long, value_name = "LOG", conflicts_with_all = ["task", "seed", "threads", "strategy", "target", "evaluator", "net", "net_value", "objective", "meter", "leaf_batch", "log_dir", "checkpoint", "tree_nodes", "device", "net_prior"])]
         resume: Option<PathBuf>,
     },
     /// Check a kernel written elsewhere (one instruction per line, pointer in rdi, no ret).
@@ -764,6 +768,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             evaluator,
             net,
             net_value,
+            net_prior,
             objective,
             meter,
             device,
@@ -826,6 +831,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     evaluator,
                     net.as_deref(),
                     net_value.unwrap_or_default(),
+                    net_prior.unwrap_or_default(),
                     objective,
                 ),
                 search::Strategy::Astar => search::Guide::Heuristic,
@@ -833,6 +839,12 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             if net_value.is_some() && !matches!(guide, search::Guide::Net { .. }) {
                 return Err(crate::Error::Runtime(format!(
                     "--net-value needs a net; this search is guided by {}, which takes values from the game's estimate",
+                    guide.describe()
+                )));
+            }
+            if net_prior.is_some() && !matches!(guide, search::Guide::Net { .. }) {
+                return Err(crate::Error::Runtime(format!(
+                    "--net-prior needs a net; this search is guided by {}",
                     guide.describe()
                 )));
             }

@@ -60,7 +60,22 @@ pub enum Guide {
         value: crate::net::ValueSource,
         /// Whether it was found in nets/ rather than named with `--net`.
         shipped: bool,
+        /// Whether the net's priors are multiplied by the heuristic's (`--net-prior
+        /// net-heuristic`, the default; logs written before it existed read as `false`).
+        #[serde(default)]
+        heuristic: bool,
     },
+}
+
+/// Where a net-guided search takes its priors from (`--net-prior`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetPrior {
+    /// The net's priors times the heuristic's (a product of experts): fewer programs on
+    /// every seed measured (BENCHMARKS.md, "Learning").
+    #[default]
+    NetHeuristic,
+    /// The net's priors alone (as AlphaDev).
+    Net,
 }
 
 impl Guide {
@@ -74,10 +89,12 @@ impl Guide {
                 path,
                 value,
                 shipped,
+                heuristic,
             } => format!(
-                "net {}{}{}",
+                "net {}{}{}{}",
                 path.display(),
                 if *shipped { " (shipped)" } else { "" },
+                if *heuristic { " x heuristic" } else { "" },
                 if *value == crate::net::ValueSource::Net {
                     ", net values"
                 } else {
@@ -118,8 +135,10 @@ pub fn resolve_guide(
     evaluator: Option<EvaluatorKind>,
     net: Option<&str>,
     value: crate::net::ValueSource,
+    prior: NetPrior,
     objective: Objective,
 ) -> Guide {
+    let heuristic = prior == NetPrior::NetHeuristic;
     if objective == Objective::Latency && net.is_none() && evaluator.is_none() {
         return Guide::Heuristic;
     }
@@ -129,6 +148,7 @@ pub fn resolve_guide(
             path: PathBuf::from(p),
             value,
             shipped: false,
+            heuristic,
         },
         (None, Some(EvaluatorKind::Heuristic)) => Guide::Heuristic,
         (None, Some(EvaluatorKind::Uniform)) => Guide::Uniform,
@@ -137,6 +157,7 @@ pub fn resolve_guide(
                 path,
                 value,
                 shipped: true,
+                heuristic,
             },
             None => Guide::Heuristic,
         },
@@ -812,6 +833,20 @@ pub fn run_search(
                     cfg.seed = opts.seed.wrapping_mul(1000).wrapping_add(i as u64);
                     cfg.worker = i;
                     let r = match (opts.strategy, &net, &opts.guide) {
+                        (
+                            Strategy::Mcts,
+                            Some(net),
+                            Guide::Net {
+                                heuristic: true, ..
+                            },
+                        ) => {
+                            let product = crate::search::ProductEvaluator {
+                                a: net,
+                                b: &heuristic,
+                                weight: 1.0,
+                            };
+                            mcts(game, &product, &cfg, shared)
+                        }
                         (Strategy::Mcts, Some(net), _) => mcts(game, net, &cfg, shared),
                         (Strategy::Mcts, None, Guide::Uniform) => {
                             mcts(game, &UniformEvaluator, &cfg, shared)

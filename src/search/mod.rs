@@ -84,6 +84,17 @@ pub trait Evaluator<E: Environment>: Sync {
     fn evaluate(&self, env: &E, states: &[&E::State], actions: &[&[Action]]) -> Vec<Evaluation>;
 }
 
+/// A reference to an evaluator evaluates as it does (so evaluators can be combined by
+/// reference, e.g. in a [`ProductEvaluator`]).
+impl<E: Environment, T: Evaluator<E> + ?Sized> Evaluator<E> for &T {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn evaluate(&self, env: &E, states: &[&E::State], actions: &[&[Action]]) -> Vec<Evaluation> {
+        (**self).evaluate(env, states, actions)
+    }
+}
+
 /// Uniform priors; the value is derived from the environment's estimate. The baseline
 /// evaluator ("no network").
 pub struct UniformEvaluator;
@@ -133,6 +144,46 @@ impl<E: Environment> Evaluator<E> for HeuristicEvaluator {
                 Evaluation {
                     priors: softmax(&scores),
                     value: value_of(env, base + env.estimate(s)),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Two evaluators' priors multiplied, `p ∝ p_a · p_b^weight` (a product of experts: Hinton,
+/// "Training products of experts by minimizing contrastive divergence", Neural Computation
+/// 14:1771, 2002), with `a`'s values. A move either expert finds unlikely stays unlikely;
+/// with a policy network as `a` and [`HeuristicEvaluator`] as `b`, the search keeps the
+/// net's preferences among the moves the look-ahead rates well (BENCHMARKS.md, "Learning").
+pub struct ProductEvaluator<A, B> {
+    /// The first expert; its values are used.
+    pub a: A,
+    /// The second expert (priors only).
+    pub b: B,
+    /// Exponent of `b`'s priors (1: an equal product; 0: `a` alone).
+    pub weight: f32,
+}
+
+impl<E: Environment, A: Evaluator<E>, B: Evaluator<E>> Evaluator<E> for ProductEvaluator<A, B> {
+    fn name(&self) -> String {
+        format!("{} x {}", self.a.name(), self.b.name())
+    }
+    fn evaluate(&self, env: &E, states: &[&E::State], actions: &[&[Action]]) -> Vec<Evaluation> {
+        let ea = self.a.evaluate(env, states, actions);
+        let eb = self.b.evaluate(env, states, actions);
+        ea.into_iter()
+            .zip(eb)
+            .map(|(x, y)| {
+                // In log space; a zero prior stays (practically) zero.
+                let logits: Vec<f32> = x
+                    .priors
+                    .iter()
+                    .zip(&y.priors)
+                    .map(|(p, q)| p.max(1e-30).ln() + self.weight * q.max(1e-30).ln())
+                    .collect();
+                Evaluation {
+                    priors: softmax(&logits),
+                    value: x.value,
                 }
             })
             .collect()
