@@ -44,7 +44,8 @@ pub enum EvaluatorKind {
 }
 
 /// What guides MCTS, resolved from `--evaluator` and `--net` by [`resolve_guide`]. Logs
-/// record it as `{"kind": "heuristic"}`, `{"kind": "net", "path", "value", "shipped"}`.
+/// record it as `{"kind": "heuristic"}`, `{"kind": "net", "path", "value", "shipped",
+/// "heuristic"}`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Guide {
@@ -211,9 +212,6 @@ pub struct Resume {
     pub log: SearchLog,
 }
 
-/// Default seconds between checkpoints of a search log.
-pub const CHECKPOINT_EVERY_S: u64 = 10;
-
 /// Default most tree nodes written to a search log (about 230 bytes of JSON each).
 pub const TREE_NODES: usize = 5_000;
 
@@ -240,7 +238,7 @@ struct SavedConfig {
     strategy: Strategy,
     threads: usize,
     target: Option<usize>,
-    #[serde(default = "default_objective")]
+    #[serde(default)]
     objective: Objective,
     #[serde(default)]
     meter: Option<crate::latency::MeterKind>,
@@ -253,10 +251,6 @@ struct SavedConfig {
     tree_nodes: Option<usize>,
     #[serde(default)]
     device: crate::net::DeviceKind,
-}
-
-fn default_objective() -> Objective {
-    Objective::Length
 }
 
 #[derive(serde::Deserialize)]
@@ -379,7 +373,8 @@ pub fn resume_options(
 }
 
 /// The task a log names: a built-in (`builtin:sort3`, which must be one) or a task file's
-/// path as the search was given it. Errors: the task cannot be loaded.
+/// path as the search was given it.
+///
 /// Errors: the task cannot be loaded, or it is not the log's task (a task file edited or
 /// replaced since, or read from another folder: `task_source my.toml now holds task zzz,
 /// not the log's task mysort`).
@@ -535,7 +530,7 @@ impl LogHead {
             best,
             moves_hash: Some(self.moves_hash.clone()),
             network: self.network.clone(),
-            tree: tree.filter(|_| self.tree_nodes > 0),
+            tree,
             stats: Some(stats),
             resume: Some(ResumeRecord { rngs, runs }),
         }
@@ -700,10 +695,11 @@ pub fn run_search(
             .map_or(run_started.clone(), |r| r.log.started.clone()),
         moves_hash: moves_hash(&game),
         network,
-        runs: opts.resume.as_ref().map_or(Vec::new(), |r| {
-            let res = r.log.resume.clone().unwrap_or_default();
-            res.runs
-        }),
+        runs: opts
+            .resume
+            .as_ref()
+            .and_then(|r| r.log.resume.as_ref())
+            .map_or(Vec::new(), |res| res.runs.clone()),
         run_started,
         tree_nodes: opts.tree_nodes,
     };
