@@ -825,6 +825,13 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     "--net and --evaluator guide MCTS; A* always uses the game's estimate".into(),
                 ));
             }
+            if strategy == search::Strategy::Astar
+                && (net_prior.is_some() || net_value.is_some() || device.is_some())
+            {
+                return Err(crate::Error::Runtime(
+                    "--net-prior, --net-value and --device go with a net guiding MCTS; A* always uses the game's estimate".into(),
+                ));
+            }
             let guide = match strategy {
                 search::Strategy::Mcts => search::resolve_guide(
                     &task,

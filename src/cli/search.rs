@@ -71,8 +71,9 @@ pub enum Guide {
 /// Where a net-guided search takes its priors from (`--net-prior`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum NetPrior {
-    /// The net's priors times the heuristic's (a product of experts): fewer programs on
-    /// every seed measured (BENCHMARKS.md, "Learning").
+    /// The net's priors times the heuristic's (a product of experts): over ten seeds, fewer
+    /// programs on the median and the mean than the net or the heuristic alone, though not on
+    /// every seed (BENCHMARKS.md, "Learning").
     #[default]
     NetHeuristic,
     /// The net's priors alone (as AlphaDev).
