@@ -1098,14 +1098,78 @@ fn write_verified_tasks<'a>(
             check,
         });
     }
-    // Last file first: a crate's manifest and root, and a header, go in after the code they
-    // name, so that a rename that fails midway leaves no manifest naming a missing module.
-    for (f, tmp) in files.iter().zip(temps).rev() {
-        tmp.persist(&f.path)
-            .map_err(|e| Error::io(&f.path, e.error))?;
-        crate::log::readable(&f.path)?;
-    }
+    place_all(files.iter().map(|f| f.path.as_path()).zip(temps))?;
     Ok(out)
+}
+
+/// Renames each checked temporary file onto its target, all or none: a target that exists is
+/// first moved aside, and if any step fails, the files already placed are removed and the
+/// old ones put back. Last file first, so that a crate's manifest and root and a C header
+/// go in after the code they name.
+///
+/// Errors: [`Error::Io`] naming the target that could not be placed.
+fn place_all<'a>(
+    pairs: impl DoubleEndedIterator<Item = (&'a Path, tempfile::NamedTempFile)>,
+) -> Result<()> {
+    // (target, the old file moved aside, if there was one)
+    let mut placed: Vec<(&Path, Option<tempfile::TempPath>)> = Vec::new();
+    let undo = |placed: Vec<(&Path, Option<tempfile::TempPath>)>| {
+        for (target, old) in placed.into_iter().rev() {
+            match old {
+                Some(old) => {
+                    let _ = std::fs::rename(&old, target);
+                    // Renamed away: nothing left for the TempPath to delete.
+                    let _ = old.keep();
+                }
+                None => {
+                    let _ = std::fs::remove_file(target);
+                }
+            }
+        }
+    };
+    for (target, tmp) in pairs.rev() {
+        let step = || -> Result<Option<tempfile::TempPath>> {
+            let dir = match target.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let old = if std::fs::symlink_metadata(target).is_ok() {
+                let aside = tempfile::Builder::new()
+                    .prefix(".superopt-old-")
+                    .tempfile_in(dir)
+                    .map_err(|e| Error::io(dir, e))?
+                    .into_temp_path();
+                std::fs::rename(target, &aside).map_err(|e| Error::io(target, e))?;
+                Some(aside)
+            } else {
+                None
+            };
+            Ok(old)
+        };
+        let old = match step() {
+            Ok(old) => old,
+            Err(e) => {
+                undo(placed);
+                return Err(e);
+            }
+        };
+        let had_old = old.is_some();
+        placed.push((target, old));
+        if let Err(e) = tmp
+            .persist(target)
+            .map_err(|e| Error::io(target, e.error))
+            .and_then(|_| crate::log::readable(target))
+        {
+            // Nothing was placed at `target` unless the rename itself succeeded.
+            if !had_old && std::fs::symlink_metadata(target).is_err() {
+                placed.pop();
+            }
+            undo(placed);
+            return Err(e);
+        }
+    }
+    // Success: the old files moved aside are deleted as their TempPaths drop.
+    Ok(())
 }
 
 /// The string literals of the `global_asm!(...)` invocation in a Rust file, unescaped (and
@@ -1327,6 +1391,51 @@ mod tests {
             random: 1000,
             seed: 0,
         }
+    }
+
+    /// A placement that fails midway puts back what it had already replaced or added.
+    #[test]
+    fn placing_is_all_or_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let a = d.join("a.S");
+        let c = d.join("c.h");
+        std::fs::write(&a, "old a").unwrap();
+        // A target that cannot be replaced by a file: a folder with something in it.
+        let b = d.join("b.rs");
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(b.join("x"), "x").unwrap();
+        let temp = |text: &str| {
+            let mut t = tempfile::NamedTempFile::new_in(d).unwrap();
+            std::io::Write::write_all(&mut t, text.as_bytes()).unwrap();
+            t
+        };
+        // Placed last first: c.h (new), then a.S (replaced), then b.rs fails.
+        let pairs = vec![
+            (b.as_path(), temp("new b")),
+            (a.as_path(), temp("new a")),
+            (c.as_path(), temp("new c")),
+        ];
+        assert!(place_all(pairs.into_iter()).is_err());
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a");
+        assert!(!c.exists());
+        assert!(b.join("x").exists());
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["a.S", "b.rs"],
+            "no temporary or moved-aside file left"
+        );
+        // And when every step works, every target holds its new text.
+        let pairs = vec![(a.as_path(), temp("new a")), (c.as_path(), temp("new c"))];
+        place_all(pairs.into_iter()).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new a");
+        assert_eq!(std::fs::read_to_string(&c).unwrap(), "new c");
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 3);
     }
 
     #[test]
