@@ -69,21 +69,12 @@ for strategy in (a.guides or a.strategies):
             best = r["length"] if r["verified"] else "none"
             print(f"| {a.task} | {strategy} | {seed} | " + " | ".join(cells)
                   + f" | {best} | {r['programs_explored']} | {r['elapsed_s']:.1f} |", flush=True)
-    med = []
-    for l in a.lengths:
-        got = hits[l]
-        if all(g is not None for g in got):
-            med.append(f"{statistics.median(g[0] for g in got):.2f} "
-                       f"({int(statistics.median(g[1] for g in got))})")
-        else:
-            med.append(f"{sum(g is not None for g in got)}/{len(got)} reached")
-    print(f"| {a.task} | {strategy} | **median** | " + " | ".join(med) + " | | | |", flush=True)
-    mean = []
-    for l in a.lengths:
-        got = hits[l]
-        if all(g is not None for g in got):
-            mean.append(f"{statistics.mean(g[0] for g in got):.2f} "
-                        f"({int(statistics.mean(g[1] for g in got))})")
-        else:
-            mean.append("-")
-    print(f"| {a.task} | {strategy} | mean | " + " | ".join(mean) + " | | | |", flush=True)
+    for label, stat in (("**median**", statistics.median), ("mean", statistics.mean)):
+        row = []
+        for l in a.lengths:
+            got = hits[l]
+            if all(g is not None for g in got):
+                row.append(f"{stat(g[0] for g in got):.2f} ({int(stat(g[1] for g in got))})")
+            else:
+                row.append(f"{sum(g is not None for g in got)}/{len(got)} reached")
+        print(f"| {a.task} | {strategy} | {label} | " + " | ".join(row) + " | | | |", flush=True)
