@@ -29,6 +29,7 @@ pub mod oracle;
 pub mod plot;
 pub mod search;
 pub mod task;
+pub mod tool;
 
 pub use error::{Error, Result};
 pub use isa::{Cond, Insn, Reg};
