@@ -11,11 +11,15 @@
 //! 1. saves rbx, rbp, r12-r15 and the `out` pointer on the stack, and the stack pointer in a
 //!    slot outside the stack;
 //! 2. sets rbx, rbp, r12-r15 to distinct sentinel values;
-//! 3. loads a *poison pattern* into all 64 bits of rax, rcx, rdx, rsi, r8-r11 and into the
-//!    arithmetic flags (CF PF AF ZF SF OF only, never TF, IF or DF);
+//! 3. saves the caller's MXCSR, then loads a *poison pattern* into MXCSR (rounding mode,
+//!    flush-to-zero and denormals-are-zero; exceptions stay masked), into every vector register
+//!    at the widest width the CPU has (zmm0-31 and k1-k7 with AVX-512, else ymm0-15 with AVX,
+//!    else xmm0-15), into all 64 bits of rax, rcx, rdx, rsi, r8-r11 and into the arithmetic
+//!    flags (CF PF AF ZF SF OF only, never TF, IF or DF);
 //! 4. runs the kernel with rdi = `buf`;
-//! 5. restores the stack pointer from its slot (so even a kernel that moved rsp returns), writes
-//!    rbx, rbp, r12-r15 and how far rsp moved into `out`, restores the callee-saved registers and
+//! 5. restores the stack pointer from its slot (so even a kernel that moved rsp returns) and the
+//!    caller's MXCSR, writes rbx, rbp, r12-r15 and how far rsp moved into `out`, clears the
+//!    upper vector state (`vzeroupper`, with AVX), restores the callee-saved registers and
 //!    returns.
 //!
 //! Every input runs once under each of four poison patterns, each with its own buffer in which
@@ -46,18 +50,37 @@ use std::fmt;
 pub const EXTREMES: [i32; 7] = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX - 1, i32::MAX];
 
 /// Words in a poison pattern: rax, rcx, rdx, rsi, r8, r9, r10, r11 (the scratch registers in
-/// [`crate::isa::Reg`] column order), then RFLAGS.
-const POISON_WORDS: usize = 9;
+/// [`crate::isa::Reg`] column order), then RFLAGS, then MXCSR.
+const POISON_WORDS: usize = 10;
+
+/// Byte offset of the vector registers' poison in a [`Poison`]: 32 registers of 64 bytes.
+const VECTOR_OFFSET: i32 = 128;
+
+/// Byte offset of the mask registers' poison (k0-k7, 8 bytes each) in a [`Poison`].
+const MASK_OFFSET: i32 = VECTOR_OFFSET + 32 * 64;
+
+/// One poison pattern as the JIT wrapper reads it (through the pointer in rsi).
+#[repr(C, align(64))]
+struct Poison {
+    /// See [`POISON_WORDS`]; the rest of the first 128 bytes is padding.
+    words: [u64; 16],
+    /// zmm0-31, 64 bytes each (the low 32 or 16 bytes are what ymm / xmm loads take).
+    vectors: [[u64; 8]; 32],
+    /// k0-k7.
+    masks: [u64; 8],
+}
 
 /// RFLAGS bits a poison pattern may set: CF PF AF ZF SF OF and the always-one bit 1.
 const FLAGS_MASK: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x800 | 0x2;
 
-/// The poison patterns. Each input runs under every one; a kernel whose result differs between
-/// them reads something it never wrote. Low halves include 0, -1, i32::MIN and i32::MAX; high
-/// halves differ from low halves; the flags read as "greater" (pattern 0), "equal" (1) and
-/// "less" (2, 3) for the signed conditions and differ for the unsigned ones too.
+/// The GPR, flag and MXCSR words of the poison patterns. Each input runs under every one; a
+/// kernel whose result differs between them reads something it never wrote. Low halves include
+/// 0, -1, i32::MIN and i32::MAX; high halves differ from low halves; the flags read as
+/// "greater" (pattern 0), "equal" (1) and "less" (2, 3) for the signed conditions and differ
+/// for the unsigned ones too; MXCSR rounds to nearest (0), toward zero with FTZ and DAZ (1),
+/// down (2) and up with FTZ (3).
 const POISONS: [[u64; POISON_WORDS]; 4] = [
-    [0, 0, 0, 0, 0, 0, 0, 0, 0x2],
+    [0, 0, 0, 0, 0, 0, 0, 0, 0x2, 0x1F80],
     [
         u64::MAX,
         u64::MAX,
@@ -68,6 +91,7 @@ const POISONS: [[u64; POISON_WORDS]; 4] = [
         u64::MAX,
         u64::MAX,
         FLAGS_MASK,
+        0x1F80 | 0x6000 | 0x8000 | 0x40,
     ],
     [
         0x9E37_79B9_7F4A_7C15,
@@ -79,6 +103,7 @@ const POISONS: [[u64; POISON_WORDS]; 4] = [
         0xE703_7ED1_A0B4_28DB,
         0x8EBC_6AF0_9C88_C6E3,
         0x800 | 0x4 | 0x2, // OF PF: signed "less", unsigned "above"
+        0x1F80 | 0x2000,
     ],
     [
         0x7FFF_FFFF_8000_0000,
@@ -90,8 +115,46 @@ const POISONS: [[u64; POISON_WORDS]; 4] = [
         0x0000_0000_0000_0002,
         0xFFFF_FFFE_FFFF_FFFF,
         0x80 | 0x10 | 0x1 | 0x2, // SF AF CF: signed "less", unsigned "below"
+        0x1F80 | 0x4000 | 0x8000,
     ],
 ];
+
+impl Poison {
+    /// Pattern `p` of [`POISONS`], with vector and mask registers filled in its style: all
+    /// zero bits (pattern 0), all one bits (1), and SplitMix64 noise that differs per
+    /// register, lane and pattern (2, 3), so that every 32-bit lane differs between patterns.
+    fn new(p: usize) -> Poison {
+        let mut words = [0u64; 16];
+        words[..POISON_WORDS].copy_from_slice(&POISONS[p]);
+        let fill = |k: usize| -> u64 {
+            match p {
+                0 => 0,
+                1 => u64::MAX,
+                _ => splitmix(0x0B5E_55ED_0000_0000 ^ ((p as u64) << 24) ^ k as u64),
+            }
+        };
+        let mut vectors = [[0u64; 8]; 32];
+        for (r, v) in vectors.iter_mut().enumerate() {
+            for (l, w) in v.iter_mut().enumerate() {
+                *w = fill(r * 8 + l);
+            }
+        }
+        let masks = std::array::from_fn(|k| fill(1000 + k));
+        Poison {
+            words,
+            vectors,
+            masks,
+        }
+    }
+}
+
+/// SplitMix64's output function.
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
 
 /// Guard words on each side of the array.
 const GUARD_WORDS: usize = 8;
@@ -136,7 +199,8 @@ impl Default for NativeConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NativeReport {
     /// One human-readable line per check, e.g. `all 27 tuples over {0..2}^3` or
-    /// `4 poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits) and the flags`.
+    /// `4 poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits), the flags, zmm0-31 (all
+    /// 512 bits) and k1-k7, and MXCSR (rounding mode, FTZ, DAZ)`.
     pub checks: Vec<String>,
     /// Number of calls of the kernel: input tuples times poison patterns.
     pub calls: u64,
@@ -255,8 +319,9 @@ pub fn run_native(
         return Ok(Err(failure));
     }
     checks.push(format!(
-        "{} poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits) and the flags",
-        POISONS.len()
+        "{} poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits), the flags, {} and MXCSR (rounding mode, FTZ, DAZ)",
+        POISONS.len(),
+        jit.vectors().describe()
     ));
     checks.push(format!(
         "{GUARD_WORDS} guard words on both sides of the array"
@@ -436,11 +501,7 @@ impl TupleSource for RandomTuples {
 
 /// A distinctive guard word for position `k` under poison pattern `p` (SplitMix64 output).
 fn guard_word(p: usize, k: usize) -> i32 {
-    let mut z = 0x5AFE_6A4D_0000_0000u64 ^ ((p as u64) << 16) ^ k as u64;
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as i32
+    splitmix(0x5AFE_6A4D_0000_0000u64 ^ ((p as u64) << 16) ^ k as u64) as i32
 }
 
 /// The test bench: one buffer per poison pattern, reused for every call.
@@ -454,6 +515,8 @@ struct Bench<'a> {
     out: [u64; OUT_WORDS],
     expected: Vec<i32>,
     calls: u64,
+    /// The poison patterns, as the wrapper reads them.
+    poisons: Vec<Poison>,
 }
 
 impl<'a> Bench<'a> {
@@ -469,6 +532,7 @@ impl<'a> Bench<'a> {
             out: [0; OUT_WORDS],
             expected: vec![0; n],
             calls: 0,
+            poisons: (0..POISONS.len()).map(Poison::new).collect(),
         }
     }
 
@@ -492,7 +556,7 @@ impl<'a> Bench<'a> {
         self.expected.copy_from_slice(input);
         self.expected.sort_unstable();
         let mut all_sorted = true;
-        for (p, poison) in POISONS.iter().enumerate() {
+        for (p, poison) in self.poisons.iter().enumerate() {
             let buf = &mut self.buffers[p];
             buf[g..g + n].copy_from_slice(input);
             self.jit.call(buf[g..].as_mut_ptr(), poison, &mut self.out);
@@ -545,13 +609,101 @@ impl<'a> Bench<'a> {
 mod jit {
     //! The dynasmrt wrapper around the kernel bytes.
 
-    use super::{OUT_WORDS, POISON_WORDS, SENTINELS};
+    use super::{Poison, MASK_OFFSET, OUT_WORDS, SENTINELS, VECTOR_OFFSET};
     use crate::error::{Error, Result};
     use dynasmrt::{dynasm, x64::Assembler, DynasmApi, ExecutableBuffer};
+    use iced_x86::code_asm::{self as ca, CodeAssembler};
+    use iced_x86::Register;
     use std::cell::UnsafeCell;
 
     /// `wrapper(buf, poison, out)`; see the module documentation of `oracle::native`.
-    type Wrapper = unsafe extern "sysv64" fn(*mut i32, *const u64, *mut u64);
+    type Wrapper = unsafe extern "sysv64" fn(*mut i32, *const Poison, *mut u64);
+
+    /// Which vector registers the wrapper poisons: the widest the CPU has.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) enum Vectors {
+        /// zmm0-31 (all 512 bits) and k1-k7 (AVX-512F; k0 cannot be a write mask).
+        Avx512,
+        /// ymm0-15 (all 256 bits).
+        Avx,
+        /// xmm0-15.
+        Sse,
+    }
+
+    impl Vectors {
+        fn detect() -> Vectors {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                Vectors::Avx512
+            } else if std::arch::is_x86_feature_detected!("avx") {
+                Vectors::Avx
+            } else {
+                Vectors::Sse
+            }
+        }
+
+        /// What is poisoned, for the report.
+        pub(super) fn describe(self) -> &'static str {
+            match self {
+                Vectors::Avx512 => "zmm0-31 (all 512 bits) and k1-k7",
+                Vectors::Avx => "ymm0-15 (all 256 bits)",
+                Vectors::Sse => "xmm0-15 (all 128 bits)",
+            }
+        }
+
+        /// Machine code that loads the vector (and mask) poison from `[rsi + ...]` and MXCSR
+        /// from `[rsi + 72]`, after saving the caller's MXCSR at `[rax]`.
+        fn prologue(self) -> std::result::Result<Vec<u8>, iced_x86::IcedError> {
+            let mut a = CodeAssembler::new(64)?;
+            a.stmxcsr(ca::dword_ptr(ca::rax))?;
+            a.ldmxcsr(ca::dword_ptr(ca::rsi + 72))?;
+            let count = if self == Vectors::Avx512 { 32 } else { 16 };
+            for i in 0..count {
+                let at = ca::rsi + (VECTOR_OFFSET + 64 * i as i32);
+                match self {
+                    Vectors::Avx512 => {
+                        let r = ca::registers::get_zmm(zmm(i)).expect("a zmm register");
+                        a.vmovdqu64(r, ca::zmmword_ptr(at))?;
+                    }
+                    Vectors::Avx => {
+                        let r = ca::registers::get_ymm(ymm(i)).expect("a ymm register");
+                        a.vmovdqu(r, ca::ymmword_ptr(at))?;
+                    }
+                    Vectors::Sse => {
+                        let r = ca::registers::get_xmm(xmm(i)).expect("an xmm register");
+                        a.movdqu(r, ca::xmmword_ptr(at))?;
+                    }
+                }
+            }
+            if self == Vectors::Avx512 {
+                for k in 1..8u32 {
+                    let r = ca::registers::get_k(Register::K0 + k).expect("a mask register");
+                    a.kmovw(r, ca::word_ptr(ca::rsi + (MASK_OFFSET + 8 * k as i32)))?;
+                }
+            }
+            a.assemble(0)
+        }
+
+        /// Machine code that restores the caller's MXCSR from `[rax]` and, with AVX, clears
+        /// the upper halves of the vector registers.
+        fn epilogue(self) -> std::result::Result<Vec<u8>, iced_x86::IcedError> {
+            let mut a = CodeAssembler::new(64)?;
+            a.ldmxcsr(ca::dword_ptr(ca::rax))?;
+            if self != Vectors::Sse {
+                a.vzeroupper()?;
+            }
+            a.assemble(0)
+        }
+    }
+
+    fn zmm(i: usize) -> Register {
+        Register::ZMM0 + i as u32
+    }
+    fn ymm(i: usize) -> Register {
+        Register::YMM0 + i as u32
+    }
+    fn xmm(i: usize) -> Register {
+        Register::XMM0 + i as u32
+    }
 
     /// A kernel inlined into the wrapper, ready to call.
     pub(super) struct Jit {
@@ -560,6 +712,9 @@ mod jit {
         entry: Wrapper,
         /// Where the wrapper keeps rsp while the kernel runs. Only the JIT code touches it.
         _rsp_slot: Box<UnsafeCell<u64>>,
+        /// Where the wrapper keeps the caller's MXCSR while the kernel runs.
+        _mxcsr_slot: Box<UnsafeCell<u64>>,
+        vectors: Vectors,
     }
 
     impl Jit {
@@ -567,7 +722,13 @@ mod jit {
         /// memory cannot be mapped.
         pub(super) fn new(code: &[u8]) -> Result<Jit> {
             let rsp_slot = Box::new(UnsafeCell::new(0u64));
+            let mxcsr_slot = Box::new(UnsafeCell::new(0u64));
             let slot = rsp_slot.get() as i64;
+            let mslot = mxcsr_slot.get() as i64;
+            let vectors = Vectors::detect();
+            let internal = |e: iced_x86::IcedError| Error::Runtime(format!("JIT wrapper: {e}"));
+            let prologue = vectors.prologue().map_err(internal)?;
+            let epilogue = vectors.epilogue().map_err(internal)?;
             let [s_rbx, s_rbp, s_r12, s_r13, s_r14, s_r15] = SENTINELS.map(|s| s as i64);
             let mut ops = Assembler::new()
                 .map_err(|e| Error::Runtime(format!("cannot map memory for the JIT: {e}")))?;
@@ -589,6 +750,11 @@ mod jit {
                 ; mov r13, QWORD s_r13
                 ; mov r14, QWORD s_r14
                 ; mov r15, QWORD s_r15
+                ; mov rax, QWORD mslot
+            );
+            ops.extend(&prologue); // MXCSR saved at [rax], poison loaded
+            dynasm!(ops
+                ; .arch x64
                 ; push QWORD [rsi + 64]         // poison flags, masked to CF PF AF ZF SF OF
                 ; popfq
                 ; mov rax, [rsi]
@@ -606,6 +772,11 @@ mod jit {
                 ; mov r11, rsp
                 ; mov rax, QWORD slot
                 ; mov rsp, [rax]
+                ; mov rax, QWORD mslot
+            );
+            ops.extend(&epilogue); // MXCSR restored from [rax]
+            dynasm!(ops
+                ; .arch x64
                 ; mov rax, [rsp]                // out
                 ; mov [rax], rbx
                 ; mov [rax + 8], rbp
@@ -634,22 +805,25 @@ mod jit {
                 _code: buffer,
                 entry,
                 _rsp_slot: rsp_slot,
+                _mxcsr_slot: mxcsr_slot,
+                vectors,
             })
+        }
+
+        /// The vector registers the wrapper poisons.
+        pub(super) fn vectors(&self) -> Vectors {
+            self.vectors
         }
 
         /// Runs the kernel once on the array at `buf` under `poison`, writing rbx, rbp,
         /// r12-r15 and the rsp displacement to `out`.
-        pub(super) fn call(
-            &self,
-            buf: *mut i32,
-            poison: &[u64; POISON_WORDS],
-            out: &mut [u64; OUT_WORDS],
-        ) {
-            // SAFETY: the wrapper restores every callee-saved register and rsp whatever the
-            // kernel does to them, and writes only `out` and the rsp slot. The kernel touches
-            // only `[buf + 4k]` inside the array, which the caller checked statically; `buf`
-            // points at the array inside a live buffer with guard words on both sides.
-            unsafe { (self.entry)(buf, poison.as_ptr(), out.as_mut_ptr()) }
+        pub(super) fn call(&self, buf: *mut i32, poison: &Poison, out: &mut [u64; OUT_WORDS]) {
+            // SAFETY: the wrapper restores every callee-saved register, rsp and MXCSR whatever
+            // the kernel does to them, and writes only `out` and its two slots. The kernel
+            // touches only `[buf + 4k]` inside the array, which the caller checked statically;
+            // `buf` points at the array inside a live buffer with guard words on both sides.
+            // `poison` is a whole `Poison`, so every load of the prologue is in bounds.
+            unsafe { (self.entry)(buf, poison, out.as_mut_ptr()) }
         }
     }
 }
@@ -658,17 +832,31 @@ mod jit {
 mod jit {
     //! Stand-in on CPUs that cannot run x86-64 code.
 
-    use super::{OUT_WORDS, POISON_WORDS};
+    use super::{Poison, OUT_WORDS};
     use crate::error::{Error, Result};
 
     pub(super) enum Jit {}
+
+    /// No vector registers to poison off x86-64.
+    #[derive(Clone, Copy)]
+    pub(super) enum Vectors {}
+
+    impl Vectors {
+        pub(super) fn describe(self) -> &'static str {
+            match self {}
+        }
+    }
 
     impl Jit {
         pub(super) fn new(_code: &[u8]) -> Result<Jit> {
             Err(Error::Runtime("stage 2 needs an x86-64 CPU".into()))
         }
 
-        pub(super) fn call(&self, _: *mut i32, _: &[u64; POISON_WORDS], _: &mut [u64; OUT_WORDS]) {
+        pub(super) fn call(&self, _: *mut i32, _: &Poison, _: &mut [u64; OUT_WORDS]) {
+            match *self {}
+        }
+
+        pub(super) fn vectors(&self) -> Vectors {
             match *self {}
         }
     }
@@ -761,11 +949,31 @@ mod tests {
         assert!(a.iter().flatten().any(|&x| x < -1000) && a.iter().flatten().any(|&x| x > 1000));
     }
 
+    /// MXCSR bits a poison pattern may set: all six exception masks (so that nothing traps),
+    /// rounding control (bits 13-14), flush-to-zero (15) and denormals-are-zero (6).
+    const MXCSR_MASK: u64 = 0x1F80 | 0x6000 | 0x8000 | 0x40;
+
     #[test]
     fn poison_patterns_set_only_arithmetic_flags_and_differ() {
         for p in &POISONS {
             assert_eq!(p[8] & !FLAGS_MASK, 0);
             assert_eq!(p[8] & 0x2, 0x2);
+            // Every exception masked, so that no poison makes a kernel trap.
+            assert_eq!(p[9] & !MXCSR_MASK, 0);
+            assert_eq!(p[9] & 0x1F80, 0x1F80);
+        }
+        let mxcsr: std::collections::HashSet<u64> = POISONS.iter().map(|p| p[9]).collect();
+        assert_eq!(mxcsr.len(), POISONS.len());
+        // Vector lanes differ between every two patterns, in every 32-bit lane.
+        let vectors: Vec<Poison> = (0..POISONS.len()).map(Poison::new).collect();
+        for (i, a) in vectors.iter().enumerate() {
+            for b in &vectors[i + 1..] {
+                for (ra, rb) in a.vectors.iter().zip(&b.vectors) {
+                    for (x, y) in ra.iter().zip(rb) {
+                        assert!(x & 0xFFFF_FFFF != y & 0xFFFF_FFFF && x >> 32 != y >> 32);
+                    }
+                }
+            }
         }
         for (i, a) in POISONS.iter().enumerate() {
             for b in &POISONS[i + 1..] {
@@ -816,11 +1024,79 @@ mod tests {
                 "all 27 tuples over {0..2}^3",
                 "all 343 tuples over {INT_MIN, INT_MIN+1, -1, 0, 1, INT_MAX-1, INT_MAX}^3",
                 "100000 random tuples (seed 0)",
-                "4 poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits) and the flags",
+                &format!("4 poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits), the flags, {} and MXCSR (rounding mode, FTZ, DAZ)", vectors_line()),
                 "8 guard words on both sides of the array",
                 "callee-saved rbx rbp r12-r15 and rsp preserved",
             ]
         );
+    }
+
+    /// What this CPU's wrapper poisons, as the report names it.
+    fn vectors_line() -> &'static str {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            "zmm0-31 (all 512 bits) and k1-k7"
+        } else if std::arch::is_x86_feature_detected!("avx") {
+            "ymm0-15 (all 256 bits)"
+        } else {
+            "xmm0-15 (all 128 bits)"
+        }
+    }
+
+    /// Machine code from Intel-syntax lines, through iced's assembler of GNU as.
+    fn bytes(intel: &str) -> Vec<u8> {
+        crate::asm::parse_str(intel, crate::asm::Syntax::Intel, "<test>")
+            .unwrap()
+            .code
+    }
+
+    #[test]
+    fn vector_registers_are_poisoned_at_full_width() {
+        // Reads the caller's upper half of ymm5 (or of zmm5's 256..511, or xmm5 on SSE-only
+        // CPUs) into the array: must differ between poison patterns.
+        let code = if std::arch::is_x86_feature_detected!("avx512f") {
+            bytes("vextracti64x4 ymm0, zmm5, 1\nvmovd eax, xmm0\nmov [rdi], eax")
+        } else if std::arch::is_x86_feature_detected!("avx") {
+            bytes("vextractf128 xmm0, ymm5, 1\nvmovd eax, xmm0\nmov [rdi], eax")
+        } else {
+            bytes("movd eax, xmm5\nmov [rdi], eax")
+        };
+        let verdict = run_native(&code, 1, &quick()).unwrap();
+        assert!(
+            matches!(verdict, Err(NativeFailure::PoisonDependent { .. })),
+            "{verdict:?}"
+        );
+        // A legacy SSE write defines only the low 128 bits: the upper ones still differ.
+        if std::arch::is_x86_feature_detected!("avx") {
+            let code = bytes(
+                "pxor xmm5, xmm5\nvextractf128 xmm0, ymm5, 1\nvmovd eax, xmm0\nmov [rdi], eax",
+            );
+            let verdict = run_native(&code, 1, &quick()).unwrap();
+            assert!(
+                matches!(verdict, Err(NativeFailure::PoisonDependent { .. })),
+                "{verdict:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn mxcsr_is_poisoned_and_restored() {
+        // int -> float -> int rounds by MXCSR: INT_MAX comes back as INT_MIN (overflow) when
+        // rounding up or to nearest, as 2147483520 when rounding down or toward zero.
+        let code = bytes("mov eax, [rdi]\ncvtsi2ss xmm0, eax\ncvtss2si eax, xmm0\nmov [rdi], eax");
+        let before = mxcsr();
+        let verdict = run_native(&code, 1, &quick()).unwrap();
+        assert!(
+            matches!(verdict, Err(NativeFailure::PoisonDependent { .. })),
+            "{verdict:?}"
+        );
+        assert_eq!(mxcsr(), before, "the wrapper restores the caller's MXCSR");
+    }
+
+    fn mxcsr() -> u32 {
+        let mut m = 0u32;
+        // SAFETY: stmxcsr stores 4 bytes at a valid, aligned address.
+        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut m) };
+        m
     }
 
     #[test]
