@@ -6,10 +6,23 @@
 //!
 //! One instruction per line for `void f(int32_t *buf)`: the array pointer is in `rdi`, and
 //! there is no `ret` (a `ret` on the last instruction line is accepted and dropped; see
-//! [`Kernel::ret_line`]). Comments start with `#`, `;` or `//` and run to the end of the line;
-//! blank lines are fine. The only directives allowed are `.intel_syntax ...` and
-//! `.att_syntax ...`; labels, other directives and `;`-separated statements are not (a `;`
-//! starts a comment here, as in NASM).
+//! [`Kernel::ret_line`]). The accepted language is a strict subset of what GNU as reads, chosen
+//! so that every accepted file means the same to GNU as (as a `.s` file, and as a `.S` file
+//! through gcc's preprocessor) as it means here; anything else is refused with its line:
+//!
+//! * **Comments** start with `#` and run to the end of the line. `;` is refused (GNU as reads
+//!   it as a statement separator, not a comment), and so is `/` anywhere on a line (`/*`
+//!   opens a comment that may span lines, `//` is not a comment to GNU as on x86-64, `/` is
+//!   division or a prefix separator), a line ending in `\` (a line continuation to the
+//!   preprocessor), and a `#` line that the preprocessor or GNU as would act on (`#define`,
+//!   `#include`, `#if`, ... and `#APP` / `#NO_APP`).
+//! * **Directives**: only `.intel_syntax [noprefix]` and `.att_syntax [prefix]` lines.
+//! * **Instruction lines** use only ASCII letters, digits, blanks and `% $ , ( ) [ ] + - * { }`,
+//!   plus `:` right after a segment register (`%es:(%rdi)`, `es:[rdi]`): no labels, no
+//!   directives after a label, no `.`, no quotes, no `=`, no non-ASCII characters. A name
+//!   that is not a register or keyword (a symbol) is refused after assembly as a relocation.
+//! * **Control characters** other than tab are refused anywhere, comments included.
+//! * A file larger than [`MAX_FILE_BYTES`] is refused before it is read.
 //!
 //! # Design
 //!
@@ -25,6 +38,11 @@
 //!   `objcopy`, no listing to scrape). A line must assemble to exactly one instruction;
 //!   relocations (references to symbols, e.g. a typo `mov eax, exc` that GNU as reads as a
 //!   memory operand at symbol `exc`) are rejected with the symbol's name.
+//! * **The whole file, once more.** After the line-by-line assembly, the file is assembled
+//!   again as written (comments included, only the syntax line in front), and its `.text`
+//!   must be byte for byte the code verified line by line, with no relocations: a check that
+//!   what GNU as builds from the user's file is what we verify, whatever the filter missed.
+//! * **Limits.** GNU as runs with a time and memory limit ([`crate::tool::AS_LIMITS`]).
 //! * **iced-x86 for decoding.** Each line's bytes are decoded with iced-x86; the decoded
 //!   [`Instruction`]s feed [`Kernel::to_game`] (via [`Insn::from_iced`]) and the static
 //!   safety check [`Kernel::check_safe`], which uses iced's instruction info (registers and
@@ -159,6 +177,11 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
             file.push('\n');
             continue;
         }
+        if let Err(msg) = check_line_as_a_whole(raw) {
+            problems.push((line, msg));
+            file.push('\n');
+            continue;
+        }
         let stmt = strip_comment(raw).trim();
         match classify(stmt) {
             Ok(LineKind::Blank) => {}
@@ -255,7 +278,32 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
         return Err(asm_err(line, msg));
     }
 
-    // 4. Drop a trailing `ret`.
+    // 4. The whole file as written must build to exactly these bytes.
+    std::fs::write(&s_path, format!("{}\n{text}\n", syntax.directive()))
+        .map_err(|e| Error::io(&s_path, e))?;
+    let whole = match run_as(dir.path())? {
+        Ok(object) => read_object(&object)
+            .map_err(|e| Error::Runtime(format!("cannot read GNU as output: {e}")))?,
+        Err(diagnostics) => {
+            let (line, msg) = first(diagnostics).expect("diagnostics are not empty");
+            return Err(asm_err(
+                line,
+                format!("GNU as rejects the file as written, though it accepts each line: {msg}"),
+            ));
+        }
+    };
+    if whole.text != code || !whole.all_relocs.is_empty() {
+        return Err(asm_err(
+            1,
+            format!(
+                "GNU as builds the file as written into other bytes ({} bytes of .text) than its lines one by one ({} bytes)",
+                whole.text.len(),
+                code.len()
+            ),
+        ));
+    }
+
+    // 5. Drop a trailing `ret`.
     let (mut lines, mut texts): (Vec<usize>, Vec<String>) = insn_lines.into_iter().unzip();
     let mut ret_line = None;
     if decoded.last().is_some_and(|ins| ins.code() == Code::Retnq) {
@@ -277,8 +325,19 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
     })
 }
 
-/// Reads and assembles a kernel file; see [`parse_str`]. [`Error::Io`] if it cannot be read.
+/// Reads and assembles a kernel file; see [`parse_str`]. [`Error::Io`] if it cannot be read,
+/// and [`Error::Asm`] (line 1) when it is larger than [`MAX_FILE_BYTES`].
 pub fn parse_file(path: &Path, syntax: Syntax) -> Result<Kernel> {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > MAX_FILE_BYTES) {
+        return Err(Error::Asm {
+            path: path.display().to_string(),
+            line: 1,
+            message: format!(
+                "the file is larger than {} KiB, too large for a kernel",
+                MAX_FILE_BYTES >> 10
+            ),
+        });
+    }
     let text = crate::log::read_regular(path)?;
     parse_str(&text, syntax, &path.display().to_string())
 }
@@ -377,72 +436,478 @@ impl Kernel {
         Ok(())
     }
 
-    /// Rejects a kernel that reads a register or the flags before writing them, or that uses
-    /// the array pointer as a value: its result would depend on what the caller left there
-    /// (or on the array's address), which stage 2 cannot vary enough to catch. Only a write
-    /// of a whole 32- or 64-bit register defines it (8- and 16-bit writes keep the rest, and
-    /// a conditional write keeps the old value when the condition fails); `xor r, r` and
-    /// `sub r, r` define `r` without reading it.
-    /// For kernels outside the game's ISA, which the emulator cannot check. Errors carry the
-    /// 1-based source line.
+    /// Checks that every general-purpose register the kernel names, read or written, other
+    /// than the array pointer `rdi`, is one of `scratch` (compared as 64-bit registers, so
+    /// `r8`, `r8d` and `r8b` are all `r8d`'s), the task's scratch list. Vector and mask
+    /// registers are not restricted (task files list general-purpose registers only; all of
+    /// them are caller-saved). Returns the 1-based line and the reason of the first offender:
+    /// `uses r8d, which task sort3 does not list as scratch (eax, ecx, edx)`.
+    pub fn check_registers(
+        &self,
+        task: &str,
+        scratch: &[Register],
+    ) -> std::result::Result<(), (usize, String)> {
+        let mut factory = InstructionInfoFactory::new();
+        let allowed: Vec<Register> = scratch.iter().map(|r| r.full_register()).collect();
+        for (ins, &line) in self.decoded.iter().zip(&self.lines) {
+            for u in factory.info(ins).used_registers() {
+                let r = u.register();
+                let full = r.full_register();
+                if !r.is_gpr() || full == Register::RDI || allowed.contains(&full) {
+                    continue;
+                }
+                let names: Vec<String> = scratch
+                    .iter()
+                    .map(|r| format!("{r:?}").to_lowercase())
+                    .collect();
+                // Name the register as the instruction writes it (iced reports `r8` for a
+                // write of `r8d`, which zero-extends).
+                let shown = (0..ins.op_count())
+                    .filter(|&k| ins.op_kind(k) == OpKind::Register)
+                    .map(|k| ins.op_register(k))
+                    .find(|o| o.full_register() == full)
+                    .unwrap_or(r);
+                return Err((
+                    line,
+                    format!(
+                        "uses {}, which task {task} does not list as scratch ({})",
+                        register_name(shown),
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Rejects a kernel whose result could depend on state the caller left behind, which
+    /// stage 2 cannot vary enough to catch. For kernels outside the game's ISA, which the
+    /// emulator cannot check. Errors carry the 1-based source line. Refused:
+    ///
+    /// * reading a register, or part of one, before writing it. Definedness is tracked per
+    ///   register as a defined low part: a 32- or 64-bit write defines the whole GPR, an 8-
+    ///   or 16-bit write only its low 1 or 2 bytes (`ah`-style writes define nothing new); a
+    ///   VEX or EVEX write of an xmm/ymm/zmm register defines all 512 bits (they zero the rest),
+    ///   a legacy SSE write only the low 128 (bits 128 and up keep the caller's values); a
+    ///   conditional write (`cmovcc` whose condition fails, merge-masked EVEX, `bsf`/`bsr` of
+    ///   zero) defines nothing. `xor r, r`, `sub r, r`, `sbb r, r` (which reads only CF),
+    ///   `pxor x, x` and the other same-register idioms in [`SAME_REGISTER_IDIOMS`] do not read
+    ///   `r`;
+    /// * reading a flag no instruction has defined: flags an instruction leaves undefined
+    ///   (iced-x86's `rflags_undefined`, e.g. SF after `imul`) are undefined after it, and a
+    ///   shift or rotate whose count is `cl`, or an immediate that masks to 0, may leave every
+    ///   flag it writes unchanged, so it defines none of them;
+    /// * the array pointer as a value: `rdi` as a register operand, or as the base or index of
+    ///   `lea` (the address differs between heap and stack buffers); a `rip`-relative `lea`
+    ///   (a code address);
+    /// * reading a segment register, and instructions whose result depends on control state
+    ///   the caller owns: MXCSR (floating-point arithmetic, comparisons and conversions, see
+    ///   [`depends_on_mxcsr`]; `stmxcsr`) and the descriptor tables (`lar`, `lsl`, `verr`,
+    ///   `verw`).
     pub fn check_defined(&self) -> std::result::Result<(), (usize, String)> {
         self.first_undefined_read()
             .map_err(|(i, reason)| (self.lines[i], reason))
     }
 
     fn first_undefined_read(&self) -> std::result::Result<(), (usize, String)> {
-        use iced_x86::{Mnemonic, OpAccess, OpKind, Register};
         let mut factory = InstructionInfoFactory::new();
-        let mut defined: Vec<Register> = vec![Register::RDI];
-        let mut flags_written: u32 = 0;
+        let mut state = Defined::default();
         for (i, ins) in self.decoded.iter().enumerate() {
-            let zeroing = matches!(
+            let m = mnemonic(ins);
+            if matches!(ins.mnemonic(), Mnemonic::Stmxcsr | Mnemonic::Vstmxcsr) {
+                return Err((i, format!("{m} reads MXCSR, which the caller owns")));
+            }
+            if depends_on_mxcsr(ins) {
+                return Err((
+                    i,
+                    format!(
+                        "{m} depends on MXCSR (rounding mode, denormal handling), which the caller owns"
+                    ),
+                ));
+            }
+            if matches!(
                 ins.mnemonic(),
-                Mnemonic::Xor | Mnemonic::Sub | Mnemonic::Pxor | Mnemonic::Xorps | Mnemonic::Xorpd
-            ) && ins.op_count() == 2
-                && ins.op0_kind() == OpKind::Register
-                && ins.op1_kind() == OpKind::Register
-                && ins.op0_register() == ins.op1_register();
-            let info = factory.info(ins);
-            if !zeroing {
-                for u in info.used_registers() {
-                    let full = u.register().full_register();
-                    let reads = matches!(
-                        u.access(),
-                        OpAccess::Read
-                            | OpAccess::ReadWrite
-                            | OpAccess::CondRead
-                            | OpAccess::ReadCondWrite
-                    );
-                    if reads && !defined.contains(&full) {
-                        let name = format!("{:?}", u.register()).to_lowercase();
-                        return Err((i, format!("reads {name} before writing it")));
-                    }
+                Mnemonic::Lar | Mnemonic::Lsl | Mnemonic::Verr | Mnemonic::Verw
+            ) {
+                return Err((
+                    i,
+                    format!("{m} reads the descriptor tables, which the operating system owns"),
+                ));
+            }
+            if ins.mnemonic() == Mnemonic::Lea {
+                let uses = |r: Register| {
+                    ins.memory_base().full_register() == r
+                        || ins.memory_index().full_register() == r
+                };
+                if uses(Register::RDI) {
+                    return Err((
+                        i,
+                        "lea computes the array's address as a value (it differs between heap and stack buffers)".into(),
+                    ));
                 }
-                let value_reads_rdi = (0..ins.op_count()).any(|k| {
-                    ins.op_kind(k) == OpKind::Register
-                        && ins.op_register(k).full_register() == Register::RDI
-                });
-                if value_reads_rdi {
-                    return Err((i, "uses the array pointer rdi as a value".into()));
-                }
-                if ins.rflags_read() & !flags_written != 0 {
-                    return Err((i, "reads the flags before any instruction sets them".into()));
+                if uses(Register::RIP) || ins.is_ip_rel_memory_operand() {
+                    return Err((i, "lea computes a code address as a value".into()));
                 }
             }
-            flags_written |= ins.rflags_modified();
+            let idiom = is_same_register_idiom(ins);
+            let info = factory.info(ins);
+            let value_reads_rdi = (0..ins.op_count()).any(|k| {
+                ins.op_kind(k) == OpKind::Register
+                    && ins.op_register(k).full_register() == Register::RDI
+            });
+            if value_reads_rdi {
+                return Err((i, "uses the array pointer rdi as a value".into()));
+            }
             for u in info.used_registers() {
                 let r = u.register();
-                let whole = r.size() >= 4 || r.is_k() || r.is_xmm() || r.is_ymm() || r.is_zmm();
-                if whole
-                    && (zeroing || u.access() == OpAccess::Write)
-                    && !defined.contains(&r.full_register())
-                {
-                    defined.push(r.full_register());
+                let reads = matches!(
+                    u.access(),
+                    OpAccess::Read
+                        | OpAccess::ReadWrite
+                        | OpAccess::CondRead
+                        | OpAccess::ReadCondWrite
+                );
+                if !reads || (idiom && is_explicit_operand(ins, r)) {
+                    continue;
+                }
+                if r.full_register() == Register::RDI {
+                    continue; // a memory base: check_safe allows only [rdi + disp]
+                }
+                if r.is_segment_register() {
+                    let name = register_name(r);
+                    return Err((i, format!("reads segment register {name}")));
+                }
+                if !state.covers(r) {
+                    let name = register_name(r);
+                    return Err((i, format!("reads {name} before writing it")));
                 }
             }
+            if ins.rflags_read() & !state.flags != 0 {
+                return Err((
+                    i,
+                    "reads the flags before any instruction defines them".into(),
+                ));
+            }
+            state.step(ins, info.used_registers(), idiom);
         }
         Ok(())
+    }
+}
+
+/// Instructions that, with the same register in every source operand (`xor eax, eax`,
+/// `vpxor xmm1, xmm2, xmm2`), compute a constant (or, for `sbb`, a value of CF alone) without
+/// reading that register, as the CPU's own zero idioms do.
+pub const SAME_REGISTER_IDIOMS: [Mnemonic; 42] = [
+    Mnemonic::Xor,
+    Mnemonic::Sub,
+    Mnemonic::Sbb,
+    Mnemonic::Pxor,
+    Mnemonic::Xorps,
+    Mnemonic::Xorpd,
+    Mnemonic::Vpxor,
+    Mnemonic::Vpxord,
+    Mnemonic::Vpxorq,
+    Mnemonic::Vxorps,
+    Mnemonic::Vxorpd,
+    Mnemonic::Pandn,
+    Mnemonic::Vpandn,
+    Mnemonic::Andnps,
+    Mnemonic::Andnpd,
+    Mnemonic::Vandnps,
+    Mnemonic::Vandnpd,
+    Mnemonic::Psubb,
+    Mnemonic::Psubw,
+    Mnemonic::Psubd,
+    Mnemonic::Psubq,
+    Mnemonic::Vpsubb,
+    Mnemonic::Vpsubw,
+    Mnemonic::Vpsubd,
+    Mnemonic::Vpsubq,
+    Mnemonic::Pcmpeqb,
+    Mnemonic::Pcmpeqw,
+    Mnemonic::Pcmpeqd,
+    Mnemonic::Pcmpeqq,
+    Mnemonic::Vpcmpeqb,
+    Mnemonic::Vpcmpeqw,
+    Mnemonic::Vpcmpeqd,
+    Mnemonic::Vpcmpeqq,
+    Mnemonic::Pcmpgtb,
+    Mnemonic::Pcmpgtw,
+    Mnemonic::Pcmpgtd,
+    Mnemonic::Pcmpgtq,
+    Mnemonic::Vpcmpgtb,
+    Mnemonic::Vpcmpgtw,
+    Mnemonic::Vpcmpgtd,
+    Mnemonic::Vpcmpgtq,
+    Mnemonic::Psubsb,
+];
+
+/// Whether `ins` is one of [`SAME_REGISTER_IDIOMS`] with one register in all its source
+/// operands (all register operands after the destination, or both for a two-operand form).
+fn is_same_register_idiom(ins: &Instruction) -> bool {
+    if !SAME_REGISTER_IDIOMS.contains(&ins.mnemonic()) {
+        return false;
+    }
+    let count = ins.op_count();
+    if count < 2 || (0..count).any(|k| ins.op_kind(k) != OpKind::Register) {
+        return false;
+    }
+    // Two operands: `op0 op= op1`, both sources. Three: `op0 = op1 op op2`.
+    let sources: Vec<Register> = if count == 2 {
+        vec![ins.op_register(0), ins.op_register(1)]
+    } else {
+        (1..count).map(|k| ins.op_register(k)).collect()
+    };
+    // EVEX compares into a mask register (`vpcmpeqd k1, zmm0, zmm0`) still read no data, but
+    // a write mask would merge: only unmasked forms count.
+    sources.windows(2).all(|w| w[0] == w[1]) && ins.op_mask() == Register::None
+}
+
+/// Whether `r` is one of `ins`'s explicit register operands.
+fn is_explicit_operand(ins: &Instruction, r: Register) -> bool {
+    (0..ins.op_count()).any(|k| ins.op_kind(k) == OpKind::Register && ins.op_register(k) == r)
+}
+
+/// Whether the result of `ins` may depend on MXCSR (rounding control, flush-to-zero,
+/// denormals-are-zero): SSE/AVX floating-point arithmetic, comparisons, conversions and the
+/// like. Recognised from the mnemonic (iced-x86 does not list MXCSR as a register): every
+/// `cvt*`, and every mnemonic ending in `ps`, `pd`, `ss`, `sd`, `ph`, `sh` or containing
+/// `bf16`, except packed-integer instructions (those starting with `p` after an optional `v`:
+/// `pminsd`, `pabsd`, `vpermps`) and the bitwise moves, logic, shuffles and blends, which
+/// copy bits without interpreting them ([`MXCSR_FREE`]).
+pub fn depends_on_mxcsr(ins: &Instruction) -> bool {
+    let name = mnemonic(ins);
+    let base = match ins.encoding() {
+        EncodingKind::Legacy => name.as_str(),
+        _ => name.strip_prefix('v').unwrap_or(&name),
+    };
+    if base.starts_with("cvt") {
+        return true;
+    }
+    if base.starts_with('p') || MXCSR_FREE.contains(&base) {
+        return false;
+    }
+    ["ps", "pd", "ss", "sd", "ph", "sh"]
+        .iter()
+        .any(|suffix| base.ends_with(suffix))
+        || base.contains("bf16")
+}
+
+/// Floating-point-domain instructions (mnemonics without a leading `v`) that only move,
+/// mask, shuffle or blend bits, so that MXCSR cannot change their result.
+pub const MXCSR_FREE: [&str; 50] = [
+    "movaps",
+    "movups",
+    "movapd",
+    "movupd",
+    "movss",
+    "movsd",
+    "movhps",
+    "movlps",
+    "movhpd",
+    "movlpd",
+    "movhlps",
+    "movlhps",
+    "movshdup",
+    "movsldup",
+    "movddup",
+    "movmskps",
+    "movmskpd",
+    "andps",
+    "andpd",
+    "andnps",
+    "andnpd",
+    "orps",
+    "orpd",
+    "xorps",
+    "xorpd",
+    "shufps",
+    "shufpd",
+    "unpcklps",
+    "unpckhps",
+    "unpcklpd",
+    "unpckhpd",
+    "blendps",
+    "blendpd",
+    "blendvps",
+    "blendvpd",
+    "insertps",
+    "extractps",
+    "broadcastss",
+    "broadcastsd",
+    "compressps",
+    "compresspd",
+    "expandps",
+    "expandpd",
+    "maskmovps",
+    "maskmovpd",
+    "blendmps",
+    "blendmpd",
+    "testps",
+    "testpd",
+    "movsh",
+];
+
+/// What [`Kernel::check_defined`] knows is defined after a prefix of the kernel.
+#[derive(Default)]
+struct Defined {
+    /// Per GPR (by number 0-15): how many low bytes are defined (0, 1, 2 or 8).
+    gpr: [u8; 16],
+    /// Per vector register (0-31): how many low bytes are defined (0, 16 or 64).
+    vec: [u8; 32],
+    /// Mask registers k0-k7 that are defined, as bits.
+    k: u8,
+    /// RFLAGS bits that hold defined values.
+    flags: u32,
+}
+
+impl Defined {
+    /// Whether reading `r` (whole, at its size) reads only defined bits.
+    fn covers(&self, r: Register) -> bool {
+        let size = r.size() as u8;
+        if r.is_gpr() {
+            let need = if is_high_byte(r) { 2 } else { size };
+            self.gpr[r.number()] >= need
+        } else if r.is_xmm() || r.is_ymm() || r.is_zmm() {
+            self.vec[r.number()] >= size
+        } else if r.is_k() {
+            self.k & (1 << r.number()) != 0
+        } else {
+            false
+        }
+    }
+
+    /// The state after `ins`, whose register uses are `used` (`idiom`: a same-register idiom,
+    /// which writes its destination unconditionally).
+    fn step(&mut self, ins: &Instruction, used: &[iced_x86::UsedRegister], idiom: bool) {
+        // Flags: undefined ones become undefined; written ones defined unless the write is
+        // conditional on a count that may be zero.
+        let written = ins.rflags_written() | ins.rflags_cleared() | ins.rflags_set();
+        match shift_count(ins) {
+            ShiftCount::Zero => {}
+            // Zero at run time: the flags keep their old values; else as written. Defined
+            // after only if defined both ways.
+            ShiftCount::Variable => {
+                self.flags &= !ins.rflags_modified() | (written & !ins.rflags_undefined());
+            }
+            ShiftCount::NotAShift | ShiftCount::NonZero => {
+                self.flags = (self.flags | written) & !ins.rflags_undefined();
+            }
+        }
+        if matches!(ins.mnemonic(), Mnemonic::Vzeroall) {
+            for v in &mut self.vec[..16] {
+                *v = 64;
+            }
+            return;
+        }
+        if matches!(ins.mnemonic(), Mnemonic::Vzeroupper) {
+            for v in &mut self.vec[..16] {
+                if *v >= 16 {
+                    *v = 64;
+                }
+            }
+            return;
+        }
+        // bsf/bsr leave the destination unchanged when the source is zero.
+        let dest_conditional = matches!(ins.mnemonic(), Mnemonic::Bsf | Mnemonic::Bsr);
+        for u in used {
+            let r = u.register();
+            let unconditional = u.access() == OpAccess::Write
+                || u.access() == OpAccess::ReadWrite
+                || (idiom && is_explicit_operand(ins, r) && r == ins.op_register(0));
+            if !unconditional || dest_conditional {
+                continue;
+            }
+            if r.is_gpr() {
+                let d = &mut self.gpr[r.number()];
+                *d = match r.size() {
+                    4 | 8 => 8,
+                    2 => (*d).max(2),
+                    _ if is_high_byte(r) => {
+                        if *d >= 1 {
+                            (*d).max(2)
+                        } else {
+                            *d
+                        }
+                    }
+                    _ => (*d).max(1),
+                };
+            } else if r.is_xmm() || r.is_ymm() || r.is_zmm() {
+                let d = &mut self.vec[r.number()];
+                *d = if ins.encoding() == EncodingKind::Legacy {
+                    (*d).max(16)
+                } else {
+                    64
+                };
+            } else if r.is_k() {
+                self.k |= 1 << r.number();
+            }
+        }
+    }
+}
+
+/// A register's name as GNU as and Intel's manuals write it: lower case, with `r8b`-`r15b`
+/// for iced-x86's `R8L`-`R15L`.
+fn register_name(r: Register) -> String {
+    let name = format!("{r:?}").to_lowercase();
+    match name.strip_suffix('l') {
+        Some(stem) if stem.starts_with('r') && stem[1..].parse::<u8>().is_ok() => {
+            format!("{stem}b")
+        }
+        _ => name,
+    }
+}
+
+/// `ah`, `bh`, `ch` or `dh`.
+fn is_high_byte(r: Register) -> bool {
+    matches!(r, Register::AH | Register::BH | Register::CH | Register::DH)
+}
+
+/// The count of a shift or rotate, as far as it decides whether flags change.
+enum ShiftCount {
+    NotAShift,
+    /// An immediate that the CPU masks to 0: no flag changes.
+    Zero,
+    /// An immediate that masks to a non-zero count.
+    NonZero,
+    /// A count in `cl`: zero or not at run time.
+    Variable,
+}
+
+/// Classifies `ins`'s count if it is a shift or rotate (`shl`, `sar`, `rol`, `rcr`, `shld`,
+/// ...; not the flagless BMI2 forms). The count is masked to 5 bits (6 for 64-bit operands),
+/// and for `rcl`/`rcr` of 8- and 16-bit operands taken modulo 9 and 17 (Intel SDM vol. 2,
+/// SAL/SAR/SHL/SHR and RCL/RCR/ROL/ROR: "If the masked count is 0, the flags are not
+/// affected").
+fn shift_count(ins: &Instruction) -> ShiftCount {
+    use Mnemonic as M;
+    let m = ins.mnemonic();
+    if !matches!(
+        m,
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd
+    ) {
+        return ShiftCount::NotAShift;
+    }
+    let last = ins.op_count() - 1;
+    let count = match ins.op_kind(last) {
+        OpKind::Register => return ShiftCount::Variable,
+        OpKind::Immediate8 => ins.immediate8() as u64,
+        // `shl eax` (implicit count 1) has op_count 1 in some forms; D1-encoded shifts by 1.
+        _ if ins.op_count() == 1 => 1,
+        _ => ins.immediate(last),
+    };
+    let width = match ins.op_kind(0) {
+        OpKind::Register => ins.op_register(0).size(),
+        _ => ins.memory_size().size(),
+    };
+    let mut masked = count & if width == 8 { 0x3f } else { 0x1f };
+    if matches!(m, M::Rcl | M::Rcr) && width < 4 {
+        masked %= width as u64 * 8 + 1;
+    }
+    if masked == 0 {
+        ShiftCount::Zero
+    } else {
+        ShiftCount::NonZero
     }
 }
 
@@ -455,14 +920,79 @@ enum LineKind {
     Insn,
 }
 
-/// Cuts a line at the first `#`, `;` or `//`.
-fn strip_comment(line: &str) -> &str {
-    let cut = [line.find('#'), line.find(';'), line.find("//")]
-        .into_iter()
-        .flatten()
-        .min();
-    &line[..cut.unwrap_or(line.len())]
+/// Largest kernel file [`parse_file`] reads: 1 MiB (a kernel is a few hundred short lines).
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Words that make a `#` line a directive of gcc's preprocessor (for a `.S` file), or a
+/// switch of GNU as's own preprocessor (`APP`, `NO_APP`).
+const HASH_DIRECTIVES: [&str; 22] = [
+    "define",
+    "undef",
+    "include",
+    "include_next",
+    "import",
+    "if",
+    "ifdef",
+    "ifndef",
+    "elif",
+    "elifdef",
+    "elifndef",
+    "else",
+    "endif",
+    "line",
+    "error",
+    "warning",
+    "pragma",
+    "ident",
+    "sccs",
+    "assert",
+    "unassert",
+    "embed",
+];
+
+/// Checks of a raw source line that concern comments too: what gcc's preprocessor (for a
+/// `.S` file) or GNU as would read differently from us even inside a comment.
+fn check_line_as_a_whole(raw: &str) -> std::result::Result<(), String> {
+    if raw.contains("/*") || raw.contains("*/") {
+        return Err(
+            "'/*' and '*/' are not allowed, even in a comment: GNU as and gcc's preprocessor read them as a comment that may span lines".into(),
+        );
+    }
+    if raw.trim_end().ends_with('\\') {
+        return Err(
+            "a line may not end in '\\': gcc's preprocessor joins it with the next line".into(),
+        );
+    }
+    if let Some(rest) = raw.trim_start().strip_prefix('#') {
+        let rest = rest.trim_start();
+        let word_end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let word = &rest[..word_end];
+        if word == "APP" || word == "NO_APP" {
+            return Err(format!(
+                "#{word} is not allowed: it switches GNU as's preprocessor (write comments as '# text')"
+            ));
+        }
+        if HASH_DIRECTIVES.contains(&word) {
+            return Err(format!(
+                "#{word} is a preprocessor directive when the file is built as .S by gcc (write comments as '# text')"
+            ));
+        }
+    }
+    Ok(())
 }
+
+/// Cuts a line at the first `#`, the only comment character (see the [module docs](self)).
+fn strip_comment(line: &str) -> &str {
+    &line[..line.find('#').unwrap_or(line.len())]
+}
+
+/// Segment registers, the only words a `:` may follow in an instruction line.
+const SEGMENTS: [&str; 6] = ["cs", "ds", "es", "fs", "gs", "ss"];
+
+/// Characters an instruction line may hold besides ASCII letters, digits and blanks.
+const INSN_PUNCTUATION: &str = "%$,()[]+-*{}_:";
 
 fn classify(stmt: &str) -> std::result::Result<LineKind, String> {
     if stmt.is_empty() {
@@ -491,18 +1021,46 @@ fn classify(stmt: &str) -> std::result::Result<LineKind, String> {
             "directive {word} is not allowed (only .intel_syntax and .att_syntax)"
         ));
     }
-    if !word.is_empty() && stmt[word_end..].trim_start().starts_with(':') {
-        return Err(format!(
-            "label {word}: is not allowed (one instruction per line, no branches)"
-        ));
-    }
-    if stmt.contains('"') {
-        return Err("quoted strings and symbols are not allowed".into());
-    }
-    if stmt[word_end..].trim_start().starts_with('=') {
-        return Err(format!("symbol assignment {word} = ... is not allowed"));
+    for (at, c) in stmt.char_indices() {
+        if c.is_ascii_alphanumeric() || c == ' ' || c == '\t' || INSN_PUNCTUATION.contains(c) {
+            if c == ':' {
+                check_colon(stmt, at)?;
+            }
+            continue;
+        }
+        return Err(match c {
+            ';' => "';' is not allowed: GNU as reads it as a statement separator, not a comment (one instruction per line; comments start with '#')".into(),
+            '/' => "'/' is not allowed: GNU as reads it as division or a prefix separator, not a comment (comments start with '#')".into(),
+            '.' => "'.' is not allowed in an instruction (no directives, no location counter)".into(),
+            '"' | '\'' => "quoted strings and characters are not allowed".into(),
+            '=' => format!("symbol assignment {word} = ... is not allowed"),
+            c if !c.is_ascii() => format!(
+                "non-ASCII character '{c}' (U+{:04X}) is only allowed in comments",
+                c as u32
+            ),
+            c => format!("character '{c}' is not allowed in an instruction"),
+        });
     }
     Ok(LineKind::Insn)
+}
+
+/// A `:` at byte `at` of an instruction line must follow a segment register (`%es:`,
+/// `es:`); anything else would be a label (or GNU as's `name:` syntax for one).
+fn check_colon(stmt: &str, at: usize) -> std::result::Result<(), String> {
+    let before = stmt[..at].trim_end();
+    let start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    let name = &before[start..];
+    if SEGMENTS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Ok(());
+    }
+    if name.is_empty() {
+        return Err("':' is only allowed after a segment register".into());
+    }
+    Err(format!(
+        "label {name}: is not allowed (one instruction per line, no branches)"
+    ))
 }
 
 /// The diagnostic with the smallest line (the earliest one on ties).
@@ -520,18 +1078,22 @@ fn run_as(dir: &Path) -> Result<std::result::Result<Vec<u8>, Diagnostics>> {
     run_assembler("as", dir)
 }
 
-/// [`run_as`] with the assembler's program name as a parameter (for tests).
+/// [`run_as`] with the assembler's program name as a parameter (for tests). GNU as runs
+/// under [`crate::tool::AS_LIMITS`].
 fn run_assembler(program: &str, dir: &Path) -> Result<std::result::Result<Vec<u8>, Diagnostics>> {
-    let out = Command::new(program)
-        .args(["--64", "-o", "kernel.o", "kernel.s"])
-        .current_dir(dir)
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Error::Runtime("GNU as not found: install binutils".into())
-            }
-            _ => Error::Runtime(format!("cannot run GNU as: {e}")),
-        })?;
+    let out = crate::tool::run(
+        Command::new(program)
+            .args(["--64", "-o", "kernel.o", "kernel.s"])
+            .current_dir(dir),
+        "GNU as",
+        crate::tool::AS_LIMITS,
+    )
+    .map_err(|e| match e {
+        Error::Runtime(m) if m.starts_with("GNU as not found") => {
+            Error::Runtime("GNU as not found: install binutils".into())
+        }
+        e => e,
+    })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let mut diagnostics = Vec::new();
     let mut other = Vec::new();
@@ -995,8 +1557,9 @@ mod tests {
     #[test]
     fn comments_are_stripped() {
         assert_eq!(strip_comment("mov %eax, %ecx # x ; y"), "mov %eax, %ecx ");
-        assert_eq!(strip_comment("mov eax, ecx ; x"), "mov eax, ecx ");
-        assert_eq!(strip_comment("mov eax, ecx // x # y"), "mov eax, ecx ");
+        // ';' and '//' are not comments (GNU as: a separator, division): classify refuses them.
+        assert_eq!(strip_comment("mov eax, ecx ; x"), "mov eax, ecx ; x");
+        assert_eq!(strip_comment("mov eax, ecx // x # y"), "mov eax, ecx // x ");
         assert_eq!(strip_comment("ret"), "ret");
     }
 

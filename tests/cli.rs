@@ -112,7 +112,7 @@ fn verify_accepts_the_network_in_both_syntaxes() {
     let o = superopt(&[
         "verify",
         "sort3",
-        "tests/kernels/sort3_alphadev.s",
+        "tests/kernels/sort3_found17.s",
         "--syntax",
         "intel",
     ]);
@@ -173,14 +173,14 @@ fn verify_rejects_each_kind_of_wrong_kernel() {
             "not sorted: [-2147483648,-2147483648,1] -> [1,-2147483648,-2147483648]",
         ),
         // Correct on every permutation, wrong on ties (a checker of distinct values passes
-        // it): AlphaDev's sort3 with a strict condition where a tie needs `le`.
+        // it): superopt's 17-instruction sort3 with a strict condition where a tie needs `le`.
         (
             "ties.s",
-            std::fs::read_to_string("tests/kernels/sort3_alphadev.s")
+            std::fs::read_to_string("tests/kernels/sort3_found17.s")
                 .unwrap()
-                .replace("cmovle eax, ecx", "cmovl eax, ecx")
+                .replace("cmovle esi, edx", "cmovl esi, edx")
                 .replace("mov eax, [rdi]", ".intel_syntax noprefix\nmov eax, [rdi]"),
-            "not sorted: [1,0,0] -> [1,0,1]",
+            "not sorted: [0,1,1] -> [0,1,0]",
         ),
     ];
     for (name, text, want) in cases {
@@ -451,7 +451,7 @@ fn verify_refuses_hidden_dependencies_and_hidden_code() {
         (
             "rbx.s",
             with("mov %ebx, %r9d\nadd %r9d, (%rdi)"),
-            "reads ebx before writing it (line 23)",
+            "uses ebx, which task sort3 does not list as scratch (eax, ecx, edx, esi, r8d, r9d, r10d, r11d) (line 23)",
         ),
         (
             "k1.s",
@@ -466,7 +466,7 @@ fn verify_refuses_hidden_dependencies_and_hidden_code() {
         (
             "flags.s",
             format!("sbb %r9d, %r9d\n{net}"),
-            "reads r9d before writing it (line 1)",
+            "reads the flags before any instruction defines them (line 1)",
         ),
         (
             "nul.s",

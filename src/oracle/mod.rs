@@ -139,8 +139,42 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
         "static check: no control flow, memory only inside [rdi, rdi+4n), no callee-saved writes"
             .into(),
     );
+    let scratch: Vec<iced_x86::Register> = task.scratch.iter().map(|r| r.iced()).collect();
+    if let Err((line, reason)) = kernel.check_registers(&task.name, &scratch) {
+        return Ok(Verdict::failed(
+            checks,
+            format!("{reason} (line {line})"),
+            len,
+        ));
+    }
+    checks.push("static check: general-purpose registers only from the task's scratch list".into());
     match kernel.to_game(task.n) {
         Ok(program) => {
+            if let Some(i) = program
+                .iter()
+                .position(|insn| matches!(insn, Insn::Cmov { cc, .. } if !task.conds.contains(cc)))
+            {
+                let opcodes: Vec<String> = task
+                    .conds
+                    .iter()
+                    .map(|c| format!("cmov{}", c.suffix()))
+                    .collect();
+                return Ok(Verdict::failed(
+                    checks,
+                    format!(
+                        "uses {}, which is not among task {}'s opcodes (mov, cmp, {}) (line {})",
+                        program[i]
+                            .intel()
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("cmov"),
+                        task.name,
+                        opcodes.join(", "),
+                        kernel.lines[i]
+                    ),
+                    len,
+                ));
+            }
             match prove(task, &program) {
                 Ok(line) => checks.push(line),
                 Err((at, reason)) => {

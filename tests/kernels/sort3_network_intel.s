@@ -1,4 +1,4 @@
-; The same network in Intel syntax.
+# The same network in Intel syntax.
 mov eax, [rdi]
 mov ecx, [rdi+4]
 mov edx, [rdi+8]
