@@ -544,3 +544,15 @@ fn a_huge_target_waits_for_a_kernel() {
     assert_eq!(v["verified"], true);
     assert_eq!(v["stop_reason"], "target");
 }
+
+#[test]
+fn budgets_over_the_maximum_are_one_line_errors() {
+    for b in ["40years", "10years1s", "315576001", "99999999999999999999"] {
+        let o = superopt(&["search", "sort3", "--budget", b]);
+        assert_eq!(o.status.code(), Some(2));
+        assert_eq!(
+            stderr(&o),
+            format!("error: invalid budget '{b}': the maximum is 10years (315576000 s)\n")
+        );
+    }
+}

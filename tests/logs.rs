@@ -583,3 +583,195 @@ fn a_fifo_is_refused_not_waited_on() {
         "error: no\\nsuch.json: No such file or directory (os error 2)\n"
     );
 }
+
+/// Sends SIGINT (Ctrl-C) to `child` and waits for it to end.
+fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on the pid of a child this test started and has not waited for.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    child.wait().unwrap()
+}
+
+/// Waits (at most 60 s) until the only log of `task` under `dir` is a checkpoint of run
+/// `run` (1 for the first) with more than `after` programs explored, and returns it.
+fn checkpoint_of_run(dir: &Path, task: &str, run: usize, after: u64) -> SearchLog {
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let json = std::fs::read_dir(dir.join(task)).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+            })
+            .count()
+        });
+        if json == 1 {
+            let log = SearchLog::read(&only_log(dir, task)).unwrap();
+            let runs = log.resume.as_ref().map_or(0, |r| r.runs.len());
+            if log.stop_reason == "running" && runs == run && log.programs_explored > after {
+                return log;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no checkpoint of run {run}"
+        );
+    }
+}
+
+/// `superopt search --resume LOG ARGS` in the background.
+fn spawn_resume(log: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .args(["search", "--resume", log.to_str().unwrap()])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// What search accepts, resume reads: a search with the longest budget, stopped with Ctrl-C,
+/// resumes, also after a resume that asked for the longest budget again; longer budgets are
+/// refused where they are given.
+#[test]
+fn a_search_with_the_longest_budget_resumes() {
+    const MAX_S: f64 = 315_576_000.0;
+    assert_eq!(superopt::task::MAX_BUDGET.as_secs_f64(), MAX_S);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn_search(
+        &[
+            "search",
+            "sort4",
+            "--budget",
+            "10years",
+            "--seed",
+            "3",
+            "--threads",
+            "1",
+            "--evaluator",
+            "heuristic",
+            "--checkpoint",
+            "1s",
+        ],
+        dir.path(),
+    );
+    checkpoint_of_run(dir.path(), "sort4", 1, 0);
+    let status = interrupt(&mut child);
+    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+    let path = only_log(dir.path(), "sort4");
+    let first = SearchLog::read(&path).unwrap();
+    assert_eq!(first.stop_reason, "interrupted");
+    assert_eq!(first.config["budget_s"].as_f64(), Some(MAX_S));
+    assert_eq!(first.config["checkpoint_s"].as_f64(), Some(1.0));
+
+    // Resumed for the longest budget again: the log's budget is that on top of the time spent.
+    let mut child = spawn_resume(&path, &["--budget", "10years", "--json"]);
+    checkpoint_of_run(dir.path(), "sort4", 2, first.programs_explored);
+    let status = interrupt(&mut child);
+    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+    let second = SearchLog::read(&path).unwrap();
+    assert_eq!(second.stop_reason, "interrupted");
+    assert_eq!(
+        second.config["budget_s"].as_f64(),
+        Some(MAX_S + first.elapsed_s)
+    );
+    assert!(second.elapsed_s > first.elapsed_s);
+
+    let o = superopt(&[
+        "search",
+        "--resume",
+        path.to_str().unwrap(),
+        "--budget",
+        "1s",
+        "--json",
+    ]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let third = SearchLog::read(&path).unwrap();
+    assert_eq!(third.stop_reason, "budget");
+    assert_eq!(third.resume.as_ref().unwrap().runs.len(), 3);
+    assert_eq!(
+        third.config["budget_s"].as_f64(),
+        Some(1.0 + second.elapsed_s)
+    );
+
+    // The bound is the time already spent plus the longest budget (with 28 years spent, a
+    // 10-year resume writes more than the 1e9 s of the bound that refused 40-year budgets);
+    // budgets under 1e9 s, which older versions wrote, still read; more is refused.
+    let edit = |elapsed: f64, budget: f64| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        v["elapsed_s"] = elapsed.into();
+        v["config"]["budget_s"] = budget.into();
+        std::fs::write(&path, v.to_string()).unwrap();
+    };
+    for (elapsed, budget) in [(9e8, 9e8 + MAX_S), (5.0, 9.9e8)] {
+        edit(elapsed, budget);
+        let o = superopt(&[
+            "search",
+            "--resume",
+            path.to_str().unwrap(),
+            "--budget",
+            "1s",
+            "--json",
+        ]);
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+        assert_eq!(SearchLog::read(&path).unwrap().stop_reason, "budget");
+    }
+    edit(5.0, 2e9);
+    let o = superopt(&[
+        "search",
+        "--resume",
+        path.to_str().unwrap(),
+        "--budget",
+        "1s",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {}: corrupted search log: config.budget_s is 2000000000 s, more than a search writes (1000000000 s)\n",
+            path.display()
+        )
+    );
+    edit(9e8, 9e8 + MAX_S + 2.0);
+    let o = superopt(&[
+        "search",
+        "--resume",
+        path.to_str().unwrap(),
+        "--budget",
+        "1s",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {}: corrupted search log: config.budget_s is 1215576002 s, more than a search writes (1215576001 s)\n",
+            path.display()
+        )
+    );
+    edit(third.elapsed_s, 1.0 + second.elapsed_s);
+
+    // Longer budgets are refused where they are given, before anything runs.
+    let too_long = "error: invalid budget '10years1s': the maximum is 10years (315576000 s)\n";
+    let o = superopt(&["search", "sort3", "--budget", "10years1s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o), too_long);
+    let o = superopt(&[
+        "search",
+        "--resume",
+        path.to_str().unwrap(),
+        "--budget",
+        "10years1s",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o), too_long);
+    let o = superopt(&["search", "sort3", "--checkpoint", "40years"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: invalid --checkpoint '40years': the maximum is 10years (315576000 s)\n"
+    );
+    assert_eq!(SearchLog::read(&path).unwrap().elapsed_s, third.elapsed_s);
+}

@@ -39,7 +39,7 @@ pub enum Command {
         /// A built-in task (sort3, sort4, sort5) or a path to a task .toml file.
         #[arg(required_unless_present = "resume")]
         task: Option<String>,
-        /// Wall-clock budget: 60s, 10m, 1h (default: the task's).
+        /// Wall-clock budget: 60s, 10m, 1h, at most 10years (default: the task's).
         #[arg(long)]
         budget: Option<String>,
         /// Seed of MCTS's prior noise; with --threads 1 the search is deterministic for a
@@ -801,16 +801,21 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             };
             let checkpoint_every = match checkpoint.trim() {
                 "0" | "0s" => None,
-                c => Some(
-                    parse_budget(c)
-                        .ok()
-                        .filter(|d| *d >= std::time::Duration::from_secs(1))
-                        .ok_or_else(|| {
-                            crate::Error::Runtime(format!(
-                                "invalid --checkpoint '{c}': expected a duration of at least 1s, such as 10s or 1m, or 0 for none"
-                            ))
-                        })?,
-                ),
+                c => {
+                    let why = match parse_budget(c) {
+                        Ok(d) if d >= std::time::Duration::from_secs(1) => Ok(d),
+                        Err(crate::Error::BudgetTooLong(_)) => {
+                            Err(format!("the maximum is {}", crate::task::MAX_BUDGET_TEXT))
+                        }
+                        _ => Err(
+                            "expected a duration of at least 1s, such as 10s or 1m, or 0 for none"
+                                .to_string(),
+                        ),
+                    };
+                    Some(why.map_err(|why| {
+                        crate::Error::Runtime(format!("invalid --checkpoint '{c}': {why}"))
+                    })?)
+                }
             };
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -304,21 +304,36 @@ pub fn resume_options(
         }
         _ => {}
     }
-    // Numbers a hand-edited log could make nonsense of (and Duration would panic on).
-    let seconds = |what: &str, x: f64| {
-        if x.is_finite() && (0.0..1e9).contains(&x) {
-            Ok(x)
-        } else {
+    // Numbers a hand-edited log could make nonsense of (and Duration would panic on), each
+    // checked against the most a search writes: `checkpoint_s` is at most MAX_BUDGET (it is
+    // parsed by parse_budget), `budget_s` is the last run's budget (at most MAX_BUDGET) on top
+    // of the time already spent, so at most `elapsed_s + MAX_BUDGET`; versions before
+    // MAX_BUDGET wrote any value under 1e9 s, which still reads. (elapsed_s, under 1e9 s or 31
+    // years of searching, is checked by SearchLog::read.)
+    let seconds = |what: &str, x: f64, most: f64| {
+        if !(x.is_finite() && x >= 0.0) {
             Err(bad(format!(
                 "corrupted search log: {what} is {x}, not a number of seconds"
             )))
+        } else if x > most {
+            Err(bad(format!(
+                "corrupted search log: {what} is {x} s, more than a search writes ({most} s)"
+            )))
+        } else {
+            Ok(x)
         }
     };
-    // (elapsed_s is checked by SearchLog::read.)
-    seconds("config.budget_s", saved.budget_s)?;
+    let max_budget = crate::task::MAX_BUDGET.as_secs_f64();
+    // One second of slack for the rounding of the sum.
+    seconds(
+        "config.budget_s",
+        saved.budget_s,
+        (log.elapsed_s + max_budget + 1.0).max(1e9),
+    )?;
     let checkpoint_every = match saved.checkpoint_s {
         Some(c) => Some(Duration::from_secs_f64(
-            seconds("config.checkpoint_s", c)?.max(0.001),
+            // At most MAX_BUDGET, under the bound older versions checked.
+            seconds("config.checkpoint_s", c, 1e9)?.max(0.001),
         )),
         None => None,
     };
