@@ -42,8 +42,9 @@ pub enum Command {
         /// Wall-clock budget: 60s, 10m, 1h, at most 10years (default: the task's).
         #[arg(long)]
         budget: Option<String>,
-        /// Seed of MCTS's prior noise; with --threads 1 the search is deterministic for a
-        /// given seed (up to the budget's cut-off time). A* is deterministic and ignores it.
+        /// Seed of MCTS's prior noise, at most 18446744073709551 (worker i seeds its stream
+        /// with 1000 x seed + i); with --threads 1 the search is deterministic for a given
+        /// seed (up to the budget's cut-off time). A* is deterministic and ignores it.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Worker threads (default: all cores).

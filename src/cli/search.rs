@@ -21,6 +21,19 @@ use std::time::Duration;
 /// Most worker threads a search may start (root parallelism gains nothing from thousands).
 pub const MAX_THREADS: usize = 256;
 
+/// The largest `--seed` a new search accepts, 18,446,744,073,709,551: worker `i` (below
+/// [`MAX_THREADS`]) seeds its stream with `1000 * seed + i` ([`worker_seed`]), which past it
+/// would wrap around 2^64 (seed 2^61 would search as seed 0).
+pub const MAX_SEED: u64 = (u64::MAX - (MAX_THREADS as u64 - 1)) / 1000;
+
+/// The seed of worker `i`'s random stream in a search with `seed`: `1000 * seed + i`, so
+/// distinct `(seed, i)` give distinct worker seeds for every seed up to [`MAX_SEED`] and `i`
+/// below 1000. The product wraps only for larger seeds, which new searches refuse; a log
+/// written with one before that (resumed) continues with the streams it started with.
+pub fn worker_seed(seed: u64, i: usize) -> u64 {
+    seed.wrapping_mul(1000).wrapping_add(i as u64)
+}
+
 /// Which search strategy to run.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
@@ -171,7 +184,8 @@ pub fn resolve_guide(
 pub struct SearchOptions {
     /// Wall-clock budget of this run (a resumed search runs this much more).
     pub budget: Duration,
-    /// Base seed; worker `i` uses `1000 * seed + i`.
+    /// Base seed, at most [`MAX_SEED`] for a new search; worker `i` uses `1000 * seed + i`
+    /// ([`worker_seed`]).
     pub seed: u64,
     /// Worker threads (root parallelism), at least 1.
     pub threads: usize,
@@ -611,14 +625,22 @@ fn verify_best(
 /// and at the end, so a killed search loses at most one interval. With
 /// [`SearchOptions::resume`] it continues the saved search and keeps writing its log.
 ///
-/// Errors: I/O on the log before the search starts, a log that cannot be resumed, a net that
-/// cannot serve the task, or a JIT that cannot run. A log that cannot be written at the end
-/// is reported in [`SearchOutcome::log_error`], after the kernel.
+/// Errors: a new search's seed above [`MAX_SEED`] (`--seed 2305843009213693952 is too large:
+/// the maximum is 18446744073709551 (worker i seeds its stream with 1000 x seed + i)`), I/O on
+/// the log before the search starts, a log that cannot be resumed, a net that cannot serve
+/// the task, or a JIT that cannot run. A log that cannot be written at the end is reported in
+/// [`SearchOutcome::log_error`], after the kernel.
 pub fn run_search(
     task: &Task,
     opts: &SearchOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<SearchOutcome> {
+    if opts.resume.is_none() && opts.seed > MAX_SEED {
+        return Err(crate::Error::Runtime(format!(
+            "--seed {} is too large: the maximum is {MAX_SEED} (worker i seeds its stream with 1000 x seed + i)",
+            opts.seed
+        )));
+    }
     let game = SortGame::with_objective(task, opts.objective);
     let start_time = time::OffsetDateTime::now_utc();
     let run_started = start_time
@@ -842,7 +864,7 @@ pub fn run_search(
                 .into_par_iter()
                 .map(|i| {
                     let mut cfg = mcts_cfg.clone();
-                    cfg.seed = opts.seed.wrapping_mul(1000).wrapping_add(i as u64);
+                    cfg.seed = worker_seed(opts.seed, i);
                     cfg.worker = i;
                     let r = match (opts.strategy, &net, &opts.guide) {
                         (
