@@ -69,7 +69,7 @@ fn replay_principal_variation_is_the_printed_kernel() {
         .map(|l| l.as_str().unwrap().to_string())
         .collect();
     assert_eq!(printed.len(), 17);
-    let pv = superopt::cli::replay::principal_variation(&log).expect("a tree");
+    let pv = superopt::cli::replay::principal_variation(&log, &path).expect("a tree");
     assert_eq!(pv.program_att.as_deref(), Some(&printed[..]));
     // 3 loads and 3 stores come from the game; the tree holds the 11 moves between.
     assert_eq!(pv.actions.len(), 11);
@@ -774,4 +774,80 @@ fn a_search_with_the_longest_budget_resumes() {
         "error: invalid --checkpoint '40years': the maximum is 10years (315576000 s)\n"
     );
     assert_eq!(SearchLog::read(&path).unwrap().elapsed_s, third.elapsed_s);
+}
+
+/// A log names a task file by its absolute path, so it resumes from any folder; a log that
+/// recorded the path relative to where the search ran (as older versions did) resumes too,
+/// the path taken relative to the folders above the log.
+#[test]
+fn a_task_file_log_resumes_from_another_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = std::fs::canonicalize(dir.path()).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let spec = std::fs::read_to_string("programs/sort4.toml")
+        .unwrap()
+        .replacen("name = \"sort4\"", "name = \"mine\"", 1);
+    assert!(spec.contains("name = \"mine\""));
+    std::fs::write(home.join("mine.toml"), &spec).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .current_dir(&home)
+        .args([
+            "search",
+            "mine.toml",
+            "--budget",
+            "1s",
+            "--threads",
+            "1",
+            "--evaluator",
+            "heuristic",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let path = only_log(&home.join("search-logs"), "mine");
+    let log = SearchLog::read(&path).unwrap();
+    assert_eq!(log.stop_reason, "budget");
+    assert_eq!(
+        log.task_source,
+        home.join("mine.toml").display().to_string()
+    );
+    let resume = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_superopt"))
+            .current_dir(elsewhere.path())
+            .args(["search", "--resume", path.to_str().unwrap(), "--json"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = resume(&["--budget", "1s"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let resumed = SearchLog::read(&path).unwrap();
+    assert_eq!(resumed.resume.as_ref().unwrap().runs.len(), 2);
+    assert_eq!(resumed.task_source, log.task_source);
+
+    // An older log's relative path: tried as written (here: not found), then from the folders
+    // above the log (search-logs/mine/, search-logs/, the folder the search ran in).
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["task_source"] = "mine.toml".into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let o = resume(&["--budget", "1s"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let again = SearchLog::read(&path).unwrap();
+    assert_eq!(again.resume.as_ref().unwrap().runs.len(), 3);
+    assert_eq!(again.task_source, log.task_source);
+    // When none of them holds it, the error is the path's as written.
+    v["task_source"] = "mine.toml".into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    std::fs::rename(home.join("mine.toml"), home.join("moved.toml")).unwrap();
+    let o = resume(&["--budget", "1s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {}: cannot resume: mine.toml: No such file or directory (os error 2)\n",
+            path.display()
+        )
+    );
 }

@@ -373,7 +373,7 @@ pub fn resume_options(
             Duration::from_secs_f64(left)
         }
     };
-    let task = log_task(&log).map_err(|e| bad(format!("cannot resume: {e}")))?;
+    let task = log_task(&log, path).map_err(|e| bad(format!("cannot resume: {e}")))?;
     let guide = saved.guide;
     let opts = SearchOptions {
         budget,
@@ -402,28 +402,58 @@ pub fn resume_options(
     Ok((task, opts))
 }
 
-/// The task a log names: a built-in (`builtin:sort3`, which must be one) or a task file's
-/// path as the search was given it.
+/// The task the log at `log_path` names: a built-in (`builtin:sort3`, which must be one) or
+/// a task file. Logs record a task file's absolute path; older logs recorded it as the
+/// search was given it, relative to the folder the search ran in, which is tried as written
+/// (relative to the current folder), then relative to the log's folder and the two folders
+/// above it (`search-logs/<task>/` is under the folder the search ran in with the default
+/// `--log-dir`); the first that holds the log's task is taken.
 ///
 /// Errors: the task cannot be loaded, or it is not the log's task (a task file edited or
 /// replaced since, or read from another folder: `task_source my.toml now holds task zzz,
-/// not the log's task mysort`).
-pub fn log_task(log: &SearchLog) -> Result<Task> {
-    let task = match log.task_source.strip_prefix("builtin:") {
-        Some(name) if crate::task::BUILTIN.iter().any(|(n, _)| *n == name) => Task::load(name),
-        Some(name) => Err(crate::Error::UnknownTask {
-            name: name.to_string(),
-            known: crate::task::BUILTIN.map(|(n, _)| n).join(", "),
-        }),
-        None => Task::load(&log.task_source),
-    }?;
-    if task.name != log.task {
-        return Err(crate::Error::Runtime(format!(
-            "task_source {} now holds task {}, not the log's task {}",
-            log.task_source, task.name, log.task
-        )));
+/// not the log's task mysort`); for a relative path none of the candidates holds it, and the
+/// error is the one for the path as written.
+pub fn log_task(log: &SearchLog, log_path: &std::path::Path) -> Result<Task> {
+    let check = |task: Task| {
+        if task.name == log.task {
+            Ok(task)
+        } else {
+            Err(crate::Error::Runtime(format!(
+                "task_source {} now holds task {}, not the log's task {}",
+                log.task_source, task.name, log.task
+            )))
+        }
+    };
+    let source = match log.task_source.strip_prefix("builtin:") {
+        Some(name) if crate::task::BUILTIN.iter().any(|(n, _)| *n == name) => {
+            return check(Task::load(name)?)
+        }
+        Some(name) => {
+            return Err(crate::Error::UnknownTask {
+                name: name.to_string(),
+                known: crate::task::BUILTIN.map(|(n, _)| n).join(", "),
+            })
+        }
+        None => std::path::Path::new(&log.task_source),
+    };
+    let as_written = Task::load(&log.task_source).and_then(check);
+    if as_written.is_ok() || source.is_absolute() {
+        return as_written;
     }
-    Ok(task)
+    let folders = log_path
+        .parent()
+        .into_iter()
+        .flat_map(|d| d.ancestors())
+        .take(3);
+    for dir in folders {
+        let candidate = dir.join(source);
+        if candidate.is_file() {
+            if let Ok(task) = Task::load(&candidate.display().to_string()).and_then(check) {
+                return Ok(task);
+            }
+        }
+    }
+    as_written
 }
 
 /// The hash of a game's move table, as logs record it.

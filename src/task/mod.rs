@@ -53,7 +53,9 @@ pub struct Task {
     /// Budget used when `search` is given none.
     #[serde(with = "humantime_serde_compat")]
     pub default_budget: Duration,
-    /// Where the spec came from: `builtin:sort3` or a file path.
+    /// Where the spec came from: `builtin:sort3`, or the task file's absolute path (as
+    /// [`std::path::absolute`] makes it, symbolic links kept) when [`Task::load`] read one; the
+    /// path given to [`Task::parse`] otherwise.
     pub source: String,
 }
 
@@ -67,7 +69,8 @@ mod humantime_serde_compat {
 }
 
 impl Task {
-    /// Loads a task by built-in name (`sort3`) or by path to a `.toml` file.
+    /// Loads a task by built-in name (`sort3`) or by path to a `.toml` file; a file's
+    /// [`Task::source`] is its absolute path (error messages name the path as given).
     ///
     /// Errors: [`Error::UnknownTask`] for a name that is neither; [`Error::TaskSpec`] naming the
     /// file and the field for a malformed file.
@@ -82,7 +85,11 @@ impl Task {
         if path.extension().is_some_and(|e| e == "toml") || path.exists() {
             let text = crate::log::read_regular(path)?;
             let mut t = Task::parse(&text, path)?;
-            t.source = path.display().to_string();
+            // Absolute, so that a log naming it can be resumed from any folder.
+            t.source = std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .display()
+                .to_string();
             return Ok(t);
         }
         Err(Error::UnknownTask {
@@ -463,5 +470,23 @@ mod tests {
                 .to_string(),
             "t.toml: search.budget: '40years' is longer than the maximum, 10years (315576000 s)"
         );
+    }
+
+    #[test]
+    fn task_files_are_recorded_by_absolute_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mine.toml");
+        std::fs::write(&path, BUILTIN[0].1).unwrap();
+        let task = Task::load(path.to_str().unwrap()).unwrap();
+        assert_eq!(task.source, path.display().to_string());
+        assert!(Path::new(&task.source).is_absolute());
+        // A relative path is made absolute against the current folder.
+        let rel = Task::load("programs/sort3.toml").unwrap();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            rel.source,
+            here.join("programs/sort3.toml").display().to_string()
+        );
+        assert_eq!(Task::load("sort3").unwrap().source, "builtin:sort3");
     }
 }
