@@ -141,6 +141,35 @@ fn replay_writes_dot_and_png() {
     );
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // Charts are PNG only: another name is refused before anything is written.
+    for name in ["best.svg", "best", "best.jpg"] {
+        let other = dir.path().join(name);
+        let out = superopt(&[
+            "replay",
+            path.to_str().unwrap(),
+            "--plot",
+            other.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "error: --plot {}: charts are written as PNG only; name the file .png\n",
+                other.display()
+            )
+        );
+        assert_eq!(stdout(&out), "");
+        assert!(!other.exists());
+    }
+    let upper = dir.path().join("best.PNG");
+    let out = superopt(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--plot",
+        upper.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(&std::fs::read(&upper).unwrap()[..4], b"\x89PNG");
 }
 
 /// A search killed with SIGKILL keeps its last checkpoint, which `--resume` continues to an
@@ -509,14 +538,14 @@ fn a_log_being_written_cannot_be_resumed_and_outputs_must_differ() {
     ]);
     assert_ne!(o.status.code(), Some(2), "{}", stderr(&o));
 
-    let out = dir.path().join("same");
+    let out = dir.path().join("same.png");
     let o = superopt(&[
         "replay",
         path.to_str().unwrap(),
         "--dot",
         out.to_str().unwrap(),
         "--plot",
-        &format!("{}/./same", dir.path().display()),
+        &format!("{}/./same.png", dir.path().display()),
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(

@@ -214,7 +214,7 @@ pub enum Command {
         /// CSV output (default: bench-<task>-<meter>.csv).
         #[arg(long)]
         csv: Option<PathBuf>,
-        /// PNG bar chart (default: bench-<task>-<meter>.png).
+        /// PNG bar chart (default: bench-<task>-<meter>.png; the name must end in .png).
         #[arg(long)]
         png: Option<PathBuf>,
     },
@@ -233,7 +233,7 @@ pub enum Command {
         /// Levels of the tree in --dot.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
         dot_depth: u16,
-        /// Write best length against time as a PNG.
+        /// Write best length against time as a PNG (the name must end in .png).
         #[arg(long, value_name = "FILE.png")]
         plot: Option<PathBuf>,
     },
@@ -420,6 +420,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             let csv = csv.unwrap_or_else(|| PathBuf::from(format!("{stem}.csv")));
             let png = png.unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
             crate::log::check_output("--csv", &csv)?;
+            crate::plot::check_png_name("--png", &png)?;
             crate::log::check_output("--png", &png)?;
             // Compared once their folders exist, so that `./x` and `x` are one file.
             if crate::log::same_file(&csv, &png) {

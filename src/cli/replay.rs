@@ -20,7 +20,8 @@ pub struct ReplayOptions {
     pub dot: Option<PathBuf>,
     /// Depth of the DOT graph (moves from the initial state).
     pub dot_depth: usize,
-    /// Write best length against time as a PNG here.
+    /// Write best length against time as a PNG here (the name must end in `.png`: see
+    /// [`crate::plot::check_png_name`]).
     pub plot: Option<PathBuf>,
 }
 
@@ -87,6 +88,9 @@ pub fn replay(path: &Path, opts: &ReplayOptions, w: &mut dyn std::io::Write) -> 
             path: path.into(),
             message: "no tree to draw: the log has none (an A* search, a version 1 log, or --tree-nodes 0)".into(),
         });
+    }
+    if let Some(plot) = &opts.plot {
+        crate::plot::check_png_name("--plot", plot)?;
     }
     for (flag, out) in [("--dot", &opts.dot), ("--plot", &opts.plot)] {
         if let Some(out) = out {
