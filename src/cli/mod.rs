@@ -996,15 +996,7 @@ fn print_search(
                     .map_err(stdout_err)?;
                 }
             }
-            writeln!(
-                w,
-                "found after {:.2} s; {} programs explored in {:.1} s; stopped: {}",
-                found_at.unwrap_or(0.0),
-                log.programs_explored,
-                log.elapsed_s,
-                log.stop_reason
-            )
-            .map_err(stdout_err)?;
+            writeln!(w, "{}", search_line(log, b)).map_err(stdout_err)?;
             if let Some(e) = log.config.get("evaluator").and_then(|e| e.as_str()) {
                 writeln!(w, "guided by: {e}").map_err(stdout_err)?;
             }
@@ -1068,7 +1060,66 @@ fn print_search(
     Ok(())
 }
 
+/// The report's line on how the search went, for a verified best kernel `b` of `log`: when
+/// it was found (`found after 0.02 s; 197 programs explored in 0.1 s; stopped: target`), or,
+/// when the latency ranking kept the classic network, which no search found,
+/// `kept the classic network; the search explored 5120 programs in 10.0 s; stopped: budget`.
+fn search_line(log: &crate::log::SearchLog, b: &crate::log::LoggedKernel) -> String {
+    if b.latency.as_ref().is_some_and(|l| l.baseline) {
+        format!(
+            "kept the classic network; the search explored {} programs in {:.1} s; stopped: {}",
+            log.programs_explored, log.elapsed_s, log.stop_reason
+        )
+    } else {
+        format!(
+            "found after {:.2} s; {} programs explored in {:.1} s; stopped: {}",
+            log.timeline.last().map_or(0.0, |i| i.found_at_s),
+            log.programs_explored,
+            log.elapsed_s,
+            log.stop_reason
+        )
+    }
+}
+
 /// Writing the report failed (a closed or full stdout): an I/O error naming stdout.
 fn stdout_err(e: std::io::Error) -> crate::Error {
     crate::Error::io("stdout", e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_network_is_not_reported_as_found() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("search-logs/examples/sort3-latency-seed0.json");
+        let mut log = crate::log::SearchLog::read(&path).unwrap();
+        let best = log.best.clone().unwrap();
+        assert_eq!(
+            search_line(&log, &best),
+            "found after 0.40 s; 5857322 programs explored in 300.5 s; stopped: budget"
+        );
+        let mut kept = best;
+        kept.latency.as_mut().unwrap().baseline = true;
+        log.best = Some(kept.clone());
+        assert_eq!(
+            search_line(&log, &kept),
+            "kept the classic network; the search explored 5857322 programs in 300.5 s; stopped: budget"
+        );
+        // The whole report: the network line, then that line, never "found after".
+        let out = search::SearchOutcome {
+            log,
+            log_path: path,
+            log_error: None,
+            verified: true,
+        };
+        let mut text = Vec::new();
+        print_search(&mut text, &Task::load("sort3").unwrap(), &out, false).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "this is the classic network: no kernel the search found measured clearly faster (its 95% interval below the network's figure)");
+        assert_eq!(lines[2], "kept the classic network; the search explored 5857322 programs in 300.5 s; stopped: budget");
+        assert!(!text.contains("found after"), "{text}");
+    }
 }
