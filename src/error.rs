@@ -30,6 +30,9 @@ pub enum Error {
     /// A budget such as `abc` or `10x`.
     #[error("invalid budget '{0}': expected a positive duration such as 60s, 10m or 1h")]
     Budget(String),
+    /// A budget longer than [`crate::task::MAX_BUDGET`], such as `40years`.
+    #[error("invalid budget '{0}': the maximum is {max}", max = crate::task::MAX_BUDGET_TEXT)]
+    BudgetTooLong(String),
     /// A search log that cannot be read back.
     #[error("{path}: {message}")]
     Log { path: PathBuf, message: String },

@@ -157,8 +157,30 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> 
     write_png(path, w, h, buf)
 }
 
-/// Encodes an RGB buffer as PNG and writes it atomically to `path`.
+/// Checks that `path` is named as a PNG file (extension `.png`, in any case): charts are
+/// drawn by plotters' bitmap backend and written as PNG only (no SVG backend is built in), so
+/// that a file named `x.svg` never holds PNG bytes. `flag` names the option in the message.
+///
+/// Errors: [`Error::Runtime`]: `--plot x.svg: charts are written as PNG only; name the file
+/// .png`.
+pub fn check_png_name(flag: &str, path: &Path) -> Result<()> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+    {
+        Ok(())
+    } else {
+        Err(Error::Runtime(format!(
+            "{flag} {}: charts are written as PNG only; name the file .png",
+            path.display()
+        )))
+    }
+}
+
+/// Encodes an RGB buffer as PNG and writes it atomically to `path`, which must be named
+/// `.png` ([`check_png_name`]).
 fn write_png(path: &Path, w: u32, h: u32, buf: Vec<u8>) -> Result<()> {
+    check_png_name("chart", path)?;
     let img = image::RgbImage::from_raw(w, h, buf).expect("the buffer has w * h pixels");
     let mut png = Vec::new();
     img.write_to(

@@ -544,3 +544,75 @@ fn a_huge_target_waits_for_a_kernel() {
     assert_eq!(v["verified"], true);
     assert_eq!(v["stop_reason"], "target");
 }
+
+#[test]
+fn budgets_over_the_maximum_are_one_line_errors() {
+    for b in ["40years", "10years1s", "315576001", "99999999999999999999"] {
+        let o = superopt(&["search", "sort3", "--budget", b]);
+        assert_eq!(o.status.code(), Some(2));
+        assert_eq!(
+            stderr(&o),
+            format!("error: invalid budget '{b}': the maximum is 10years (315576000 s)\n")
+        );
+    }
+}
+
+/// Worker i seeds its stream with 1000 x seed + i: seeds past the largest for which that
+/// cannot wrap are refused (seed 2^61 searched as seed 0), the largest itself is not.
+#[test]
+fn seeds_that_would_wrap_are_refused() {
+    use superopt::cli::search::{worker_seed, MAX_SEED, MAX_THREADS};
+    assert_eq!(MAX_SEED, 18_446_744_073_709_551);
+    assert_eq!(
+        worker_seed(MAX_SEED, MAX_THREADS - 1),
+        18_446_744_073_709_551_255
+    );
+    assert_eq!(
+        MAX_SEED
+            .checked_mul(1000)
+            .unwrap()
+            .checked_add(MAX_THREADS as u64 - 1),
+        Some(worker_seed(MAX_SEED, MAX_THREADS - 1))
+    );
+    // Before the fix: 2^61 * 1000 wraps to 0, so seed 2^61 searched as seed 0.
+    assert_eq!(worker_seed(1 << 61, 0), worker_seed(0, 0));
+    assert_eq!(worker_seed(7, 3), 7003);
+
+    let dir = tempfile::tempdir().unwrap();
+    for seed in [
+        "2305843009213693952",
+        "18446744073709552",
+        "18446744073709551615",
+    ] {
+        let o = superopt(&[
+            "search",
+            "sort3",
+            "--seed",
+            seed,
+            "--budget",
+            "1s",
+            "--log-dir",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert_eq!(
+            stderr(&o),
+            format!("error: --seed {seed} is too large: the maximum is 18446744073709551 (worker i seeds its stream with 1000 x seed + i)\n")
+        );
+    }
+    assert!(!dir.path().join("sort3").exists());
+    let v = json_search(&[
+        "sort3",
+        "--budget",
+        "60s",
+        "--seed",
+        "18446744073709551",
+        "--threads",
+        "1",
+        "--target",
+        "17",
+        "--evaluator",
+        "heuristic",
+    ]);
+    assert_eq!(v["length"], 17);
+}

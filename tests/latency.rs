@@ -365,20 +365,29 @@ fn bench_checks_logged_kernels_and_skips_bad_ones_with_a_warning() {
 #[test]
 fn bench_refuses_bad_outputs_before_timing() {
     let dir = tempfile::tempdir().unwrap();
-    let same = dir.path().join("x").display().to_string();
+    let same = dir.path().join("x.png").display().to_string();
     let o = superopt(&["bench", "sort3", "--csv", &same, "--png", &same]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o),
         format!("error: --csv and --png name the same file: {same}\n")
     );
-    let spelled = dir.path().join(".").join("x").display().to_string();
+    let spelled = dir.path().join(".").join("x.png").display().to_string();
     let o = superopt(&["bench", "sort3", "--csv", &same, "--png", &spelled]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o),
         format!("error: --csv and --png name the same file: {same}\n")
     );
+    // Charts are PNG only: another name is refused, not filled with PNG bytes.
+    let svg = dir.path().join("x.svg").display().to_string();
+    let o = superopt(&["bench", "sort3", "--png", &svg]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!("error: --png {svg}: charts are written as PNG only; name the file .png\n")
+    );
+    assert!(!dir.path().join("x.svg").exists());
     // A folder where the CSV should go is not replaced.
     let folder = dir.path().display().to_string();
     let o = superopt(&["bench", "sort3", "--csv", &folder]);

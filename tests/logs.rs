@@ -69,7 +69,7 @@ fn replay_principal_variation_is_the_printed_kernel() {
         .map(|l| l.as_str().unwrap().to_string())
         .collect();
     assert_eq!(printed.len(), 17);
-    let pv = superopt::cli::replay::principal_variation(&log).expect("a tree");
+    let pv = superopt::cli::replay::principal_variation(&log, &path).expect("a tree");
     assert_eq!(pv.program_att.as_deref(), Some(&printed[..]));
     // 3 loads and 3 stores come from the game; the tree holds the 11 moves between.
     assert_eq!(pv.actions.len(), 11);
@@ -141,6 +141,35 @@ fn replay_writes_dot_and_png() {
     );
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // Charts are PNG only: another name is refused before anything is written.
+    for name in ["best.svg", "best", "best.jpg"] {
+        let other = dir.path().join(name);
+        let out = superopt(&[
+            "replay",
+            path.to_str().unwrap(),
+            "--plot",
+            other.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "error: --plot {}: charts are written as PNG only; name the file .png\n",
+                other.display()
+            )
+        );
+        assert_eq!(stdout(&out), "");
+        assert!(!other.exists());
+    }
+    let upper = dir.path().join("best.PNG");
+    let out = superopt(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--plot",
+        upper.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(&std::fs::read(&upper).unwrap()[..4], b"\x89PNG");
 }
 
 /// A search killed with SIGKILL keeps its last checkpoint, which `--resume` continues to an
@@ -509,14 +538,14 @@ fn a_log_being_written_cannot_be_resumed_and_outputs_must_differ() {
     ]);
     assert_ne!(o.status.code(), Some(2), "{}", stderr(&o));
 
-    let out = dir.path().join("same");
+    let out = dir.path().join("same.png");
     let o = superopt(&[
         "replay",
         path.to_str().unwrap(),
         "--dot",
         out.to_str().unwrap(),
         "--plot",
-        &format!("{}/./same", dir.path().display()),
+        &format!("{}/./same.png", dir.path().display()),
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
@@ -581,5 +610,273 @@ fn a_fifo_is_refused_not_waited_on() {
     assert_eq!(
         stderr(&o),
         "error: no\\nsuch.json: No such file or directory (os error 2)\n"
+    );
+}
+
+/// Sends SIGINT (Ctrl-C) to `child` and waits for it to end.
+fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on the pid of a child this test started and has not waited for.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    child.wait().unwrap()
+}
+
+/// Waits (at most 60 s) until the only log of `task` under `dir` is a checkpoint of run
+/// `run` (1 for the first) with more than `after` programs explored, and returns it.
+fn checkpoint_of_run(dir: &Path, task: &str, run: usize, after: u64) -> SearchLog {
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let json = std::fs::read_dir(dir.join(task)).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+            })
+            .count()
+        });
+        if json == 1 {
+            let log = SearchLog::read(&only_log(dir, task)).unwrap();
+            let runs = log.resume.as_ref().map_or(0, |r| r.runs.len());
+            if log.stop_reason == "running" && runs == run && log.programs_explored > after {
+                return log;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no checkpoint of run {run}"
+        );
+    }
+}
+
+/// `superopt search --resume LOG ARGS` in the background.
+fn spawn_resume(log: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .args(["search", "--resume", log.to_str().unwrap()])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// What search accepts, resume reads: a search with the longest budget, stopped with Ctrl-C,
+/// resumes, also after a resume that asked for the longest budget again; longer budgets are
+/// refused where they are given.
+#[test]
+fn a_search_with_the_longest_budget_resumes() {
+    const MAX_S: f64 = 315_576_000.0;
+    assert_eq!(superopt::task::MAX_BUDGET.as_secs_f64(), MAX_S);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn_search(
+        &[
+            "search",
+            "sort4",
+            "--budget",
+            "10years",
+            "--seed",
+            "3",
+            "--threads",
+            "1",
+            "--evaluator",
+            "heuristic",
+            "--checkpoint",
+            "1s",
+        ],
+        dir.path(),
+    );
+    checkpoint_of_run(dir.path(), "sort4", 1, 0);
+    let status = interrupt(&mut child);
+    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+    let path = only_log(dir.path(), "sort4");
+    let first = SearchLog::read(&path).unwrap();
+    assert_eq!(first.stop_reason, "interrupted");
+    assert_eq!(first.config["budget_s"].as_f64(), Some(MAX_S));
+    assert_eq!(first.config["checkpoint_s"].as_f64(), Some(1.0));
+
+    // Resumed for the longest budget again: the log's budget is that on top of the time spent.
+    let mut child = spawn_resume(&path, &["--budget", "10years", "--json"]);
+    checkpoint_of_run(dir.path(), "sort4", 2, first.programs_explored);
+    let status = interrupt(&mut child);
+    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+    let second = SearchLog::read(&path).unwrap();
+    assert_eq!(second.stop_reason, "interrupted");
+    assert_eq!(
+        second.config["budget_s"].as_f64(),
+        Some(MAX_S + first.elapsed_s)
+    );
+    assert!(second.elapsed_s > first.elapsed_s);
+
+    let o = superopt(&[
+        "search",
+        "--resume",
+        path.to_str().unwrap(),
+        "--budget",
+        "1s",
+        "--json",
+    ]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let third = SearchLog::read(&path).unwrap();
+    assert_eq!(third.stop_reason, "budget");
+    assert_eq!(third.resume.as_ref().unwrap().runs.len(), 3);
+    assert_eq!(
+        third.config["budget_s"].as_f64(),
+        Some(1.0 + second.elapsed_s)
+    );
+
+    // The bound is the time already spent plus the longest budget (with 28 years spent, a
+    // 10-year resume writes more than the 1e9 s of the bound that refused 40-year budgets);
+    // budgets under 1e9 s, which older versions wrote, still read; more is refused.
+    let edit = |elapsed: f64, budget: f64| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        v["elapsed_s"] = elapsed.into();
+        v["config"]["budget_s"] = budget.into();
+        std::fs::write(&path, v.to_string()).unwrap();
+    };
+    for (elapsed, budget) in [(9e8, 9e8 + MAX_S), (5.0, 9.9e8)] {
+        edit(elapsed, budget);
+        let o = superopt(&[
+            "search",
+            "--resume",
+            path.to_str().unwrap(),
+            "--budget",
+            "1s",
+            "--json",
+        ]);
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+        assert_eq!(SearchLog::read(&path).unwrap().stop_reason, "budget");
+    }
+    edit(5.0, 2e9);
+    let o = superopt(&[
+        "search",
+        "--resume",
+        path.to_str().unwrap(),
+        "--budget",
+        "1s",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {}: corrupted search log: config.budget_s is 2000000000 s, more than a search writes (1000000000 s)\n",
+            path.display()
+        )
+    );
+    edit(9e8, 9e8 + MAX_S + 2.0);
+    let o = superopt(&[
+        "search",
+        "--resume",
+        path.to_str().unwrap(),
+        "--budget",
+        "1s",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {}: corrupted search log: config.budget_s is 1215576002 s, more than a search writes (1215576001 s)\n",
+            path.display()
+        )
+    );
+    edit(third.elapsed_s, 1.0 + second.elapsed_s);
+
+    // Longer budgets are refused where they are given, before anything runs.
+    let too_long = "error: invalid budget '10years1s': the maximum is 10years (315576000 s)\n";
+    let o = superopt(&["search", "sort3", "--budget", "10years1s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o), too_long);
+    let o = superopt(&[
+        "search",
+        "--resume",
+        path.to_str().unwrap(),
+        "--budget",
+        "10years1s",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o), too_long);
+    let o = superopt(&["search", "sort3", "--checkpoint", "40years"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: invalid --checkpoint '40years': the maximum is 10years (315576000 s)\n"
+    );
+    assert_eq!(SearchLog::read(&path).unwrap().elapsed_s, third.elapsed_s);
+}
+
+/// A log names a task file by its absolute path, so it resumes from any folder; a log that
+/// recorded the path relative to where the search ran (as older versions did) resumes too,
+/// the path taken relative to the folders above the log.
+#[test]
+fn a_task_file_log_resumes_from_another_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = std::fs::canonicalize(dir.path()).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let spec = std::fs::read_to_string("programs/sort4.toml")
+        .unwrap()
+        .replacen("name = \"sort4\"", "name = \"mine\"", 1);
+    assert!(spec.contains("name = \"mine\""));
+    std::fs::write(home.join("mine.toml"), &spec).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .current_dir(&home)
+        .args([
+            "search",
+            "mine.toml",
+            "--budget",
+            "1s",
+            "--threads",
+            "1",
+            "--evaluator",
+            "heuristic",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let path = only_log(&home.join("search-logs"), "mine");
+    let log = SearchLog::read(&path).unwrap();
+    assert_eq!(log.stop_reason, "budget");
+    assert_eq!(
+        log.task_source,
+        home.join("mine.toml").display().to_string()
+    );
+    let resume = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_superopt"))
+            .current_dir(elsewhere.path())
+            .args(["search", "--resume", path.to_str().unwrap(), "--json"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = resume(&["--budget", "1s"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let resumed = SearchLog::read(&path).unwrap();
+    assert_eq!(resumed.resume.as_ref().unwrap().runs.len(), 2);
+    assert_eq!(resumed.task_source, log.task_source);
+
+    // An older log's relative path: tried as written (here: not found), then from the folders
+    // above the log (search-logs/mine/, search-logs/, the folder the search ran in).
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["task_source"] = "mine.toml".into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let o = resume(&["--budget", "1s"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let again = SearchLog::read(&path).unwrap();
+    assert_eq!(again.resume.as_ref().unwrap().runs.len(), 3);
+    assert_eq!(again.task_source, log.task_source);
+    // When none of them holds it, the error is the path's as written.
+    v["task_source"] = "mine.toml".into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    std::fs::rename(home.join("mine.toml"), home.join("moved.toml")).unwrap();
+    let o = resume(&["--budget", "1s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {}: cannot resume: mine.toml: No such file or directory (os error 2)\n",
+            path.display()
+        )
     );
 }

@@ -113,7 +113,7 @@ fn read_input(
     match ext.as_str() {
         "json" => {
             let log = SearchLog::read(input)?;
-            let log_task = super::search::log_task(&log).map_err(|e| Error::Log {
+            let log_task = super::search::log_task(&log, input).map_err(|e| Error::Log {
                 path: input.into(),
                 message: e.to_string(),
             })?;

@@ -39,11 +39,12 @@ pub enum Command {
         /// A built-in task (sort3, sort4, sort5) or a path to a task .toml file.
         #[arg(required_unless_present = "resume")]
         task: Option<String>,
-        /// Wall-clock budget: 60s, 10m, 1h (default: the task's).
+        /// Wall-clock budget: 60s, 10m, 1h, at most 10years (default: the task's).
         #[arg(long)]
         budget: Option<String>,
-        /// Seed of MCTS's prior noise; with --threads 1 the search is deterministic for a
-        /// given seed (up to the budget's cut-off time). A* is deterministic and ignores it.
+        /// Seed of MCTS's prior noise, at most 18446744073709551 (worker i seeds its stream
+        /// with 1000 x seed + i); with --threads 1 the search is deterministic for a given
+        /// seed (up to the budget's cut-off time). A* is deterministic and ignores it.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Worker threads (default: all cores).
@@ -213,7 +214,7 @@ pub enum Command {
         /// CSV output (default: bench-<task>-<meter>.csv).
         #[arg(long)]
         csv: Option<PathBuf>,
-        /// PNG bar chart (default: bench-<task>-<meter>.png).
+        /// PNG bar chart (default: bench-<task>-<meter>.png; the name must end in .png).
         #[arg(long)]
         png: Option<PathBuf>,
     },
@@ -232,7 +233,7 @@ pub enum Command {
         /// Levels of the tree in --dot.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
         dot_depth: u16,
-        /// Write best length against time as a PNG.
+        /// Write best length against time as a PNG (the name must end in .png).
         #[arg(long, value_name = "FILE.png")]
         plot: Option<PathBuf>,
     },
@@ -419,6 +420,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             let csv = csv.unwrap_or_else(|| PathBuf::from(format!("{stem}.csv")));
             let png = png.unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
             crate::log::check_output("--csv", &csv)?;
+            crate::plot::check_png_name("--png", &png)?;
             crate::log::check_output("--png", &png)?;
             // Compared once their folders exist, so that `./x` and `x` are one file.
             if crate::log::same_file(&csv, &png) {
@@ -801,16 +803,21 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             };
             let checkpoint_every = match checkpoint.trim() {
                 "0" | "0s" => None,
-                c => Some(
-                    parse_budget(c)
-                        .ok()
-                        .filter(|d| *d >= std::time::Duration::from_secs(1))
-                        .ok_or_else(|| {
-                            crate::Error::Runtime(format!(
-                                "invalid --checkpoint '{c}': expected a duration of at least 1s, such as 10s or 1m, or 0 for none"
-                            ))
-                        })?,
-                ),
+                c => {
+                    let why = match parse_budget(c) {
+                        Ok(d) if d >= std::time::Duration::from_secs(1) => Ok(d),
+                        Err(crate::Error::BudgetTooLong(_)) => {
+                            Err(format!("the maximum is {}", crate::task::MAX_BUDGET_TEXT))
+                        }
+                        _ => Err(
+                            "expected a duration of at least 1s, such as 10s or 1m, or 0 for none"
+                                .to_string(),
+                        ),
+                    };
+                    Some(why.map_err(|why| {
+                        crate::Error::Runtime(format!("invalid --checkpoint '{c}': {why}"))
+                    })?)
+                }
             };
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -989,15 +996,7 @@ fn print_search(
                     .map_err(stdout_err)?;
                 }
             }
-            writeln!(
-                w,
-                "found after {:.2} s; {} programs explored in {:.1} s; stopped: {}",
-                found_at.unwrap_or(0.0),
-                log.programs_explored,
-                log.elapsed_s,
-                log.stop_reason
-            )
-            .map_err(stdout_err)?;
+            writeln!(w, "{}", search_line(log, b)).map_err(stdout_err)?;
             if let Some(e) = log.config.get("evaluator").and_then(|e| e.as_str()) {
                 writeln!(w, "guided by: {e}").map_err(stdout_err)?;
             }
@@ -1061,7 +1060,66 @@ fn print_search(
     Ok(())
 }
 
+/// The report's line on how the search went, for a verified best kernel `b` of `log`: when
+/// it was found (`found after 0.02 s; 197 programs explored in 0.1 s; stopped: target`), or,
+/// when the latency ranking kept the classic network, which no search found,
+/// `kept the classic network; the search explored 5120 programs in 10.0 s; stopped: budget`.
+fn search_line(log: &crate::log::SearchLog, b: &crate::log::LoggedKernel) -> String {
+    if b.latency.as_ref().is_some_and(|l| l.baseline) {
+        format!(
+            "kept the classic network; the search explored {} programs in {:.1} s; stopped: {}",
+            log.programs_explored, log.elapsed_s, log.stop_reason
+        )
+    } else {
+        format!(
+            "found after {:.2} s; {} programs explored in {:.1} s; stopped: {}",
+            log.timeline.last().map_or(0.0, |i| i.found_at_s),
+            log.programs_explored,
+            log.elapsed_s,
+            log.stop_reason
+        )
+    }
+}
+
 /// Writing the report failed (a closed or full stdout): an I/O error naming stdout.
 fn stdout_err(e: std::io::Error) -> crate::Error {
     crate::Error::io("stdout", e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_network_is_not_reported_as_found() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("search-logs/examples/sort3-latency-seed0.json");
+        let mut log = crate::log::SearchLog::read(&path).unwrap();
+        let best = log.best.clone().unwrap();
+        assert_eq!(
+            search_line(&log, &best),
+            "found after 0.40 s; 5857322 programs explored in 300.5 s; stopped: budget"
+        );
+        let mut kept = best;
+        kept.latency.as_mut().unwrap().baseline = true;
+        log.best = Some(kept.clone());
+        assert_eq!(
+            search_line(&log, &kept),
+            "kept the classic network; the search explored 5857322 programs in 300.5 s; stopped: budget"
+        );
+        // The whole report: the network line, then that line, never "found after".
+        let out = search::SearchOutcome {
+            log,
+            log_path: path,
+            log_error: None,
+            verified: true,
+        };
+        let mut text = Vec::new();
+        print_search(&mut text, &Task::load("sort3").unwrap(), &out, false).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "this is the classic network: no kernel the search found measured clearly faster (its 95% interval below the network's figure)");
+        assert_eq!(lines[2], "kept the classic network; the search explored 5857322 programs in 300.5 s; stopped: budget");
+        assert!(!text.contains("found after"), "{text}");
+    }
 }

@@ -20,7 +20,8 @@ pub struct ReplayOptions {
     pub dot: Option<PathBuf>,
     /// Depth of the DOT graph (moves from the initial state).
     pub dot_depth: usize,
-    /// Write best length against time as a PNG here.
+    /// Write best length against time as a PNG here (the name must end in `.png`: see
+    /// [`crate::plot::check_png_name`]).
     pub plot: Option<PathBuf>,
 }
 
@@ -37,16 +38,17 @@ pub struct PrincipalVariation {
 }
 
 /// The principal variation of `log`'s tree (see [`TreeSnapshot::principal_variation`]),
-/// with the kernel it spells when the log's task can be loaded and its move table is the
-/// one the log was written with. `None` when the log has no tree.
-pub fn principal_variation(log: &SearchLog) -> Option<PrincipalVariation> {
+/// with the kernel it spells when the log's task can be loaded (see
+/// [`super::search::log_task`]; `path` is where the log was read from) and its move table is
+/// the one the log was written with. `None` when the log has no tree.
+pub fn principal_variation(log: &SearchLog, path: &Path) -> Option<PrincipalVariation> {
     let tree = log.tree.as_ref()?;
     let nodes = tree.principal_variation();
     let actions: Vec<crate::search::Action> = nodes
         .iter()
         .filter_map(|&i| tree.nodes[i as usize].action)
         .collect();
-    let program_att = game_of(log).and_then(|game| {
+    let program_att = game_of(log, path).and_then(|game| {
         if actions.iter().any(|&a| a as usize >= game.num_actions()) {
             return None;
         }
@@ -65,8 +67,8 @@ pub fn principal_variation(log: &SearchLog) -> Option<PrincipalVariation> {
 }
 
 /// The log's game, when its task loads and its move table matches the log's.
-fn game_of(log: &SearchLog) -> Option<SortGame> {
-    let task = super::search::log_task(log).ok()?;
+fn game_of(log: &SearchLog, path: &Path) -> Option<SortGame> {
+    let task = super::search::log_task(log, path).ok()?;
     let objective = log
         .config
         .get("objective")
@@ -86,6 +88,9 @@ pub fn replay(path: &Path, opts: &ReplayOptions, w: &mut dyn std::io::Write) -> 
             path: path.into(),
             message: "no tree to draw: the log has none (an A* search, a version 1 log, or --tree-nodes 0)".into(),
         });
+    }
+    if let Some(plot) = &opts.plot {
+        crate::plot::check_png_name("--plot", plot)?;
     }
     for (flag, out) in [("--dot", &opts.dot), ("--plot", &opts.plot)] {
         if let Some(out) = out {
@@ -107,7 +112,7 @@ pub fn replay(path: &Path, opts: &ReplayOptions, w: &mut dyn std::io::Write) -> 
             )));
         }
     }
-    let best_check = log.best.as_ref().map(|b| recheck(&log, b));
+    let best_check = log.best.as_ref().map(|b| recheck(&log, path, b));
     let text = report(path, &log, opts, best_check.as_deref());
     w.write_all(text.as_bytes())
         .map_err(|e| crate::Error::io("stdout", e))?;
@@ -128,8 +133,8 @@ pub fn replay(path: &Path, opts: &ReplayOptions, w: &mut dyn std::io::Write) -> 
 
 /// The logged best kernel checked again by the oracle (a log is only text: it may have been
 /// edited), as the report's line about it.
-fn recheck(log: &SearchLog, best: &crate::log::LoggedKernel) -> String {
-    let task = match super::search::log_task(log) {
+fn recheck(log: &SearchLog, path: &Path, best: &crate::log::LoggedKernel) -> String {
+    let task = match super::search::log_task(log, path) {
         Ok(t) => t,
         Err(e) => {
             return format!(
@@ -218,7 +223,7 @@ fn report(path: &Path, log: &SearchLog, opts: &ReplayOptions, best_check: Option
     }
 
     // The principal variation.
-    match (&log.tree, principal_variation(log)) {
+    match (&log.tree, principal_variation(log, path)) {
         (Some(tree), Some(pv)) => {
             let _ = writeln!(
                 s,

@@ -21,6 +21,19 @@ use std::time::Duration;
 /// Most worker threads a search may start (root parallelism gains nothing from thousands).
 pub const MAX_THREADS: usize = 256;
 
+/// The largest `--seed` a new search accepts, 18,446,744,073,709,551: worker `i` (below
+/// [`MAX_THREADS`]) seeds its stream with `1000 * seed + i` ([`worker_seed`]), which past it
+/// would wrap around 2^64 (seed 2^61 would search as seed 0).
+pub const MAX_SEED: u64 = (u64::MAX - (MAX_THREADS as u64 - 1)) / 1000;
+
+/// The seed of worker `i`'s random stream in a search with `seed`: `1000 * seed + i`, so
+/// distinct `(seed, i)` give distinct worker seeds for every seed up to [`MAX_SEED`] and `i`
+/// below 1000. The product wraps only for larger seeds, which new searches refuse; a log
+/// written with one before that (resumed) continues with the streams it started with.
+pub fn worker_seed(seed: u64, i: usize) -> u64 {
+    seed.wrapping_mul(1000).wrapping_add(i as u64)
+}
+
 /// Which search strategy to run.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
@@ -171,7 +184,8 @@ pub fn resolve_guide(
 pub struct SearchOptions {
     /// Wall-clock budget of this run (a resumed search runs this much more).
     pub budget: Duration,
-    /// Base seed; worker `i` uses `1000 * seed + i`.
+    /// Base seed, at most [`MAX_SEED`] for a new search; worker `i` uses `1000 * seed + i`
+    /// ([`worker_seed`]).
     pub seed: u64,
     /// Worker threads (root parallelism), at least 1.
     pub threads: usize,
@@ -304,21 +318,36 @@ pub fn resume_options(
         }
         _ => {}
     }
-    // Numbers a hand-edited log could make nonsense of (and Duration would panic on).
-    let seconds = |what: &str, x: f64| {
-        if x.is_finite() && (0.0..1e9).contains(&x) {
-            Ok(x)
-        } else {
+    // Numbers a hand-edited log could make nonsense of (and Duration would panic on), each
+    // checked against the most a search writes: `checkpoint_s` is at most MAX_BUDGET (it is
+    // parsed by parse_budget), `budget_s` is the last run's budget (at most MAX_BUDGET) on top
+    // of the time already spent, so at most `elapsed_s + MAX_BUDGET`; versions before
+    // MAX_BUDGET wrote any value under 1e9 s, which still reads. (elapsed_s, under 1e9 s or 31
+    // years of searching, is checked by SearchLog::read.)
+    let seconds = |what: &str, x: f64, most: f64| {
+        if !(x.is_finite() && x >= 0.0) {
             Err(bad(format!(
                 "corrupted search log: {what} is {x}, not a number of seconds"
             )))
+        } else if x > most {
+            Err(bad(format!(
+                "corrupted search log: {what} is {x} s, more than a search writes ({most} s)"
+            )))
+        } else {
+            Ok(x)
         }
     };
-    // (elapsed_s is checked by SearchLog::read.)
-    seconds("config.budget_s", saved.budget_s)?;
+    let max_budget = crate::task::MAX_BUDGET.as_secs_f64();
+    // One second of slack for the rounding of the sum.
+    seconds(
+        "config.budget_s",
+        saved.budget_s,
+        (log.elapsed_s + max_budget + 1.0).max(1e9),
+    )?;
     let checkpoint_every = match saved.checkpoint_s {
         Some(c) => Some(Duration::from_secs_f64(
-            seconds("config.checkpoint_s", c)?.max(0.001),
+            // At most MAX_BUDGET, under the bound older versions checked.
+            seconds("config.checkpoint_s", c, 1e9)?.max(0.001),
         )),
         None => None,
     };
@@ -344,7 +373,7 @@ pub fn resume_options(
             Duration::from_secs_f64(left)
         }
     };
-    let task = log_task(&log).map_err(|e| bad(format!("cannot resume: {e}")))?;
+    let task = log_task(&log, path).map_err(|e| bad(format!("cannot resume: {e}")))?;
     let guide = saved.guide;
     let opts = SearchOptions {
         budget,
@@ -373,28 +402,58 @@ pub fn resume_options(
     Ok((task, opts))
 }
 
-/// The task a log names: a built-in (`builtin:sort3`, which must be one) or a task file's
-/// path as the search was given it.
+/// The task the log at `log_path` names: a built-in (`builtin:sort3`, which must be one) or
+/// a task file. Logs record a task file's absolute path; older logs recorded it as the
+/// search was given it, relative to the folder the search ran in, which is tried as written
+/// (relative to the current folder), then relative to the log's folder and the two folders
+/// above it (`search-logs/<task>/` is under the folder the search ran in with the default
+/// `--log-dir`); the first that holds the log's task is taken.
 ///
 /// Errors: the task cannot be loaded, or it is not the log's task (a task file edited or
 /// replaced since, or read from another folder: `task_source my.toml now holds task zzz,
-/// not the log's task mysort`).
-pub fn log_task(log: &SearchLog) -> Result<Task> {
-    let task = match log.task_source.strip_prefix("builtin:") {
-        Some(name) if crate::task::BUILTIN.iter().any(|(n, _)| *n == name) => Task::load(name),
-        Some(name) => Err(crate::Error::UnknownTask {
-            name: name.to_string(),
-            known: crate::task::BUILTIN.map(|(n, _)| n).join(", "),
-        }),
-        None => Task::load(&log.task_source),
-    }?;
-    if task.name != log.task {
-        return Err(crate::Error::Runtime(format!(
-            "task_source {} now holds task {}, not the log's task {}",
-            log.task_source, task.name, log.task
-        )));
+/// not the log's task mysort`); for a relative path none of the candidates holds it, and the
+/// error is the one for the path as written.
+pub fn log_task(log: &SearchLog, log_path: &std::path::Path) -> Result<Task> {
+    let check = |task: Task| {
+        if task.name == log.task {
+            Ok(task)
+        } else {
+            Err(crate::Error::Runtime(format!(
+                "task_source {} now holds task {}, not the log's task {}",
+                log.task_source, task.name, log.task
+            )))
+        }
+    };
+    let source = match log.task_source.strip_prefix("builtin:") {
+        Some(name) if crate::task::BUILTIN.iter().any(|(n, _)| *n == name) => {
+            return check(Task::load(name)?)
+        }
+        Some(name) => {
+            return Err(crate::Error::UnknownTask {
+                name: name.to_string(),
+                known: crate::task::BUILTIN.map(|(n, _)| n).join(", "),
+            })
+        }
+        None => std::path::Path::new(&log.task_source),
+    };
+    let as_written = Task::load(&log.task_source).and_then(check);
+    if as_written.is_ok() || source.is_absolute() {
+        return as_written;
     }
-    Ok(task)
+    let folders = log_path
+        .parent()
+        .into_iter()
+        .flat_map(|d| d.ancestors())
+        .take(3);
+    for dir in folders {
+        let candidate = dir.join(source);
+        if candidate.is_file() {
+            if let Ok(task) = Task::load(&candidate.display().to_string()).and_then(check) {
+                return Ok(task);
+            }
+        }
+    }
+    as_written
 }
 
 /// The hash of a game's move table, as logs record it.
@@ -596,14 +655,22 @@ fn verify_best(
 /// and at the end, so a killed search loses at most one interval. With
 /// [`SearchOptions::resume`] it continues the saved search and keeps writing its log.
 ///
-/// Errors: I/O on the log before the search starts, a log that cannot be resumed, a net that
-/// cannot serve the task, or a JIT that cannot run. A log that cannot be written at the end
-/// is reported in [`SearchOutcome::log_error`], after the kernel.
+/// Errors: a new search's seed above [`MAX_SEED`] (`--seed 2305843009213693952 is too large:
+/// the maximum is 18446744073709551 (worker i seeds its stream with 1000 x seed + i)`), I/O on
+/// the log before the search starts, a log that cannot be resumed, a net that cannot serve
+/// the task, or a JIT that cannot run. A log that cannot be written at the end is reported in
+/// [`SearchOutcome::log_error`], after the kernel.
 pub fn run_search(
     task: &Task,
     opts: &SearchOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<SearchOutcome> {
+    if opts.resume.is_none() && opts.seed > MAX_SEED {
+        return Err(crate::Error::Runtime(format!(
+            "--seed {} is too large: the maximum is {MAX_SEED} (worker i seeds its stream with 1000 x seed + i)",
+            opts.seed
+        )));
+    }
     let game = SortGame::with_objective(task, opts.objective);
     let start_time = time::OffsetDateTime::now_utc();
     let run_started = start_time
@@ -827,7 +894,7 @@ pub fn run_search(
                 .into_par_iter()
                 .map(|i| {
                     let mut cfg = mcts_cfg.clone();
-                    cfg.seed = opts.seed.wrapping_mul(1000).wrapping_add(i as u64);
+                    cfg.seed = worker_seed(opts.seed, i);
                     cfg.worker = i;
                     let r = match (opts.strategy, &net, &opts.guide) {
                         (

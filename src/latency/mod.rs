@@ -172,7 +172,11 @@ pub struct Inputs {
     pub n: usize,
     /// Arrays per pass.
     pub per_pass: usize,
-    /// Seed.
+    /// Seed. Pass `s` draws from `mix64(seed ^ s * 0x9E37_79B9_7F4A_7C15)`: the passes of one
+    /// run never repeat an array stream (the multiplier K is odd), but two seeds whose xor
+    /// is `s * K ^ t * K` for passes `s != t` (seeds 0 and K, for one) share the arrays of
+    /// those passes. That is harmless for timing, which needs fresh arrays within a run, not
+    /// different ones between seeds.
     pub seed: u64,
 }
 

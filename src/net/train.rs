@@ -84,6 +84,28 @@ impl Default for TrainConfig {
     }
 }
 
+/// The random stream of self-play episode `index` of a training run with `seed`.
+///
+/// For seeds below 2^32 it is `ChaCha8Rng::seed_from_u64(mix64(seed * 0x9E37_79B9 + index))`
+/// (as in earlier versions, so their runs replay): the key cannot wrap and distinct
+/// `(seed, index)` give distinct keys for any index below 0x9E37_79B9 (2.6 billion
+/// episodes). For larger seeds that product wraps, and seed `s + m` (`m` the inverse of the
+/// multiplier modulo 2^64) would play episode `k + 1` of seed `s` as its episode `k`; those
+/// seeds use the seed's own bytes as the key and stream `index + 1` (the small seeds use
+/// stream 0), so distinct pairs give distinct streams for every seed.
+fn episode_rng(seed: u64, index: u64) -> rand_chacha::ChaCha8Rng {
+    if seed < 1 << 32 {
+        return rand_chacha::ChaCha8Rng::seed_from_u64(crate::search::mix64(
+            (seed * 0x9E37_79B9).wrapping_add(index),
+        ));
+    }
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut rng = rand_chacha::ChaCha8Rng::from_seed(key);
+    rng.set_stream(index.wrapping_add(1));
+    rng
+}
+
 /// One row of the learning curve, written after every round.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CurvePoint {
@@ -268,9 +290,7 @@ pub fn train(
             .filter_map(|i| {
                 let index = episodes + i;
                 let task = (index % games.len() as u64) as usize;
-                let mut ep_rng = rand_chacha::ChaCha8Rng::seed_from_u64(crate::search::mix64(
-                    cfg.seed.wrapping_mul(0x9E37_79B9).wrapping_add(index),
-                ));
+                let mut ep_rng = episode_rng(cfg.seed, index);
                 let shared = Shared::new(
                     Budget {
                         time: remaining,
@@ -477,4 +497,56 @@ pub fn write_curve_png(
         "learner steps",
         &[losses, best],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::RngCore;
+
+    fn first_words(mut rng: rand_chacha::ChaCha8Rng) -> [u64; 4] {
+        [
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+        ]
+    }
+
+    #[test]
+    fn episode_streams_of_small_seeds_are_unchanged_and_large_seeds_do_not_share_them() {
+        // Seeds below 2^32: the streams of earlier versions.
+        for (seed, index) in [(0u64, 0u64), (1, 0), (3, 17), ((1 << 32) - 1, 5)] {
+            let old = rand_chacha::ChaCha8Rng::seed_from_u64(crate::search::mix64(
+                seed.wrapping_mul(0x9E37_79B9).wrapping_add(index),
+            ));
+            assert_eq!(first_words(episode_rng(seed, index)), first_words(old));
+        }
+        // The inverse of the multiplier modulo 2^64 (Newton's iteration).
+        let c: u64 = 0x9E37_79B9;
+        let mut m: u64 = c;
+        for _ in 0..6 {
+            m = m.wrapping_mul(2u64.wrapping_sub(c.wrapping_mul(m)));
+        }
+        assert_eq!(c.wrapping_mul(m), 1);
+        // With the old key, seed s + m played episode k + 1 of seed s as its episode k.
+        let s = 1u64 << 40;
+        let old = |seed: u64, index: u64| {
+            first_words(rand_chacha::ChaCha8Rng::seed_from_u64(
+                crate::search::mix64(seed.wrapping_mul(c).wrapping_add(index)),
+            ))
+        };
+        assert_eq!(old(s.wrapping_add(m), 0), old(s, 1));
+        assert_ne!(
+            first_words(episode_rng(s.wrapping_add(m), 0)),
+            first_words(episode_rng(s, 1))
+        );
+        // Large seeds: distinct pairs, distinct streams, none of them a small seed's.
+        let mut seen = std::collections::HashSet::new();
+        for seed in [0u64, 1, 1 << 32, 1 << 61, s, s.wrapping_add(m), u64::MAX] {
+            for index in 0..4 {
+                assert!(seen.insert(first_words(episode_rng(seed, index))));
+            }
+        }
+    }
 }

@@ -53,7 +53,9 @@ pub struct Task {
     /// Budget used when `search` is given none.
     #[serde(with = "humantime_serde_compat")]
     pub default_budget: Duration,
-    /// Where the spec came from: `builtin:sort3` or a file path.
+    /// Where the spec came from: `builtin:sort3`, or the task file's absolute path (as
+    /// [`std::path::absolute`] makes it, symbolic links kept) when [`Task::load`] read one; the
+    /// path given to [`Task::parse`] otherwise.
     pub source: String,
 }
 
@@ -67,7 +69,8 @@ mod humantime_serde_compat {
 }
 
 impl Task {
-    /// Loads a task by built-in name (`sort3`) or by path to a `.toml` file.
+    /// Loads a task by built-in name (`sort3`) or by path to a `.toml` file; a file's
+    /// [`Task::source`] is its absolute path (error messages name the path as given).
     ///
     /// Errors: [`Error::UnknownTask`] for a name that is neither; [`Error::TaskSpec`] naming the
     /// file and the field for a malformed file.
@@ -82,7 +85,11 @@ impl Task {
         if path.extension().is_some_and(|e| e == "toml") || path.exists() {
             let text = crate::log::read_regular(path)?;
             let mut t = Task::parse(&text, path)?;
-            t.source = path.display().to_string();
+            // Absolute, so that a log naming it can be resumed from any folder.
+            t.source = std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .display()
+                .to_string();
             return Ok(t);
         }
         Err(Error::UnknownTask {
@@ -341,10 +348,15 @@ impl Task {
             alphadev: length("reference.alphadev")?,
         };
         let default_budget = match get("search.budget") {
-            Some(toml::Value::String(s)) => parse_budget(s).map_err(|_| {
+            Some(toml::Value::String(s)) => parse_budget(s).map_err(|e| {
                 err(
                     "search.budget",
-                    format!("'{s}' is not a duration such as 60s, 10m or 1h"),
+                    match e {
+                        Error::BudgetTooLong(_) => {
+                            format!("'{s}' is longer than the maximum, {MAX_BUDGET_TEXT}")
+                        }
+                        _ => format!("'{s}' is not a duration such as 60s, 10m or 1h"),
+                    },
                 )
             })?,
             Some(v) => {
@@ -373,19 +385,108 @@ impl Task {
     }
 }
 
+/// The longest duration [`parse_budget`] accepts, for every budget and interval superopt
+/// reads (`search --budget`, `search --resume --budget`, `search --checkpoint`, a task file's
+/// `search.budget`, `train --budget` and `--eval-budget`): 10 years as humantime counts them
+/// (365.25 days each), 315,576,000 s. Search logs record budgets in seconds, and
+/// `search --resume` reads back every budget up to it ([`MAX_BUDGET_TEXT`] in messages).
+pub const MAX_BUDGET: Duration = Duration::from_secs(10 * 31_557_600);
+
+/// [`MAX_BUDGET`] as error messages name it.
+pub const MAX_BUDGET_TEXT: &str = "10years (315576000 s)";
+
 /// Parses a budget such as `90s`, `10m`, `1h`, `1h30m` or `500ms` (humantime syntax; a bare
-/// number is seconds).
+/// number is seconds), at most [`MAX_BUDGET`].
 ///
-/// Errors: [`Error::Budget`] for anything else, zero included.
+/// Errors: [`Error::BudgetTooLong`] for a longer budget (`invalid budget '40years': the
+/// maximum is 10years (315576000 s)`), [`Error::Budget`] for anything else that is not a
+/// positive duration, zero included.
 pub fn parse_budget(s: &str) -> Result<Duration> {
     let t = s.trim();
     let d = if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
-        t.parse::<u64>().ok().map(Duration::from_secs)
+        // Only digits: it fails only past u64::MAX seconds.
+        t.parse::<u64>().map(Duration::from_secs).map_err(|_| None)
     } else {
-        humantime::parse_duration(t).ok()
+        humantime::parse_duration(t).map_err(Some)
     };
     match d {
-        Some(d) if !d.is_zero() => Ok(d),
+        Ok(d) if d > MAX_BUDGET => Err(Error::BudgetTooLong(s.to_string())),
+        Ok(d) if !d.is_zero() => Ok(d),
+        Err(None | Some(humantime::DurationError::NumberOverflow)) => {
+            Err(Error::BudgetTooLong(s.to_string()))
+        }
         _ => Err(Error::Budget(s.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_up_to_the_maximum_parse_and_longer_ones_are_refused() {
+        assert_eq!(parse_budget("10years").unwrap(), MAX_BUDGET);
+        assert_eq!(parse_budget("315576000").unwrap(), MAX_BUDGET);
+        assert_eq!(parse_budget(" 90s ").unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            MAX_BUDGET_TEXT,
+            format!(
+                "{} ({} s)",
+                humantime::format_duration(MAX_BUDGET),
+                MAX_BUDGET.as_secs()
+            )
+        );
+        for s in [
+            "10years1s",
+            "315576001",
+            "40years",
+            "99999999999999999999999",
+            "99999999999999999999999years",
+        ] {
+            assert_eq!(
+                parse_budget(s).unwrap_err().to_string(),
+                format!("invalid budget '{s}': the maximum is 10years (315576000 s)")
+            );
+        }
+        for s in ["0", "0s", "", "abc", "10x", "-5s"] {
+            assert_eq!(
+                parse_budget(s).unwrap_err().to_string(),
+                format!(
+                    "invalid budget '{s}': expected a positive duration such as 60s, 10m or 1h"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_task_file_budget_over_the_maximum_is_refused() {
+        let text = BUILTIN[0]
+            .1
+            .replace("budget = \"60s\"", "budget = \"40years\"");
+        assert!(text.contains("40years"), "{text}");
+        assert_eq!(
+            Task::parse(&text, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string(),
+            "t.toml: search.budget: '40years' is longer than the maximum, 10years (315576000 s)"
+        );
+    }
+
+    #[test]
+    fn task_files_are_recorded_by_absolute_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mine.toml");
+        std::fs::write(&path, BUILTIN[0].1).unwrap();
+        let task = Task::load(path.to_str().unwrap()).unwrap();
+        assert_eq!(task.source, path.display().to_string());
+        assert!(Path::new(&task.source).is_absolute());
+        // A relative path is made absolute against the current folder.
+        let rel = Task::load("programs/sort3.toml").unwrap();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            rel.source,
+            here.join("programs/sort3.toml").display().to_string()
+        );
+        assert_eq!(Task::load("sort3").unwrap().source, "builtin:sort3");
     }
 }
