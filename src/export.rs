@@ -149,17 +149,56 @@ const RUST_KEYWORDS: &[&str] = &[
     "override", "priv", "try", "typeof", "unsized", "virtual", "yield", "union", "_",
 ];
 
-/// Checks that `name` can name the exported function in C and in Rust: ASCII letters, digits
-/// and `_`, not starting with a digit, and not a keyword of either language.
+/// Checks that `name` can name the exported function of a single [`export`]: see
+/// [`name_problem`] for the rules.
 ///
-/// Errors: [`Error::Runtime`] with a one-line reason (`invalid name 'for': a keyword in C and
-/// Rust; choose another with --name`).
+/// Errors: [`Error::Runtime`] with a one-line reason that ends with the way out (`invalid
+/// name 'for': a keyword in C and Rust; choose another with --name`), or naming GNU as when
+/// it cannot be run for the probe (missing, failing on a plain name, or slower than
+/// [`AS_LIMIT`]: `GNU as did not finish within 10s; killed it`).
 pub fn check_name(name: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Err(Error::Runtime(format!(
+    match name_problem(name)? {
+        Some(why) => Err(Error::Runtime(format!(
             "invalid name '{name}': {why}; choose another with --name"
-        )))
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Checks that a task's name can name its module and function in [`export_library`], which
+/// has no `--name`: the rules of [`name_problem`], and not `lib` (`src/lib.rs` is the crate
+/// root).
+///
+/// Errors: as [`check_name`], with the way out for a library (`invalid name 'for': a keyword
+/// in C and Rust; --library names each module and function after its task: rename the task
+/// (the name field of its task file)`).
+pub fn check_library_name(name: &str) -> Result<()> {
+    let why = if name == "lib" {
+        Some("the crate root is src/lib.rs, so no module can be named lib".to_string())
+    } else {
+        name_problem(name)?
     };
+    match why {
+        Some(why) => Err(Error::Runtime(format!(
+            "invalid name '{name}': {why}; --library names each module and function after its task: rename the task (the name field of its task file)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Why `name` cannot name an exported function, or `None` when it can: it must be ASCII
+/// letters, digits and `_`, not starting with a digit or `_`, at most 100 characters, not a
+/// keyword of C, C++ or Rust, a macro gcc predefines, a name of the C library or
+/// `<stdint.h>`, and GNU as must read it as a symbol in both syntaxes: first checked against
+/// iced-x86's register names and Intel syntax's operators (fast, and the usual reason), then
+/// by running GNU as on a small file that defines and calls a function of that name with the
+/// directives the export writes, in AT&T and in Intel syntax (within [`AS_LIMIT`] each);
+/// this catches the names only GNU as knows (`r8b`, `axl`, and whatever a newer GNU as
+/// adds).
+///
+/// Errors: [`Error::Runtime`] when GNU as cannot be run for the probe.
+pub fn name_problem(name: &str) -> Result<Option<String>> {
+    let bad = |why: &str| Ok(Some(why.to_string()));
     let ident = name.chars().next().is_some_and(|c| !c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ident {
@@ -207,12 +246,141 @@ pub fn check_name(name: &str) -> Result<()> {
         return bad("a type or macro name of <stdint.h> (or reserved for one)");
     }
     let lower = name.to_ascii_lowercase();
+    let intel =
+        "a register or operator name in Intel syntax, which GNU as would not read as a symbol";
     if INTEL_OPERATORS.contains(&lower.as_str()) || is_register(&lower) {
-        return bad(
-            "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
-        );
+        return bad(intel);
     }
-    Ok(())
+    match probe_name(name)? {
+        None => Ok(None),
+        Some(asm::Syntax::Intel) => bad(intel),
+        Some(asm::Syntax::Att) => bad("a name GNU as does not read as a symbol in AT&T syntax"),
+    }
+}
+
+/// How long GNU as may take for one name probe before it is killed (it takes milliseconds).
+pub const AS_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A name every GNU as reads as a symbol: the control of [`probe_name`].
+const PLAIN_NAME: &str = "superopt_probe";
+
+/// The first syntax (AT&T, then Intel) in which GNU as does not read `name` as a symbol
+/// ([`as_reads_symbol`]), or `None`. A failing probe is run again with a plain name, so that
+/// an assembler that fails on everything is reported as such, not blamed on the name.
+///
+/// Errors: [`Error::Runtime`] when GNU as is missing, times out, or fails on the plain name.
+fn probe_name(name: &str) -> Result<Option<asm::Syntax>> {
+    for syntax in [asm::Syntax::Att, asm::Syntax::Intel] {
+        if !as_reads_symbol(name, syntax)? {
+            if !as_reads_symbol(PLAIN_NAME, syntax)? {
+                let syntax = match syntax {
+                    asm::Syntax::Att => "AT&T",
+                    asm::Syntax::Intel => "Intel",
+                };
+                return Err(Error::Runtime(format!(
+                    "GNU as fails to assemble a function named {PLAIN_NAME} in {syntax} syntax, so it cannot check names; check the installed binutils"
+                )));
+            }
+            return Ok(Some(syntax));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether GNU as reads `name` as a symbol in `syntax`: it assembles the directives and
+/// label the export writes for a function `name` ([`function_asm_of`]) around a body that
+/// refers to it twice (`call NAME` and a RIP-relative `lea` of it), without any diagnostic
+/// (warnings included), and the object must define `name` in a section with a size and carry
+/// exactly two relocations against it. A name GNU as takes for a register or an operator
+/// fails one of these.
+///
+/// Errors: [`Error::Runtime`] when GNU as cannot be run or takes longer than [`AS_LIMIT`].
+fn as_reads_symbol(name: &str, syntax: asm::Syntax) -> Result<bool> {
+    let lea = match syntax {
+        asm::Syntax::Att => format!("lea {name}(%rip), %rax"),
+        asm::Syntax::Intel => format!("lea rax, [rip + {name}]"),
+    };
+    let body = vec!["ret".to_string(), format!("call {name}"), lea];
+    let mut text = function_asm_of(body, syntax, name, ".text", "").join("\n");
+    text.push('\n');
+    let dir = tempfile::Builder::new()
+        .prefix("superopt-name")
+        .tempdir()
+        .map_err(|e| Error::Runtime(format!("cannot create a temporary directory: {e}")))?;
+    let (source, object, messages) = (
+        dir.path().join("probe.s"),
+        dir.path().join("probe.o"),
+        dir.path().join("probe.err"),
+    );
+    std::fs::write(&source, text).map_err(|e| Error::io(&source, e))?;
+    let err_file = std::fs::File::create(&messages).map_err(|e| Error::io(&messages, e))?;
+    let mut cmd = std::process::Command::new("as");
+    cmd.args(["--64", "-o", "probe.o", "probe.s"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err_file);
+    let status = run_limited(&mut cmd, "GNU as", AS_LIMIT)?;
+    let said = std::fs::read_to_string(&messages).unwrap_or_default();
+    if !status.success() || !said.trim().is_empty() {
+        return Ok(false);
+    }
+    let bytes = std::fs::read(&object).map_err(|e| Error::io(&object, e))?;
+    let object = asm::read_object(&bytes)
+        .map_err(|e| Error::Runtime(format!("cannot read GNU as output: {e}")))?;
+    let defined = object
+        .symbols
+        .iter()
+        .any(|(n, shndx, _, size)| n == name && *shndx != 0 && *shndx < 0xff00 && *size > 0);
+    let references = object
+        .all_relocs
+        .iter()
+        .filter(|(_, _, n)| n == name)
+        .count();
+    Ok(defined && references == 2)
+}
+
+/// Runs `cmd` (whose output goes to files or nowhere: nothing here reads a pipe) and waits
+/// at most `limit` for it to exit; `what` names the program in messages.
+///
+/// Errors: [`Error::Runtime`] when it cannot be started (`GNU as not found: install binutils`
+/// for `as`) or is still running after `limit` (then it is killed and reaped: `GNU as did not
+/// finish within 10 s; killed it`).
+fn run_limited(
+    cmd: &mut std::process::Command,
+    what: &str,
+    limit: std::time::Duration,
+) -> Result<std::process::ExitStatus> {
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound if what == "GNU as" => {
+            Error::Runtime("GNU as not found: install binutils".into())
+        }
+        _ => Error::Runtime(format!("cannot run {what}: {e}")),
+    })?;
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if start.elapsed() >= limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Runtime(format!(
+                    "{what} did not finish within {}; killed it",
+                    humantime::format_duration(limit)
+                )));
+            }
+            Ok(None) => {
+                std::thread::sleep(pause.min(limit.saturating_sub(start.elapsed())));
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Runtime(format!("cannot wait for {what}: {e}")));
+            }
+        }
+    }
 }
 
 /// Whether `lower` (lower case) names an x86 register, as iced-x86 knows them.
@@ -565,7 +733,7 @@ pub fn export_library(
     }
     let mut verdicts = Vec::new();
     for (i, (task, kernel, _)) in kernels.iter().enumerate() {
-        check_name(&task.name)?;
+        check_library_name(&task.name)?;
         if kernels[..i].iter().any(|(t, _, _)| t.name == task.name) {
             return Err(Error::Runtime(format!("task {} is named twice", task.name)));
         }
@@ -792,6 +960,25 @@ fn function_asm(
     section: &str,
     close: &str,
 ) -> Vec<String> {
+    function_asm_of(
+        function_lines(kernel, syntax),
+        syntax,
+        symbol,
+        section,
+        close,
+    )
+}
+
+/// [`function_asm`] with the function's statements given (`body`, in `syntax`, `ret`
+/// included): the one place that writes the directives around an exported symbol, so that
+/// [`as_reads_symbol`] probes a name exactly as the export uses it.
+fn function_asm_of(
+    body: Vec<String>,
+    syntax: asm::Syntax,
+    symbol: &str,
+    section: &str,
+    close: &str,
+) -> Vec<String> {
     let mut out = vec![section.to_string()];
     if syntax == asm::Syntax::Intel {
         out.push(".intel_syntax noprefix".into());
@@ -800,11 +987,7 @@ fn function_asm(
     out.push(format!(".globl {symbol}"));
     out.push(format!(".type {symbol}, @function"));
     out.push(format!("{symbol}:"));
-    out.extend(
-        function_lines(kernel, syntax)
-            .into_iter()
-            .map(|l| format!("    {l}")),
-    );
+    out.extend(body.into_iter().map(|l| format!("    {l}")));
     out.push(format!(".size {symbol}, .-{symbol}"));
     if syntax == asm::Syntax::Intel {
         out.push(".att_syntax prefix".into());
@@ -1488,6 +1671,75 @@ mod tests {
         assert_eq!(
             msg(""),
             "invalid name '': use ASCII letters, digits and '_', not starting with a digit; choose another with --name"
+        );
+    }
+
+    /// The probe is what catches GNU as's own register names: iced-x86 does not know them.
+    #[test]
+    fn gnu_as_decides_what_is_a_symbol() {
+        for name in ["r8b", "r15b", "axl", "bxl", "R9B"] {
+            assert!(!is_register(&name.to_ascii_lowercase()), "{name}");
+            assert_eq!(
+                probe_name(name).unwrap(),
+                Some(asm::Syntax::Intel),
+                "{name}"
+            );
+        }
+        // Known to both (the list answers first, but GNU as agrees).
+        for name in ["sil", "rax", "xmm0", "dword", "offset"] {
+            assert_eq!(
+                probe_name(name).unwrap(),
+                Some(asm::Syntax::Intel),
+                "{name}"
+            );
+        }
+        for name in ["sort3", "r8x", "eiz", "My_Sort"] {
+            assert_eq!(probe_name(name).unwrap(), None, "{name}");
+        }
+        assert!(check_name("r8x").is_ok());
+        assert_eq!(
+            check_name("r8b").unwrap_err().to_string(),
+            "invalid name 'r8b': a register or operator name in Intel syntax, which GNU as would not read as a symbol; choose another with --name"
+        );
+    }
+
+    #[test]
+    fn a_program_past_its_limit_is_killed() {
+        let start = std::time::Instant::now();
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("30");
+        let err = run_limited(&mut cmd, "sleep", std::time::Duration::from_millis(200))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "sleep did not finish within 200ms; killed it");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        let mut cmd = std::process::Command::new("true");
+        let status = run_limited(&mut cmd, "true", std::time::Duration::from_secs(5)).unwrap();
+        assert!(status.success());
+        let mut cmd = std::process::Command::new("superopt-no-such-program");
+        assert_eq!(
+            run_limited(&mut cmd, "GNU as", AS_LIMIT)
+                .unwrap_err()
+                .to_string(),
+            "GNU as not found: install binutils"
+        );
+    }
+
+    #[test]
+    fn library_names_get_the_library_hint() {
+        assert!(check_library_name("sort3").is_ok());
+        let msg = |n: &str| check_library_name(n).unwrap_err().to_string();
+        assert_eq!(
+            msg("fn"),
+            "invalid name 'fn': a keyword in Rust; --library names each module and function after its task: rename the task (the name field of its task file)"
+        );
+        assert_eq!(
+            msg("r15b"),
+            "invalid name 'r15b': a register or operator name in Intel syntax, which GNU as would not read as a symbol; --library names each module and function after its task: rename the task (the name field of its task file)"
+        );
+        assert_eq!(
+            msg("lib"),
+            "invalid name 'lib': the crate root is src/lib.rs, so no module can be named lib; --library names each module and function after its task: rename the task (the name field of its task file)"
         );
     }
 

@@ -398,8 +398,23 @@ fn bad_names_are_one_line_errors() {
             "dword",
             "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
         ),
-    ] {
-        let (code, err) = export_err(&[SORT3_LOG, "--name", name, "-o", &d]);
+    ]
+    .into_iter()
+    .chain(
+        // Registers of other widths and GNU as's own aliases: iced-x86 knows r8l, sil, spl
+        // and eip; r8b, r15b, axl and bxl only GNU as does (its probe catches them).
+        [
+            "r8b", "r15b", "R9B", "r8l", "sil", "spl", "bpl", "dil", "axl", "bxl", "r8w", "eip",
+        ]
+        .map(|n| {
+            (
+                n,
+                "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
+            )
+        }),
+    ) {
+        // Intel format, where a register name would fail only after writing.
+        let (code, err) = export_err(&[SORT3_LOG, "--format", "intel", "--name", name, "-o", &d]);
         assert_eq!(code, Some(2));
         assert_eq!(
             err,
@@ -407,6 +422,57 @@ fn bad_names_are_one_line_errors() {
         );
     }
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    // Names GNU as reads as symbols in both syntaxes pass, in Intel syntax too.
+    for name in ["r8x", "sil_sort", "r16", "eiz"] {
+        let out = export_ok(&[SORT3_LOG, "--format", "intel", "--name", name, "-o", &d]);
+        assert!(
+            out.starts_with(&format!(
+                "wrote {d}/{name}.S: verified again after writing: GNU as assembled symbol {name} to 17 instructions + ret;"
+            )),
+            "{out}"
+        );
+    }
+}
+
+/// In a library the task's name names the module and the function, and there is no
+/// --name: the message says to rename the task, and comes before the logs are searched.
+#[test]
+fn library_task_names_are_checked_with_the_library_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sort3 = std::fs::read_to_string("programs/sort3.toml").unwrap();
+    let lib = tmp.path().join("lib").display().to_string();
+    for (name, why) in [
+        ("for", "a keyword in C and Rust"),
+        (
+            "r8b",
+            "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
+        ),
+        (
+            "sil",
+            "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
+        ),
+        (
+            "sort-3",
+            "use ASCII letters, digits and '_', not starting with a digit",
+        ),
+        (
+            "lib",
+            "the crate root is src/lib.rs, so no module can be named lib",
+        ),
+    ] {
+        let file = write(
+            tmp.path(),
+            &format!("{name}.toml"),
+            &sort3.replace("name = \"sort3\"", &format!("name = \"{name}\"")),
+        );
+        let (code, err) = export_err(&["--library", &lib, &file, "--log-dir", "search-logs"]);
+        assert_eq!(code, Some(2));
+        assert_eq!(
+            err,
+            format!("error: invalid name '{name}': {why}; --library names each module and function after its task: rename the task (the name field of its task file)\n")
+        );
+    }
+    assert!(!Path::new(&lib).exists());
 }
 
 #[test]

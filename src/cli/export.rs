@@ -60,6 +60,8 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
             let mut kernels: Vec<LibraryKernel> = Vec::new();
             for t in &args.inputs {
                 let task = Task::load(t)?;
+                // Before the logs are searched: a bad name is the first thing to fix.
+                export::check_library_name(&task.name)?;
                 let (path, kernel) = shortest_logged(&task, &args.log_dir, &cfg)?;
                 kernels.push((task, kernel, format!("search log {}", path.display())));
             }
