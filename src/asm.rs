@@ -1164,7 +1164,7 @@ fn decode_one(bytes: &[u8], ip: u64) -> std::result::Result<Instruction, String>
 }
 
 /// The parts of GNU as's ELF object we need.
-struct Object {
+pub(crate) struct Object {
     /// Contents of `.text`.
     text: Vec<u8>,
     /// `(user line, offset in .text)` of every `__superopt_line_N` label.
@@ -1172,16 +1172,16 @@ struct Object {
     /// `(offset in .text, symbol name)` of every relocation against `.text`.
     relocs: Vec<(u64, String)>,
     /// Every symbol: `(name, section index, value, size)`.
-    symbols: Vec<(String, u16, u64, u64)>,
+    pub(crate) symbols: Vec<(String, u16, u64, u64)>,
     /// Contents of every section by index (empty for sections without file contents).
     sections: Vec<Vec<u8>>,
     /// `(section index, offset, symbol name)` of every relocation in the object.
-    all_relocs: Vec<(usize, u64, String)>,
+    pub(crate) all_relocs: Vec<(usize, u64, String)>,
 }
 
 /// Minimal ELF64 little-endian reader for a relocatable object: section headers, `.text`,
 /// the symbol table and relocation sections.
-fn read_object(obj: &[u8]) -> std::result::Result<Object, String> {
+pub(crate) fn read_object(obj: &[u8]) -> std::result::Result<Object, String> {
     let bytes = |off: u64, len: u64| -> std::result::Result<&[u8], String> {
         let end = off.checked_add(len).ok_or("bad offset")?;
         obj.get(off as usize..end as usize)

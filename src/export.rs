@@ -34,6 +34,15 @@
 //! reverse order and `ret`, and the body must be verified again by the oracle. If any file
 //! fails, every file written by the call is removed and [`Error::NotVerified`] names the file
 //! and the reason.
+//!
+//! # What is never replaced
+//!
+//! Every file starts with a comment line carrying [`MARKER`]. An existing target is replaced
+//! only with `overwrite` and only when its first line carries the marker, so a file that
+//! superopt did not write (a crate's own `Cargo.toml`) is never replaced; and a target that
+//! is one of the export's inputs (the same file by device and inode, through symlinks and
+//! hard links, or by canonical path) is refused even with the marker. Both are checked for
+//! every file before anything is written.
 
 use crate::asm::{self, Kernel};
 use crate::error::{Error, Result};
@@ -149,17 +158,56 @@ const RUST_KEYWORDS: &[&str] = &[
     "override", "priv", "try", "typeof", "unsized", "virtual", "yield", "union", "_",
 ];
 
-/// Checks that `name` can name the exported function in C and in Rust: ASCII letters, digits
-/// and `_`, not starting with a digit, and not a keyword of either language.
+/// Checks that `name` can name the exported function of a single [`export`]: see
+/// [`name_problem`] for the rules.
 ///
-/// Errors: [`Error::Runtime`] with a one-line reason (`invalid name 'for': a keyword in C and
-/// Rust; choose another with --name`).
+/// Errors: [`Error::Runtime`] with a one-line reason that ends with the way out (`invalid
+/// name 'for': a keyword in C and Rust; choose another with --name`), or naming GNU as when
+/// it cannot be run for the probe (missing, failing on a plain name, or slower than
+/// [`AS_LIMIT`]: `GNU as did not finish within 10s; killed it`).
 pub fn check_name(name: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Err(Error::Runtime(format!(
+    match name_problem(name)? {
+        Some(why) => Err(Error::Runtime(format!(
             "invalid name '{name}': {why}; choose another with --name"
-        )))
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Checks that a task's name can name its module and function in [`export_library`], which
+/// has no `--name`: the rules of [`name_problem`], and not `lib` (`src/lib.rs` is the crate
+/// root).
+///
+/// Errors: as [`check_name`], with the way out for a library (`invalid name 'for': a keyword
+/// in C and Rust; --library names each module and function after its task: rename the task
+/// (the name field of its task file)`).
+pub fn check_library_name(name: &str) -> Result<()> {
+    let why = if name == "lib" {
+        Some("the crate root is src/lib.rs, so no module can be named lib".to_string())
+    } else {
+        name_problem(name)?
     };
+    match why {
+        Some(why) => Err(Error::Runtime(format!(
+            "invalid name '{name}': {why}; --library names each module and function after its task: rename the task (the name field of its task file)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Why `name` cannot name an exported function, or `None` when it can: it must be ASCII
+/// letters, digits and `_`, not starting with a digit or `_`, at most 100 characters, not a
+/// keyword of C, C++ or Rust, a macro gcc predefines, a name of the C library or
+/// `<stdint.h>`, and GNU as must read it as a symbol in both syntaxes: first checked against
+/// iced-x86's register names and Intel syntax's operators (fast, and the usual reason), then
+/// by running GNU as on a small file that defines and calls a function of that name with the
+/// directives the export writes, in AT&T and in Intel syntax (within [`AS_LIMIT`] each);
+/// this catches the names only GNU as knows (`r8b`, `axl`, and whatever a newer GNU as
+/// adds).
+///
+/// Errors: [`Error::Runtime`] when GNU as cannot be run for the probe.
+pub fn name_problem(name: &str) -> Result<Option<String>> {
+    let bad = |why: &str| Ok(Some(why.to_string()));
     let ident = name.chars().next().is_some_and(|c| !c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ident {
@@ -207,12 +255,141 @@ pub fn check_name(name: &str) -> Result<()> {
         return bad("a type or macro name of <stdint.h> (or reserved for one)");
     }
     let lower = name.to_ascii_lowercase();
+    let intel =
+        "a register or operator name in Intel syntax, which GNU as would not read as a symbol";
     if INTEL_OPERATORS.contains(&lower.as_str()) || is_register(&lower) {
-        return bad(
-            "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
-        );
+        return bad(intel);
     }
-    Ok(())
+    match probe_name(name)? {
+        None => Ok(None),
+        Some(asm::Syntax::Intel) => bad(intel),
+        Some(asm::Syntax::Att) => bad("a name GNU as does not read as a symbol in AT&T syntax"),
+    }
+}
+
+/// How long GNU as may take for one name probe before it is killed (it takes milliseconds).
+pub const AS_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A name every GNU as reads as a symbol: the control of [`probe_name`].
+const PLAIN_NAME: &str = "superopt_probe";
+
+/// The first syntax (AT&T, then Intel) in which GNU as does not read `name` as a symbol
+/// ([`as_reads_symbol`]), or `None`. A failing probe is run again with a plain name, so that
+/// an assembler that fails on everything is reported as such, not blamed on the name.
+///
+/// Errors: [`Error::Runtime`] when GNU as is missing, times out, or fails on the plain name.
+fn probe_name(name: &str) -> Result<Option<asm::Syntax>> {
+    for syntax in [asm::Syntax::Att, asm::Syntax::Intel] {
+        if !as_reads_symbol(name, syntax)? {
+            if !as_reads_symbol(PLAIN_NAME, syntax)? {
+                let syntax = match syntax {
+                    asm::Syntax::Att => "AT&T",
+                    asm::Syntax::Intel => "Intel",
+                };
+                return Err(Error::Runtime(format!(
+                    "GNU as fails to assemble a function named {PLAIN_NAME} in {syntax} syntax, so it cannot check names; check the installed binutils"
+                )));
+            }
+            return Ok(Some(syntax));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether GNU as reads `name` as a symbol in `syntax`: it assembles the directives and
+/// label the export writes for a function `name` ([`function_asm_of`]) around a body that
+/// refers to it twice (`call NAME` and a RIP-relative `lea` of it), without any diagnostic
+/// (warnings included), and the object must define `name` in a section with a size and carry
+/// exactly two relocations against it. A name GNU as takes for a register or an operator
+/// fails one of these.
+///
+/// Errors: [`Error::Runtime`] when GNU as cannot be run or takes longer than [`AS_LIMIT`].
+fn as_reads_symbol(name: &str, syntax: asm::Syntax) -> Result<bool> {
+    let lea = match syntax {
+        asm::Syntax::Att => format!("lea {name}(%rip), %rax"),
+        asm::Syntax::Intel => format!("lea rax, [rip + {name}]"),
+    };
+    let body = vec!["ret".to_string(), format!("call {name}"), lea];
+    let mut text = function_asm_of(body, syntax, name, ".text", "").join("\n");
+    text.push('\n');
+    let dir = tempfile::Builder::new()
+        .prefix("superopt-name")
+        .tempdir()
+        .map_err(|e| Error::Runtime(format!("cannot create a temporary directory: {e}")))?;
+    let (source, object, messages) = (
+        dir.path().join("probe.s"),
+        dir.path().join("probe.o"),
+        dir.path().join("probe.err"),
+    );
+    std::fs::write(&source, text).map_err(|e| Error::io(&source, e))?;
+    let err_file = std::fs::File::create(&messages).map_err(|e| Error::io(&messages, e))?;
+    let mut cmd = std::process::Command::new("as");
+    cmd.args(["--64", "-o", "probe.o", "probe.s"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err_file);
+    let status = run_limited(&mut cmd, "GNU as", AS_LIMIT)?;
+    let said = std::fs::read_to_string(&messages).unwrap_or_default();
+    if !status.success() || !said.trim().is_empty() {
+        return Ok(false);
+    }
+    let bytes = std::fs::read(&object).map_err(|e| Error::io(&object, e))?;
+    let object = asm::read_object(&bytes)
+        .map_err(|e| Error::Runtime(format!("cannot read GNU as output: {e}")))?;
+    let defined = object
+        .symbols
+        .iter()
+        .any(|(n, shndx, _, size)| n == name && *shndx != 0 && *shndx < 0xff00 && *size > 0);
+    let references = object
+        .all_relocs
+        .iter()
+        .filter(|(_, _, n)| n == name)
+        .count();
+    Ok(defined && references == 2)
+}
+
+/// Runs `cmd` (whose output goes to files or nowhere: nothing here reads a pipe) and waits
+/// at most `limit` for it to exit; `what` names the program in messages.
+///
+/// Errors: [`Error::Runtime`] when it cannot be started (`GNU as not found: install binutils`
+/// for `as`) or is still running after `limit` (then it is killed and reaped: `GNU as did not
+/// finish within 10 s; killed it`).
+fn run_limited(
+    cmd: &mut std::process::Command,
+    what: &str,
+    limit: std::time::Duration,
+) -> Result<std::process::ExitStatus> {
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound if what == "GNU as" => {
+            Error::Runtime("GNU as not found: install binutils".into())
+        }
+        _ => Error::Runtime(format!("cannot run {what}: {e}")),
+    })?;
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if start.elapsed() >= limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Runtime(format!(
+                    "{what} did not finish within {}; killed it",
+                    humantime::format_duration(limit)
+                )));
+            }
+            Ok(None) => {
+                std::thread::sleep(pause.min(limit.saturating_sub(start.elapsed())));
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Runtime(format!("cannot wait for {what}: {e}")));
+            }
+        }
+    }
 }
 
 /// Whether `lower` (lower case) names an x86 register, as iced-x86 knows them.
@@ -473,8 +650,12 @@ pub struct Target<'a> {
     pub name: &'a str,
     /// The output folder (created if needed).
     pub dir: &'a Path,
-    /// Replace files that exist (else they are refused).
+    /// Replace files that exist and carry [`MARKER`] (else they are refused; files without
+    /// it are refused either way).
     pub overwrite: bool,
+    /// The files the export reads (the kernel's file or log, a task file): never written,
+    /// even with `overwrite`, whatever path or link reaches them.
+    pub inputs: &'a [PathBuf],
 }
 
 /// Exports a kernel for `task` as `to.format` under `to.dir`, naming the function `to.name`
@@ -486,7 +667,8 @@ pub struct Target<'a> {
 /// [module docs](self)), and renamed into place once all pass. Returns the files written, in
 /// order, with their check lines.
 ///
-/// Errors: [`Error::Runtime`] for a bad name or a target that exists without
+/// Errors: [`Error::Runtime`] for a bad name, a target that is one of `to.inputs`, or a
+/// target that exists and was not written by superopt (no [`MARKER`]) or exists without
 /// `to.overwrite`; [`Error::NotVerified`] when the kernel is not verified or a written file
 /// fails its check (then no target is touched; the message names the file and the reason);
 /// [`Error::Io`] when the folder or a file cannot be written.
@@ -528,7 +710,12 @@ pub fn export(
             },
         }],
     };
-    write_verified(task, &files, overwrite, cfg)
+    let guard = Guard {
+        inputs: to.inputs,
+        instead: "choose another -o DIR or --name",
+        overwrite,
+    };
+    write_verified(task, &files, &guard, cfg)
 }
 
 /// One kernel of [`export_library`]: the task (its name names the module and the function),
@@ -544,13 +731,19 @@ pub type LibraryKernel = (Task, Kernel, Provenance);
 /// ties, extremes and random inputs). Every kernel is verified before anything is written
 /// and each module again after (see the [module docs](self)).
 ///
+/// `inputs` are the files the export read (logs, task files), never written; with
+/// `overwrite`, a non-empty `dir` is accepted and the crate's files replace files of the same
+/// paths that an earlier export wrote (they carry [`MARKER`]); any other file there is
+/// refused before anything is written.
+///
 /// Errors: as [`export`]; [`Error::Runtime`] for a bad crate name, a task name that is not a
-/// valid name, no kernels, or a task given twice.
+/// valid name ([`check_library_name`]), no kernels, or a task given twice.
 pub fn export_library(
     dir: &Path,
     crate_name: &str,
     kernels: &[LibraryKernel],
     overwrite: bool,
+    inputs: &[PathBuf],
     cfg: &NativeConfig,
 ) -> Result<Vec<Written>> {
     check_crate_name(crate_name)?;
@@ -565,7 +758,7 @@ pub fn export_library(
     }
     let mut verdicts = Vec::new();
     for (i, (task, kernel, _)) in kernels.iter().enumerate() {
-        check_name(&task.name)?;
+        check_library_name(&task.name)?;
         if kernels[..i].iter().any(|(t, _, _)| t.name == task.name) {
             return Err(Error::Runtime(format!("task {} is named twice", task.name)));
         }
@@ -578,7 +771,7 @@ pub fn export_library(
     let mut files = vec![Planned {
         path: dir.join("Cargo.toml"),
         text: format!(
-            "[package]\nname = \"{crate_name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\ndescription = \"Sorting kernels found and verified by superopt {version}\"\n\n[dependencies]\n{}",
+            "# {MARKER}\n[package]\nname = \"{crate_name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\ndescription = \"Sorting kernels found and verified by superopt {version}\"\n\n[dependencies]\n{}",
             match enclosing_workspace(dir) {
                 // Inside a workspace the crate must be one of its members (or excluded there).
                 Some(root) => format!(
@@ -591,7 +784,7 @@ pub fn export_library(
         check: Check::Note("the crate's manifest (no dependencies)".into()),
     }];
     let mut lib = format!(
-        "//! `{crate_name}`: x86-64 sorting kernels found and verified by superopt {version}.\n//!\n//! Each function sorts a fixed-size array of `i32` in place, ascending (signed order),\n//! with a branch-free kernel of `mov`/`cmp`/`cmov` instructions that superopt proved\n//! correct for all inputs and tested natively before writing this crate, then verified\n//! again from the written source. x86-64 only: elsewhere the modules are empty.\n//!\n"
+        "// {MARKER}\n//! `{crate_name}`: x86-64 sorting kernels found and verified by superopt {version}.\n//!\n//! Each function sorts a fixed-size array of `i32` in place, ascending (signed order),\n//! with a branch-free kernel of `mov`/`cmp`/`cmov` instructions that superopt proved\n//! correct for all inputs and tested natively before writing this crate, then verified\n//! again from the written source. x86-64 only: elsewhere the modules are empty.\n//!\n"
     );
     for ((task, _, provenance), verdict) in kernels.iter().zip(&verdicts) {
         lib.push_str(&format!(
@@ -646,7 +839,11 @@ pub fn export_library(
                 .find(|(t, _, _)| p.ends_with(format!("src/{}.rs", t.name)))
                 .map(|(t, _, _)| t)
         },
-        overwrite,
+        &Guard {
+            inputs,
+            instead: "choose another --library DIR",
+            overwrite,
+        },
         cfg,
     )
 }
@@ -792,6 +989,25 @@ fn function_asm(
     section: &str,
     close: &str,
 ) -> Vec<String> {
+    function_asm_of(
+        function_lines(kernel, syntax),
+        syntax,
+        symbol,
+        section,
+        close,
+    )
+}
+
+/// [`function_asm`] with the function's statements given (`body`, in `syntax`, `ret`
+/// included): the one place that writes the directives around an exported symbol, so that
+/// [`as_reads_symbol`] probes a name exactly as the export uses it.
+fn function_asm_of(
+    body: Vec<String>,
+    syntax: asm::Syntax,
+    symbol: &str,
+    section: &str,
+    close: &str,
+) -> Vec<String> {
     let mut out = vec![section.to_string()];
     if syntax == asm::Syntax::Intel {
         out.push(".intel_syntax noprefix".into());
@@ -800,11 +1016,7 @@ fn function_asm(
     out.push(format!(".globl {symbol}"));
     out.push(format!(".type {symbol}, @function"));
     out.push(format!("{symbol}:"));
-    out.extend(
-        function_lines(kernel, syntax)
-            .into_iter()
-            .map(|l| format!("    {l}")),
-    );
+    out.extend(body.into_iter().map(|l| format!("    {l}")));
     out.push(format!(".size {symbol}, .-{symbol}"));
     if syntax == asm::Syntax::Intel {
         out.push(".att_syntax prefix".into());
@@ -817,7 +1029,7 @@ fn function_asm(
 
 /// `DIR/NAME.S` in `syntax`.
 fn asm_file(dir: &Path, doc: &Doc, kernel: &Kernel, name: &str, syntax: asm::Syntax) -> Planned {
-    let mut text = String::from("/*\n");
+    let mut text = format!("/* {MARKER}\n *\n");
     for l in header_lines(doc, name, &format!("void {name}(int32_t *buf)")) {
         text.push_str(format!(" * {l}").trim_end());
         text.push('\n');
@@ -844,7 +1056,7 @@ fn c_header(doc: &Doc, name: &str) -> String {
     let guard = format!("SUPEROPT_{name}_H");
     let n = doc.task.n;
     format!(
-        "/* {name}.h: declaration of the kernel in {name}.S (generated by superopt {version}).\n * Task {task}, {len} instructions, from {from}. */\n#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n/* Sorts the {n} signed 32-bit integers buf[0..{n}) in place, ascending.\n * buf must point to {n} readable and writable int32_t; any alignment. x86-64 only. */\nvoid {name}(int32_t *buf);\n\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n",
+        "/* {MARKER}\n * {name}.h: declaration of the kernel in {name}.S (generated by superopt {version}).\n * Task {task}, {len} instructions, from {from}. */\n#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n/* Sorts the {n} signed 32-bit integers buf[0..{n}) in place, ascending.\n * buf must point to {n} readable and writable int32_t; any alignment. x86-64 only. */\nvoid {name}(int32_t *buf);\n\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n",
         version = env!("CARGO_PKG_VERSION"),
         task = doc.task.name,
         len = doc.verdict.length,
@@ -873,7 +1085,7 @@ fn rust_literal(s: &str) -> String {
 fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
     let n = doc.task.n;
     let symbol = format!("superopt_{name}");
-    let mut text = String::new();
+    let mut text = format!("// {MARKER}\n");
     for l in header_lines(doc, name, &format!("`pub fn {name}(v: &mut [i32; {n}])`")) {
         text.push_str(format!("//! {l}").trim_end());
         text.push('\n');
@@ -959,7 +1171,8 @@ mod tests {{
 /// `tests/kernels.rs` of [`export_library`].
 fn integration_tests(crate_name: &str, kernels: &[LibraryKernel]) -> String {
     let mut text = format!(
-        r#"//! Calls each kernel of `{crate_name}` through the crate's public API.
+        r#"// {MARKER}
+//! Calls each kernel of `{crate_name}` through the crate's public API.
 #![cfg(target_arch = "x86_64")]
 
 /// xorshift64: deterministic pseudo-random inputs.
@@ -1035,14 +1248,118 @@ fn {name}_sorts_ties_extremes_and_random_inputs() {{
     text
 }
 
+/// The first line of every file `superopt export` writes, inside the comment syntax of the
+/// file (`/* ... */` in `.S` and `.h` files, `//` in `.rs` files, `#` in `Cargo.toml`).
+/// With `--overwrite`, an existing file is replaced only if its first line carries this
+/// text, so that an export never replaces a file that superopt did not write (a crate's
+/// own `Cargo.toml`, someone's `sort3.S`). Keep it stable: files written by earlier
+/// versions are recognised by it.
+pub const MARKER: &str =
+    "Generated by superopt export (superopt export --overwrite may replace this file)";
+
+/// Whether `path` is a regular file (not a symlink, FIFO or folder) whose first line
+/// carries [`MARKER`]. Reads at most 4 KiB. The file is opened without following a symlink
+/// and without blocking, so that one swapped in after the check is neither followed nor
+/// waited on.
+fn written_by_superopt(path: &Path) -> bool {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return false;
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = Vec::new();
+    if file.take(4096).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    String::from_utf8_lossy(first).contains(MARKER)
+}
+
+/// Whether `a` and `b` are the same file: the same device and inode (each taken both
+/// through symlinks and of the link itself, so a symlink or a hard link to the other
+/// counts), or the same canonical path.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ids = |p: &Path| -> Vec<(u64, u64)> {
+        [std::fs::metadata(p), std::fs::symlink_metadata(p)]
+            .into_iter()
+            .flatten()
+            .map(|m| (m.dev(), m.ino()))
+            .collect()
+    };
+    let theirs = ids(b);
+    ids(a).iter().any(|id| theirs.contains(id))
+        || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// What a write must leave alone, and how the messages say so.
+struct Guard<'a> {
+    /// The files the export reads: never written.
+    inputs: &'a [PathBuf],
+    /// What to do instead when a target is an input (`choose another -o DIR or --name`).
+    instead: &'a str,
+    /// Replace existing files that carry [`MARKER`].
+    overwrite: bool,
+}
+
+/// Checks, before anything is written, that every target may be written: it is none of the
+/// inputs, and if it exists, it carries [`MARKER`] and `overwrite` is set; then that each
+/// one can be written ([`crate::log::check_writable`], which creates missing folders).
+///
+/// Errors: [`Error::Runtime`], one line naming the target (`DIR/sort3.S is the input file
+/// k.S; export never replaces its input (choose another -o DIR or --name)`, `DIR/Cargo.toml
+/// exists and was not written by superopt; refusing to replace it (move it away first)`,
+/// `DIR/sort3.S exists; pass --overwrite to replace it`); [`Error::Io`] from the check that
+/// it can be written.
+fn check_targets(files: &[Planned], guard: &Guard) -> Result<()> {
+    for f in files {
+        if let Some(input) = guard.inputs.iter().find(|i| same_file(&f.path, i)) {
+            return Err(Error::Runtime(format!(
+                "{} is the input file {}; export never replaces its input ({})",
+                f.path.display(),
+                input.display(),
+                guard.instead
+            )));
+        }
+    }
+    for f in files {
+        if std::fs::symlink_metadata(&f.path).is_err() {
+            continue;
+        }
+        if !written_by_superopt(&f.path) {
+            return Err(Error::Runtime(format!(
+                "{} exists and was not written by superopt; refusing to replace it (move it away first)",
+                f.path.display()
+            )));
+        }
+        if !guard.overwrite {
+            return Err(Error::Runtime(format!(
+                "{} exists; pass --overwrite to replace it",
+                f.path.display()
+            )));
+        }
+    }
+    for f in files {
+        crate::log::check_writable(&f.path)?;
+    }
+    Ok(())
+}
+
 /// Writes `files` for one task and checks them; see [`write_verified_tasks`].
 fn write_verified(
     task: &Task,
     files: &[Planned],
-    overwrite: bool,
+    guard: &Guard,
     cfg: &NativeConfig,
 ) -> Result<Vec<Written>> {
-    write_verified_tasks(files, |_| Some(task), overwrite, cfg)
+    write_verified_tasks(files, |_| Some(task), guard, cfg)
 }
 
 /// Writes each of `files` to a temporary file beside its target, checks each one with code
@@ -1050,23 +1367,14 @@ fn write_verified(
 /// pass renames them into place. A failure leaves every target as it was (the temporary
 /// files are deleted) and returns [`Error::NotVerified`] naming the file and the reason.
 ///
-/// Errors: also [`Error::Runtime`] when a target exists and `overwrite` is false, and
-/// [`Error::Io`] for a target that cannot be written (checked before anything is written).
+/// Errors: also those of [`check_targets`], which runs before anything is written.
 fn write_verified_tasks<'a>(
     files: &[Planned],
     task_of: impl Fn(&Path) -> Option<&'a Task>,
-    overwrite: bool,
+    guard: &Guard,
     cfg: &NativeConfig,
 ) -> Result<Vec<Written>> {
-    for f in files {
-        if !overwrite && std::fs::symlink_metadata(&f.path).is_ok() {
-            return Err(Error::Runtime(format!(
-                "{} exists; pass --overwrite to replace it",
-                f.path.display()
-            )));
-        }
-        crate::log::check_writable(&f.path)?;
-    }
+    check_targets(files, guard)?;
     let mut temps = Vec::new();
     for f in files {
         let dir = match f.path.parent() {
@@ -1386,6 +1694,15 @@ mod tests {
         log.best.unwrap().program_att
     }
 
+    /// No inputs to protect.
+    fn guard(overwrite: bool) -> Guard<'static> {
+        Guard {
+            inputs: &[],
+            instead: "choose another -o DIR or --name",
+            overwrite,
+        }
+    }
+
     fn cfg() -> NativeConfig {
         NativeConfig {
             random: 1000,
@@ -1439,6 +1756,34 @@ mod tests {
     }
 
     #[test]
+    fn only_regular_files_with_the_marker_on_their_first_line_count_as_ours() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = |f: &str| tmp.path().join(f);
+        std::fs::write(p("ours.S"), format!("/* {MARKER}\n * x\n */\n")).unwrap();
+        std::fs::write(p("toml"), format!("# {MARKER}\n[package]\n")).unwrap();
+        std::fs::write(p("second.S"), format!("/* mine */\n/* {MARKER} */\n")).unwrap();
+        std::fs::write(p("empty"), "").unwrap();
+        std::os::unix::fs::symlink(p("ours.S"), p("link.S")).unwrap();
+        let fifo = std::ffi::CString::new(p("fifo").display().to_string()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::fs::create_dir(p("dir")).unwrap();
+        assert!(written_by_superopt(&p("ours.S")));
+        assert!(written_by_superopt(&p("toml")));
+        // A FIFO is neither ours nor waited on; a symlink to our file is not ours either.
+        for f in ["second.S", "empty", "link.S", "fifo", "dir", "missing"] {
+            assert!(!written_by_superopt(&p(f)), "{f}");
+        }
+        // Identity: a hard link and a symlink are the same file; a copy is not.
+        std::fs::hard_link(p("ours.S"), p("hard.S")).unwrap();
+        std::fs::copy(p("ours.S"), p("copy.S")).unwrap();
+        assert!(same_file(&p("hard.S"), &p("ours.S")));
+        assert!(same_file(&p("ours.S"), &p("link.S")));
+        assert!(same_file(&p("link.S"), &p("hard.S")));
+        assert!(!same_file(&p("copy.S"), &p("ours.S")));
+        assert!(!same_file(&p("missing"), &p("ours.S")));
+    }
+
+    #[test]
     fn workspaces_are_found_however_their_table_is_written() {
         let tmp = tempfile::tempdir().unwrap();
         let inner = tmp.path().join("crates").join("kern");
@@ -1488,6 +1833,75 @@ mod tests {
         assert_eq!(
             msg(""),
             "invalid name '': use ASCII letters, digits and '_', not starting with a digit; choose another with --name"
+        );
+    }
+
+    /// The probe is what catches GNU as's own register names: iced-x86 does not know them.
+    #[test]
+    fn gnu_as_decides_what_is_a_symbol() {
+        for name in ["r8b", "r15b", "axl", "bxl", "R9B"] {
+            assert!(!is_register(&name.to_ascii_lowercase()), "{name}");
+            assert_eq!(
+                probe_name(name).unwrap(),
+                Some(asm::Syntax::Intel),
+                "{name}"
+            );
+        }
+        // Known to both (the list answers first, but GNU as agrees).
+        for name in ["sil", "rax", "xmm0", "dword", "offset"] {
+            assert_eq!(
+                probe_name(name).unwrap(),
+                Some(asm::Syntax::Intel),
+                "{name}"
+            );
+        }
+        for name in ["sort3", "r8x", "eiz", "My_Sort"] {
+            assert_eq!(probe_name(name).unwrap(), None, "{name}");
+        }
+        assert!(check_name("r8x").is_ok());
+        assert_eq!(
+            check_name("r8b").unwrap_err().to_string(),
+            "invalid name 'r8b': a register or operator name in Intel syntax, which GNU as would not read as a symbol; choose another with --name"
+        );
+    }
+
+    #[test]
+    fn a_program_past_its_limit_is_killed() {
+        let start = std::time::Instant::now();
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("30");
+        let err = run_limited(&mut cmd, "sleep", std::time::Duration::from_millis(200))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "sleep did not finish within 200ms; killed it");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        let mut cmd = std::process::Command::new("true");
+        let status = run_limited(&mut cmd, "true", std::time::Duration::from_secs(5)).unwrap();
+        assert!(status.success());
+        let mut cmd = std::process::Command::new("superopt-no-such-program");
+        assert_eq!(
+            run_limited(&mut cmd, "GNU as", AS_LIMIT)
+                .unwrap_err()
+                .to_string(),
+            "GNU as not found: install binutils"
+        );
+    }
+
+    #[test]
+    fn library_names_get_the_library_hint() {
+        assert!(check_library_name("sort3").is_ok());
+        let msg = |n: &str| check_library_name(n).unwrap_err().to_string();
+        assert_eq!(
+            msg("fn"),
+            "invalid name 'fn': a keyword in Rust; --library names each module and function after its task: rename the task (the name field of its task file)"
+        );
+        assert_eq!(
+            msg("r15b"),
+            "invalid name 'r15b': a register or operator name in Intel syntax, which GNU as would not read as a symbol; --library names each module and function after its task: rename the task (the name field of its task file)"
+        );
+        assert_eq!(
+            msg("lib"),
+            "invalid name 'lib': the crate root is src/lib.rs, so no module can be named lib; --library names each module and function after its task: rename the task (the name field of its task file)"
         );
     }
 
@@ -1587,7 +2001,7 @@ mod tests {
         for syntax in [asm::Syntax::Att, asm::Syntax::Intel] {
             let good = asm_file(dir.path(), &doc, &kernel, "sort3", syntax);
             // The untampered file passes (replacing the previous round's file).
-            let written = write_verified(&task, &[good], true, &cfg()).unwrap();
+            let written = write_verified(&task, &[good], &guard(true), &cfg()).unwrap();
             assert!(written[0].check.starts_with(
                 "verified again after writing: GNU as assembled symbol sort3 to 17 instructions + ret; proved on all 13 weak orderings"
             ), "{}", written[0].check);
@@ -1597,7 +2011,7 @@ mod tests {
             bad.text.replace_range(at..end, "");
             let path = bad.path.clone();
             let before = std::fs::read_to_string(&path).unwrap();
-            let err = write_verified(&task, &[bad], true, &cfg())
+            let err = write_verified(&task, &[bad], &guard(true), &cfg())
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -1613,7 +2027,7 @@ mod tests {
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
             // Without --overwrite an existing file is refused before anything is checked.
             let again = asm_file(dir.path(), &doc, &kernel, "sort3", syntax);
-            let err = write_verified(&task, &[again], false, &cfg()).unwrap_err();
+            let err = write_verified(&task, &[again], &guard(false), &cfg()).unwrap_err();
             assert_eq!(
                 err.to_string(),
                 format!("{} exists; pass --overwrite to replace it", path.display())
@@ -1622,7 +2036,7 @@ mod tests {
         }
         // Edited on disk after a good export: verify_written reads the file itself.
         let good = asm_file(dir.path(), &doc, &kernel, "sort3", asm::Syntax::Att);
-        write_verified(&task, &[good], false, &cfg()).unwrap();
+        write_verified(&task, &[good], &guard(false), &cfg()).unwrap();
         let path = dir.path().join("sort3.S");
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replacen("    cmovl", "    cmovg", 1)).unwrap();

@@ -32,7 +32,8 @@ pub struct ExportArgs {
     pub log_dir: PathBuf,
     /// `--crate-name`.
     pub crate_name: Option<String>,
-    /// Replace existing files (and write a library into a non-empty folder).
+    /// Replace existing files that an earlier export wrote (and write a library into a
+    /// non-empty folder).
     pub overwrite: bool,
 }
 
@@ -58,12 +59,17 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
                 None => export::crate_name_for(dir)?,
             };
             let mut kernels: Vec<LibraryKernel> = Vec::new();
+            let mut inputs: Vec<PathBuf> = Vec::new();
             for t in &args.inputs {
                 let task = Task::load(t)?;
+                inputs.extend(task_file(&task));
+                // Before the logs are searched: a bad name is the first thing to fix.
+                export::check_library_name(&task.name)?;
                 let (path, kernel) = shortest_logged(&task, &args.log_dir, &cfg)?;
+                inputs.push(path.clone());
                 kernels.push((task, kernel, format!("search log {}", path.display())));
             }
-            export::export_library(dir, &crate_name, &kernels, args.overwrite, &cfg)?
+            export::export_library(dir, &crate_name, &kernels, args.overwrite, &inputs, &cfg)?
         }
         None => {
             if args.inputs.len() != 1 {
@@ -75,6 +81,9 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
             let input = Path::new(&args.inputs[0]);
             let (task, kernel, provenance) = read_input(input, args.task.as_deref(), syntax)?;
             let name = args.name.clone().unwrap_or_else(|| task.name.clone());
+            let inputs: Vec<PathBuf> = std::iter::once(input.to_path_buf())
+                .chain(task_file(&task))
+                .collect();
             export::export(
                 &task,
                 &kernel,
@@ -83,6 +92,7 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
                     name: &name,
                     dir: &args.out_dir,
                     overwrite: args.overwrite,
+                    inputs: &inputs,
                 },
                 &provenance,
                 &cfg,
@@ -90,6 +100,12 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
         }
     };
     print_written(w, &written)
+}
+
+/// The file a task was loaded from, if it was one (not a built-in task).
+fn task_file(task: &Task) -> Option<PathBuf> {
+    let path = Path::new(&task.source);
+    (!task.source.starts_with("builtin:") && path.is_file()).then(|| path.to_path_buf())
 }
 
 fn print_written(w: &mut dyn Write, written: &[Written]) -> Result<()> {

@@ -271,8 +271,9 @@ pub enum Command {
         /// With --library: the crate's name (default: DIR's last component, sanitised).
         #[arg(long)]
         crate_name: Option<String>,
-        /// Replace files that exist (with --library: write into a folder that is not
-        /// empty). Without it, export refuses to replace anything.
+        /// Replace files that an earlier export wrote (with --library: write into a folder
+        /// that is not empty). Without it, export refuses to replace anything; files it did
+        /// not write, and its own inputs, are never replaced.
         #[arg(long)]
         overwrite: bool,
     },
