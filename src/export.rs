@@ -163,8 +163,8 @@ const RUST_KEYWORDS: &[&str] = &[
 ///
 /// Errors: [`Error::Runtime`] with a one-line reason that ends with the way out (`invalid
 /// name 'for': a keyword in C and Rust; choose another with --name`), or naming GNU as when
-/// it cannot be run for the probe (missing, failing on a plain name, or slower than
-/// [`AS_LIMIT`]: `GNU as did not finish within 10s; killed it`).
+/// it cannot be run for the probe (missing, failing on a plain name, or past its limits
+/// [`crate::tool::AS_LIMITS`]: `GNU as ran past its time limit of 20 s and was stopped`).
 pub fn check_name(name: &str) -> Result<()> {
     match name_problem(name)? {
         Some(why) => Err(Error::Runtime(format!(
@@ -201,7 +201,8 @@ pub fn check_library_name(name: &str) -> Result<()> {
 /// `<stdint.h>`, and GNU as must read it as a symbol in both syntaxes: first checked against
 /// iced-x86's register names and Intel syntax's operators (fast, and the usual reason), then
 /// by running GNU as on a small file that defines and calls a function of that name with the
-/// directives the export writes, in AT&T and in Intel syntax (within [`AS_LIMIT`] each);
+/// directives the export writes, in AT&T and in Intel syntax (within
+/// [`crate::tool::AS_LIMITS`] each);
 /// this catches the names only GNU as knows (`r8b`, `axl`, and whatever a newer GNU as
 /// adds).
 ///
@@ -267,9 +268,6 @@ pub fn name_problem(name: &str) -> Result<Option<String>> {
     }
 }
 
-/// How long GNU as may take for one name probe before it is killed (it takes milliseconds).
-pub const AS_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// A name every GNU as reads as a symbol: the control of [`probe_name`].
 const PLAIN_NAME: &str = "superopt_probe";
 
@@ -303,7 +301,7 @@ fn probe_name(name: &str) -> Result<Option<asm::Syntax>> {
 /// exactly two relocations against it. A name GNU as takes for a register or an operator
 /// fails one of these.
 ///
-/// Errors: [`Error::Runtime`] when GNU as cannot be run or takes longer than [`AS_LIMIT`].
+/// Errors: [`Error::Runtime`] when GNU as cannot be run or passes its limits.
 fn as_reads_symbol(name: &str, syntax: asm::Syntax) -> Result<bool> {
     let lea = match syntax {
         asm::Syntax::Att => format!("lea {name}(%rip), %rax"),
@@ -316,22 +314,22 @@ fn as_reads_symbol(name: &str, syntax: asm::Syntax) -> Result<bool> {
         .prefix("superopt-name")
         .tempdir()
         .map_err(|e| Error::Runtime(format!("cannot create a temporary directory: {e}")))?;
-    let (source, object, messages) = (
-        dir.path().join("probe.s"),
-        dir.path().join("probe.o"),
-        dir.path().join("probe.err"),
-    );
+    let (source, object) = (dir.path().join("probe.s"), dir.path().join("probe.o"));
     std::fs::write(&source, text).map_err(|e| Error::io(&source, e))?;
-    let err_file = std::fs::File::create(&messages).map_err(|e| Error::io(&messages, e))?;
-    let mut cmd = std::process::Command::new("as");
-    cmd.args(["--64", "-o", "probe.o", "probe.s"])
-        .current_dir(dir.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(err_file);
-    let status = run_limited(&mut cmd, "GNU as", AS_LIMIT)?;
-    let said = std::fs::read_to_string(&messages).unwrap_or_default();
-    if !status.success() || !said.trim().is_empty() {
+    let out = crate::tool::run(
+        std::process::Command::new("as")
+            .args(["--64", "-o", "probe.o", "probe.s"])
+            .current_dir(dir.path()),
+        "GNU as",
+        crate::tool::AS_LIMITS,
+    )
+    .map_err(|e| match e {
+        Error::Runtime(m) if m.starts_with("GNU as not found") => {
+            Error::Runtime("GNU as not found: install binutils".into())
+        }
+        e => e,
+    })?;
+    if !out.status.success() || !String::from_utf8_lossy(&out.stderr).trim().is_empty() {
         return Ok(false);
     }
     let bytes = std::fs::read(&object).map_err(|e| Error::io(&object, e))?;
@@ -347,49 +345,6 @@ fn as_reads_symbol(name: &str, syntax: asm::Syntax) -> Result<bool> {
         .filter(|(_, _, n)| n == name)
         .count();
     Ok(defined && references == 2)
-}
-
-/// Runs `cmd` (whose output goes to files or nowhere: nothing here reads a pipe) and waits
-/// at most `limit` for it to exit; `what` names the program in messages.
-///
-/// Errors: [`Error::Runtime`] when it cannot be started (`GNU as not found: install binutils`
-/// for `as`) or is still running after `limit` (then it is killed and reaped: `GNU as did not
-/// finish within 10 s; killed it`).
-fn run_limited(
-    cmd: &mut std::process::Command,
-    what: &str,
-    limit: std::time::Duration,
-) -> Result<std::process::ExitStatus> {
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound if what == "GNU as" => {
-            Error::Runtime("GNU as not found: install binutils".into())
-        }
-        _ => Error::Runtime(format!("cannot run {what}: {e}")),
-    })?;
-    let start = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(1);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) if start.elapsed() >= limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::Runtime(format!(
-                    "{what} did not finish within {}; killed it",
-                    humantime::format_duration(limit)
-                )));
-            }
-            Ok(None) => {
-                std::thread::sleep(pause.min(limit.saturating_sub(start.elapsed())));
-                pause = (pause * 2).min(std::time::Duration::from_millis(20));
-            }
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::Runtime(format!("cannot wait for {what}: {e}")));
-            }
-        }
-    }
 }
 
 /// Whether `lower` (lower case) names an x86 register, as iced-x86 knows them.
@@ -1862,28 +1817,6 @@ mod tests {
         assert_eq!(
             check_name("r8b").unwrap_err().to_string(),
             "invalid name 'r8b': a register or operator name in Intel syntax, which GNU as would not read as a symbol; choose another with --name"
-        );
-    }
-
-    #[test]
-    fn a_program_past_its_limit_is_killed() {
-        let start = std::time::Instant::now();
-        let mut cmd = std::process::Command::new("sleep");
-        cmd.arg("30");
-        let err = run_limited(&mut cmd, "sleep", std::time::Duration::from_millis(200))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(err, "sleep did not finish within 200ms; killed it");
-        assert!(start.elapsed() < std::time::Duration::from_secs(5));
-        let mut cmd = std::process::Command::new("true");
-        let status = run_limited(&mut cmd, "true", std::time::Duration::from_secs(5)).unwrap();
-        assert!(status.success());
-        let mut cmd = std::process::Command::new("superopt-no-such-program");
-        assert_eq!(
-            run_limited(&mut cmd, "GNU as", AS_LIMIT)
-                .unwrap_err()
-                .to_string(),
-            "GNU as not found: install binutils"
         );
     }
 

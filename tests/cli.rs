@@ -6,6 +6,16 @@ use common::{stderr, stdout, superopt, write};
 use std::path::Path;
 use std::process::Command;
 
+/// Output of an external tool (gcc, rustc, cargo, the programs they build), run with a
+/// 10-minute time limit so that a hang fails the test instead of stalling CI.
+fn limited(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    let limits = superopt::tool::Limits {
+        time: std::time::Duration::from_secs(600),
+        memory: None,
+    };
+    superopt::tool::run(cmd, "an external tool", limits).map_err(std::io::Error::other)
+}
+
 #[test]
 fn unknown_task_is_a_one_line_error() {
     let o = superopt(&["search", "sort9"]);
@@ -334,19 +344,20 @@ int main(void) {
     std::fs::write(dir.path().join("k.s"), asm).unwrap();
     std::fs::write(dir.path().join("main.c"), c).unwrap();
     let exe = dir.path().join("main");
-    let cc = Command::new("gcc")
-        .args(["-O2", "-o"])
-        .arg(&exe)
-        .arg(dir.path().join("main.c"))
-        .arg(dir.path().join("k.s"))
-        .output()
-        .expect("gcc");
+    let cc = limited(
+        &mut Command::new("gcc")
+            .args(["-O2", "-o"])
+            .arg(&exe)
+            .arg(dir.path().join("main.c"))
+            .arg(dir.path().join("k.s")),
+    )
+    .expect("gcc");
     assert!(
         cc.status.success(),
         "{}",
         String::from_utf8_lossy(&cc.stderr)
     );
-    let run = Command::new(&exe).output().unwrap();
+    let run = limited(&mut Command::new(&exe)).unwrap();
     assert_eq!(String::from_utf8_lossy(&run.stdout), "0 bad\n");
     assert!(run.status.success());
 }

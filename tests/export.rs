@@ -7,14 +7,21 @@ use common::{stderr, stdout, superopt, write};
 use std::path::Path;
 use std::process::Command;
 
+/// Output of an external tool (gcc, rustc, cargo, the programs they build), run with a
+/// 10-minute time limit so that a hang fails the test instead of stalling CI.
+fn limited(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    let limits = superopt::tool::Limits {
+        time: std::time::Duration::from_secs(600),
+        memory: None,
+    };
+    superopt::tool::run(cmd, "an external tool", limits).map_err(std::io::Error::other)
+}
+
 const SORT3_LOG: &str = "search-logs/examples/sort3-mcts-seed1.json";
 
 /// Whether `tool --version` runs; prints a note when it does not, so a skip is visible.
 fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = limited(&mut Command::new(tool).arg("--version")).is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("note: {tool} not found; skipping the part of this test that needs it");
     }
@@ -98,15 +105,16 @@ int main(void) {
 fn c_program_passes(dir: &Path, name: &str) {
     let src = write(dir, "test.c", &C_TEST.replace("NAME", name));
     let exe = dir.join("test");
-    let o = Command::new("gcc")
-        .args(["-O2", "-Wall", "-Werror", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .arg(dir.join(format!("{name}.S")))
-        .output()
-        .unwrap();
+    let o = limited(
+        &mut Command::new("gcc")
+            .args(["-O2", "-Wall", "-Werror", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .arg(dir.join(format!("{name}.S"))),
+    )
+    .unwrap();
     assert!(o.status.success(), "gcc: {}", stderr(&o));
-    let o = Command::new(&exe).output().unwrap();
+    let o = limited(&mut Command::new(&exe)).unwrap();
     assert_eq!(
         stdout(&o),
         "weak orderings 13; passed 1356 of 1356\n",
@@ -198,16 +206,17 @@ fn rust_export_passes_its_own_tests_with_rustc() {
         return;
     }
     let exe = tmp.path().join("sort3-tests");
-    let o = Command::new("rustc")
-        .args(["--edition", "2021", "--test"])
-        .arg(&rs)
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .unwrap();
+    let o = limited(
+        &mut Command::new("rustc")
+            .args(["--edition", "2021", "--test"])
+            .arg(&rs)
+            .arg("-o")
+            .arg(&exe),
+    )
+    .unwrap();
     assert!(o.status.success(), "rustc: {}", stderr(&o));
     assert_eq!(stderr(&o), "", "no warnings");
-    let o = Command::new(&exe).output().unwrap();
+    let o = limited(&mut Command::new(&exe)).unwrap();
     let out = stdout(&o);
     assert!(
         out.contains("test tests::sorts_all_weak_orderings ... ok\n"),
@@ -222,24 +231,26 @@ fn rust_export_passes_its_own_tests_with_rustc() {
         "{out}"
     );
     // As a library crate (the module form), and clippy's default lints.
-    let o = Command::new("rustc")
-        .args(["--edition", "2021", "--crate-type", "lib", "-o"])
-        .arg(tmp.path().join("libsort3.rlib"))
-        .arg(&rs)
-        .output()
-        .unwrap();
+    let o = limited(
+        &mut Command::new("rustc")
+            .args(["--edition", "2021", "--crate-type", "lib", "-o"])
+            .arg(tmp.path().join("libsort3.rlib"))
+            .arg(&rs),
+    )
+    .unwrap();
     assert!(
         o.status.success() && stderr(&o).is_empty(),
         "{}",
         stderr(&o)
     );
     if have("clippy-driver") {
-        let o = Command::new("clippy-driver")
-            .args(["--edition", "2021", "--test", "-D", "warnings", "-o"])
-            .arg(tmp.path().join("clippy-out"))
-            .arg(&rs)
-            .output()
-            .unwrap();
+        let o = limited(
+            &mut Command::new("clippy-driver")
+                .args(["--edition", "2021", "--test", "-D", "warnings", "-o"])
+                .arg(tmp.path().join("clippy-out"))
+                .arg(&rs),
+        )
+        .unwrap();
         assert!(o.status.success(), "clippy: {}", stderr(&o));
     }
 }
@@ -300,13 +311,14 @@ fn library_crate_builds_and_passes_cargo_test() {
         return;
     }
     let target = tempfile::tempdir().unwrap();
-    let o = Command::new("cargo")
-        .args(["test", "--offline"])
-        .current_dir(&lib)
-        .env("CARGO_TARGET_DIR", target.path())
-        .env_remove("RUSTFLAGS")
-        .output()
-        .unwrap();
+    let o = limited(
+        &mut Command::new("cargo")
+            .args(["test", "--offline"])
+            .current_dir(&lib)
+            .env("CARGO_TARGET_DIR", target.path())
+            .env_remove("RUSTFLAGS"),
+    )
+    .unwrap();
     let out = stdout(&o);
     assert!(o.status.success(), "cargo test: {out}\n{}", stderr(&o));
     for task in ["sort3", "sort4", "sort5"] {
