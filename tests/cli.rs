@@ -345,7 +345,7 @@ int main(void) {
     std::fs::write(dir.path().join("main.c"), c).unwrap();
     let exe = dir.path().join("main");
     let cc = limited(
-        &mut Command::new("gcc")
+        Command::new("gcc")
             .args(["-O2", "-o"])
             .arg(&exe)
             .arg(dir.path().join("main.c"))

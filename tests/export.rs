@@ -21,7 +21,7 @@ const SORT3_LOG: &str = "search-logs/examples/sort3-mcts-seed1.json";
 
 /// Whether `tool --version` runs; prints a note when it does not, so a skip is visible.
 fn have(tool: &str) -> bool {
-    let ok = limited(&mut Command::new(tool).arg("--version")).is_ok_and(|o| o.status.success());
+    let ok = limited(Command::new(tool).arg("--version")).is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("note: {tool} not found; skipping the part of this test that needs it");
     }
@@ -106,7 +106,7 @@ fn c_program_passes(dir: &Path, name: &str) {
     let src = write(dir, "test.c", &C_TEST.replace("NAME", name));
     let exe = dir.join("test");
     let o = limited(
-        &mut Command::new("gcc")
+        Command::new("gcc")
             .args(["-O2", "-Wall", "-Werror", "-o"])
             .arg(&exe)
             .arg(&src)
@@ -207,7 +207,7 @@ fn rust_export_passes_its_own_tests_with_rustc() {
     }
     let exe = tmp.path().join("sort3-tests");
     let o = limited(
-        &mut Command::new("rustc")
+        Command::new("rustc")
             .args(["--edition", "2021", "--test"])
             .arg(&rs)
             .arg("-o")
@@ -232,7 +232,7 @@ fn rust_export_passes_its_own_tests_with_rustc() {
     );
     // As a library crate (the module form), and clippy's default lints.
     let o = limited(
-        &mut Command::new("rustc")
+        Command::new("rustc")
             .args(["--edition", "2021", "--crate-type", "lib", "-o"])
             .arg(tmp.path().join("libsort3.rlib"))
             .arg(&rs),
@@ -245,7 +245,7 @@ fn rust_export_passes_its_own_tests_with_rustc() {
     );
     if have("clippy-driver") {
         let o = limited(
-            &mut Command::new("clippy-driver")
+            Command::new("clippy-driver")
                 .args(["--edition", "2021", "--test", "-D", "warnings", "-o"])
                 .arg(tmp.path().join("clippy-out"))
                 .arg(&rs),
@@ -312,7 +312,7 @@ fn library_crate_builds_and_passes_cargo_test() {
     }
     let target = tempfile::tempdir().unwrap();
     let o = limited(
-        &mut Command::new("cargo")
+        Command::new("cargo")
             .args(["test", "--offline"])
             .current_dir(&lib)
             .env("CARGO_TARGET_DIR", target.path())
