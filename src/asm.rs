@@ -551,6 +551,12 @@ impl Kernel {
             }
             let idiom = is_same_register_idiom(ins);
             let info = factory.info(ins);
+            if matches!(ins.mnemonic(), Mnemonic::Vzeroupper | Mnemonic::Vzeroall) {
+                // iced lists the registers as read (their low halves are kept), but no value
+                // depends on them: an undefined low half simply stays undefined.
+                state.step(ins, info.used_registers(), idiom);
+                continue;
+            }
             let value_reads_rdi = (0..ins.op_count()).any(|k| {
                 ins.op_kind(k) == OpKind::Register
                     && ins.op_register(k).full_register() == Register::RDI

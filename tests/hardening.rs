@@ -472,6 +472,17 @@ fn unproven_kernels_that_read_caller_state_are_refused() {
         "verr reads the descriptor tables, which the operating system owns",
     );
     failed("mov r8d, ds", 4, "reads segment register ds");
+    // vzeroupper defines the upper halves only where the low half was defined.
+    failed(
+        "vzeroupper\nvmovd r8d, xmm3",
+        5,
+        "reads xmm3 before writing it",
+    );
+    failed(
+        "pxor xmm3, xmm3\nvzeroupper\nvmovdqu ymm4, ymm5",
+        6,
+        "reads ymm5 before writing it",
+    );
     // Partial writes: a byte defines a byte, not the register.
     failed(
         "mov r8b, al\nmov eax, r8d",
@@ -522,6 +533,8 @@ fn unproven_kernels_that_define_what_they_read_pass() {
         "vpcmpeqd xmm5, xmm6, xmm6\nvpsubd xmm5, xmm5, xmm5\nvmovd r8d, xmm5\nadd eax, r8d",
         "mov r8b, al\nmov r9b, r8b\ncmp r9b, r8b\ncmovne eax, ecx",
         "vmovd xmm0, eax\nvmovaps xmm1, xmm0\nvmovd eax, xmm1",
+        "vzeroupper\nvzeroall\nvmovd r8d, xmm3\nadd eax, r8d",
+        "movd xmm0, eax\nvzeroupper\nvmovdqu ymm1, ymm0\nvmovd r8d, xmm1\nadd eax, r8d",
     ] {
         defined(body);
     }
