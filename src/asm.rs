@@ -163,8 +163,14 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
     let mut insn_lines: Vec<(usize, String)> = Vec::new();
     let mut file = String::from(syntax.directive());
     file.push('\n');
-    // A byte-order mark is not part of the first instruction.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // GNU as rejects a byte-order mark ("invalid character (0xef) in mnemonic").
+    if text.starts_with('\u{feff}') {
+        return Err(asm_err(
+            1,
+            "a byte-order mark is not allowed: GNU as rejects it (save the file as UTF-8 without BOM)"
+                .into(),
+        ));
+    }
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         // GNU as ends a statement at a NUL byte, so a control character could hide code
@@ -219,6 +225,23 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
     let object = object.expect("GNU as succeeded without diagnostics");
     let object = read_object(&object)
         .map_err(|e| Error::Runtime(format!("cannot read GNU as output: {e}")))?;
+    // Any symbol but our labels is a name GNU as took for one, even where it cancels out and
+    // leaves no relocation (`sym-sym`); gcc's preprocessor may replace it (`__COUNTER__`).
+    if let Some(name) = object
+        .symbols
+        .iter()
+        .map(|(name, _, _, _)| name)
+        .find(|name| !name.is_empty() && !name.starts_with(LABEL))
+    {
+        let line = insn_lines
+            .iter()
+            .find(|(_, t)| t.contains(name.as_str()))
+            .map_or(1, |(l, _)| *l);
+        return Err(asm_err(
+            line,
+            format!("refers to symbol '{name}'; symbols and labels are not allowed"),
+        ));
+    }
 
     // 3. Cut .text into per-line byte ranges and decode each.
     let mut starts = Vec::with_capacity(insn_lines.len());
@@ -549,6 +572,14 @@ impl Kernel {
                     return Err((i, "lea computes a code address as a value".into()));
                 }
             }
+            if undefined_result(ins).0 && ins.op0_kind() == OpKind::Memory {
+                return Err((
+                    i,
+                    format!(
+                        "{m} leaves its memory destination undefined for some inputs (Intel SDM)"
+                    ),
+                ));
+            }
             let idiom = is_same_register_idiom(ins);
             let info = factory.info(ins);
             if matches!(ins.mnemonic(), Mnemonic::Vzeroupper | Mnemonic::Vzeroall) {
@@ -591,7 +622,7 @@ impl Kernel {
             if ins.rflags_read() & !state.flags != 0 {
                 return Err((
                     i,
-                    "reads the flags before any instruction defines them".into(),
+                    "reads flags that are undefined here (never set, or left undefined by an instruction such as imul)".into(),
                 ));
             }
             state.step(ins, info.used_registers(), idiom);
@@ -682,6 +713,14 @@ fn is_explicit_operand(ins: &Instruction, r: Register) -> bool {
 /// `pminsd`, `pabsd`, `vpermps`) and the bitwise moves, logic, shuffles and blends, which
 /// copy bits without interpreting them ([`MXCSR_FREE`]).
 pub fn depends_on_mxcsr(ins: &Instruction) -> bool {
+    // Only SSE/AVX-family instructions read MXCSR (clflush is not a float op).
+    let simd = ins.cpuid_features().iter().any(|f| {
+        let f = format!("{f:?}");
+        f.starts_with("SSE") || f.starts_with("AVX") || f == "FMA" || f == "F16C"
+    });
+    if !simd {
+        return false;
+    }
     let name = mnemonic(ins);
     let base = match ins.encoding() {
         EncodingKind::Legacy => name.as_str(),
@@ -773,7 +812,7 @@ impl Defined {
         let size = r.size() as u8;
         if r.is_gpr() {
             let need = if is_high_byte(r) { 2 } else { size };
-            self.gpr[r.number()] >= need
+            self.gpr[r.full_register().number()] >= need
         } else if r.is_xmm() || r.is_ymm() || r.is_zmm() {
             self.vec[r.number()] >= size
         } else if r.is_k() {
@@ -814,18 +853,19 @@ impl Defined {
             }
             return;
         }
-        // bsf/bsr leave the destination unchanged when the source is zero.
-        let dest_conditional = matches!(ins.mnemonic(), Mnemonic::Bsf | Mnemonic::Bsr);
+        let (dest_undefined, flags_undefined) = undefined_result(ins);
+        self.flags &= !flags_undefined;
         for u in used {
             let r = u.register();
             let unconditional = u.access() == OpAccess::Write
                 || u.access() == OpAccess::ReadWrite
                 || (idiom && is_explicit_operand(ins, r) && r == ins.op_register(0));
-            if !unconditional || dest_conditional {
+            if !unconditional {
                 continue;
             }
             if r.is_gpr() {
-                let d = &mut self.gpr[r.number()];
+                // By the 64-bit register: iced numbers byte registers apart (sil is 10).
+                let d = &mut self.gpr[r.full_register().number()];
                 *d = match r.size() {
                     4 | 8 => 8,
                     2 => (*d).max(2),
@@ -849,6 +889,44 @@ impl Defined {
                 self.k |= 1 << r.number();
             }
         }
+        if dest_undefined && ins.op0_kind() == OpKind::Register && ins.op0_register().is_gpr() {
+            self.gpr[ins.op0_register().full_register().number()] = 0;
+        }
+    }
+}
+
+/// Results the Intel SDM (vol. 2, each instruction's Operation and Flags Affected) leaves
+/// undefined, which differ between CPUs and so between the caller's machines: whether the
+/// destination (operand 0) may be undefined, and which flags may be. `bsf`/`bsr` of zero (AMD
+/// keeps the destination, Intel documents it as undefined); `shld`/`shrd` of 16 bits by a
+/// count above 16 (destination and flags); `shl`/`shr`/`sal`/`sar` of 8 or 16 bits by a count
+/// of at least the width (CF); `bswap` of 16 bits. A count in `cl` counts as any count.
+fn undefined_result(ins: &Instruction) -> (bool, u32) {
+    use Mnemonic as M;
+    let width = match ins.op0_kind() {
+        OpKind::Register => ins.op0_register().size(),
+        _ => ins.memory_size().size(),
+    } as u64;
+    let count = || -> Option<u64> {
+        let last = ins.op_count() - 1;
+        match ins.op_kind(last) {
+            OpKind::Register if ins.op_count() > 1 => None,
+            OpKind::Immediate8 => Some(ins.immediate8() as u64 & 0x1f),
+            _ => Some(1),
+        }
+    };
+    match ins.mnemonic() {
+        M::Bsf | M::Bsr => (true, 0),
+        M::Bswap if width == 2 => (true, 0),
+        M::Shld | M::Shrd if width == 2 && count().is_none_or(|c| c > 16) => {
+            (true, ins.rflags_modified())
+        }
+        M::Shl | M::Shr | M::Sal | M::Sar
+            if width < 4 && count().is_none_or(|c| c >= width * 8) =>
+        {
+            (false, RflagsBits::CF)
+        }
+        _ => (false, 0),
     }
 }
 
@@ -980,6 +1058,11 @@ fn check_line_as_a_whole(raw: &str) -> std::result::Result<(), String> {
                 "#{word} is not allowed: it switches GNU as's preprocessor (write comments as '# text')"
             ));
         }
+        if word.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(
+                "'# NUMBER' is a line marker to gcc's preprocessor and GNU as (write comments as '# text')".into(),
+            );
+        }
         if HASH_DIRECTIVES.contains(&word) {
             return Err(format!(
                 "#{word} is a preprocessor directive when the file is built as .S by gcc (write comments as '# text')"
@@ -1016,15 +1099,21 @@ fn classify(stmt: &str) -> std::result::Result<LineKind, String> {
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         if matches!(
             words.as_slice(),
-            [".intel_syntax"]
-                | [".intel_syntax", "noprefix"]
-                | [".att_syntax"]
-                | [".att_syntax", "prefix"]
+            [".intel_syntax", "noprefix"] | [".att_syntax"] | [".att_syntax", "prefix"]
         ) {
             return Ok(LineKind::Syntax);
         }
+        if matches!(
+            words.first().copied(),
+            Some(".intel_syntax" | ".att_syntax")
+        ) {
+            return Err(format!(
+                "'{}' is not allowed (only .intel_syntax noprefix, .att_syntax and .att_syntax prefix)",
+                stmt.split_whitespace().collect::<Vec<_>>().join(" ")
+            ));
+        }
         return Err(format!(
-            "directive {word} is not allowed (only .intel_syntax and .att_syntax)"
+            "directive {word} is not allowed (only .intel_syntax noprefix and .att_syntax)"
         ));
     }
     for (at, c) in stmt.char_indices() {
@@ -1498,6 +1587,21 @@ fn check_one(
     if !explicit_mem && info.used_memory().iter().any(accesses) {
         return Err(format!("{m} accesses memory implicitly"));
     }
+    if ins.mnemonic() == Mnemonic::Wait {
+        return Err(format!(
+            "{m} is not allowed: it raises the caller's pending x87 exceptions"
+        ));
+    }
+    for used in info.used_registers() {
+        let r = used.register();
+        if r.is_mm() || (Register::ST0..=Register::ST7).contains(&r) {
+            return Err(format!(
+                "uses {} register {}: the x87/MMX state is the caller's (and MMX leaves it in MMX mode)",
+                if r.is_mm() { "MMX" } else { "x87" },
+                format!("{r:?}").to_lowercase()
+            ));
+        }
+    }
     for used in info.used_registers() {
         let full = used.register().full_register();
         let writes = matches!(
@@ -1551,6 +1655,13 @@ fn check_one(
                 "reads outside the array"
             }
             .into());
+        }
+        // rdi is only known to be 4-byte aligned; with EFLAGS.AC set (the caller's choice) a
+        // misaligned access faults (#AC), so every access must be naturally aligned.
+        if size > 4 || disp % size != 0 {
+            return Err(format!(
+                "{m} accesses {size} bytes at [rdi+{disp}], which may be misaligned (rdi is only 4-byte aligned) and faults when the caller enables alignment checking"
+            ));
         }
     }
     Ok(())
@@ -1606,7 +1717,7 @@ mod tests {
         ));
         assert_eq!(
             classify(".byte 0x90").err().unwrap(),
-            "directive .byte is not allowed (only .intel_syntax and .att_syntax)"
+            "directive .byte is not allowed (only .intel_syntax noprefix and .att_syntax)"
         );
         assert_eq!(
             classify("loop: mov eax, ecx").err().unwrap(),

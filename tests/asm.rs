@@ -307,8 +307,31 @@ fn check_safe_memory_rules() {
             "paddd may fault on a misaligned address (rdi's alignment is unknown)".to_string()
         )
     );
+    // Unaligned-capable 16-byte accesses are still refused: rdi is only 4-byte aligned, and
+    // a caller with EFLAGS.AC set would fault on any access wider than that.
     assert_eq!(
-        att("movdqu (%rdi),%xmm0\nmovdqu %xmm0,(%rdi)").check_safe(4),
+        err("movdqu (%rdi),%xmm0\nmovdqu %xmm0,(%rdi)", 4),
+        (
+            1,
+            "movdqu accesses 16 bytes at [rdi+0], which may be misaligned (rdi is only 4-byte aligned) and faults when the caller enables alignment checking".to_string()
+        )
+    );
+    assert_eq!(
+        err("mov (%rdi),%rax", 4),
+        (
+            1,
+            "mov accesses 8 bytes at [rdi+0], which may be misaligned (rdi is only 4-byte aligned) and faults when the caller enables alignment checking".to_string()
+        )
+    );
+    assert_eq!(
+        err("mov 2(%rdi),%eax", 4),
+        (
+            1,
+            "mov accesses 4 bytes at [rdi+2], which may be misaligned (rdi is only 4-byte aligned) and faults when the caller enables alignment checking".to_string()
+        )
+    );
+    assert_eq!(
+        att("movw 2(%rdi),%ax\nmovb 3(%rdi),%al").check_safe(4),
         Ok(())
     );
     assert_eq!(
@@ -456,7 +479,7 @@ fn bad_text_is_an_asm_error_with_the_line() {
         (line, msg.as_str()),
         (
             2,
-            "directive .byte is not allowed (only .intel_syntax and .att_syntax)"
+            "directive .byte is not allowed (only .intel_syntax noprefix and .att_syntax)"
         )
     );
     let (line, _, _) = asm_error("foo\n.byte 0x90", Syntax::Att);

@@ -229,7 +229,7 @@ fn kernels_outside_the_isa_are_tested_not_proven() {
         stdout(&o)
     );
     assert!(
-        stdout(&o).contains("unsupported instruction sbb (line 20)"),
+        stdout(&o).contains("why not proven: line 20 is outside the game's ISA (unsupported instruction sbb), so the weak-ordering proof does not apply"),
         "{}",
         stdout(&o)
     );
@@ -477,7 +477,7 @@ fn verify_refuses_hidden_dependencies_and_hidden_code() {
         (
             "flags.s",
             format!("sbb %r9d, %r9d\n{net}"),
-            "reads the flags before any instruction defines them (line 1)",
+            "reads flags that are undefined here (never set, or left undefined by an instruction such as imul) (line 1)",
         ),
         (
             "nul.s",
@@ -487,7 +487,7 @@ fn verify_refuses_hidden_dependencies_and_hidden_code() {
         (
             "directive.s",
             format!(".att_syntax prefix junk\n{net}"),
-            "directive .att_syntax is not allowed",
+            "'.att_syntax prefix junk' is not allowed",
         ),
     ];
     for (name, text, want) in cases {

@@ -157,7 +157,7 @@ fn comments_other_than_hash_are_refused() {
         assert_eq!(refused(&text, Syntax::Att), (1, message.to_string()), "{line:?}");
     }
     // Plain comments are fine, in any words.
-    let text = format!("# definitely fine\n#   defines nothing\n# 12 is a number\n{SORT3_ATT}");
+    let text = format!("# definitely fine\n#   defines nothing\n# a number: 12\n{SORT3_ATT}");
     assert_eq!(
         parse_str(&text, Syntax::Att, "k.s").unwrap().decoded.len(),
         18
@@ -197,15 +197,15 @@ fn labels_and_directives_are_refused_whatever_their_characters() {
         ),
         (
             ".rept 1000000000".into(),
-            "directive .rept is not allowed (only .intel_syntax and .att_syntax)".into(),
+            "directive .rept is not allowed (only .intel_syntax noprefix and .att_syntax)".into(),
         ),
         (
             ".byte 0x89, 0x47, 0x0c".into(),
-            "directive .byte is not allowed (only .intel_syntax and .att_syntax)".into(),
+            "directive .byte is not allowed (only .intel_syntax noprefix and .att_syntax)".into(),
         ),
         (
             "  .REPT 3".into(),
-            "directive .REPT is not allowed (only .intel_syntax and .att_syntax)".into(),
+            "directive .REPT is not allowed (only .intel_syntax noprefix and .att_syntax)".into(),
         ),
         (
             "x = 5".into(),
@@ -405,7 +405,7 @@ fn unproven_kernels_that_read_caller_state_are_refused() {
     // A VEX write zeroes the rest, so it defines the whole register.
     defined("vpxor xmm0, xmm0, xmm0\nvmovdqu ymm1, ymm0\nvmovd r8d, xmm1\nadd eax, r8d");
     // Shifts and rotates by cl, or by an immediate that masks to 0, may leave the flags alone.
-    let flags = "reads the flags before any instruction defines them";
+    let flags = "reads flags that are undefined here (never set, or left undefined by an instruction such as imul)";
     for shift in [
         "shl r8d, cl",
         "sar r8d, cl",
@@ -522,7 +522,7 @@ fn unproven_kernels_that_define_what_they_read_pass() {
     assert_eq!(status, Status::TestedNotProven, "{reason}");
     assert_eq!(
         reason,
-        "unsupported instruction movd (line 1) is outside the game's ISA, so the weak-ordering proof does not apply"
+        "line 1 is outside the game's ISA (unsupported instruction movd), so the weak-ordering proof does not apply"
     );
     // Same-register idioms read nothing but (for sbb) CF; byte loads define the byte.
     for body in [
@@ -543,7 +543,7 @@ fn unproven_kernels_that_define_what_they_read_pass() {
     assert_eq!(status, Status::Failed);
     assert_eq!(
         reason,
-        "reads the flags before any instruction defines them (line 4)"
+        "reads flags that are undefined here (never set, or left undefined by an instruction such as imul) (line 4)"
     );
 }
 
@@ -663,4 +663,123 @@ fn gnu_as_runs_under_a_memory_limit() {
         String::from_utf8_lossy(&out.stderr),
         "error: GNU as ran out of its memory limit of 1024 MiB and was stopped\n"
     );
+}
+
+#[test]
+fn names_that_cancel_out_are_still_symbols() {
+    // `sym-sym` leaves no relocation, but gcc's preprocessor may replace `sym` (`__COUNTER__`
+    // counts up, `__USER_LABEL_PREFIX__` is empty): every symbol is refused.
+    for (line, name) in [
+        ("mov 4+__COUNTER__-__COUNTER__(%rdi),%ecx", "__COUNTER__"),
+        (
+            "mov __USER_LABEL_PREFIX__-__USER_LABEL_PREFIX__+4(%rdi),%ecx",
+            "__USER_LABEL_PREFIX__",
+        ),
+        ("mov $linux-linux, %ecx", "linux"),
+    ] {
+        let text = SORT3_ATT.replacen("mov 4(%rdi), %ecx", line, 1);
+        assert_eq!(
+            refused(&text, Syntax::Att),
+            (
+                2,
+                format!("refers to symbol '{name}'; symbols and labels are not allowed")
+            )
+        );
+    }
+}
+
+#[test]
+fn a_byte_order_mark_and_line_markers_are_refused() {
+    assert_eq!(
+        refused(&format!("\u{feff}{SORT3_ATT}"), Syntax::Att),
+        (1, "a byte-order mark is not allowed: GNU as rejects it (save the file as UTF-8 without BOM)".into())
+    );
+    let marker =
+        "'# NUMBER' is a line marker to gcc's preprocessor and GNU as (write comments as '# text')";
+    for line in ["# 1 \"foo.c\"", "#1", "  # 12"] {
+        assert_eq!(
+            refused(&format!("{line}\n{SORT3_ATT}"), Syntax::Att),
+            (1, marker.into())
+        );
+    }
+    // CRLF line endings are fine (GNU as and gcc read them as line ends too).
+    let crlf = SORT3_ATT.replace('\n', "\r\n");
+    assert_eq!(
+        parse_str(&crlf, Syntax::Att, "k.s").unwrap().decoded.len(),
+        18
+    );
+    // Only the noprefix form of Intel syntax: bare `.intel_syntax` wants %registers.
+    assert_eq!(
+        refused(&format!(".intel_syntax\n{SORT3_INTEL}"), Syntax::Att),
+        (1, "'.intel_syntax' is not allowed (only .intel_syntax noprefix, .att_syntax and .att_syntax prefix)".into())
+    );
+    assert_eq!(
+        refused(&format!(".att_syntax noprefix\n{SORT3_ATT}"), Syntax::Att),
+        (1, "'.att_syntax noprefix' is not allowed (only .intel_syntax noprefix, .att_syntax and .att_syntax prefix)".into())
+    );
+}
+
+#[test]
+fn caller_state_through_byte_registers_x87_mmx_alignment_and_undefined_results() {
+    let task = sort3();
+    let failed = |body: &str, line: usize, why: &str| {
+        let (status, reason) = verdict(&task, &around(body));
+        assert_eq!(status, Status::Failed, "{body}");
+        assert_eq!(reason, format!("{why} (line {line})"), "{body}");
+    };
+    // Byte registers are tracked by their 64-bit register (iced numbers sil as 10, dh as 6).
+    failed(
+        "xor r10d, r10d\nmovzx r9d, sil",
+        5,
+        "reads sil before writing it",
+    );
+    assert_eq!(
+        verdict(&task, "mov esi, 0\nmovzx eax, dh\nmov [rdi], eax\n"),
+        (
+            Status::Failed,
+            "reads dh before writing it (line 2)".to_string()
+        )
+    );
+    defined("xor r10d, r10d\nmov r10b, 1\nmovzx r9d, r10b\nadd eax, r9d");
+    // MMX and x87 state belong to the caller (and MMX would leave it in MMX mode).
+    let mmx =
+        "uses MMX register mm0: the x87/MMX state is the caller's (and MMX leaves it in MMX mode)";
+    failed("psubq mm0, mm0", 4, mmx);
+    failed("pxor xmm0, xmm0\nmovdq2q mm0, xmm0", 5, mmx);
+    failed(
+        "fwait",
+        4,
+        "wait is not allowed: it raises the caller's pending x87 exceptions",
+    );
+    // Accesses wider than 4 bytes, or misaligned, fault under EFLAGS.AC.
+    let align = |m: &str, size: u32, disp: u32| {
+        format!("{m} accesses {size} bytes at [rdi+{disp}], which may be misaligned (rdi is only 4-byte aligned) and faults when the caller enables alignment checking")
+    };
+    failed("mov r8, [rdi]", 4, &align("mov", 8, 0));
+    failed("movq xmm0, [rdi+4]", 4, &align("movq", 8, 4));
+    failed("vmovdqu xmm0, [rdi+4]", 4, "reads outside the array");
+    failed("movd xmm0, [rdi+2]", 4, &align("movd", 4, 2));
+    failed("mov r8w, [rdi+1]", 4, &align("mov", 2, 1));
+    // Results the Intel SDM leaves undefined are undefined here, whatever this CPU does.
+    failed(
+        "mov r10d, 5\nbsf r10d, eax\nmov eax, r10d",
+        6,
+        "reads r10d before writing it",
+    );
+    failed(
+        "mov r10d, 5\nbsr r10, rax\nmov eax, r10d",
+        6,
+        "reads r10d before writing it",
+    );
+    failed(
+        "mov r9d, eax\nmov r10d, ecx\nshld r9w, r10w, 20\nmov eax, r9d",
+        7,
+        "reads r9d before writing it",
+    );
+    let flags = "reads flags that are undefined here (never set, or left undefined by an instruction such as imul)";
+    failed("mov r9d, eax\nshl r9w, 16\nsetc r8b", 6, flags);
+    failed("mov r9d, eax\nshr r9b, cl\ncmovc eax, ecx", 6, flags);
+    defined("mov r9d, eax\nshl r9w, 15\nsetc r8b");
+    // clflush is not a floating-point instruction.
+    defined("clflush [rdi]");
 }

@@ -880,3 +880,35 @@ fn a_task_file_log_resumes_from_another_folder() {
         )
     );
 }
+
+/// A search guided by the shipped net records the net by the relative path it was found at
+/// (`nets/sort3.safetensors`); the log still resumes from any other folder.
+#[test]
+fn a_net_guided_log_resumes_from_another_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("L");
+    let o = superopt(&[
+        "search",
+        "sort3",
+        "--budget",
+        "1s",
+        "--seed",
+        "2",
+        "--threads",
+        "1",
+        "--log-dir",
+        logs.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("guided by: net nets/sort3.safetensors (shipped)"));
+    let moved = dir.path().join("elsewhere");
+    std::fs::create_dir(&moved).unwrap();
+    std::fs::copy(only_log(&logs, "sort3"), moved.join("a.json")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .args(["search", "--resume", "a.json", "--budget", "1s"])
+        .current_dir(&moved)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("log: a.json"), "{}", stdout(&o));
+}

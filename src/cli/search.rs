@@ -13,7 +13,7 @@ use crate::search::{
 };
 use crate::task::Task;
 use crate::Result;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,6 +118,26 @@ impl Guide {
             ),
         }
     }
+}
+
+/// Where a relative path recorded in the search log at `log` (a net's) can be found when the
+/// log is resumed from another folder: as written if it exists, else relative to the log's
+/// folder and the two folders above it (a log under `search-logs/<task>/`), else relative to
+/// the source tree this binary was built from (the shipped `nets/`); the path as written when
+/// none exists (the error then names it).
+pub fn resolve_logged_path(path: &Path, log: &Path) -> PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    let near_log = log
+        .parent()
+        .into_iter()
+        .flat_map(|d| d.ancestors().take(3).map(Path::to_path_buf));
+    near_log
+        .chain(std::iter::once(PathBuf::from(env!("CARGO_MANIFEST_DIR"))))
+        .map(|d| d.join(path))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// Folders searched for a shipped net: `./nets`, then the `nets/` of the source tree this
@@ -691,7 +711,11 @@ pub fn run_search(
     let heuristic = HeuristicEvaluator { temperature: 1.0 };
     let (net, network) = match &opts.guide {
         Guide::Net { path, value, .. } => {
-            let stem = crate::net::checkpoint_stem(path);
+            let path = match &opts.resume {
+                Some(r) => resolve_logged_path(path, &r.path),
+                None => path.clone(),
+            };
+            let stem = crate::net::checkpoint_stem(&path);
             let mut net = crate::net::PolicyValueNet::load_for(&game, &stem).map_err(|e| {
                 match &opts.resume {
                     // Name the log: its net path may be relative to where the search ran.

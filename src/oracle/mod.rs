@@ -196,7 +196,7 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
                 ));
             }
             checks.push("static check: reads only registers and flags the kernel wrote, and never the array's address".into());
-            let unproven = format!("{why} (line {line}) is outside the game's ISA, so the weak-ordering proof does not apply");
+            let unproven = format!("line {line} is outside the game's ISA ({why}), so the weak-ordering proof does not apply");
             stage2(task, &kernel.code, cfg, checks, len, Some(unproven))
         }
     }

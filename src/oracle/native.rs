@@ -319,7 +319,7 @@ pub fn run_native(
         return Ok(Err(failure));
     }
     checks.push(format!(
-        "{} poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits), the flags, {} and MXCSR (rounding mode, FTZ, DAZ)",
+        "{} poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits), the flags, {}, and MXCSR (rounding mode, FTZ, DAZ)",
         POISONS.len(),
         jit.vectors().describe()
     ));
@@ -1024,7 +1024,7 @@ mod tests {
                 "all 27 tuples over {0..2}^3",
                 "all 343 tuples over {INT_MIN, INT_MIN+1, -1, 0, 1, INT_MAX-1, INT_MAX}^3",
                 "100000 random tuples (seed 0)",
-                &format!("4 poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits), the flags, {} and MXCSR (rounding mode, FTZ, DAZ)", vectors_line()),
+                &format!("4 poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits), the flags, {}, and MXCSR (rounding mode, FTZ, DAZ)", vectors_line()),
                 "8 guard words on both sides of the array",
                 "callee-saved rbx rbp r12-r15 and rsp preserved",
             ]
