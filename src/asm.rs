@@ -918,11 +918,11 @@ fn undefined_result(ins: &Instruction) -> (bool, u32) {
     match ins.mnemonic() {
         M::Bsf | M::Bsr => (true, 0),
         M::Bswap if width == 2 => (true, 0),
-        M::Shld | M::Shrd if width == 2 && count().is_none_or(|c| c > 16) => {
+        M::Shld | M::Shrd if width == 2 && count().map_or(true, |c| c > 16) => {
             (true, ins.rflags_modified())
         }
         M::Shl | M::Shr | M::Sal | M::Sar
-            if width < 4 && count().is_none_or(|c| c >= width * 8) =>
+            if width < 4 && count().map_or(true, |c| c >= width * 8) =>
         {
             (false, RflagsBits::CF)
         }
