@@ -1176,19 +1176,7 @@ fn run_as(dir: &Path) -> Result<std::result::Result<Vec<u8>, Diagnostics>> {
 /// [`run_as`] with the assembler's program name as a parameter (for tests). GNU as runs
 /// under [`crate::tool::AS_LIMITS`].
 fn run_assembler(program: &str, dir: &Path) -> Result<std::result::Result<Vec<u8>, Diagnostics>> {
-    let out = crate::tool::run(
-        Command::new(program)
-            .args(["--64", "-o", "kernel.o", "kernel.s"])
-            .current_dir(dir),
-        "GNU as",
-        crate::tool::AS_LIMITS,
-    )
-    .map_err(|e| match e {
-        Error::Runtime(m) if m.starts_with("GNU as not found") => {
-            Error::Runtime("GNU as not found: install binutils".into())
-        }
-        e => e,
-    })?;
+    let out = gnu_as(program, "kernel.s", "kernel.o", dir)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let mut diagnostics = Vec::new();
     let mut other = Vec::new();
@@ -1212,6 +1200,30 @@ fn run_assembler(program: &str, dir: &Path) -> Result<std::result::Result<Vec<u8
     let obj = dir.join("kernel.o");
     let bytes = std::fs::read(&obj).map_err(|e| Error::io(&obj, e))?;
     Ok(Ok(bytes))
+}
+
+/// Runs GNU as (`program`, normally `as`) as `as --64 -o OBJECT SOURCE` in `dir`, under
+/// [`crate::tool::AS_LIMITS`]. Errors: [`Error::Runtime`], `GNU as not found: install
+/// binutils` when it is missing, or the limit that stopped it.
+pub(crate) fn gnu_as(
+    program: &str,
+    source: &str,
+    object: &str,
+    dir: &Path,
+) -> Result<std::process::Output> {
+    crate::tool::run(
+        Command::new(program)
+            .args(["--64", "-o", object, source])
+            .current_dir(dir),
+        "GNU as",
+        crate::tool::AS_LIMITS,
+    )
+    .map_err(|e| match e {
+        Error::Runtime(m) if m.starts_with("GNU as not found") => {
+            Error::Runtime("GNU as not found: install binutils".into())
+        }
+        e => e,
+    })
 }
 
 /// Parses `kernel.s:LINE: Error: MESSAGE` (or `Warning:`) into the user's line and a

@@ -316,19 +316,7 @@ fn as_reads_symbol(name: &str, syntax: asm::Syntax) -> Result<bool> {
         .map_err(|e| Error::Runtime(format!("cannot create a temporary directory: {e}")))?;
     let (source, object) = (dir.path().join("probe.s"), dir.path().join("probe.o"));
     std::fs::write(&source, text).map_err(|e| Error::io(&source, e))?;
-    let out = crate::tool::run(
-        std::process::Command::new("as")
-            .args(["--64", "-o", "probe.o", "probe.s"])
-            .current_dir(dir.path()),
-        "GNU as",
-        crate::tool::AS_LIMITS,
-    )
-    .map_err(|e| match e {
-        Error::Runtime(m) if m.starts_with("GNU as not found") => {
-            Error::Runtime("GNU as not found: install binutils".into())
-        }
-        e => e,
-    })?;
+    let out = asm::gnu_as("as", "probe.s", "probe.o", dir.path())?;
     if !out.status.success() || !String::from_utf8_lossy(&out.stderr).trim().is_empty() {
         return Ok(false);
     }
