@@ -127,6 +127,10 @@ pub struct Kernel {
     /// The line of a trailing `ret` that was accepted and dropped (the caller appends its own
     /// `ret`), so the CLI can say so; `None` when the file had none.
     pub ret_line: Option<usize>,
+    /// For a kernel parsed from text ([`parse_str`]): whether gcc was installed and built the
+    /// text, as a `.S` file through its preprocessor, into the same bytes (GNU as always
+    /// did). `None` for a kernel made some other way (e.g. cut out of an exported file).
+    pub cpp_checked: Option<bool>,
 }
 
 /// When GNU as rejects a kernel read in one syntax whose text looks like the other (AT&T
@@ -326,7 +330,54 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
         ));
     }
 
-    // 5. Drop a trailing `ret`.
+    // 5. And through gcc's preprocessor, as a .S file, where gcc is installed.
+    let cpp_checked = gcc_installed();
+    if cpp_checked {
+        let s_cpp = dir.path().join("kernel.S");
+        std::fs::write(&s_cpp, format!("{}\n{text}\n", syntax.directive()))
+            .map_err(|e| Error::io(&s_cpp, e))?;
+        let out = crate::tool::run(
+            Command::new("gcc")
+                .args([
+                    "-c",
+                    "-x",
+                    "assembler-with-cpp",
+                    "-o",
+                    "kernel_cpp.o",
+                    "kernel.S",
+                ])
+                .current_dir(dir.path()),
+            "gcc",
+            crate::tool::AS_LIMITS,
+        )?;
+        let said = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() || !said.trim().is_empty() {
+            let first_line = said.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            return Err(asm_err(
+                1,
+                format!(
+                    "gcc does not build the file as a .S file (through its preprocessor): {}",
+                    first_line.trim()
+                ),
+            ));
+        }
+        let obj = dir.path().join("kernel_cpp.o");
+        let bytes = std::fs::read(&obj).map_err(|e| Error::io(&obj, e))?;
+        let built = read_object(&bytes)
+            .map_err(|e| Error::Runtime(format!("cannot read gcc's output: {e}")))?;
+        if built.text != code || !built.all_relocs.is_empty() {
+            return Err(asm_err(
+                1,
+                format!(
+                    "gcc builds the file as a .S file (through its preprocessor) into other bytes ({} bytes of .text) than its lines one by one ({} bytes)",
+                    built.text.len(),
+                    code.len()
+                ),
+            ));
+        }
+    }
+
+    // 6. Drop a trailing `ret`.
     let (mut lines, mut texts): (Vec<usize>, Vec<String>) = insn_lines.into_iter().unzip();
     let mut ret_line = None;
     if decoded.last().is_some_and(|ins| ins.code() == Code::Retnq) {
@@ -345,6 +396,7 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
         code,
         decoded,
         ret_line,
+        cpp_checked: Some(cpp_checked),
     })
 }
 
@@ -835,6 +887,11 @@ impl Defined {
             ShiftCount::Variable => {
                 self.flags &= !ins.rflags_modified() | (written & !ins.rflags_undefined());
             }
+            // rcl/rcr of a byte (word) by a masked count of 9 (17) rotate by 0: CF keeps its
+            // old value and OF is undefined (the masked count is not 1), whatever iced says.
+            ShiftCount::NonZero if rotates_by_zero(ins) => {
+                self.flags &= !RflagsBits::OF;
+            }
             ShiftCount::NotAShift | ShiftCount::NonZero => {
                 self.flags = (self.flags | written) & !ins.rflags_undefined();
             }
@@ -893,6 +950,23 @@ impl Defined {
             self.gpr[ins.op0_register().full_register().number()] = 0;
         }
     }
+}
+
+/// Whether `ins` is `rcl`/`rcr` of 8 or 16 bits by an immediate whose masked count is a
+/// non-zero multiple of 9 or 17: `tempCOUNT := (COUNT AND 1FH) MOD 9` (or 17) is 0, so nothing
+/// rotates (Intel SDM vol. 2, RCL/RCR/ROL/ROR Operation).
+fn rotates_by_zero(ins: &Instruction) -> bool {
+    if !matches!(ins.mnemonic(), Mnemonic::Rcl | Mnemonic::Rcr)
+        || ins.op_kind(ins.op_count() - 1) != OpKind::Immediate8
+    {
+        return false;
+    }
+    let width = match ins.op0_kind() {
+        OpKind::Register => ins.op0_register().size(),
+        _ => ins.memory_size().size(),
+    } as u64;
+    let masked = ins.immediate8() as u64 & 0x1f;
+    width < 4 && masked != 0 && masked % (width * 8 + 1) == 0
 }
 
 /// Results the Intel SDM (vol. 2, each instruction's Operation and Flags Affected) leaves
@@ -984,10 +1058,9 @@ fn shift_count(ins: &Instruction) -> ShiftCount {
         OpKind::Register => ins.op_register(0).size(),
         _ => ins.memory_size().size(),
     };
-    let mut masked = count & if width == 8 { 0x3f } else { 0x1f };
-    if matches!(m, M::Rcl | M::Rcr) && width < 4 {
-        masked %= width as u64 * 8 + 1;
-    }
+    // "If the masked count is 0, the flags are not affected": the count masked to 5 or 6 bits,
+    // before rcl/rcr take it modulo 9 or 17 for the rotation.
+    let masked = count & if width == 8 { 0x3f } else { 0x1f };
     if masked == 0 {
         ShiftCount::Zero
     } else {
@@ -1002,6 +1075,19 @@ enum LineKind {
     Syntax,
     /// Anything else: handed to GNU as, which must make one instruction of it.
     Insn,
+}
+
+/// Whether `gcc` runs here (checked once per process).
+fn gcc_installed() -> bool {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        crate::tool::run(
+            Command::new("gcc").arg("--version"),
+            "gcc",
+            crate::tool::AS_LIMITS,
+        )
+        .is_ok_and(|o| o.status.success())
+    })
 }
 
 /// Largest kernel file [`parse_file`] reads: 1 MiB (a kernel is a few hundred short lines).
@@ -1047,6 +1133,11 @@ fn check_line_as_a_whole(raw: &str) -> std::result::Result<(), String> {
             "a line may not end in '\\': gcc's preprocessor joins it with the next line".into(),
         );
     }
+    if let Some(name) = reserved_identifier(raw) {
+        return Err(format!(
+            "'{name}' is not allowed, even in a comment: names starting with '_' and a capital or a second '_' are gcc's, and its preprocessor may expand them (a function-like macro swallows the lines after it)"
+        ));
+    }
     if let Some(rest) = raw.trim_start().strip_prefix('#') {
         let rest = rest.trim_start();
         let word_end = rest
@@ -1070,6 +1161,31 @@ fn check_line_as_a_whole(raw: &str) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The first identifier in `line` that C reserves for the implementation (`__x`, `_X`), such
+/// as the macros gcc predefines (`__INT8_C(`, `_Pragma`, `__COUNTER__`); our own labels
+/// (`__superopt_line_N`) are among them.
+fn reserved_identifier(line: &str) -> Option<&str> {
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_alphanumeric() || c == b'_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let word = &line[start..i];
+            let w = word.as_bytes();
+            if w[0] == b'_' && w.len() > 1 && (w[1] == b'_' || w[1].is_ascii_uppercase()) {
+                return Some(word);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
 }
 
 /// Cuts a line at the first `#`, the only comment character (see the [module docs](self)).
@@ -1598,6 +1714,16 @@ fn check_one(
         |m: &iced_x86::UsedMemory| !matches!(m.access(), OpAccess::NoMemAccess | OpAccess::None);
     if !explicit_mem && info.used_memory().iter().any(accesses) {
         return Err(format!("{m} accesses memory implicitly"));
+    }
+    if matches!(ins.mnemonic(), Mnemonic::Lzcnt | Mnemonic::Tzcnt) {
+        let other = if ins.mnemonic() == Mnemonic::Lzcnt {
+            "bsr"
+        } else {
+            "bsf"
+        };
+        return Err(format!(
+            "{m} is not allowed: CPUs without it run its encoding as {other} (Intel SDM), with another result"
+        ));
     }
     if ins.mnemonic() == Mnemonic::Wait {
         return Err(format!(

@@ -1597,6 +1597,7 @@ fn verify_written(
         code,
         decoded,
         ret_line: None,
+        cpp_checked: None,
     };
     let verdict = oracle::verify_kernel(task, &kernel, cfg).map_err(|e| e.to_string())?;
     match verdict.status {

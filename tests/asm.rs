@@ -45,6 +45,7 @@ fn from_bytes(code: &[u8]) -> Kernel {
         code: code.to_vec(),
         decoded,
         ret_line: None,
+        cpp_checked: None,
     }
 }
 

@@ -667,16 +667,14 @@ fn gnu_as_runs_under_a_memory_limit() {
 
 #[test]
 fn names_that_cancel_out_are_still_symbols() {
-    // `sym-sym` leaves no relocation, but gcc's preprocessor may replace `sym` (`__COUNTER__`
-    // counts up, `__USER_LABEL_PREFIX__` is empty): every symbol is refused.
-    for (line, name) in [
-        ("mov 4+__COUNTER__-__COUNTER__(%rdi),%ecx", "__COUNTER__"),
-        (
-            "mov __USER_LABEL_PREFIX__-__USER_LABEL_PREFIX__+4(%rdi),%ecx",
-            "__USER_LABEL_PREFIX__",
-        ),
-        ("mov $linux-linux, %ecx", "linux"),
-    ] {
+    // `sym-sym` leaves no relocation, but gcc's preprocessor may replace `sym` (`linux` is 1
+    // there): every symbol is refused.
+    for line in ["mov $linux-linux, %ecx", "mov 4+unix-unix(%rdi),%ecx"] {
+        let name = if line.contains("linux") {
+            "linux"
+        } else {
+            "unix"
+        };
         let text = SORT3_ATT.replacen("mov 4(%rdi), %ecx", line, 1);
         assert_eq!(
             refused(&text, Syntax::Att),
@@ -686,6 +684,37 @@ fn names_that_cancel_out_are_still_symbols() {
             )
         );
     }
+    // Names gcc reserves (its predefined macros among them) are refused anywhere, comments
+    // included: a function-like macro such as `__INT8_C(` swallows the lines after it.
+    let reserved = |name: &str| {
+        format!("'{name}' is not allowed, even in a comment: names starting with '_' and a capital or a second '_' are gcc's, and its preprocessor may expand them (a function-like macro swallows the lines after it)")
+    };
+    for (tail, name) in [
+        (" # __INT8_C((", "__INT8_C"),
+        (" # _Pragma(\"GCC poison mov\")", "_Pragma"),
+        (" # __has_include(<stdio.h>)", "__has_include"),
+        ("+__COUNTER__-__COUNTER__", "__COUNTER__"),
+        (" # __superopt_line_2", "__superopt_line_2"),
+    ] {
+        let text = with_tail(SORT3_ATT, 8, tail);
+        assert_eq!(refused(&text, Syntax::Att), (8, reserved(name)), "{tail:?}");
+    }
+    // A name with one leading underscore and a small letter is an ordinary symbol.
+    let text = SORT3_ATT.replacen("mov 4(%rdi), %ecx", "mov 4+_x-_x(%rdi), %ecx", 1);
+    assert_eq!(
+        refused(&text, Syntax::Att),
+        (
+            2,
+            "refers to symbol '_x'; symbols and labels are not allowed".into()
+        )
+    );
+    // Where gcc is installed, every accepted file was also built through its preprocessor.
+    let kernel = parse_str(SORT3_ATT, Syntax::Att, "k.s").unwrap();
+    let gcc = Command::new("gcc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert_eq!(kernel.cpp_checked, Some(gcc));
 }
 
 #[test]
@@ -780,6 +809,15 @@ fn caller_state_through_byte_registers_x87_mmx_alignment_and_undefined_results()
     failed("mov r9d, eax\nshl r9w, 16\nsetc r8b", 6, flags);
     failed("mov r9d, eax\nshr r9b, cl\ncmovc eax, ecx", 6, flags);
     defined("mov r9d, eax\nshl r9w, 15\nsetc r8b");
+    // lzcnt and tzcnt run as bsr and bsf on CPUs without them.
+    failed("lzcnt r8d, eax", 4, "lzcnt is not allowed: CPUs without it run its encoding as bsr (Intel SDM), with another result");
+    failed("tzcnt r8d, eax", 4, "tzcnt is not allowed: CPUs without it run its encoding as bsf (Intel SDM), with another result");
+    // rcr of a byte by 9 rotates by 0 but leaves OF undefined (masked count is not 1).
+    failed(
+        "cmp eax, ecx\nmov r8d, eax\nrcr r8b, 9\ncmovo eax, ecx",
+        7,
+        flags,
+    );
     // clflush is not a floating-point instruction.
     defined("clflush [rdi]");
 }

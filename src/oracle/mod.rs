@@ -135,6 +135,14 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
             len,
         ));
     }
+    match kernel.cpp_checked {
+        Some(true) => checks.push(
+            "the file as written: GNU as, and gcc as a .S file, build exactly the bytes checked"
+                .into(),
+        ),
+        Some(false) => checks.push("the file as written: GNU as builds exactly the bytes checked (gcc not found: not checked as a .S file)".into()),
+        None => {}
+    }
     checks.push(
         "static check: no control flow, memory only inside [rdi, rdi+4n), no callee-saved writes"
             .into(),
