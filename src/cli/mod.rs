@@ -393,10 +393,12 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             csv,
             png,
         } => {
-            let task = Task::load(&task)?;
+            let task_arg = task;
+            let task = Task::load(&task_arg)?;
             let syntax: Syntax = syntax
                 .parse()
                 .map_err(|e: String| crate::Error::Runtime(e))?;
+            let read = bench::inputs(&task, &task_arg, &files, &log_dir);
             let opts = bench::BenchOptions {
                 files,
                 syntax,
@@ -420,16 +422,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             );
             let csv = csv.unwrap_or_else(|| PathBuf::from(format!("{stem}.csv")));
             let png = png.unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
-            crate::log::check_output("--csv", &csv)?;
-            crate::plot::check_png_name("--png", &png)?;
-            crate::log::check_output("--png", &png)?;
-            // Compared once their folders exist, so that `./x` and `x` are one file.
-            if crate::log::same_file(&csv, &png) {
-                return Err(crate::Error::Runtime(format!(
-                    "--csv and --png name the same file: {}",
-                    csv.display()
-                )));
-            }
+            bench::check_outputs(&csv, &png, &read)?;
             let report = bench::run_bench(&task, &opts)?;
             bench::write_csv(&report, &csv)?;
             write!(w, "{}", bench::format_report(&report)).map_err(stdout_err)?;
