@@ -21,6 +21,10 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The most random inputs `verify --random` runs: ten million take a few seconds; more
+/// would let a mistyped count run for hours.
+pub const MAX_RANDOM: u64 = 10_000_000;
+
 /// superopt: discovers short x86-64 kernels by tree search over instructions, and proves
 /// them correct.
 #[derive(Parser, Debug)]
@@ -121,9 +125,9 @@ pub enum Command {
         /// proven.
         #[arg(long)]
         allow_unproven: bool,
-        /// Random inputs for the native run.
-        #[arg(long, default_value_t = 100_000)]
-        random: usize,
+        /// Random inputs for the native run (at most 10000000, a few seconds).
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(..=MAX_RANDOM))]
+        random: u64,
     },
     /// Train a policy/value network by self-play and write nets/NAME.{safetensors,json,csv,png}.
     Train {
@@ -700,7 +704,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 &task,
                 &kernel,
                 &NativeConfig {
-                    random,
+                    random: random as usize,
                     ..NativeConfig::default()
                 },
             )?;
