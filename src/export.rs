@@ -41,8 +41,10 @@
 //! only with `overwrite` and only when its first line carries the marker, so a file that
 //! superopt did not write (a crate's own `Cargo.toml`) is never replaced; and a target that
 //! is one of the export's inputs (the same file by device and inode, through symlinks and
-//! hard links, or by canonical path) is refused even with the marker. Both are checked for
-//! every file before anything is written.
+//! hard links, or by canonical path: `crate::log::same_file`) is refused even with the
+//! marker; and no file is written through a symbolic link to a folder below the output
+//! folder (a library's `src/` linking into another crate). All are checked for every file
+//! before anything is written.
 
 use crate::asm::{self, Kernel};
 use crate::error::{Error, Result};
@@ -666,6 +668,7 @@ pub fn export(
         }],
     };
     let guard = Guard {
+        root: dir,
         inputs: to.inputs,
         instead: "choose another -o DIR or --name",
         overwrite,
@@ -795,6 +798,7 @@ pub fn export_library(
                 .map(|(t, _, _)| t)
         },
         &Guard {
+            root: dir,
             inputs,
             instead: "choose another --library DIR",
             overwrite,
@@ -1239,6 +1243,9 @@ fn written_by_superopt(path: &Path) -> bool {
 
 /// What a write must leave alone, and how the messages say so.
 struct Guard<'a> {
+    /// The folder the files go under (`-o DIR`, `--library DIR`): no folder between it and a
+    /// file may be a symbolic link.
+    root: &'a Path,
     /// The files the export reads: never written.
     inputs: &'a [PathBuf],
     /// What to do instead when a target is an input (`choose another -o DIR or --name`).
@@ -1248,11 +1255,14 @@ struct Guard<'a> {
 }
 
 /// Checks, before anything is written, that every target may be written: it is none of the
-/// inputs, and if it exists, it carries [`MARKER`] and `overwrite` is set; then that each
-/// one can be written ([`crate::log::check_writable`], which creates missing folders).
+/// inputs; no folder on its path below `guard.root` (a library's `src/` and `tests/`) is a
+/// symbolic link, which would take the file into another folder (another crate's); and if
+/// it exists, it carries [`MARKER`] and `overwrite` is set; then that each one can be
+/// written ([`crate::log::check_writable`], which creates missing folders).
 ///
 /// Errors: [`Error::Runtime`], one line naming the target (`DIR/sort3.S is the input file
-/// k.S; export never replaces its input (choose another -o DIR or --name)`, `DIR/Cargo.toml
+/// k.S; export never replaces its input (choose another -o DIR or --name)`, `DIR/src is a
+/// symbolic link; export never writes through one (choose another --library DIR)`, `DIR/Cargo.toml
 /// exists and was not written by superopt; refusing to replace it (move it away first)`,
 /// `DIR/sort3.S exists; pass --overwrite to replace it`); [`Error::Io`] from the check that
 /// it can be written.
@@ -1269,6 +1279,23 @@ fn check_targets(files: &[Planned], guard: &Guard) -> Result<()> {
                 input.display(),
                 guard.instead
             )));
+        }
+    }
+    for f in files {
+        let Ok(below) = f.path.strip_prefix(guard.root) else {
+            continue;
+        };
+        let mut folder = guard.root.to_path_buf();
+        let components: Vec<_> = below.components().collect();
+        for c in &components[..components.len().saturating_sub(1)] {
+            folder.push(c);
+            if std::fs::symlink_metadata(&folder).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::Runtime(format!(
+                    "{} is a symbolic link; export never writes through one ({})",
+                    folder.display(),
+                    guard.instead
+                )));
+            }
         }
     }
     for f in files {
@@ -1639,6 +1666,7 @@ mod tests {
     /// No inputs to protect.
     fn guard(overwrite: bool) -> Guard<'static> {
         Guard {
+            root: Path::new("."),
             inputs: &[],
             instead: "choose another -o DIR or --name",
             overwrite,

@@ -890,6 +890,57 @@ fn an_export_never_replaces_its_input() {
     assert!(written.starts_with(&format!("wrote {out_s}/k.S: verified again")));
 }
 
+/// `--library DIR` writes no file through a symbolic link below DIR: a `src/` or `tests/`
+/// that links into another crate would put the files there.
+#[test]
+fn a_library_never_writes_through_a_symlinked_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let bin = d.join("bin4");
+    std::fs::create_dir_all(bin.join("src")).unwrap();
+    std::fs::write(bin.join("Cargo.toml"), "[package]\nname = \"bin4\"\n").unwrap();
+    std::fs::write(bin.join("src/main.rs"), "fn main() {}\n").unwrap();
+    let lib = d.join("lib4");
+    std::fs::create_dir(&lib).unwrap();
+    let lib_s = lib.display().to_string();
+    let args = [
+        "--library",
+        &lib_s,
+        "sort3",
+        "--log-dir",
+        "search-logs",
+        "--overwrite",
+    ];
+    std::os::unix::fs::symlink(bin.join("src"), lib.join("src")).unwrap();
+    let (code, err) = export_err(&args);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("error: {lib_s}/src is a symbolic link; export never writes through one (choose another --library DIR)\n")
+    );
+    std::fs::remove_file(lib.join("src")).unwrap();
+    std::os::unix::fs::symlink(&bin, lib.join("tests")).unwrap();
+    let (code, err) = export_err(&args);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("error: {lib_s}/tests is a symbolic link; export never writes through one (choose another --library DIR)\n")
+    );
+    // Nothing was written on either side, not even a folder.
+    let mut names: Vec<String> = std::fs::read_dir(&lib)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["tests"]);
+    assert_eq!(std::fs::read_dir(bin.join("src")).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(&bin).unwrap().count(), 2);
+    // With real folders, the crate is written.
+    std::fs::remove_file(lib.join("tests")).unwrap();
+    let out = export_ok(&args);
+    assert_eq!(out.lines().count(), 4, "{out}");
+}
+
 fn superopt_log_att() -> Vec<String> {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(SORT3_LOG).unwrap()).unwrap();
