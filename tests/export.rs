@@ -890,6 +890,110 @@ fn an_export_never_replaces_its_input() {
     assert!(written.starts_with(&format!("wrote {out_s}/k.S: verified again")));
 }
 
+/// Whatever the kernel file's path and the task file hold (bidirectional and other format
+/// characters, a newline, `*/` and `/*`, backslashes, non-ASCII), every format's comments
+/// carry it escaped, and the files compile: gcc -Wall -Werror on the C and assembly, rustc
+/// on the Rust (which refuses bidirectional characters in doc comments).
+#[test]
+fn comments_are_safe_in_every_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let folder = d.join("a*");
+    std::fs::create_dir(&folder).unwrap();
+    let kernel = folder.join("*b\u{202e}\u{2066}c\nd\\e\u{e9}\u{200b}.s");
+    std::fs::write(&kernel, superopt_log_att().join("\n")).unwrap();
+    let kernel_s = kernel.to_str().unwrap();
+    let escaped = format!(
+        "{}/a* / *b\\u{{202e}}\\u{{2066}}c\\nd\\\\e\\u{{e9}}\\u{{200b}}.s",
+        d.display()
+    );
+    // Task names are plain (the task file refuses others); its path is not.
+    let task_path = folder.join("\u{2067}t\n.toml");
+    std::fs::copy("programs/sort3.toml", &task_path).unwrap();
+    let task = task_path.to_str().unwrap().to_string();
+    let task_escaped = format!("{}/a* /\\u{{2067}}t\\n.toml", d.display());
+    for (format, name) in [
+        ("gas", "k_gas"),
+        ("intel", "k_intel"),
+        ("c", "k_c"),
+        ("rust", "k_rust"),
+    ] {
+        let out_dir = d.join(format);
+        let out = export_ok(&[
+            kernel_s,
+            "--task",
+            &task,
+            "--format",
+            format,
+            "--name",
+            name,
+            "-o",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert!(out.contains(": verified again after writing:"), "{out}");
+        let ext = if format == "rust" { "rs" } else { "S" };
+        let text = std::fs::read_to_string(out_dir.join(format!("{name}.{ext}"))).unwrap();
+        let comment = if format == "rust" { "//!" } else { " *" };
+        assert!(
+            text.contains(&format!("\n{comment} From: file {escaped}\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "\n{comment} Task: sort3 (n = 3, {task_escaped})\n"
+            )),
+            "{text}"
+        );
+        assert!(text.is_ascii(), "{text}");
+        if format == "c" {
+            let header = std::fs::read_to_string(out_dir.join("k_c.h")).unwrap();
+            assert!(
+                header.contains(&format!(
+                    " * Task sort3, 17 instructions, from file {escaped}. */\n"
+                )),
+                "{header}"
+            );
+            assert!(header.is_ascii());
+        } else if format != "rust" {
+            write(
+                &out_dir,
+                &format!("{name}.h"),
+                &format!("#include <stdint.h>\nvoid {name}(int32_t *buf);\n"),
+            );
+        }
+        if format == "rust" {
+            assert!(
+                out.trim_end().ends_with(if have("rustc") {
+                    "; rustc type-checked the module and its tests"
+                } else {
+                    "; not compiled: rustc not found"
+                }),
+                "{out}"
+            );
+            if have("rustc") {
+                let exe = out_dir.join("tests");
+                let o = limited(
+                    Command::new("rustc")
+                        .args(["--edition", "2021", "--test", "-D", "warnings"])
+                        .arg(out_dir.join("k_rust.rs"))
+                        .arg("-o")
+                        .arg(&exe),
+                )
+                .unwrap();
+                assert!(o.status.success(), "rustc: {}", stderr(&o));
+                let o = limited(&mut Command::new(&exe)).unwrap();
+                assert!(
+                    stdout(&o).contains("test result: ok. 2 passed;"),
+                    "{}",
+                    stdout(&o)
+                );
+            }
+        } else if have("gcc") {
+            c_program_passes(&out_dir, name);
+        }
+    }
+}
+
 /// `--library DIR` writes no file through a symbolic link below DIR: a `src/` or `tests/`
 /// that links into another crate would put the files there.
 #[test]
