@@ -148,10 +148,17 @@ fn gas_intel_and_c_exports_link_with_gcc_and_sort() {
             "wrote {s_path}: verified again after writing: GNU as assembled symbol {name} to 17 instructions + ret; proved on all 13 weak orderings of 3 inputs by the emulator (mov/cmp/cmov only: a proof for all inputs); 6 native checks passed\n"
         );
         if format == "c" {
+            let compiled = if have("gcc") {
+                format!(
+                    "gcc compiled it after the standard C and POSIX headers, with a call of {name}"
+                )
+            } else {
+                "not compiled: gcc not found".to_string()
+            };
             assert_eq!(
                 out,
                 format!(
-                    "{first}wrote {0}/{name}.h: declares {name}; its code is {s_path}, verified above\n",
+                    "{first}wrote {0}/{name}.h: declares {name}; its code is {s_path}, verified above; {compiled}\n",
                     dir(format)
                 )
             );
@@ -399,6 +406,14 @@ fn bad_names_are_one_line_errors() {
             "a type or macro name of <stdint.h> (or reserved for one)",
         ),
         (
+            "EINVAL",
+            "reserved for the C or POSIX library (names starting with E and an upper-case letter or a digit)",
+        ),
+        (
+            "pthread_sort",
+            "reserved for the C or POSIX library (names starting with pthread_ and a lower-case letter)",
+        ),
+        (
             "rax",
             "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
         ),
@@ -424,6 +439,25 @@ fn bad_names_are_one_line_errors() {
                 "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
             )
         }),
+    )
+    .chain(
+        // Names of the C library whose header broke programs that include common headers:
+        // refused by the lists, with or without gcc.
+        [
+            "RAND_MAX", "offsetof", "CHAR_BIT", "INFINITY", "NAN", "isnan", "signbit", "va_arg",
+            "va_start", "I", "complex", "imaginary", "noreturn", "unreachable", "MB_CUR_MAX",
+            "math_errhandling", "sqrtf",
+        ]
+        .map(|n| {
+            (
+                n,
+                "a name of the C standard library (or main), which the export would clash with",
+            )
+        }),
+    )
+    .chain(
+        ["stat", "wait", "environ", "timezone", "getline"]
+            .map(|n| (n, "a name of the POSIX C library, which the export would clash with")),
     ) {
         // Intel format, where a register name would fail only after writing.
         let (code, err) = export_err(&[SORT3_LOG, "--format", "intel", "--name", name, "-o", &d]);
@@ -434,6 +468,24 @@ fn bad_names_are_one_line_errors() {
         );
     }
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    // Names that only the headers know: gcc, after every standard C and common POSIX
+    // header, refuses them.
+    if have("gcc") {
+        for (name, why) in [
+            ("strverscmp", "declared by the standard C or POSIX headers, so the header does not compile in a program that includes them (gcc)"),
+            ("qsort_r", "declared by the standard C or POSIX headers, so the header does not compile in a program that includes them (gcc)"),
+            ("M_SQRT2", "a macro of the standard C or POSIX headers, which would rewrite the header in a program that includes them (gcc)"),
+            ("MIN", "a macro of the standard C or POSIX headers, which would rewrite the header in a program that includes them (gcc)"),
+        ] {
+            let (code, err) = export_err(&[SORT3_LOG, "--format", "c", "--name", name, "-o", &d]);
+            assert_eq!(code, Some(2));
+            assert_eq!(
+                err,
+                format!("error: invalid name '{name}': {why}; choose another with --name\n")
+            );
+        }
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
     // Names GNU as reads as symbols in both syntaxes pass, in Intel syntax too.
     for name in ["r8x", "sil_sort", "r16", "eiz"] {
         let out = export_ok(&[SORT3_LOG, "--format", "intel", "--name", name, "-o", &d]);
