@@ -31,9 +31,15 @@
 //! (for Rust, the unescaped `global_asm!` string literals) is assembled by GNU as, the
 //! function symbol's bytes are cut from the object ([`asm::assemble_function`]) and decoded
 //! with iced-x86; they must be pushes of callee-saved registers, a body, the matching pops in
-//! reverse order and `ret`, and the body must be verified again by the oracle. If any file
-//! fails, every file written by the call is removed and [`Error::NotVerified`] names the file
-//! and the reason.
+//! reverse order and `ret`, and the body must be verified again by the oracle. Where the
+//! tools are installed, a Rust module is also type-checked by rustc with its tests, and a C
+//! header compiled by gcc after every standard C and common POSIX header (a missing tool is
+//! named in the check line). If any file fails, every file written by the call is removed
+//! and [`Error::NotVerified`] names the file and the reason.
+//!
+//! Text from outside (paths, task files) goes into the files' comments escaped, so that it
+//! is printable ASCII that closes and opens no comment (`\u{202e}` for a bidirectional
+//! character, which rustc refuses in a doc comment).
 //!
 //! # What is never replaced
 //!
@@ -41,8 +47,10 @@
 //! only with `overwrite` and only when its first line carries the marker, so a file that
 //! superopt did not write (a crate's own `Cargo.toml`) is never replaced; and a target that
 //! is one of the export's inputs (the same file by device and inode, through symlinks and
-//! hard links, or by canonical path) is refused even with the marker. Both are checked for
-//! every file before anything is written.
+//! hard links, or by canonical path: `crate::log::same_file`) is refused even with the
+//! marker; and no file is written through a symbolic link to a folder below the output
+//! folder (a library's `src/` linking into another crate). All are checked for every file
+//! before anything is written.
 
 use crate::asm::{self, Kernel};
 use crate::error::{Error, Result};
@@ -197,16 +205,22 @@ pub fn check_library_name(name: &str) -> Result<()> {
 
 /// Why `name` cannot name an exported function, or `None` when it can: it must be ASCII
 /// letters, digits and `_`, not starting with a digit or `_`, at most 100 characters, not a
-/// keyword of C, C++ or Rust, a macro gcc predefines, a name of the C library or
-/// `<stdint.h>`, and GNU as must read it as a symbol in both syntaxes: first checked against
+/// keyword of C, C++ or Rust, a macro gcc predefines, a name of the C17 library
+/// (`C_LIBRARY`, `MATH_FUNCTIONS`), of POSIX (`POSIX_LIBRARY`) or `<stdint.h>`, or one
+/// of the prefixes C and POSIX reserve (`RESERVED_PREFIXES`) — these lists hold on every
+/// machine — and GNU as must read it as a symbol in both syntaxes: first checked against
 /// iced-x86's register names and Intel syntax's operators (fast, and the usual reason), then
 /// by running GNU as on a small file that defines and calls a function of that name with the
 /// directives the export writes, in AT&T and in Intel syntax (within
 /// [`crate::tool::AS_LIMITS`] each);
 /// this catches the names only GNU as knows (`r8b`, `axl`, and whatever a newer GNU as
-/// adds).
+/// adds). Last, where gcc is installed, the header's declaration must compile after every
+/// standard C and common POSIX header, with a call of the function
+/// (`gcc_after_headers`): this catches what the headers of this machine define beyond
+/// the lists (`strverscmp`, `M_SQRT2`).
 ///
-/// Errors: [`Error::Runtime`] when GNU as cannot be run for the probe.
+/// Errors: [`Error::Runtime`] when GNU as cannot be run for the probe, or gcc runs past its
+/// limits.
 pub fn name_problem(name: &str) -> Result<Option<String>> {
     let bad = |why: &str| Ok(Some(why.to_string()));
     let ident = name.chars().next().is_some_and(|c| !c.is_ascii_digit())
@@ -232,10 +246,13 @@ pub fn name_problem(name: &str) -> Result<Option<String>> {
     if C_MACROS.contains(&name) {
         return bad("a macro gcc predefines, which would rewrite the .S file");
     }
-    if C_LIBRARY.contains(&name) {
+    if listed(C_LIBRARY, name) || math_function(name) {
         return bad(
             "a name of the C standard library (or main), which the export would clash with",
         );
+    }
+    if listed(POSIX_LIBRARY, name) {
+        return bad("a name of the POSIX C library, which the export would clash with");
     }
     if name.ends_with("_t")
         || [
@@ -255,6 +272,9 @@ pub fn name_problem(name: &str) -> Result<Option<String>> {
     {
         return bad("a type or macro name of <stdint.h> (or reserved for one)");
     }
+    if let Some(prefix) = reserved_prefix(name) {
+        return bad(&format!("reserved for the C or POSIX library ({prefix})"));
+    }
     let lower = name.to_ascii_lowercase();
     let intel =
         "a register or operator name in Intel syntax, which GNU as would not read as a symbol";
@@ -262,10 +282,147 @@ pub fn name_problem(name: &str) -> Result<Option<String>> {
         return bad(intel);
     }
     match probe_name(name)? {
-        None => Ok(None),
-        Some(asm::Syntax::Intel) => bad(intel),
-        Some(asm::Syntax::Att) => bad("a name GNU as does not read as a symbol in AT&T syntax"),
+        None => {}
+        Some(asm::Syntax::Intel) => return bad(intel),
+        Some(asm::Syntax::Att) => {
+            return bad("a name GNU as does not read as a symbol in AT&T syntax")
+        }
     }
+    match gcc_after_headers(name, &c_declaration(name, 3))? {
+        Gcc::Macro => bad(
+            "a macro of the standard C or POSIX headers, which would rewrite the header in a program that includes them (gcc)",
+        ),
+        Gcc::Refused(_) => bad(
+            "declared by the standard C or POSIX headers, so the header does not compile in a program that includes them (gcc)",
+        ),
+        Gcc::Compiles | Gcc::Unavailable(_) => Ok(None),
+    }
+}
+
+/// The standard headers of C17 (<threads.h> and the others that a C library may lack
+/// included), then the POSIX headers and glibc's common extras, that `gcc_after_headers`
+/// includes before a header: a program that includes any of them must still compile.
+const C_HEADERS: &str = concat!(
+    "assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal ",
+    "stdalign stdarg stdatomic stdbool stddef stdint stdio stdlib stdnoreturn string tgmath ",
+    "threads time uchar wchar wctype ",
+    "aio arpa/inet cpio dirent dlfcn fcntl fmtmsg fnmatch ftw glob grp iconv langinfo libgen ",
+    "monetary mqueue net/if netdb netinet/in netinet/tcp nl_types poll pthread pwd regex sched ",
+    "search semaphore spawn strings sys/ipc sys/mman sys/msg sys/resource sys/select sys/sem ",
+    "sys/shm sys/socket sys/stat sys/statvfs sys/time sys/times sys/types sys/uio sys/un ",
+    "sys/utsname sys/wait syslog tar termios unistd utime utmpx wordexp ",
+    "alloca err getopt malloc sys/file sys/ioctl sys/param",
+);
+
+/// The limits for gcc on the small files of `gcc_after_headers`: 30 s and 2 GiB (it takes
+/// a fifth of a second and some 60 MB).
+const GCC_LIMITS: crate::tool::Limits = crate::tool::Limits {
+    time: std::time::Duration::from_secs(30),
+    memory: Some(2 << 30),
+};
+
+/// What gcc says of a C header after the standard headers (`gcc_after_headers`).
+#[derive(Debug, PartialEq)]
+enum Gcc {
+    /// It compiles, without a warning.
+    Compiles,
+    /// The function's name is a macro once the headers are included.
+    Macro,
+    /// gcc refuses it (or warns): its first diagnostic, with the header's line number.
+    Refused(String),
+    /// gcc cannot check it here: why (`gcc not found`, or it fails on the headers alone).
+    Unavailable(String),
+}
+
+/// Compiles, with gcc (`-fsyntax-only -Wall -Werror`, in its default C dialect, under
+/// [`GCC_LIMITS`]), a file that defines `_GNU_SOURCE`, includes every header of
+/// [`C_HEADERS`] that the system has, fails if `name` is then a macro, and then holds
+/// `header` and a function that calls `name(buf)` with an `int32_t *buf`. A failure is
+/// checked again with a plain name ([`PLAIN_NAME`]) and its declaration, so that a gcc
+/// that fails on the headers alone is reported as [`Gcc::Unavailable`], not blamed on the
+/// header.
+///
+/// Errors: [`Error::Runtime`] when gcc runs past its limits.
+fn gcc_after_headers(name: &str, header: &str) -> Result<Gcc> {
+    let verdict = gcc_compile(name, header)?;
+    if !matches!(verdict, Gcc::Macro | Gcc::Refused(_)) {
+        return Ok(verdict);
+    }
+    match gcc_compile(PLAIN_NAME, &c_declaration(PLAIN_NAME, 3))? {
+        Gcc::Compiles => Ok(verdict),
+        Gcc::Unavailable(why) => Ok(Gcc::Unavailable(why)),
+        _ => Ok(Gcc::Unavailable(
+            "gcc fails on the standard headers alone".into(),
+        )),
+    }
+}
+
+/// One run of gcc for `gcc_after_headers`, without the check on a plain name.
+fn gcc_compile(name: &str, header: &str) -> Result<Gcc> {
+    let mut text = String::from("#define _GNU_SOURCE 1\n#if defined __has_include\n");
+    for h in C_HEADERS.split_whitespace() {
+        text.push_str(&format!(
+            "#if __has_include(<{h}.h>)\n#include <{h}.h>\n#endif\n"
+        ));
+    }
+    text.push_str(&format!(
+        "#endif\n#ifdef {name}\n#error superopt: the name is a macro\n#endif\n"
+    ));
+    // The header's line 1 is the file's line `first`.
+    let first = text.lines().count() + 1;
+    text.push_str(header);
+    if !header.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "void superopt_probe_caller(int32_t *buf);\nvoid superopt_probe_caller(int32_t *buf) {{ {name}(buf); }}\n"
+    ));
+    let dir = tempfile::Builder::new()
+        .prefix("superopt-gcc")
+        .tempdir()
+        .map_err(|e| Error::Runtime(format!("cannot create a temporary directory: {e}")))?;
+    let source = dir.path().join("probe.c");
+    std::fs::write(&source, &text).map_err(|e| Error::io(&source, e))?;
+    let out = match crate::tool::run(
+        std::process::Command::new("gcc")
+            .args(["-fsyntax-only", "-Wall", "-Werror", "-x", "c", "probe.c"])
+            .env("LC_ALL", "C")
+            .current_dir(dir.path()),
+        "gcc",
+        GCC_LIMITS,
+    ) {
+        Ok(out) => out,
+        Err(Error::Runtime(m)) if m.starts_with("gcc not found") => {
+            return Ok(Gcc::Unavailable("gcc not found".into()))
+        }
+        Err(Error::Runtime(m)) if m.starts_with("cannot run gcc") => {
+            return Ok(Gcc::Unavailable(m))
+        }
+        Err(e) => return Err(e),
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() && stderr.trim().is_empty() {
+        return Ok(Gcc::Compiles);
+    }
+    if stderr.contains("#error superopt: the name is a macro") {
+        return Ok(Gcc::Macro);
+    }
+    // The first diagnostic: `probe.c:LINE:COL: error: MESSAGE`.
+    let first_line = stderr
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("probe.c:")?;
+            let (line, rest) = rest.split_once(':')?;
+            let line: usize = line.parse().ok()?;
+            let (_, message) = rest.split_once(": ")?;
+            Some(if line >= first {
+                format!("line {}: {message}", line + 1 - first)
+            } else {
+                message.to_string()
+            })
+        })
+        .unwrap_or_else(|| stderr.lines().next().unwrap_or("gcc failed").to_string());
+    Ok(Gcc::Refused(first_line))
 }
 
 /// A name every GNU as reads as a symbol: the control of [`probe_name`].
@@ -349,115 +506,157 @@ const INTEL_OPERATORS: &[&str] = &[
     "shl", "shr", "eq", "ne", "lt", "le", "gt", "ge",
 ];
 
-/// Names of the C standard library (functions, macros, objects and `main`) that a program
-/// linking the export is likely to have: the most used of C11's library clauses.
-const C_LIBRARY: &[&str] = &[
-    "main",
-    "std",
-    "EOF",
-    "NULL",
-    "BUFSIZ",
-    "FILE",
-    "stdin",
-    "stdout",
-    "stderr",
-    "errno",
-    "assert",
-    "printf",
-    "fprintf",
-    "sprintf",
-    "snprintf",
-    "vprintf",
-    "vfprintf",
-    "vsprintf",
-    "vsnprintf",
-    "scanf",
-    "fscanf",
-    "sscanf",
-    "puts",
-    "fputs",
-    "gets",
-    "fgets",
-    "putchar",
-    "getchar",
-    "fputc",
-    "fgetc",
-    "putc",
-    "getc",
-    "ungetc",
-    "fopen",
-    "fclose",
-    "fflush",
-    "fread",
-    "fwrite",
-    "fseek",
-    "ftell",
-    "rewind",
-    "remove",
-    "rename",
-    "perror",
-    "malloc",
-    "calloc",
-    "realloc",
-    "free",
-    "abort",
-    "exit",
-    "atexit",
-    "_Exit",
-    "getenv",
-    "system",
-    "qsort",
-    "bsearch",
-    "abs",
-    "labs",
-    "llabs",
-    "div",
-    "ldiv",
-    "atoi",
-    "atol",
-    "atof",
-    "strtol",
-    "strtoul",
-    "strtoll",
-    "strtoull",
-    "strtod",
-    "rand",
-    "srand",
-    "memcpy",
-    "memmove",
-    "memset",
-    "memcmp",
-    "memchr",
-    "strcpy",
-    "strncpy",
-    "strcat",
-    "strncat",
-    "strcmp",
-    "strncmp",
-    "strlen",
-    "strchr",
-    "strrchr",
-    "strstr",
-    "strtok",
-    "strerror",
-    "time",
-    "clock",
-    "signal",
-    "raise",
-    "setjmp",
-    "longjmp",
-    "sqrt",
-    "pow",
-    "exp",
-    "log",
-    "sin",
-    "cos",
-    "tan",
-    "floor",
-    "ceil",
-    "fabs",
-    "round",
+/// Names of the C17 standard library (every function, macro, object and type its headers
+/// define without a leading underscore, and `main`, `std`), by header, separated by spaces.
+/// The functions of <math.h> and <complex.h> are in `MATH_FUNCTIONS` (with their `f` and
+/// `l` forms), the reserved prefixes in `RESERVED_PREFIXES`.
+const C_LIBRARY: &str = concat!(
+    "main std ",
+    // <assert.h>, <complex.h>, <ctype.h>, <errno.h>, <fenv.h>, <float.h>
+    "assert static_assert NDEBUG complex imaginary I _Complex_I _Imaginary_I CMPLX CMPLXF CMPLXL ",
+    "isalnum isalpha isblank iscntrl isdigit isgraph islower isprint ispunct isspace isupper ",
+    "isxdigit tolower toupper errno feclearexcept fegetexceptflag feraiseexcept fesetexceptflag ",
+    "fetestexcept fegetround fesetround fegetenv feholdexcept fesetenv feupdateenv DECIMAL_DIG ",
+    // <inttypes.h>, <limits.h>, <locale.h>
+    "imaxabs imaxdiv strtoimax strtoumax wcstoimax wcstoumax CHAR_BIT SCHAR_MIN SCHAR_MAX ",
+    "UCHAR_MAX CHAR_MIN CHAR_MAX MB_LEN_MAX SHRT_MIN SHRT_MAX USHRT_MAX LONG_MIN LONG_MAX ",
+    "ULONG_MAX LLONG_MIN LLONG_MAX ULLONG_MAX BOOL_WIDTH BOOL_MAX lconv setlocale localeconv ",
+    // <math.h> macros
+    "HUGE_VAL HUGE_VALF HUGE_VALL INFINITY NAN MATH_ERRNO MATH_ERREXCEPT math_errhandling ",
+    "fpclassify isfinite isinf isnan isnormal signbit isgreater isgreaterequal isless ",
+    "islessequal islessgreater isunordered iscanonical issignaling issubnormal iszero ",
+    // <setjmp.h>, <signal.h>, <stdalign.h>, <stdarg.h>
+    "jmp_buf setjmp longjmp signal raise alignas alignof va_list va_arg va_copy va_end va_start ",
+    // <stdatomic.h>, <stdbool.h>, <stddef.h> (unreachable: C23)
+    "atomic_flag memory_order kill_dependency bool true false offsetof unreachable NULL ",
+    // <stdio.h>
+    "FILE BUFSIZ EOF FOPEN_MAX FILENAME_MAX L_tmpnam SEEK_CUR SEEK_END SEEK_SET TMP_MAX stderr ",
+    "stdin stdout remove rename tmpfile tmpnam fclose fflush fopen freopen setbuf setvbuf ",
+    "fprintf fscanf printf scanf snprintf sprintf sscanf vfprintf vfscanf vprintf vscanf ",
+    "vsnprintf vsprintf vsscanf fgetc fgets fputc fputs getc getchar gets putc putchar puts ",
+    "ungetc fread fwrite fgetpos fseek fsetpos ftell rewind clearerr feof ferror perror ",
+    // <stdlib.h>
+    "EXIT_FAILURE EXIT_SUCCESS RAND_MAX MB_CUR_MAX atof atoi atol atoll strtod strtof strtold ",
+    "strtol strtoll strtoul strtoull rand srand aligned_alloc calloc free malloc realloc abort ",
+    "atexit at_quick_exit exit getenv quick_exit system bsearch qsort abs labs llabs div ",
+    "ldiv lldiv mblen mbtowc wctomb mbstowcs wcstombs ",
+    // <stdnoreturn.h>, <string.h>
+    "noreturn memcpy memmove strcpy strncpy strcat strncat memcmp strcmp strcoll strncmp ",
+    "strxfrm memchr strchr strcspn strpbrk strrchr strspn strstr strtok memset strerror strlen ",
+    // <threads.h>
+    "thread_local ONCE_FLAG_INIT TSS_DTOR_ITERATIONS once_flag call_once ",
+    // <time.h>
+    "CLOCKS_PER_SEC timespec tm clock difftime mktime time timespec_get asctime ctime gmtime ",
+    "localtime strftime ",
+    // <uchar.h>
+    "mbrtoc16 c16rtomb mbrtoc32 c32rtomb mbrtoc8 c8rtomb ",
+    // <wchar.h>
+    "WEOF fwprintf fwscanf swprintf swscanf vfwprintf vfwscanf vswprintf vswscanf vwprintf ",
+    "vwscanf wprintf wscanf fgetwc fgetws fputwc fputws fwide getwc getwchar putwc putwchar ",
+    "ungetwc wcstod wcstof wcstold wcstol wcstoll wcstoul wcstoull wcscpy wcsncpy wmemcpy ",
+    "wmemmove wcscat wcsncat wcscmp wcscoll wcsncmp wcsxfrm wmemcmp wcschr wcscspn wcspbrk ",
+    "wcsrchr wcsspn wcsstr wcstok wmemchr wcslen wmemset wcsftime btowc wctob mbsinit mbrlen ",
+    "mbrtowc wcrtomb mbsrtowcs wcsrtombs ",
+    // <wctype.h>
+    "iswalnum iswalpha iswblank iswcntrl iswdigit iswgraph iswlower iswprint iswpunct iswspace ",
+    "iswupper iswxdigit iswctype wctype towlower towupper towctrans wctrans",
+);
+
+/// The functions of <math.h> and <complex.h>, each also taken with an `f` or `l` after it
+/// (`sqrtf`, `sqrtl`), separated by spaces.
+const MATH_FUNCTIONS: &str = concat!(
+    "acos asin atan atan2 cos sin tan acosh asinh atanh cosh sinh tanh exp exp2 expm1 frexp ",
+    "ilogb ldexp log log10 log1p log2 logb modf scalbn scalbln cbrt fabs hypot pow sqrt erf ",
+    "erfc lgamma tgamma ceil floor nearbyint rint lrint llrint round lround llround trunc fmod ",
+    "remainder remquo copysign nan nextafter nexttoward fdim fmax fmin fma cacos casin catan ",
+    "ccos csin ctan cacosh casinh catanh ccosh csinh ctanh cexp clog cabs cpow csqrt carg cimag ",
+    "conj cproj creal",
+);
+
+/// Common names of the POSIX C library (and of glibc's <err.h> and <alloca.h>), separated by
+/// spaces: what <unistd.h>, <fcntl.h>, <sys/stat.h>, <sys/wait.h>, <time.h>, <signal.h>,
+/// <sys/mman.h>, <sys/socket.h>, <arpa/inet.h>, <dirent.h>, <dlfcn.h>, <string.h>,
+/// <strings.h>, <stdio.h>, <stdlib.h>, <math.h>, <libgen.h> and their neighbours add.
+const POSIX_LIBRARY: &str = concat!(
+    "environ optarg optind opterr optopt getopt timezone daylight tzname tzset access alarm ",
+    "chdir chown close dup dup2 execl execle execlp execv execve execvp fork fsync ftruncate ",
+    "getcwd getegid geteuid getgid getpid getppid getuid isatty link lseek nice pause pipe read ",
+    "readlink rmdir setgid setsid setuid sleep symlink sync sysconf truncate unlink usleep ",
+    "write pread pwrite open openat creat fcntl stat fstat lstat chmod fchmod mkdir mkfifo ",
+    "mknod umask wait waitpid waitid kill sigaction sigprocmask sigemptyset sigfillset ",
+    "sigaddset sigdelset sigismember select pselect poll mmap munmap mprotect msync socket bind ",
+    "listen accept connect send recv sendto recvfrom shutdown getaddrinfo freeaddrinfo ",
+    "gethostbyname htonl htons ntohl ntohs inet_addr inet_ntoa inet_pton inet_ntop opendir ",
+    "readdir closedir rewinddir dlopen dlsym dlclose dlerror strdup strndup strtok_r ",
+    "strerror_r strnlen stpcpy strcasecmp strncasecmp index rindex bzero bcopy ffs getline ",
+    "getdelim fdopen fileno popen pclose random srandom drand48 erand48 lrand48 mrand48 ",
+    "srand48 setenv unsetenv putenv mkstemp mkdtemp realpath localtime_r gmtime_r ctime_r ",
+    "asctime_r nanosleep clock_gettime clock_getres gettimeofday times uname basename dirname ",
+    "glob globfree fnmatch regcomp regexec regfree syslog openlog closelog sched_yield ",
+    "sem_init sem_wait sem_post j0 j1 jn y0 y1 yn signgam M_PI M_E err errx warn warnx alloca",
+);
+
+/// Prefixes the C standard (7.31, future library directions) and POSIX reserve: a name that
+/// starts with the prefix and then a character of the class given (`A`: an upper-case
+/// letter; `A0`: an upper-case letter or a digit; `a`: a lower-case letter; `aX`: a
+/// lower-case letter or `X`) belongs to the library.
+const RESERVED_PREFIXES: &[(&str, &str)] = &[
+    ("E", "A0"),
+    ("SIG", "A"),
+    ("SIG_", "A"),
+    ("LC_", "A"),
+    ("FE_", "A"),
+    ("FP_", "A"),
+    ("FLT_", "A"),
+    ("DBL_", "A"),
+    ("LDBL_", "A"),
+    ("ATOMIC_", "A"),
+    ("TIME_", "A"),
+    ("PRI", "aX"),
+    ("SCN", "aX"),
+    ("atomic_", "a"),
+    ("memory_order_", "a"),
+    ("cnd_", "a"),
+    ("mtx_", "a"),
+    ("thrd_", "a"),
+    ("tss_", "a"),
+    ("pthread_", "a"),
+    ("posix_", "a"),
 ];
+
+/// The reserved prefix `name` starts with, described (`names starting with SIG and an
+/// upper-case letter`), if any.
+fn reserved_prefix(name: &str) -> Option<String> {
+    RESERVED_PREFIXES.iter().find_map(|&(prefix, class)| {
+        let next = name.strip_prefix(prefix)?.chars().next()?;
+        let (fits, words) = match class {
+            "A" => (next.is_ascii_uppercase(), "an upper-case letter"),
+            "A0" => (
+                next.is_ascii_uppercase() || next.is_ascii_digit(),
+                "an upper-case letter or a digit",
+            ),
+            "a" => (next.is_ascii_lowercase(), "a lower-case letter"),
+            _ => (
+                next.is_ascii_lowercase() || next == 'X',
+                "a lower-case letter or X",
+            ),
+        };
+        fits.then(|| format!("names starting with {prefix} and {words}"))
+    })
+}
+
+/// Whether `name` is a word of the space-separated `list`.
+fn listed(list: &str, name: &str) -> bool {
+    list.split_whitespace().any(|w| w == name)
+}
+
+/// Whether `name` is a function of `MATH_FUNCTIONS`, or one with `f` or `l` after it.
+fn math_function(name: &str) -> bool {
+    listed(MATH_FUNCTIONS, name)
+        || name
+            .strip_suffix(['f', 'l'])
+            .is_some_and(|base| listed(MATH_FUNCTIONS, base))
+}
 
 /// Macros gcc predefines without a leading underscore on x86-64 Linux (in GNU C modes, which
 /// is how it preprocesses `.S` files).
@@ -638,10 +837,13 @@ pub fn export(
             Planned {
                 path: dir.join(format!("{name}.h")),
                 text: c_header(&doc, name),
-                check: Check::Note(format!(
-                    "declares {name}; its code is {}, verified above",
-                    dir.join(format!("{name}.S")).display()
-                )),
+                check: Check::Header {
+                    name: name.to_string(),
+                    note: format!(
+                        "declares {name}; its code is {}, verified above",
+                        dir.join(format!("{name}.S")).display()
+                    ),
+                },
             },
         ],
         Format::Rust => vec![Planned {
@@ -654,6 +856,7 @@ pub fn export(
         }],
     };
     let guard = Guard {
+        root: dir,
         inputs: to.inputs,
         instead: "choose another -o DIR or --name",
         overwrite,
@@ -719,7 +922,7 @@ pub fn export_library(
                 // Inside a workspace the crate must be one of its members (or excluded there).
                 Some(root) => format!(
                     "\n# Inside the workspace of {}: add this folder to its members (or exclude).\n",
-                    root.display()
+                    comment_text(&root.display().to_string())
                 ),
                 None => "\n# Not part of any enclosing workspace.\n[workspace]\n".to_string(),
             }
@@ -735,7 +938,7 @@ pub fn export_library(
             task.name,
             task.n,
             verdict.length,
-            one_line(provenance)
+            comment_text(provenance)
         ));
     }
     lib.push('\n');
@@ -783,6 +986,7 @@ pub fn export_library(
                 .map(|(t, _, _)| t)
         },
         &Guard {
+            root: dir,
             inputs,
             instead: "choose another --library DIR",
             overwrite,
@@ -826,16 +1030,37 @@ struct Planned {
 enum Check {
     /// Assemble the file (for Rust, its `global_asm!` literals), cut out `symbol` and verify.
     Code { symbol: String, rust: bool },
+    /// A C header declaring `name`: compile it after the standard headers
+    /// (`gcc_after_headers`) where gcc is installed; `note` starts the check line.
+    Header { name: String, note: String },
     /// No code to check: the line to print.
     Note(String),
 }
 
-/// Text safe inside one comment line: control characters as spaces, no `*/`.
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .replace("*/", "* /")
+/// `s` made safe inside one comment line of every file export writes (`/* */` in `.S` and
+/// `.h` files, `//` and `//!` in `.rs` files, `#` in `Cargo.toml`), whatever a path, a task
+/// name or a task file holds: printable ASCII is kept; a backslash is doubled; newline,
+/// carriage return and tab are written `\n`, `\r`, `\t`; every other character (the other
+/// control characters, and everything outside ASCII, which includes the bidirectional and
+/// other format characters that rustc refuses in doc comments) is written as Rust writes it
+/// in a literal, `\u{202e}`; and a space goes between `/` and `*` in either order, so that no
+/// comment is closed early or a nested one opened (gcc's `-Wcomment`).
+fn comment_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if (c == '*' && out.ends_with('/')) || (c == '/' && out.ends_with('*')) {
+            out.push(' ');
+        }
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' '..='~' => out.push(c),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    out
 }
 
 /// The lines of the header comment every code file starts with, without comment markers.
@@ -850,12 +1075,12 @@ fn header_lines(doc: &Doc, name: &str, signature: &str) -> Vec<String> {
         String::new(),
         format!(
             "Task: {} (n = {}, {})",
-            task.name,
+            comment_text(&task.name),
             task.n,
-            one_line(&task.source)
+            comment_text(&task.source)
         ),
         format!("Length: {} instructions (ret excluded)", doc.verdict.length),
-        format!("From: {}", one_line(doc.provenance)),
+        format!("From: {}", comment_text(doc.provenance)),
         format!(
             "Generated by superopt {}; verified before writing by:",
             env!("CARGO_PKG_VERSION")
@@ -865,7 +1090,7 @@ fn header_lines(doc: &Doc, name: &str, signature: &str) -> Vec<String> {
         doc.verdict
             .checks
             .iter()
-            .map(|c| format!("  - {}", one_line(c))),
+            .map(|c| format!("  - {}", comment_text(c))),
     );
     lines.push(String::new());
     lines.push(
@@ -993,17 +1218,27 @@ fn asm_file(dir: &Path, doc: &Doc, kernel: &Kernel, name: &str, syntax: asm::Syn
     }
 }
 
-/// `NAME.h`.
+/// `NAME.h`: a comment naming the kernel, then [`c_declaration`].
 fn c_header(doc: &Doc, name: &str) -> String {
+    format!(
+        "/* {MARKER}\n * {name}.h: declaration of the kernel in {name}.S (generated by superopt {version}).\n * Task {task}, {len} instructions, from {from}. */\n{declaration}",
+        version = env!("CARGO_PKG_VERSION"),
+        task = comment_text(&doc.task.name),
+        len = doc.verdict.length,
+        from = comment_text(doc.provenance),
+        declaration = c_declaration(name, doc.task.n),
+    )
+}
+
+/// The code of `NAME.h` after its first comment: the include guard, `<stdint.h>`, and the
+/// declaration of `void NAME(int32_t *buf)` for `n` elements (`extern "C"` in C++). The one
+/// place that writes it, so that the name check (`gcc_after_headers`) compiles exactly
+/// what the header holds.
+fn c_declaration(name: &str, n: usize) -> String {
     // The name as it is (not upper-cased), so that `foo` and `FOO` get different guards.
     let guard = format!("SUPEROPT_{name}_H");
-    let n = doc.task.n;
     format!(
-        "/* {MARKER}\n * {name}.h: declaration of the kernel in {name}.S (generated by superopt {version}).\n * Task {task}, {len} instructions, from {from}. */\n#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n/* Sorts the {n} signed 32-bit integers buf[0..{n}) in place, ascending.\n * buf must point to {n} readable and writable int32_t; any alignment. x86-64 only. */\nvoid {name}(int32_t *buf);\n\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n",
-        version = env!("CARGO_PKG_VERSION"),
-        task = doc.task.name,
-        len = doc.verdict.length,
-        from = one_line(doc.provenance),
+        "#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n/* Sorts the {n} signed 32-bit integers buf[0..{n}) in place, ascending.\n * buf must point to {n} readable and writable int32_t; any alignment. x86-64 only. */\nvoid {name}(int32_t *buf);\n\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n"
     )
 }
 
@@ -1225,25 +1460,11 @@ fn written_by_superopt(path: &Path) -> bool {
     String::from_utf8_lossy(first).contains(MARKER)
 }
 
-/// Whether `a` and `b` are the same file: the same device and inode (each taken both
-/// through symlinks and of the link itself, so a symlink or a hard link to the other
-/// counts), or the same canonical path.
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let ids = |p: &Path| -> Vec<(u64, u64)> {
-        [std::fs::metadata(p), std::fs::symlink_metadata(p)]
-            .into_iter()
-            .flatten()
-            .map(|m| (m.dev(), m.ino()))
-            .collect()
-    };
-    let theirs = ids(b);
-    ids(a).iter().any(|id| theirs.contains(id))
-        || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
-}
-
 /// What a write must leave alone, and how the messages say so.
 struct Guard<'a> {
+    /// The folder the files go under (`-o DIR`, `--library DIR`): no folder between it and a
+    /// file may be a symbolic link.
+    root: &'a Path,
     /// The files the export reads: never written.
     inputs: &'a [PathBuf],
     /// What to do instead when a target is an input (`choose another -o DIR or --name`).
@@ -1253,23 +1474,47 @@ struct Guard<'a> {
 }
 
 /// Checks, before anything is written, that every target may be written: it is none of the
-/// inputs, and if it exists, it carries [`MARKER`] and `overwrite` is set; then that each
-/// one can be written ([`crate::log::check_writable`], which creates missing folders).
+/// inputs; no folder on its path below `guard.root` (a library's `src/` and `tests/`) is a
+/// symbolic link, which would take the file into another folder (another crate's); and if
+/// it exists, it carries [`MARKER`] and `overwrite` is set; then that each one can be
+/// written ([`crate::log::check_writable`], which creates missing folders).
 ///
 /// Errors: [`Error::Runtime`], one line naming the target (`DIR/sort3.S is the input file
-/// k.S; export never replaces its input (choose another -o DIR or --name)`, `DIR/Cargo.toml
+/// k.S; export never replaces its input (choose another -o DIR or --name)`, `DIR/src is a
+/// symbolic link; export never writes through one (choose another --library DIR)`, `DIR/Cargo.toml
 /// exists and was not written by superopt; refusing to replace it (move it away first)`,
 /// `DIR/sort3.S exists; pass --overwrite to replace it`); [`Error::Io`] from the check that
 /// it can be written.
 fn check_targets(files: &[Planned], guard: &Guard) -> Result<()> {
     for f in files {
-        if let Some(input) = guard.inputs.iter().find(|i| same_file(&f.path, i)) {
+        if let Some(input) = guard
+            .inputs
+            .iter()
+            .find(|i| crate::log::same_file(&f.path, i))
+        {
             return Err(Error::Runtime(format!(
                 "{} is the input file {}; export never replaces its input ({})",
                 f.path.display(),
                 input.display(),
                 guard.instead
             )));
+        }
+    }
+    for f in files {
+        let Ok(below) = f.path.strip_prefix(guard.root) else {
+            continue;
+        };
+        let mut folder = guard.root.to_path_buf();
+        let components: Vec<_> = below.components().collect();
+        for c in &components[..components.len().saturating_sub(1)] {
+            folder.push(c);
+            if std::fs::symlink_metadata(&folder).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::Runtime(format!(
+                    "{} is a symbolic link; export never writes through one ({})",
+                    folder.display(),
+                    guard.instead
+                )));
+            }
         }
     }
     for f in files {
@@ -1334,6 +1579,14 @@ fn write_verified_tasks<'a>(
     for (f, tmp) in files.iter().zip(&temps) {
         let check = match &f.check {
             Check::Note(line) => line.clone(),
+            Check::Header { name, note } => {
+                header_compiles(tmp.path(), name, note).map_err(|reason| {
+                    Error::NotVerified(format!(
+                        "{}: failed verification after writing: {reason}; nothing was written",
+                        f.path.display()
+                    ))
+                })?
+            }
             Check::Code { symbol, rust } => {
                 let task = task_of(&f.path).expect("every code file has a task");
                 verify_written(task, tmp.path(), &f.path, symbol, *rust, cfg).map_err(|reason| {
@@ -1618,13 +1871,119 @@ fn verify_written(
                 .iter()
                 .filter(|c| c.starts_with("native:"))
                 .count();
+            let compiled = if rust {
+                format!("; {}", rustc_checks(path)?)
+            } else {
+                String::new()
+            };
             Ok(format!(
-                "verified again after writing: GNU as assembled symbol {symbol} to {} instructions + ret{saved}; {proof}; {native} native checks passed",
+                "verified again after writing: GNU as assembled symbol {symbol} to {} instructions + ret{saved}; {proof}; {native} native checks passed{compiled}",
                 verdict.length
             ))
         }
         _ => Err(verdict.reason.unwrap_or_else(|| "not verified".into())),
     }
+}
+
+/// The check line of a C header written to `path` (shown as its target) that declares
+/// `name`: `note`, then what gcc said of it after the standard headers
+/// (`gcc_after_headers`): `; gcc compiled it after the standard C and POSIX headers, with a
+/// call of NAME`, or `; not compiled: gcc not found`. Returns the reason when gcc refuses it.
+fn header_compiles(path: &Path, name: &str, note: &str) -> std::result::Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it back: {e}"))?;
+    match gcc_after_headers(name, &text).map_err(|e| e.to_string())? {
+        Gcc::Compiles => Ok(format!(
+            "{note}; gcc compiled it after the standard C and POSIX headers, with a call of {name}"
+        )),
+        Gcc::Unavailable(why) => Ok(format!("{note}; not compiled: {why}")),
+        Gcc::Macro => Err(format!(
+            "{name} is a macro after the standard C and POSIX headers (gcc)"
+        )),
+        Gcc::Refused(why) => Err(format!(
+            "gcc refuses it after the standard C and POSIX headers: {why}"
+        )),
+    }
+}
+
+/// The limits for rustc on one exported module: 120 s, and no memory limit (rustc reserves
+/// large address ranges that it never touches).
+const RUSTC_LIMITS: crate::tool::Limits = crate::tool::Limits {
+    time: std::time::Duration::from_secs(120),
+    memory: None,
+};
+
+/// Type-checks the Rust module at `path` with the rustc on `PATH`, run in the module's
+/// folder (so that a toolchain the destination pins is the one used): edition 2021, as a
+/// crate with its tests (`--test --emit=metadata`, which parses the doc comments and checks
+/// every item, the tests included, without generating code). Warnings are not errors.
+/// Returns the check line's part (`rustc type-checked the module and its tests`, or
+/// `not compiled: rustc not found`), or the reason (`rustc refuses it: line 5: ...`). A
+/// failure is checked again on an empty crate, so that a rustc that fails on everything is
+/// reported as such (`not compiled: rustc fails on an empty crate here`), not blamed on the
+/// module.
+fn rustc_checks(path: &Path) -> std::result::Result<String, String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let file = path.file_name().unwrap_or_default();
+    let out = tempfile::Builder::new()
+        .prefix("superopt-rustc")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let run = |source: &std::ffi::OsStr| {
+        crate::tool::run(
+            std::process::Command::new("rustc")
+                .args(["--edition", "2021", "--test", "--emit=metadata"])
+                .args([
+                    "--crate-name",
+                    "superopt_check",
+                    "--error-format=short",
+                    "-o",
+                ])
+                .arg(out.path().join("check.rmeta"))
+                .arg(source)
+                .env("LC_ALL", "C")
+                .current_dir(dir),
+            "rustc",
+            RUSTC_LIMITS,
+        )
+    };
+    let o = match run(file) {
+        Ok(o) => o,
+        Err(Error::Runtime(m)) if m.starts_with("rustc not found") => {
+            return Ok("not compiled: rustc not found".into())
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if o.status.success() {
+        return Ok("rustc type-checked the module and its tests".into());
+    }
+    let empty = out.path().join("empty.rs");
+    std::fs::write(&empty, "pub fn f() {}\n").map_err(|e| e.to_string())?;
+    if !run(empty.as_os_str()).is_ok_and(|o| o.status.success()) {
+        return Ok("not compiled: rustc fails on an empty crate here".into());
+    }
+    // `FILE:LINE:COL: error[E0308]: MESSAGE`.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let prefix = format!("{}:", file.to_string_lossy());
+    let why = stderr
+        .lines()
+        .find_map(|l| {
+            let (line, rest) = l.strip_prefix(&prefix)?.split_once(':')?;
+            let (_, rest) = rest.split_once(": ")?;
+            let message = rest.split_once(": ").map_or(rest, |(_, m)| m);
+            rest.starts_with("error")
+                .then(|| format!("line {line}: {message}"))
+        })
+        .or_else(|| {
+            stderr
+                .lines()
+                .find(|l| l.contains("error"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "it does not compile".into());
+    Err(format!("rustc refuses it: {why}"))
 }
 
 #[cfg(test)]
@@ -1641,6 +2000,7 @@ mod tests {
     /// No inputs to protect.
     fn guard(overwrite: bool) -> Guard<'static> {
         Guard {
+            root: Path::new("."),
             inputs: &[],
             instead: "choose another -o DIR or --name",
             overwrite,
@@ -1717,14 +2077,6 @@ mod tests {
         for f in ["second.S", "empty", "link.S", "fifo", "dir", "missing"] {
             assert!(!written_by_superopt(&p(f)), "{f}");
         }
-        // Identity: a hard link and a symlink are the same file; a copy is not.
-        std::fs::hard_link(p("ours.S"), p("hard.S")).unwrap();
-        std::fs::copy(p("ours.S"), p("copy.S")).unwrap();
-        assert!(same_file(&p("hard.S"), &p("ours.S")));
-        assert!(same_file(&p("ours.S"), &p("link.S")));
-        assert!(same_file(&p("link.S"), &p("hard.S")));
-        assert!(!same_file(&p("copy.S"), &p("ours.S")));
-        assert!(!same_file(&p("missing"), &p("ours.S")));
     }
 
     #[test]
@@ -1778,6 +2130,213 @@ mod tests {
             msg(""),
             "invalid name '': use ASCII letters, digits and '_', not starting with a digit; choose another with --name"
         );
+    }
+
+    /// Whatever a path or task file holds, comment text is printable ASCII that closes no
+    /// comment and opens none.
+    #[test]
+    fn comment_text_escapes_everything_but_printable_ascii() {
+        assert_eq!(
+            comment_text("a*/b/*c\u{202e}d\u{2066}e\u{200b}f\u{e9}\n\r\t\\\u{7f}\u{0}"),
+            "a* /b/ *c\\u{202e}d\\u{2066}e\\u{200b}f\\u{e9}\\n\\r\\t\\\\\\u{7f}\\u{0}"
+        );
+        // `*/` and `/*` overlapping, and runs of them.
+        assert_eq!(comment_text("/*/"), "/ * /");
+        assert_eq!(comment_text("**//**"), "** // **");
+        assert_eq!(
+            comment_text("search log a b/c.json"),
+            "search log a b/c.json"
+        );
+        for c in [
+            '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{2067}', '\u{2068}', '\u{2069}',
+            '\u{feff}',
+        ] {
+            let out = comment_text(&format!("x{c}y"));
+            assert!(out.chars().all(|c| (' '..='~').contains(&c)), "{out}");
+            assert_eq!(out, format!("x\\u{{{:x}}}y", c as u32));
+        }
+    }
+
+    /// The names of the C library that broke programs including common headers, refused by
+    /// the lists on any machine (with or without gcc).
+    #[test]
+    fn c_and_posix_library_names_are_refused() {
+        let msg = |n: &str| check_name(n).unwrap_err().to_string();
+        for n in [
+            "RAND_MAX",
+            "offsetof",
+            "CHAR_BIT",
+            "INFINITY",
+            "NAN",
+            "isnan",
+            "signbit",
+            "va_arg",
+            "va_start",
+            "I",
+            "complex",
+            "imaginary",
+            "noreturn",
+            "unreachable",
+            "MB_CUR_MAX",
+            "math_errhandling",
+            "sqrtf",
+            "fabsl",
+            "cexp",
+            "strtok",
+            "wcslen",
+            "call_once",
+        ] {
+            assert_eq!(
+                msg(n),
+                format!("invalid name '{n}': a name of the C standard library (or main), which the export would clash with; choose another with --name")
+            );
+        }
+        for n in [
+            "stat", "wait", "environ", "timezone", "getline", "M_PI", "y0",
+        ] {
+            assert_eq!(
+                msg(n),
+                format!("invalid name '{n}': a name of the POSIX C library, which the export would clash with; choose another with --name")
+            );
+        }
+        for (n, why) in [
+            ("EINVAL", "E and an upper-case letter or a digit"),
+            ("E2BIG", "E and an upper-case letter or a digit"),
+            ("SIGSORT", "SIG and an upper-case letter"),
+            ("SIG_SORT", "SIG_ and an upper-case letter"),
+            ("LC_SORT", "LC_ and an upper-case letter"),
+            ("FLT_SORT", "FLT_ and an upper-case letter"),
+            ("PRIsort", "PRI and a lower-case letter or X"),
+            ("atomic_sort", "atomic_ and a lower-case letter"),
+            ("pthread_sort", "pthread_ and a lower-case letter"),
+        ] {
+            assert_eq!(
+                msg(n),
+                format!("invalid name '{n}': reserved for the C or POSIX library (names starting with {why}); choose another with --name")
+            );
+        }
+        // Near misses are names like any other.
+        for n in [
+            "Esort", "SIGs", "is_nan", "sqrt3", "stats", "sort3f", "atomic_", "Ix",
+        ] {
+            assert_eq!(reserved_prefix(n), None, "{n}");
+            assert!(
+                !listed(C_LIBRARY, n) && !math_function(n) && !listed(POSIX_LIBRARY, n),
+                "{n}"
+            );
+        }
+    }
+
+    /// Whether gcc is installed (tests that need it say so when it is not).
+    fn have_gcc() -> bool {
+        let ok = std::process::Command::new("gcc")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            eprintln!("note: gcc not found; skipping the part of this test that needs it");
+        }
+        ok
+    }
+
+    /// gcc, after every standard and common POSIX header, catches what the lists miss.
+    #[test]
+    fn gcc_refuses_names_the_headers_define() {
+        if !have_gcc() {
+            assert_eq!(
+                gcc_after_headers("sort3", &c_declaration("sort3", 3)).unwrap(),
+                Gcc::Unavailable("gcc not found".into())
+            );
+            return;
+        }
+        let probe = |n: &str| gcc_after_headers(n, &c_declaration(n, 3)).unwrap();
+        assert_eq!(probe("sort3"), Gcc::Compiles);
+        for n in [
+            "RAND_MAX", "isnan", "I", "complex", "noreturn", "offsetof", "M_SQRT2", "MIN",
+        ] {
+            assert_eq!(probe(n), Gcc::Macro, "{n}");
+        }
+        for n in [
+            "stat",
+            "wait",
+            "environ",
+            "timezone",
+            "strverscmp",
+            "qsort_r",
+        ] {
+            assert!(matches!(probe(n), Gcc::Refused(_)), "{n}: {:?}", probe(n));
+        }
+        // Not in any list, so refused by gcc alone, with its own reason.
+        assert_eq!(
+            check_name("strverscmp").unwrap_err().to_string(),
+            "invalid name 'strverscmp': declared by the standard C or POSIX headers, so the header does not compile in a program that includes them (gcc); choose another with --name"
+        );
+        assert_eq!(
+            check_name("M_SQRT2").unwrap_err().to_string(),
+            "invalid name 'M_SQRT2': a macro of the standard C or POSIX headers, which would rewrite the header in a program that includes them (gcc); choose another with --name"
+        );
+        // A written header is compiled as it is: a nested comment opener is a warning, so
+        // an error, reported with the header's line.
+        let dir = tempfile::tempdir().unwrap();
+        let h = dir.path().join("h");
+        std::fs::write(&h, format!("/* a /* b */\n{}", c_declaration("sort3", 3))).unwrap();
+        let err = header_compiles(&h, "sort3", "note").unwrap_err();
+        assert!(
+            err.starts_with("gcc refuses it after the standard C and POSIX headers: line 1: "),
+            "{err}"
+        );
+        std::fs::write(&h, format!("/* a / * b */\n{}", c_declaration("sort3", 3))).unwrap();
+        assert_eq!(
+            header_compiles(&h, "sort3", "note").unwrap(),
+            "note; gcc compiled it after the standard C and POSIX headers, with a call of sort3"
+        );
+    }
+
+    /// A Rust module that GNU as and the oracle accept but rustc does not (a bidirectional
+    /// character in a doc comment) fails the check after writing.
+    #[test]
+    fn rustc_checks_the_rust_module() {
+        let task = Task::load("sort3").unwrap();
+        let kernel = asm::parse_str(&sort3_att().join("\n"), asm::Syntax::Att, "<log>").unwrap();
+        let verdict = require_verified(&task, &kernel, &cfg()).unwrap();
+        let doc = Doc {
+            task: &task,
+            verdict: &verdict,
+            provenance: "file bidi\u{202e}.s",
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sort3.rs");
+        let text = rust_module(&doc, &kernel, "sort3");
+        assert!(text.contains("//! From: file bidi\\u{202e}.s\n"), "{text}");
+        std::fs::write(&path, &text).unwrap();
+        let rustc = std::process::Command::new("rustc")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let ok = verify_written(&task, &path, &path, "superopt_sort3", true, &cfg()).unwrap();
+        if !rustc {
+            assert!(ok.ends_with("; not compiled: rustc not found"), "{ok}");
+            return;
+        }
+        assert!(
+            ok.ends_with("native checks passed; rustc type-checked the module and its tests"),
+            "{ok}"
+        );
+        // The character itself, as the old escaping wrote it.
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("//! From:"))
+            .unwrap()
+            + 1;
+        std::fs::write(&path, text.replace("\\u{202e}", "\u{202e}")).unwrap();
+        let err = verify_written(&task, &path, &path, "superopt_sort3", true, &cfg()).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "rustc refuses it: line {line}: unicode codepoint changing visible direction of text present in doc comment"
+            )),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1);
     }
 
     /// The probe is what catches GNU as's own register names: iced-x86 does not know them.

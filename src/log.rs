@@ -376,14 +376,12 @@ impl SearchLog {
     }
 }
 
-/// The search logs of task `task` under `dir`, as `bench` and `export --library` read them:
-/// `<dir>/<task>/*.json`, then `<dir>/examples/*.json` (regular files only, each folder in
-/// name order), those whose `task` is `task`. Logs that cannot be read are skipped with a
-/// warning on stderr.
-pub fn logs_of(task: &str, dir: &Path) -> Vec<(PathBuf, SearchLog)> {
-    let subs = [dir.join(task), dir.join("examples")];
+/// The files [`logs_of`] reads for task `task` under `dir`: the regular `.json` files of
+/// `<dir>/<task>/`, then of `<dir>/examples/`, each folder in name order (whatever task
+/// their logs are of).
+pub fn log_files(task: &str, dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for sub in subs {
+    for sub in [dir.join(task), dir.join("examples")] {
         let Ok(entries) = std::fs::read_dir(&sub) else {
             continue;
         };
@@ -393,12 +391,21 @@ pub fn logs_of(task: &str, dir: &Path) -> Vec<(PathBuf, SearchLog)> {
             .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
             .collect();
         paths.sort();
-        for p in paths {
-            match SearchLog::read(&p) {
-                Ok(log) if log.task == task => out.push((p, log)),
-                Ok(_) => {}
-                Err(e) => eprintln!("warning: skipping {e}"),
-            }
+        out.extend(paths);
+    }
+    out
+}
+
+/// The search logs of task `task` under `dir`, as `bench` and `export --library` read them:
+/// the files of [`log_files`] whose `task` is `task`. Logs that cannot be read are skipped
+/// with a warning on stderr.
+pub fn logs_of(task: &str, dir: &Path) -> Vec<(PathBuf, SearchLog)> {
+    let mut out = Vec::new();
+    for p in log_files(task, dir) {
+        match SearchLog::read(&p) {
+            Ok(log) if log.task == task => out.push((p, log)),
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: skipping {e}"),
         }
     }
     out
@@ -504,10 +511,23 @@ pub(crate) fn readable(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether `a` and `b` name the same file once their folders are resolved (so `./x` and
-/// `x`, or an absolute and a relative path, compare equal); for outputs that may not exist
-/// yet. Paths whose folder does not exist compare by their text.
+/// Whether `a` and `b` are the same file: the same device and inode (each taken both
+/// through symlinks and of the link itself, so that a symlink or a hard link to the other
+/// counts), the same canonical path, or, for paths that need not exist yet (outputs), the
+/// same path once their folders are resolved (so `./x` and `x`, or an absolute and a
+/// relative path, compare equal; paths whose folder does not exist compare by their text).
+///
+/// The one identity check of every command that refuses to write over its inputs (`export`,
+/// `bench`) or over another of its outputs.
 pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ids = |p: &Path| -> Vec<(u64, u64)> {
+        [std::fs::metadata(p), std::fs::symlink_metadata(p)]
+            .into_iter()
+            .flatten()
+            .map(|m| (m.dev(), m.ino()))
+            .collect()
+    };
     let resolved = |p: &Path| {
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
         let dir = dir.unwrap_or(Path::new("."));
@@ -515,7 +535,11 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
             .ok()
             .map(|d| d.join(p.file_name().unwrap_or_default()))
     };
-    a == b || resolved(a).is_some_and(|x| Some(x) == resolved(b))
+    let theirs = ids(b);
+    a == b
+        || ids(a).iter().any(|id| theirs.contains(id))
+        || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+        || resolved(a).is_some_and(|x| Some(x) == resolved(b))
 }
 
 /// An exclusive lock on a search log, held by the one process that writes it: a search
@@ -574,5 +598,36 @@ impl LogLock {
 impl Drop for LogLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_the_same_by_identity_or_by_resolved_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = |f: &str| tmp.path().join(f);
+        std::fs::write(p("a"), "a").unwrap();
+        std::os::unix::fs::symlink(p("a"), p("link")).unwrap();
+        std::fs::hard_link(p("a"), p("hard")).unwrap();
+        std::fs::copy(p("a"), p("copy")).unwrap();
+        std::fs::create_dir(p("sub")).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), p("dirlink")).unwrap();
+        // A hard link and a symlink are the same file, either way round; a copy is not.
+        assert!(same_file(&p("hard"), &p("a")));
+        assert!(same_file(&p("a"), &p("link")));
+        assert!(same_file(&p("link"), &p("hard")));
+        assert!(!same_file(&p("copy"), &p("a")));
+        assert!(!same_file(&p("missing"), &p("a")));
+        // Other spellings, through `..` and a symlinked folder.
+        assert!(same_file(&p("sub/../a"), &p("a")));
+        assert!(same_file(&p("dirlink/a"), &p("a")));
+        // Outputs that do not exist yet: the same once their folders are resolved.
+        assert!(same_file(&p("new"), &p("sub/../new")));
+        assert!(same_file(&p("dirlink/new"), &p("new")));
+        assert!(!same_file(&p("new"), &p("other")));
+        assert!(same_file(Path::new("x"), Path::new("./x")));
     }
 }

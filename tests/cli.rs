@@ -434,6 +434,40 @@ fn usage_errors_are_one_line() {
     );
 }
 
+/// `verify --random` is capped at 10,000,000 (a few seconds), so a mistyped count cannot run
+/// for hours: a one-line usage error, before anything runs.
+#[test]
+fn verify_random_is_capped() {
+    for n in ["10000001", "100000000000"] {
+        let o = superopt(&[
+            "verify",
+            "sort3",
+            "tests/kernels/sort3_network.s",
+            "--random",
+            n,
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert_eq!(
+            stderr(&o),
+            format!("error: invalid value '{n}' for '--random <RANDOM>': {n} is not in 0..=10000000 (see 'superopt --help')\n")
+        );
+        assert_eq!(stdout(&o), "");
+    }
+    let o = superopt(&[
+        "verify",
+        "sort3",
+        "tests/kernels/sort3_network.s",
+        "--random",
+        "7",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("  - native: 7 random tuples (seed 0)\n"),
+        "{}",
+        stdout(&o)
+    );
+}
+
 /// An unwritable log folder is refused before the search starts, so no search is wasted.
 #[test]
 fn unwritable_log_dir_fails_before_searching() {

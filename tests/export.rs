@@ -148,10 +148,17 @@ fn gas_intel_and_c_exports_link_with_gcc_and_sort() {
             "wrote {s_path}: verified again after writing: GNU as assembled symbol {name} to 17 instructions + ret; proved on all 13 weak orderings of 3 inputs by the emulator (mov/cmp/cmov only: a proof for all inputs); 6 native checks passed\n"
         );
         if format == "c" {
+            let compiled = if have("gcc") {
+                format!(
+                    "gcc compiled it after the standard C and POSIX headers, with a call of {name}"
+                )
+            } else {
+                "not compiled: gcc not found".to_string()
+            };
             assert_eq!(
                 out,
                 format!(
-                    "{first}wrote {0}/{name}.h: declares {name}; its code is {s_path}, verified above\n",
+                    "{first}wrote {0}/{name}.h: declares {name}; its code is {s_path}, verified above; {compiled}\n",
                     dir(format)
                 )
             );
@@ -399,6 +406,14 @@ fn bad_names_are_one_line_errors() {
             "a type or macro name of <stdint.h> (or reserved for one)",
         ),
         (
+            "EINVAL",
+            "reserved for the C or POSIX library (names starting with E and an upper-case letter or a digit)",
+        ),
+        (
+            "pthread_sort",
+            "reserved for the C or POSIX library (names starting with pthread_ and a lower-case letter)",
+        ),
+        (
             "rax",
             "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
         ),
@@ -424,6 +439,25 @@ fn bad_names_are_one_line_errors() {
                 "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
             )
         }),
+    )
+    .chain(
+        // Names of the C library whose header broke programs that include common headers:
+        // refused by the lists, with or without gcc.
+        [
+            "RAND_MAX", "offsetof", "CHAR_BIT", "INFINITY", "NAN", "isnan", "signbit", "va_arg",
+            "va_start", "I", "complex", "imaginary", "noreturn", "unreachable", "MB_CUR_MAX",
+            "math_errhandling", "sqrtf",
+        ]
+        .map(|n| {
+            (
+                n,
+                "a name of the C standard library (or main), which the export would clash with",
+            )
+        }),
+    )
+    .chain(
+        ["stat", "wait", "environ", "timezone", "getline"]
+            .map(|n| (n, "a name of the POSIX C library, which the export would clash with")),
     ) {
         // Intel format, where a register name would fail only after writing.
         let (code, err) = export_err(&[SORT3_LOG, "--format", "intel", "--name", name, "-o", &d]);
@@ -434,6 +468,24 @@ fn bad_names_are_one_line_errors() {
         );
     }
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    // Names that only the headers know: gcc, after every standard C and common POSIX
+    // header, refuses them.
+    if have("gcc") {
+        for (name, why) in [
+            ("strverscmp", "declared by the standard C or POSIX headers, so the header does not compile in a program that includes them (gcc)"),
+            ("qsort_r", "declared by the standard C or POSIX headers, so the header does not compile in a program that includes them (gcc)"),
+            ("M_SQRT2", "a macro of the standard C or POSIX headers, which would rewrite the header in a program that includes them (gcc)"),
+            ("MIN", "a macro of the standard C or POSIX headers, which would rewrite the header in a program that includes them (gcc)"),
+        ] {
+            let (code, err) = export_err(&[SORT3_LOG, "--format", "c", "--name", name, "-o", &d]);
+            assert_eq!(code, Some(2));
+            assert_eq!(
+                err,
+                format!("error: invalid name '{name}': {why}; choose another with --name\n")
+            );
+        }
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
     // Names GNU as reads as symbols in both syntaxes pass, in Intel syntax too.
     for name in ["r8x", "sil_sort", "r16", "eiz"] {
         let out = export_ok(&[SORT3_LOG, "--format", "intel", "--name", name, "-o", &d]);
@@ -888,6 +940,161 @@ fn an_export_never_replaces_its_input() {
     std::fs::remove_file(&header).unwrap();
     let written = export_ok(&[&input, "--task", "sort3", "--name", "k", "-o", &out_s]);
     assert!(written.starts_with(&format!("wrote {out_s}/k.S: verified again")));
+}
+
+/// Whatever the kernel file's path and the task file hold (bidirectional and other format
+/// characters, a newline, `*/` and `/*`, backslashes, non-ASCII), every format's comments
+/// carry it escaped, and the files compile: gcc -Wall -Werror on the C and assembly, rustc
+/// on the Rust (which refuses bidirectional characters in doc comments).
+#[test]
+fn comments_are_safe_in_every_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let folder = d.join("a*");
+    std::fs::create_dir(&folder).unwrap();
+    let kernel = folder.join("*b\u{202e}\u{2066}c\nd\\e\u{e9}\u{200b}.s");
+    std::fs::write(&kernel, superopt_log_att().join("\n")).unwrap();
+    let kernel_s = kernel.to_str().unwrap();
+    let escaped = format!(
+        "{}/a* / *b\\u{{202e}}\\u{{2066}}c\\nd\\\\e\\u{{e9}}\\u{{200b}}.s",
+        d.display()
+    );
+    // Task names are plain (the task file refuses others); its path is not.
+    let task_path = folder.join("\u{2067}t\n.toml");
+    std::fs::copy("programs/sort3.toml", &task_path).unwrap();
+    let task = task_path.to_str().unwrap().to_string();
+    let task_escaped = format!("{}/a* /\\u{{2067}}t\\n.toml", d.display());
+    for (format, name) in [
+        ("gas", "k_gas"),
+        ("intel", "k_intel"),
+        ("c", "k_c"),
+        ("rust", "k_rust"),
+    ] {
+        let out_dir = d.join(format);
+        let out = export_ok(&[
+            kernel_s,
+            "--task",
+            &task,
+            "--format",
+            format,
+            "--name",
+            name,
+            "-o",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert!(out.contains(": verified again after writing:"), "{out}");
+        let ext = if format == "rust" { "rs" } else { "S" };
+        let text = std::fs::read_to_string(out_dir.join(format!("{name}.{ext}"))).unwrap();
+        let comment = if format == "rust" { "//!" } else { " *" };
+        assert!(
+            text.contains(&format!("\n{comment} From: file {escaped}\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "\n{comment} Task: sort3 (n = 3, {task_escaped})\n"
+            )),
+            "{text}"
+        );
+        assert!(text.is_ascii(), "{text}");
+        if format == "c" {
+            let header = std::fs::read_to_string(out_dir.join("k_c.h")).unwrap();
+            assert!(
+                header.contains(&format!(
+                    " * Task sort3, 17 instructions, from file {escaped}. */\n"
+                )),
+                "{header}"
+            );
+            assert!(header.is_ascii());
+        } else if format != "rust" {
+            write(
+                &out_dir,
+                &format!("{name}.h"),
+                &format!("#include <stdint.h>\nvoid {name}(int32_t *buf);\n"),
+            );
+        }
+        if format == "rust" {
+            assert!(
+                out.trim_end().ends_with(if have("rustc") {
+                    "; rustc type-checked the module and its tests"
+                } else {
+                    "; not compiled: rustc not found"
+                }),
+                "{out}"
+            );
+            if have("rustc") {
+                let exe = out_dir.join("tests");
+                let o = limited(
+                    Command::new("rustc")
+                        .args(["--edition", "2021", "--test", "-D", "warnings"])
+                        .arg(out_dir.join("k_rust.rs"))
+                        .arg("-o")
+                        .arg(&exe),
+                )
+                .unwrap();
+                assert!(o.status.success(), "rustc: {}", stderr(&o));
+                let o = limited(&mut Command::new(&exe)).unwrap();
+                assert!(
+                    stdout(&o).contains("test result: ok. 2 passed;"),
+                    "{}",
+                    stdout(&o)
+                );
+            }
+        } else if have("gcc") {
+            c_program_passes(&out_dir, name);
+        }
+    }
+}
+
+/// `--library DIR` writes no file through a symbolic link below DIR: a `src/` or `tests/`
+/// that links into another crate would put the files there.
+#[test]
+fn a_library_never_writes_through_a_symlinked_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let bin = d.join("bin4");
+    std::fs::create_dir_all(bin.join("src")).unwrap();
+    std::fs::write(bin.join("Cargo.toml"), "[package]\nname = \"bin4\"\n").unwrap();
+    std::fs::write(bin.join("src/main.rs"), "fn main() {}\n").unwrap();
+    let lib = d.join("lib4");
+    std::fs::create_dir(&lib).unwrap();
+    let lib_s = lib.display().to_string();
+    let args = [
+        "--library",
+        &lib_s,
+        "sort3",
+        "--log-dir",
+        "search-logs",
+        "--overwrite",
+    ];
+    std::os::unix::fs::symlink(bin.join("src"), lib.join("src")).unwrap();
+    let (code, err) = export_err(&args);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("error: {lib_s}/src is a symbolic link; export never writes through one (choose another --library DIR)\n")
+    );
+    std::fs::remove_file(lib.join("src")).unwrap();
+    std::os::unix::fs::symlink(&bin, lib.join("tests")).unwrap();
+    let (code, err) = export_err(&args);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("error: {lib_s}/tests is a symbolic link; export never writes through one (choose another --library DIR)\n")
+    );
+    // Nothing was written on either side, not even a folder.
+    let mut names: Vec<String> = std::fs::read_dir(&lib)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["tests"]);
+    assert_eq!(std::fs::read_dir(bin.join("src")).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(&bin).unwrap().count(), 2);
+    // With real folders, the crate is written.
+    std::fs::remove_file(lib.join("tests")).unwrap();
+    let out = export_ok(&args);
+    assert_eq!(out.lines().count(), 4, "{out}");
 }
 
 fn superopt_log_att() -> Vec<String> {

@@ -405,6 +405,138 @@ fn bench_refuses_bad_outputs_before_timing() {
     );
 }
 
+/// No output of bench is one of its inputs (kernel files, the task file, the logs it reads),
+/// however the path reaches it (as given, spelled otherwise, through a symlink, a hard link
+/// or a symlinked folder); and a file bench did not write is not replaced. All refused
+/// before anything is timed, with the file left as it was.
+#[test]
+fn bench_never_writes_over_its_inputs_or_files_it_did_not_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let p = |f: &str| d.join(f).display().to_string();
+    let kernel = std::fs::read_to_string("tests/kernels/sort3_found17.s").unwrap();
+    let k = write(d, "k.s", &kernel);
+    let k_png = write(d, "k.png", &kernel);
+    let sort3 = std::fs::read_to_string("programs/sort3.toml").unwrap();
+    let t = write(d, "t.toml", &sort3);
+    let logs = d.join("logs");
+    std::fs::create_dir_all(logs.join("sort3")).unwrap();
+    std::fs::copy(
+        "search-logs/examples/sort3-mcts-seed1.json",
+        logs.join("sort3/a.json"),
+    )
+    .unwrap();
+    let logs_s = logs.display().to_string();
+    let log = format!("{logs_s}/sort3/a.json");
+    std::os::unix::fs::symlink(&k, d.join("link.csv")).unwrap();
+    std::fs::hard_link(&k, d.join("hard.csv")).unwrap();
+    std::fs::hard_link(&log, d.join("log.csv")).unwrap();
+    std::os::unix::fs::symlink(d, d.join("dirlink")).unwrap();
+    let run = |task: &str, csv: &str, png: &str| {
+        let mut args = vec![
+            "bench",
+            task,
+            &k,
+            &k_png,
+            "--syntax",
+            "intel",
+            "--meter",
+            "model",
+            "--log-dir",
+            &logs_s,
+            "--csv",
+            csv,
+            "--png",
+            png,
+        ];
+        args.extend_from_slice(&QUICK);
+        superopt(&args)
+    };
+    let refused = |task: &str, csv: &str, png: &str, want: String| {
+        let o = run(task, csv, png);
+        assert_eq!(o.status.code(), Some(2), "{csv} {png}");
+        assert_eq!(stderr(&o), format!("error: {want}\n"));
+        assert_eq!(stdout(&o), "");
+    };
+    let input = |flag: &str, out: &str, what: &str, input: &str| {
+        format!("{flag} {out} is {what} {input}; bench never writes over its inputs (name the output otherwise)")
+    };
+    let png = p("b.png");
+    refused("sort3", &k, &png, input("--csv", &k, "the kernel file", &k));
+    refused(
+        "sort3",
+        &p("b.csv"),
+        &k_png,
+        input("--png", &k_png, "the kernel file", &k_png),
+    );
+    refused(&t, &t, &png, input("--csv", &t, "the task file", &t));
+    std::fs::create_dir(d.join("sub")).unwrap();
+    let dotted = p("sub/../k.s");
+    refused(
+        "sort3",
+        &dotted,
+        &png,
+        input("--csv", &dotted, "the kernel file", &k),
+    );
+    let via = p("dirlink/k.s");
+    refused(
+        "sort3",
+        &via,
+        &png,
+        input("--csv", &via, "the kernel file", &k),
+    );
+    for link in ["link.csv", "hard.csv"] {
+        refused(
+            "sort3",
+            &p(link),
+            &png,
+            input("--csv", &p(link), "the kernel file", &k),
+        );
+    }
+    refused(
+        "sort3",
+        &p("log.csv"),
+        &png,
+        input("--csv", &p("log.csv"), "the search log", &log),
+    );
+    // Files that bench did not write: a CSV without its header line, a .png that is not one.
+    let notes = write(d, "notes.csv", "a,b\n1,2\n");
+    refused(
+        "sort3",
+        &notes,
+        &png,
+        format!("--csv {notes} exists and was not written by superopt bench (its first line is not bench's CSV header); refusing to replace it (move it away or name another file)"),
+    );
+    let fake = write(d, "fake.png", "not a picture\n");
+    refused(
+        "sort3",
+        &p("b.csv"),
+        &fake,
+        format!("--png {fake} exists and is not a PNG image; refusing to replace it (move it away or name another file)"),
+    );
+    // Nothing was written or changed.
+    for f in [&k, &k_png] {
+        assert_eq!(std::fs::read_to_string(f).unwrap(), kernel);
+    }
+    assert_eq!(std::fs::read_to_string(&t).unwrap(), sort3);
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        std::fs::read("search-logs/examples/sort3-mcts-seed1.json").unwrap()
+    );
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "a,b\n1,2\n");
+    assert_eq!(std::fs::read_to_string(&fake).unwrap(), "not a picture\n");
+    assert!(!d.join("b.csv").exists() && !d.join("b.png").exists());
+    // Its own outputs bench replaces: a second run over the first one's files.
+    for _ in 0..2 {
+        let o = run(&t, &p("b.csv"), &png);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let csv = std::fs::read_to_string(d.join("b.csv")).unwrap();
+    assert!(csv.starts_with(
+        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status\n"
+    ));
+}
+
 #[test]
 fn a_task_without_a_spare_register_has_no_network_row() {
     let dir = tempfile::tempdir().unwrap();

@@ -369,14 +369,111 @@ pub fn format_report(r: &BenchReport) -> String {
     s
 }
 
-/// Writes the rows as CSV (header: `task,meter,unit,subject,source,length,cycles,low,high,
-/// ns,ratio,model_cycles,status`), atomically.
+/// The header line of the CSV that [`write_csv`] writes. It is also bench's mark on the file
+/// (CSV has no comments): an existing `--csv` target is replaced only when its first line is
+/// this ([`check_outputs`]). Keep it stable: files written by earlier versions carry it.
+pub const CSV_HEADER: &str =
+    "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status";
+
+/// The first bytes of every PNG file.
+const PNG_SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
+
+/// A file bench reads, which none of its outputs may be: what it is (`the kernel file`,
+/// `the task file`, `the search log`) and its path.
+pub type Input = (&'static str, PathBuf);
+
+/// The files `superopt bench` reads for `task` (given on the command line as `task_arg`),
+/// kernel `files` and log folder `log_dir`: the kernel files, the task file (not for a
+/// built-in task), and every file [`crate::log::log_files`] lists.
+pub fn inputs(task: &Task, task_arg: &str, files: &[PathBuf], log_dir: &Path) -> Vec<Input> {
+    let mut inputs: Vec<Input> = files
+        .iter()
+        .map(|f| ("the kernel file", f.clone()))
+        .collect();
+    if task.file().is_some() {
+        inputs.push(("the task file", PathBuf::from(task_arg)));
+    }
+    inputs.extend(
+        crate::log::log_files(&task.name, log_dir)
+            .into_iter()
+            .map(|p| ("the search log", p)),
+    );
+    inputs
+}
+
+/// Checks, before anything is timed, that bench may write its outputs `csv` and `png`:
+/// neither is one of `inputs` (the same file by device and inode, through symlinks and hard
+/// links, or by canonical path: `crate::log::same_file`), the chart is named `.png`, both
+/// pass `crate::log::check_output` (not `.json`, absent or a regular file, their folder
+/// writable), they are not the same file, and a file that exists already is one bench
+/// wrote: a CSV whose first line is [`CSV_HEADER`], a PNG image (PNG has no room for a
+/// marker a reader would keep, so any PNG is taken as a chart).
+///
+/// Errors: [`Error::Runtime`], one line: `--csv k.s is the kernel file k.s; bench never
+/// writes over its inputs (name the output otherwise)`, `--csv notes.csv exists and was not
+/// written by superopt bench (its first line is not bench's CSV header); refusing to replace
+/// it (move it away or name another file)`, `--png x.png exists and is not a PNG image;
+/// refusing to replace it (move it away or name another file)`, `--csv and --png name the
+/// same file: x`; or those of the checks named.
+pub fn check_outputs(csv: &Path, png: &Path, inputs: &[Input]) -> Result<()> {
+    for (flag, out) in [("--csv", csv), ("--png", png)] {
+        if let Some((what, input)) = inputs.iter().find(|(_, i)| crate::log::same_file(out, i)) {
+            return Err(Error::Runtime(format!(
+                "{flag} {} is {what} {}; bench never writes over its inputs (name the output otherwise)",
+                out.display(),
+                input.display()
+            )));
+        }
+    }
+    crate::log::check_output("--csv", csv)?;
+    crate::plot::check_png_name("--png", png)?;
+    crate::log::check_output("--png", png)?;
+    // Compared once their folders exist, so that `./x` and `x` are one file.
+    if crate::log::same_file(csv, png) {
+        return Err(Error::Runtime(format!(
+            "--csv and --png name the same file: {}",
+            csv.display()
+        )));
+    }
+    let first_bytes = |p: &Path| -> Option<Vec<u8>> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Not following a symlink and not waiting on a FIFO swapped in after the checks.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(p)
+            .ok()?;
+        let mut head = Vec::new();
+        file.take(4096).read_to_end(&mut head).ok()?;
+        Some(head)
+    };
+    if std::fs::symlink_metadata(csv).is_ok() {
+        let head = first_bytes(csv).unwrap_or_default();
+        let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+        if first != CSV_HEADER.as_bytes() {
+            return Err(Error::Runtime(format!(
+                "--csv {} exists and was not written by superopt bench (its first line is not bench's CSV header); refusing to replace it (move it away or name another file)",
+                csv.display()
+            )));
+        }
+    }
+    if std::fs::symlink_metadata(png).is_ok()
+        && !first_bytes(png).is_some_and(|h| h.starts_with(PNG_SIGNATURE))
+    {
+        return Err(Error::Runtime(format!(
+            "--png {} exists and is not a PNG image; refusing to replace it (move it away or name another file)",
+            png.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the rows as CSV (first line: [`CSV_HEADER`]), atomically.
 pub fn write_csv(r: &BenchReport, path: &Path) -> Result<()> {
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let f = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.4}"));
-    let mut out = String::from(
-        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status\n",
-    );
+    let mut out = format!("{CSV_HEADER}\n");
     for row in &r.rows {
         let m = row.measurement.as_ref();
         out.push_str(&format!(

@@ -62,7 +62,7 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
             let mut inputs: Vec<PathBuf> = Vec::new();
             for t in &args.inputs {
                 let task = Task::load(t)?;
-                inputs.extend(task_file(&task));
+                inputs.extend(task.file());
                 // Before the logs are searched: a bad name is the first thing to fix.
                 export::check_library_name(&task.name)?;
                 let (path, kernel) = shortest_logged(&task, &args.log_dir, &cfg)?;
@@ -82,7 +82,7 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
             let (task, kernel, provenance) = read_input(input, args.task.as_deref(), syntax)?;
             let name = args.name.clone().unwrap_or_else(|| task.name.clone());
             let inputs: Vec<PathBuf> = std::iter::once(input.to_path_buf())
-                .chain(task_file(&task))
+                .chain(task.file())
                 .collect();
             export::export(
                 &task,
@@ -100,12 +100,6 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
         }
     };
     print_written(w, &written)
-}
-
-/// The file a task was loaded from, if it was one (not a built-in task).
-fn task_file(task: &Task) -> Option<PathBuf> {
-    let path = Path::new(&task.source);
-    (!task.source.starts_with("builtin:") && path.is_file()).then(|| path.to_path_buf())
 }
 
 fn print_written(w: &mut dyn Write, written: &[Written]) -> Result<()> {

@@ -21,6 +21,10 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The most random inputs `verify --random` runs: ten million take a few seconds; more
+/// would let a mistyped count run for hours.
+pub const MAX_RANDOM: u64 = 10_000_000;
+
 /// superopt: discovers short x86-64 kernels by tree search over instructions, and proves
 /// them correct.
 #[derive(Parser, Debug)]
@@ -121,9 +125,9 @@ pub enum Command {
         /// proven.
         #[arg(long)]
         allow_unproven: bool,
-        /// Random inputs for the native run.
-        #[arg(long, default_value_t = 100_000)]
-        random: usize,
+        /// Random inputs for the native run (at most 10000000, a few seconds).
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(..=MAX_RANDOM))]
+        random: u64,
     },
     /// Train a policy/value network by self-play and write nets/NAME.{safetensors,json,csv,png}.
     Train {
@@ -393,10 +397,12 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             csv,
             png,
         } => {
-            let task = Task::load(&task)?;
+            let task_arg = task;
+            let task = Task::load(&task_arg)?;
             let syntax: Syntax = syntax
                 .parse()
                 .map_err(|e: String| crate::Error::Runtime(e))?;
+            let read = bench::inputs(&task, &task_arg, &files, &log_dir);
             let opts = bench::BenchOptions {
                 files,
                 syntax,
@@ -420,16 +426,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             );
             let csv = csv.unwrap_or_else(|| PathBuf::from(format!("{stem}.csv")));
             let png = png.unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
-            crate::log::check_output("--csv", &csv)?;
-            crate::plot::check_png_name("--png", &png)?;
-            crate::log::check_output("--png", &png)?;
-            // Compared once their folders exist, so that `./x` and `x` are one file.
-            if crate::log::same_file(&csv, &png) {
-                return Err(crate::Error::Runtime(format!(
-                    "--csv and --png name the same file: {}",
-                    csv.display()
-                )));
-            }
+            bench::check_outputs(&csv, &png, &read)?;
             let report = bench::run_bench(&task, &opts)?;
             bench::write_csv(&report, &csv)?;
             write!(w, "{}", bench::format_report(&report)).map_err(stdout_err)?;
@@ -707,7 +704,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 &task,
                 &kernel,
                 &NativeConfig {
-                    random,
+                    random: random as usize,
                     ..NativeConfig::default()
                 },
             )?;

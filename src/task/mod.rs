@@ -69,6 +69,13 @@ mod humantime_serde_compat {
 }
 
 impl Task {
+    /// The file the task was loaded from (its absolute path, [`Task::source`]), or `None`
+    /// for a built-in task or one whose file is no longer there.
+    pub fn file(&self) -> Option<PathBuf> {
+        let path = Path::new(&self.source);
+        (!self.source.starts_with("builtin:") && path.is_file()).then(|| path.to_path_buf())
+    }
+
     /// Loads a task by built-in name (`sort3`) or by path to a `.toml` file; a file's
     /// [`Task::source`] is its absolute path (error messages name the path as given).
     ///
