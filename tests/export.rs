@@ -551,6 +551,15 @@ fn input_errors_are_one_line_with_exit_code_2() {
         err,
         format!("error: {s}: an assembly file needs --task (e.g. --task sort3)\n")
     );
+    // --syntax reads an assembly file; a log's kernel is read as logged.
+    let out = d.join("syn");
+    let (code, err) = export_err(&[SORT3_LOG, "--syntax", "intel", "-o", out.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "error: --syntax is for an assembly-file INPUT; a search log's kernel is read as logged (choose the output's syntax with --format gas or intel)\n"
+    );
+    assert!(!out.exists());
     let (code, err) = export_err(&[SORT3_LOG, "--task", "sort4"]);
     assert_eq!(code, Some(2));
     assert_eq!(

@@ -24,8 +24,8 @@ pub struct ExportArgs {
     pub out_dir: PathBuf,
     /// Task of an assembly input, or the expected task of a log.
     pub task: Option<String>,
-    /// Syntax of an assembly input: `att` or `intel`.
-    pub syntax: String,
+    /// Syntax of an assembly input: `att` or `intel` (`None`: att); refused for a log.
+    pub syntax: Option<String>,
     /// `--library DIR`.
     pub library: Option<PathBuf>,
     /// Where `--library` looks for logs.
@@ -43,7 +43,18 @@ pub struct ExportArgs {
 /// [`Error::Asm`] for bad input.
 pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
     let cfg = NativeConfig::default();
-    let syntax: Syntax = args.syntax.parse().map_err(Error::Runtime)?;
+    let syntax: Syntax = args
+        .syntax
+        .as_deref()
+        .unwrap_or("att")
+        .parse()
+        .map_err(Error::Runtime)?;
+    let is_log = |p: &str| Path::new(p).extension().is_some_and(|e| e == "json");
+    if args.syntax.is_some() && args.inputs.iter().any(|i| is_log(i)) {
+        return Err(Error::Runtime(
+            "--syntax is for an assembly-file INPUT; a search log's kernel is read as logged (choose the output's syntax with --format gas or intel)".into(),
+        ));
+    }
     for dir in args.library.iter().chain(std::iter::once(&args.out_dir)) {
         if dir.exists() && !dir.is_dir() {
             return Err(Error::Runtime(format!("{}: not a folder", dir.display())));

@@ -261,9 +261,10 @@ pub enum Command {
         /// The task of an assembly file; for a log, checked against the log's task.
         #[arg(long, conflicts_with = "library")]
         task: Option<String>,
-        /// Assembly syntax of an assembly file.
-        #[arg(long, default_value = "att", conflicts_with = "library")]
-        syntax: String,
+        /// Assembly syntax of an assembly file: att (the default) or intel. Not for a search
+        /// log (choose the output's syntax with --format gas|intel).
+        #[arg(long, conflicts_with = "library")]
+        syntax: Option<String>,
         /// Write a Rust crate at DIR with the shortest verified kernel of each task in the
         /// search logs.
         #[arg(long, value_name = "DIR")]
