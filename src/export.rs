@@ -1518,8 +1518,14 @@ fn check_targets(files: &[Planned], guard: &Guard) -> Result<()> {
         }
     }
     for f in files {
-        if std::fs::symlink_metadata(&f.path).is_err() {
+        let Ok(meta) = std::fs::symlink_metadata(&f.path) else {
             continue;
+        };
+        if meta.file_type().is_symlink() {
+            return Err(Error::Runtime(format!(
+                "{} is a symbolic link; export never writes through one (move it away first)",
+                f.path.display()
+            )));
         }
         if !written_by_superopt(&f.path) {
             return Err(Error::Runtime(format!(

@@ -688,7 +688,7 @@ fn existing_files_are_replaced_only_with_overwrite() {
     assert_eq!(
         err,
         format!(
-            "error: {} exists and was not written by superopt; refusing to replace it (move it away first)\n",
+            "error: {} is a symbolic link; export never writes through one (move it away first)\n",
             path.display()
         )
     );
