@@ -971,7 +971,8 @@ fn rotates_by_zero(ins: &Instruction) -> bool {
 
 /// Results the Intel SDM (vol. 2, each instruction's Operation and Flags Affected) leaves
 /// undefined, which differ between CPUs and so between the caller's machines: whether the
-/// destination (operand 0) may be undefined, and which flags may be. `bsf`/`bsr` of zero (AMD
+/// destination (operand 0) may be undefined, and which flags may be (also those an earlier
+/// SDM revision left undefined: ZF after the bit tests). `bsf`/`bsr` of zero (AMD
 /// keeps the destination, Intel documents it as undefined); `shld`/`shrd` of 16 bits by a
 /// count above 16 (destination and flags); `shl`/`shr`/`sal`/`sar` of 8 or 16 bits by a count
 /// of at least the width (CF); `bswap` of 16 bits. A count in `cl` counts as any count.
@@ -990,6 +991,12 @@ fn undefined_result(ins: &Instruction) -> (bool, u32) {
         }
     };
     match ins.mnemonic() {
+        // Current SDMs say ZF is unaffected by bt/bts/btr/btc; older ones (253666-024US)
+        // call OF SF ZF AF PF undefined: all count as undefined.
+        M::Bt | M::Bts | M::Btr | M::Btc => (
+            false,
+            RflagsBits::OF | RflagsBits::SF | RflagsBits::ZF | RflagsBits::AF | RflagsBits::PF,
+        ),
         M::Bsf | M::Bsr => (true, 0),
         M::Bswap if width == 2 => (true, 0),
         M::Shld | M::Shrd if width == 2 && count().map_or(true, |c| c > 16) => {
@@ -1714,6 +1721,13 @@ fn check_one(
         |m: &iced_x86::UsedMemory| !matches!(m.access(), OpAccess::NoMemAccess | OpAccess::None);
     if !explicit_mem && info.used_memory().iter().any(accesses) {
         return Err(format!("{m} accesses memory implicitly"));
+    }
+    if matches!(ins.mnemonic(), Mnemonic::Lahf | Mnemonic::Sahf) {
+        // iced lists no feature for them, but in 64-bit mode they need CPUID.80000001H:ECX
+        // bit 0 (LAHF-SAHF), which some early x86-64 CPUs lack (#UD; Intel SDM vol. 2).
+        return Err(format!(
+            "{m} is not allowed: some x86-64 CPUs lack it in 64-bit mode (CPUID LAHF-SAHF)"
+        ));
     }
     if matches!(ins.mnemonic(), Mnemonic::Lzcnt | Mnemonic::Tzcnt) {
         let other = if ins.mnemonic() == Mnemonic::Lzcnt {

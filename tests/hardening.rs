@@ -818,6 +818,23 @@ fn caller_state_through_byte_registers_x87_mmx_alignment_and_undefined_results()
         7,
         flags,
     );
+    // lahf/sahf are missing in 64-bit mode on some early x86-64 CPUs; bt's ZF was undefined.
+    failed(
+        "xor r8d, r8d\nsahf",
+        5,
+        "sahf is not allowed: some x86-64 CPUs lack it in 64-bit mode (CPUID LAHF-SAHF)",
+    );
+    failed(
+        "cmp eax, ecx\nlahf",
+        5,
+        "lahf is not allowed: some x86-64 CPUs lack it in 64-bit mode (CPUID LAHF-SAHF)",
+    );
+    failed(
+        "cmp eax, ecx\nmov r8d, eax\nbt r8d, 0\ncmove eax, ecx",
+        7,
+        flags,
+    );
+    defined("cmp eax, ecx\nmov r8d, eax\nbt r8d, 0\ncmovc eax, ecx");
     // clflush is not a floating-point instruction.
     defined("clflush [rdi]");
 }
