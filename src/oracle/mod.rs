@@ -203,7 +203,7 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
                     len,
                 ));
             }
-            checks.push("static check: reads only registers and flags the kernel wrote, and never the array's address".into());
+            checks.push("static check: reads no state the caller left (registers or parts of them, flags, MXCSR, x87/MMX), no result the SDM leaves undefined, never the array's address, accesses aligned".into());
             let unproven = format!("line {line} is outside the game's ISA ({why}), so the weak-ordering proof does not apply");
             stage2(task, &kernel.code, cfg, checks, len, Some(unproven))
         }
