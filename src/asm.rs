@@ -11,17 +11,21 @@
 //! through gcc's preprocessor) as it means here; anything else is refused with its line:
 //!
 //! * **Comments** start with `#` and run to the end of the line. `;` is refused (GNU as reads
-//!   it as a statement separator, not a comment), and so is `/` anywhere on a line (`/*`
-//!   opens a comment that may span lines, `//` is not a comment to GNU as on x86-64, `/` is
-//!   division or a prefix separator), a line ending in `\` (a line continuation to the
-//!   preprocessor), and a `#` line that the preprocessor or GNU as would act on (`#define`,
-//!   `#include`, `#if`, ... and `#APP` / `#NO_APP`).
-//! * **Directives**: only `.intel_syntax [noprefix]` and `.att_syntax [prefix]` lines.
-//! * **Instruction lines** use only ASCII letters, digits, blanks and `% $ , ( ) [ ] + - * { }`,
-//!   plus `:` right after a segment register (`%es:(%rdi)`, `es:[rdi]`): no labels, no
-//!   directives after a label, no `.`, no quotes, no `=`, no non-ASCII characters. A name
-//!   that is not a register or keyword (a symbol) is refused after assembly as a relocation.
-//! * **Control characters** other than tab are refused anywhere, comments included.
+//!   it as a statement separator, not a comment), and so is `/` outside comments (`//` is not
+//!   a comment to GNU as on x86-64, `/` is division or a prefix separator). Refused anywhere,
+//!   comments included: `/*` and `*/` (a comment that may span lines), a line ending in `\`
+//!   (a line continuation to the preprocessor), a `#` line that the preprocessor or GNU as
+//!   would act on (`#define`, `#include`, `#if`, ..., line markers, `#APP` / `#NO_APP`), and
+//!   names C reserves (`__x`, `_X`: gcc's predefined macros, whose function-like ones swallow
+//!   the lines after them).
+//! * **Directives**: only `.intel_syntax noprefix`, `.att_syntax` and `.att_syntax prefix`.
+//! * **Instruction lines** use only ASCII letters, digits, blanks and
+//!   `% $ , ( ) [ ] + - * { } _`, plus `:` right after a segment register (`%es:(%rdi)`,
+//!   `es:[rdi]`): no labels, no directives after a label, no `.`, no quotes, no `=`, no
+//!   non-ASCII characters. Any symbol GNU as records (a name that is not a register or
+//!   keyword) is refused after assembly, even one that cancels out (`x-x`).
+//! * **Control characters** other than tab are refused anywhere, comments included (a CRLF
+//!   line end is a line end); so is a byte-order mark.
 //! * A file larger than [`MAX_FILE_BYTES`] is refused before it is read.
 //!
 //! # Design
@@ -39,10 +43,11 @@
 //!   relocations (references to symbols, e.g. a typo `mov eax, exc` that GNU as reads as a
 //!   memory operand at symbol `exc`) are rejected with the symbol's name.
 //! * **The whole file, once more.** After the line-by-line assembly, the file is assembled
-//!   again as written (comments included, only the syntax line in front), and its `.text`
-//!   must be byte for byte the code verified line by line, with no relocations: a check that
-//!   what GNU as builds from the user's file is what we verify, whatever the filter missed.
-//! * **Limits.** GNU as runs with a time and memory limit ([`crate::tool::AS_LIMITS`]).
+//!   again as written (comments included, only the syntax line in front) by GNU as and, where
+//!   gcc is installed, by `gcc -c -x assembler-with-cpp` ([`Kernel::cpp_checked`]); each
+//!   `.text` must be byte for byte the code verified line by line, with no relocations: a
+//!   check that what the user's toolchain builds is what we verify, whatever the filter missed.
+//! * **Limits.** GNU as and gcc run with a time and memory limit ([`crate::tool::AS_LIMITS`]).
 //! * **iced-x86 for decoding.** Each line's bytes are decoded with iced-x86; the decoded
 //!   [`Instruction`]s feed [`Kernel::to_game`] (via [`Insn::from_iced`]) and the static
 //!   safety check [`Kernel::check_safe`], which uses iced's instruction info (registers and
@@ -306,8 +311,21 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
     }
 
     // 4. The whole file as written must build to exactly these bytes.
-    std::fs::write(&s_path, format!("{}\n{text}\n", syntax.directive()))
-        .map_err(|e| Error::io(&s_path, e))?;
+    let as_written = format!("{}\n{text}\n", syntax.directive());
+    let same_bytes = |built: &Object, who: &str| -> Result<()> {
+        if built.text == code && built.all_relocs.is_empty() {
+            return Ok(());
+        }
+        Err(asm_err(
+            1,
+            format!(
+                "{who} into other bytes ({} bytes of .text) than its lines one by one ({} bytes)",
+                built.text.len(),
+                code.len()
+            ),
+        ))
+    };
+    std::fs::write(&s_path, &as_written).map_err(|e| Error::io(&s_path, e))?;
     let whole = match run_as(dir.path())? {
         Ok(object) => read_object(&object)
             .map_err(|e| Error::Runtime(format!("cannot read GNU as output: {e}")))?,
@@ -319,23 +337,13 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
             ));
         }
     };
-    if whole.text != code || !whole.all_relocs.is_empty() {
-        return Err(asm_err(
-            1,
-            format!(
-                "GNU as builds the file as written into other bytes ({} bytes of .text) than its lines one by one ({} bytes)",
-                whole.text.len(),
-                code.len()
-            ),
-        ));
-    }
+    same_bytes(&whole, "GNU as builds the file as written")?;
 
     // 5. And through gcc's preprocessor, as a .S file, where gcc is installed.
     let cpp_checked = gcc_installed();
     if cpp_checked {
         let s_cpp = dir.path().join("kernel.S");
-        std::fs::write(&s_cpp, format!("{}\n{text}\n", syntax.directive()))
-            .map_err(|e| Error::io(&s_cpp, e))?;
+        std::fs::write(&s_cpp, &as_written).map_err(|e| Error::io(&s_cpp, e))?;
         let out = crate::tool::run(
             Command::new("gcc")
                 .args([
@@ -365,16 +373,10 @@ pub fn parse_str(text: &str, syntax: Syntax, source: &str) -> Result<Kernel> {
         let bytes = std::fs::read(&obj).map_err(|e| Error::io(&obj, e))?;
         let built = read_object(&bytes)
             .map_err(|e| Error::Runtime(format!("cannot read gcc's output: {e}")))?;
-        if built.text != code || !built.all_relocs.is_empty() {
-            return Err(asm_err(
-                1,
-                format!(
-                    "gcc builds the file as a .S file (through its preprocessor) into other bytes ({} bytes of .text) than its lines one by one ({} bytes)",
-                    built.text.len(),
-                    code.len()
-                ),
-            ));
-        }
+        same_bytes(
+            &built,
+            "gcc builds the file as a .S file (through its preprocessor)",
+        )?;
     }
 
     // 6. Drop a trailing `ret`.
@@ -564,14 +566,17 @@ impl Kernel {
     ///   or 16-bit write only its low 1 or 2 bytes (`ah`-style writes define nothing new); a
     ///   VEX or EVEX write of an xmm/ymm/zmm register defines all 512 bits (they zero the rest),
     ///   a legacy SSE write only the low 128 (bits 128 and up keep the caller's values); a
-    ///   conditional write (`cmovcc` whose condition fails, merge-masked EVEX, `bsf`/`bsr` of
-    ///   zero) defines nothing. `xor r, r`, `sub r, r`, `sbb r, r` (which reads only CF),
-    ///   `pxor x, x` and the other same-register idioms in [`SAME_REGISTER_IDIOMS`] do not read
-    ///   `r`;
+    ///   conditional write (`cmovcc` whose condition fails, merge-masked EVEX) defines nothing,
+    ///   and a result the Intel SDM leaves undefined (`bsf`/`bsr` of zero, ...: see
+    ///   `undefined_result`) makes its destination undefined (refused for a memory
+    ///   destination). `xor r, r`, `sub r, r`, `sbb r, r` (which reads only CF), `pxor x, x`
+    ///   and the other same-register idioms in [`SAME_REGISTER_IDIOMS`] do not read `r`;
     /// * reading a flag no instruction has defined: flags an instruction leaves undefined
-    ///   (iced-x86's `rflags_undefined`, e.g. SF after `imul`) are undefined after it, and a
-    ///   shift or rotate whose count is `cl`, or an immediate that masks to 0, may leave every
-    ///   flag it writes unchanged, so it defines none of them;
+    ///   (iced-x86's `rflags_undefined`, e.g. SF after `imul`, and those of
+    ///   `undefined_result`) are undefined after it; a shift or rotate whose count is `cl`
+    ///   may leave every flag it writes unchanged, so a flag is defined after it only if it was
+    ///   before and the shift defines it too; one whose immediate masks to 0 changes no flag;
+    ///   `rcl`/`rcr` by 9 or 17 keep CF and leave OF undefined;
     /// * the array pointer as a value: `rdi` as a register operand, or as the base or index of
     ///   `lea` (the address differs between heap and stack buffers); a `rip`-relative `lea`
     ///   (a code address);
@@ -956,17 +961,32 @@ impl Defined {
 /// non-zero multiple of 9 or 17: `tempCOUNT := (COUNT AND 1FH) MOD 9` (or 17) is 0, so nothing
 /// rotates (Intel SDM vol. 2, RCL/RCR/ROL/ROR Operation).
 fn rotates_by_zero(ins: &Instruction) -> bool {
-    if !matches!(ins.mnemonic(), Mnemonic::Rcl | Mnemonic::Rcr)
-        || ins.op_kind(ins.op_count() - 1) != OpKind::Immediate8
-    {
-        return false;
-    }
-    let width = match ins.op0_kind() {
+    let width = operand_width(ins);
+    matches!(ins.mnemonic(), Mnemonic::Rcl | Mnemonic::Rcr)
+        && width < 4
+        && masked_count(ins).is_some_and(|c| c != 0 && c % (width * 8 + 1) == 0)
+}
+
+/// The size in bytes of `ins`'s first operand (a register, else its memory operand).
+fn operand_width(ins: &Instruction) -> u64 {
+    (match ins.op0_kind() {
         OpKind::Register => ins.op0_register().size(),
         _ => ins.memory_size().size(),
-    } as u64;
-    let masked = ins.immediate8() as u64 & 0x1f;
-    width < 4 && masked != 0 && masked % (width * 8 + 1) == 0
+    }) as u64
+}
+
+/// The count of a shift or rotate `ins` as the CPU masks it (to 5 bits, 6 for a 64-bit
+/// operand; before `rcl`/`rcr` take it modulo 9 or 17), or `None` for a count in `cl`.
+fn masked_count(ins: &Instruction) -> Option<u64> {
+    let last = ins.op_count() - 1;
+    let count = match ins.op_kind(last) {
+        OpKind::Register if ins.op_count() > 1 => return None,
+        OpKind::Immediate8 => ins.immediate8() as u64,
+        // `shl eax` (implicit count 1) has op_count 1 in some forms; D1-encoded shifts by 1.
+        _ if ins.op_count() == 1 => 1,
+        _ => ins.immediate(last),
+    };
+    Some(count & if operand_width(ins) == 8 { 0x3f } else { 0x1f })
 }
 
 /// Results the Intel SDM (vol. 2, each instruction's Operation and Flags Affected) leaves
@@ -978,18 +998,8 @@ fn rotates_by_zero(ins: &Instruction) -> bool {
 /// of at least the width (CF); `bswap` of 16 bits. A count in `cl` counts as any count.
 fn undefined_result(ins: &Instruction) -> (bool, u32) {
     use Mnemonic as M;
-    let width = match ins.op0_kind() {
-        OpKind::Register => ins.op0_register().size(),
-        _ => ins.memory_size().size(),
-    } as u64;
-    let count = || -> Option<u64> {
-        let last = ins.op_count() - 1;
-        match ins.op_kind(last) {
-            OpKind::Register if ins.op_count() > 1 => None,
-            OpKind::Immediate8 => Some(ins.immediate8() as u64 & 0x1f),
-            _ => Some(1),
-        }
-    };
+    let width = operand_width(ins);
+    let count = || masked_count(ins);
     match ins.mnemonic() {
         // Current SDMs say ZF is unaffected by bt/bts/btr/btc; older ones (253666-024US)
         // call OF SF ZF AF PF undefined: all count as undefined.
@@ -1040,38 +1050,21 @@ enum ShiftCount {
 }
 
 /// Classifies `ins`'s count if it is a shift or rotate (`shl`, `sar`, `rol`, `rcr`, `shld`,
-/// ...; not the flagless BMI2 forms). The count is masked to 5 bits (6 for 64-bit operands),
-/// and for `rcl`/`rcr` of 8- and 16-bit operands taken modulo 9 and 17 (Intel SDM vol. 2,
+/// ...; not the flagless BMI2 forms), by its [`masked_count`] (Intel SDM vol. 2,
 /// SAL/SAR/SHL/SHR and RCL/RCR/ROL/ROR: "If the masked count is 0, the flags are not
 /// affected").
 fn shift_count(ins: &Instruction) -> ShiftCount {
     use Mnemonic as M;
-    let m = ins.mnemonic();
     if !matches!(
-        m,
+        ins.mnemonic(),
         M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd
     ) {
         return ShiftCount::NotAShift;
     }
-    let last = ins.op_count() - 1;
-    let count = match ins.op_kind(last) {
-        OpKind::Register => return ShiftCount::Variable,
-        OpKind::Immediate8 => ins.immediate8() as u64,
-        // `shl eax` (implicit count 1) has op_count 1 in some forms; D1-encoded shifts by 1.
-        _ if ins.op_count() == 1 => 1,
-        _ => ins.immediate(last),
-    };
-    let width = match ins.op_kind(0) {
-        OpKind::Register => ins.op_register(0).size(),
-        _ => ins.memory_size().size(),
-    };
-    // "If the masked count is 0, the flags are not affected": the count masked to 5 or 6 bits,
-    // before rcl/rcr take it modulo 9 or 17 for the rotation.
-    let masked = count & if width == 8 { 0x3f } else { 0x1f };
-    if masked == 0 {
-        ShiftCount::Zero
-    } else {
-        ShiftCount::NonZero
+    match masked_count(ins) {
+        None => ShiftCount::Variable,
+        Some(0) => ShiftCount::Zero,
+        Some(_) => ShiftCount::NonZero,
     }
 }
 

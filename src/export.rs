@@ -1440,24 +1440,10 @@ pub const MARKER: &str =
 /// and without blocking, so that one swapped in after the check is neither followed nor
 /// waited on.
 fn written_by_superopt(path: &Path) -> bool {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let Ok(file) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    else {
-        return false;
-    };
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return false;
-    }
-    let mut head = Vec::new();
-    if file.take(4096).read_to_end(&mut head).is_err() {
-        return false;
-    }
-    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    String::from_utf8_lossy(first).contains(MARKER)
+    crate::log::read_head(path).is_some_and(|head| {
+        let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+        String::from_utf8_lossy(first).contains(MARKER)
+    })
 }
 
 /// What a write must leave alone, and how the messages say so.

@@ -456,6 +456,26 @@ pub(crate) fn writable_target(path: &Path) -> Result<()> {
     }
 }
 
+/// The first 4 KiB of `path` when it is a regular file, read without following a symlink and
+/// without blocking (so that a link or FIFO swapped in after earlier checks is neither
+/// followed nor waited on); `None` for anything else or when it cannot be read. Used to
+/// recognise files superopt wrote before replacing them.
+pub(crate) fn read_head(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let mut head = Vec::new();
+    file.take(4096).read_to_end(&mut head).ok()?;
+    Some(head)
+}
+
 /// Checks an output file named on the command line (`--csv`, `--png`, `--dot`, `--plot`):
 /// it is not a `.json` file, so that no search log can be overwritten by a report (logs are
 /// `.json`), and [`check_writable`] holds. `flag` names the option in the message.

@@ -435,19 +435,7 @@ pub fn check_outputs(csv: &Path, png: &Path, inputs: &[Input]) -> Result<()> {
             csv.display()
         )));
     }
-    let first_bytes = |p: &Path| -> Option<Vec<u8>> {
-        use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
-        // Not following a symlink and not waiting on a FIFO swapped in after the checks.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(p)
-            .ok()?;
-        let mut head = Vec::new();
-        file.take(4096).read_to_end(&mut head).ok()?;
-        Some(head)
-    };
+    let first_bytes = crate::log::read_head;
     if std::fs::symlink_metadata(csv).is_ok() {
         let head = first_bytes(csv).unwrap_or_default();
         let first = head.split(|&b| b == b'\n').next().unwrap_or_default();

@@ -129,15 +129,22 @@ pub fn resolve_logged_path(path: &Path, log: &Path) -> PathBuf {
     if path.is_absolute() || path.exists() {
         return path.to_path_buf();
     }
-    let near_log = log
-        .parent()
+    log_folders(log)
         .into_iter()
-        .flat_map(|d| d.ancestors().take(3).map(Path::to_path_buf));
-    near_log
         .chain(std::iter::once(PathBuf::from(env!("CARGO_MANIFEST_DIR"))))
         .map(|d| d.join(path))
         .find(|p| p.exists())
         .unwrap_or_else(|| path.to_path_buf())
+}
+
+/// The folders a relative path recorded in the log at `log` may be relative to when the log
+/// is read from elsewhere: the log's folder and the two above it (a log under
+/// `search-logs/<task>/` of the folder the search ran in).
+fn log_folders(log: &Path) -> Vec<PathBuf> {
+    log.parent()
+        .into_iter()
+        .flat_map(|d| d.ancestors().take(3).map(Path::to_path_buf))
+        .collect()
 }
 
 /// Folders searched for a shipped net: `./nets`, then the `nets/` of the source tree this
@@ -460,12 +467,7 @@ pub fn log_task(log: &SearchLog, log_path: &std::path::Path) -> Result<Task> {
     if as_written.is_ok() || source.is_absolute() {
         return as_written;
     }
-    let folders = log_path
-        .parent()
-        .into_iter()
-        .flat_map(|d| d.ancestors())
-        .take(3);
-    for dir in folders {
+    for dir in log_folders(log_path) {
         let candidate = dir.join(source);
         if candidate.is_file() {
             if let Ok(task) = Task::load(&candidate.display().to_string()).and_then(check) {

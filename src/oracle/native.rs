@@ -148,12 +148,10 @@ impl Poison {
     }
 }
 
-/// SplitMix64's output function.
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// SplitMix64's output for state `z`: the golden-ratio step, then its finaliser
+/// ([`crate::search::mix64`]).
+fn splitmix(z: u64) -> u64 {
+    crate::search::mix64(z.wrapping_add(0x9E37_79B9_7F4A_7C15))
 }
 
 /// Guard words on each side of the array.
