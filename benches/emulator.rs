@@ -10,7 +10,7 @@ fn bench(c: &mut Criterion) {
     for name in ["sort3", "sort4", "sort5"] {
         let task = Task::load(name).unwrap();
         let tv = task.test_vectors();
-        let mut s = CpuState::new(&tv);
+        let mut s = CpuState::new(&tv, 8);
         for k in 0..task.n {
             s.apply(Insn::Load {
                 dst: Reg::from_index(k),

@@ -503,12 +503,18 @@ impl Kernel {
     ///   byte in `[0, 4n)`, else "reads outside the array" / "writes outside the array";
     ///   16-byte accesses that fault when misaligned (`movaps`, legacy SSE operands) are
     ///   rejected since `rdi`'s alignment is not known;
-    /// * not write `rdi` or a segment register, and not write a callee-saved register
-    ///   ("clobbers callee-saved rbx", naming the 64-bit register; reading one is fine).
-    pub fn check_safe(&self, n: usize) -> std::result::Result<(), (usize, String)> {
+    /// * not write `rdi` or a segment register, and not write a callee-saved register other
+    ///   than those in `saved` ("clobbers callee-saved rbx", naming the 64-bit register;
+    ///   reading one is fine). `saved` holds the 64-bit callee-saved registers the task lists
+    ///   as scratch: the function that runs the body pushes and pops them around it.
+    pub fn check_safe(
+        &self,
+        n: usize,
+        saved: &[Register],
+    ) -> std::result::Result<(), (usize, String)> {
         let mut factory = InstructionInfoFactory::new();
         for (ins, &line) in self.decoded.iter().zip(&self.lines) {
-            check_one(ins, n, &mut factory).map_err(|reason| (line, reason))?;
+            check_one(ins, n, saved, &mut factory).map_err(|reason| (line, reason))?;
         }
         Ok(())
     }
@@ -1633,6 +1639,7 @@ const UNALIGNED_OK: [Mnemonic; 8] = [
 fn check_one(
     ins: &Instruction,
     n: usize,
+    saved: &[Register],
     factory: &mut InstructionInfoFactory,
 ) -> std::result::Result<(), String> {
     let m = mnemonic(ins);
@@ -1763,7 +1770,7 @@ fn check_one(
             | Register::R13
             | Register::R14
             | Register::R15
-                if writes =>
+                if writes && !saved.contains(&full) =>
             {
                 return Err(format!("clobbers callee-saved {name}"));
             }

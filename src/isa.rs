@@ -12,9 +12,13 @@
 use iced_x86::{Code, Instruction, MemoryOperand, Register};
 use std::fmt;
 
-/// A 32-bit scratch register. Only caller-saved registers are offered, so a kernel is a valid
-/// SysV function without saving anything: eax, ecx, edx, esi, r8d-r11d (never rsp, rdi, or a
-/// callee-saved register). The discriminant is the register's column in the CPU state.
+/// A 32-bit scratch register: the eight caller-saved ones (eax, ecx, edx, esi, r8d-r11d),
+/// which a kernel may use as a SysV function without saving anything, then the six
+/// callee-saved ones (ebx, ebp, r12d-r15d), which a task may list as scratch when it needs
+/// more registers (sort8 holds 8 values and needs a temporary): the exported function then
+/// pushes each one the body uses and pops it before `ret`, and the native stage of the oracle
+/// runs the body the same way. Never rsp or rdi. The discriminant is the register's column in
+/// the CPU state.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -30,14 +34,41 @@ pub enum Reg {
     R9d = 5,
     R10d = 6,
     R11d = 7,
+    Ebx = 8,
+    Ebp = 9,
+    R12d = 10,
+    R13d = 11,
+    R14d = 12,
+    R15d = 13,
 }
 
-/// Number of scratch registers the CPU state has columns for.
-pub const NUM_REGS: usize = 8;
+/// Number of scratch registers, caller- and callee-saved ([`Reg::ALL`]).
+pub const NUM_REGS: usize = 14;
+
+/// Number of caller-saved scratch registers ([`Reg::CALLER_SAVED`]), the first columns.
+pub const NUM_CALLER_SAVED: usize = 8;
 
 impl Reg {
-    /// All scratch registers in column order.
+    /// All scratch registers in column order: the caller-saved ones, then the callee-saved.
     pub const ALL: [Reg; NUM_REGS] = [
+        Reg::Eax,
+        Reg::Ecx,
+        Reg::Edx,
+        Reg::Esi,
+        Reg::R8d,
+        Reg::R9d,
+        Reg::R10d,
+        Reg::R11d,
+        Reg::Ebx,
+        Reg::Ebp,
+        Reg::R12d,
+        Reg::R13d,
+        Reg::R14d,
+        Reg::R15d,
+    ];
+
+    /// The caller-saved scratch registers, columns 0..8.
+    pub const CALLER_SAVED: [Reg; NUM_CALLER_SAVED] = [
         Reg::Eax,
         Reg::Ecx,
         Reg::Edx,
@@ -48,7 +79,7 @@ impl Reg {
         Reg::R11d,
     ];
 
-    /// The register with column `i` (0..8).
+    /// The register with column `i` (0..14).
     pub fn from_index(i: usize) -> Reg {
         Reg::ALL[i]
     }
@@ -58,9 +89,18 @@ impl Reg {
         self as usize
     }
 
+    /// Whether the SysV ABI makes the callee preserve this register (rbx, rbp, r12-r15): a
+    /// kernel that writes it must save and restore it.
+    pub fn is_callee_saved(self) -> bool {
+        self.index() >= NUM_CALLER_SAVED
+    }
+
     /// The lower-case 32-bit name (`eax`, `r8d`).
     pub fn name(self) -> &'static str {
-        ["eax", "ecx", "edx", "esi", "r8d", "r9d", "r10d", "r11d"][self as usize]
+        [
+            "eax", "ecx", "edx", "esi", "r8d", "r9d", "r10d", "r11d", "ebx", "ebp", "r12d", "r13d",
+            "r14d", "r15d",
+        ][self as usize]
     }
 
     /// Parses a 32-bit name as written in a task file (`eax`, `r8d`; case-insensitive).
@@ -81,6 +121,12 @@ impl Reg {
             Register::R9D,
             Register::R10D,
             Register::R11D,
+            Register::EBX,
+            Register::EBP,
+            Register::R12D,
+            Register::R13D,
+            Register::R14D,
+            Register::R15D,
         ][self as usize]
     }
 
@@ -285,10 +331,6 @@ fn register_reason(r: Register) -> String {
     use Register::*;
     let name = format!("{r:?}").to_lowercase();
     match r.full_register() {
-        RBX | RBP | R12 | R13 | R14 | R15 => format!(
-            "uses callee-saved {}",
-            format!("{:?}", r.full_register()).to_lowercase()
-        ),
         RSP => format!("uses the stack pointer {name}"),
         RDI => format!("uses the array pointer register {name}"),
         _ => format!("register {name} is not a 32-bit scratch register of the task"),

@@ -106,8 +106,8 @@ fn att_and_intel_decode_to_the_same_game_moves() {
     assert_eq!(a.text[0], "mov (%rdi), %eax");
     assert_eq!(i.text[1], "mov ecx, DWORD PTR [rdi+4]");
     assert_eq!(a.ret_line, None);
-    assert_eq!(a.check_safe(2), Ok(()));
-    assert_eq!(i.check_safe(2), Ok(()));
+    assert_eq!(a.check_safe(2, &[]), Ok(()));
+    assert_eq!(i.check_safe(2, &[]), Ok(()));
     // The bytes are what GNU as makes of `mov (%rdi),%eax` and `mov 4(%rdi),%ecx`.
     assert_eq!(&a.code[..5], &[0x8b, 0x07, 0x8b, 0x4f, 0x04]);
     assert_eq!(a.decoded.len(), 8);
@@ -161,20 +161,50 @@ fn unsupported_instruction_for_the_game() {
         k.to_game(3),
         Err((3, "unsupported instruction sbb".to_string()))
     );
-    assert_eq!(k.check_safe(3), Ok(()));
+    assert_eq!(k.check_safe(3, &[]), Ok(()));
 }
 
 #[test]
-fn reading_a_callee_saved_register_is_safe_but_not_a_move() {
+fn callee_saved_registers_are_moves_but_only_listed_ones_may_be_used() {
     let k = att("mov %ebx,%eax");
-    assert_eq!(k.check_safe(3), Ok(()));
-    // `Insn::from_iced` rejects every non-scratch register, naming the 64-bit register.
-    assert_eq!(k.to_game(3), Err((1, "uses callee-saved rbx".to_string())));
+    assert_eq!(k.check_safe(3, &[]), Ok(()));
+    // ebx is one of the game's registers (a task may list it as scratch) ...
+    assert_eq!(
+        k.to_game(3),
+        Ok(vec![Insn::Mov {
+            dst: Reg::Eax,
+            src: Reg::Ebx
+        }])
+    );
+    // ... but a task that does not list it refuses it, and a write needs it listed as saved.
+    let scratch = [iced_x86::Register::EAX, iced_x86::Register::ECX];
+    assert_eq!(
+        k.check_registers("sort3", &scratch),
+        Err((
+            1,
+            "uses ebx, which task sort3 does not list as scratch (eax, ecx)".to_string()
+        ))
+    );
+    let w = att("mov %eax,%ebx");
+    assert_eq!(
+        w.check_safe(3, &[]),
+        Err((1, "clobbers callee-saved rbx".to_string()))
+    );
+    assert_eq!(w.check_safe(3, &[iced_x86::Register::RBX]), Ok(()));
+    // A 64-bit register is not a game register.
+    assert_eq!(
+        att("mov %rbx,%rax").to_game(3),
+        Err((
+            1,
+            "unsupported operands for mov (the game's moves take 32-bit scratch registers and dword [rdi+4k])"
+                .to_string()
+        ))
+    );
 }
 
 #[test]
 fn check_safe_register_rules() {
-    let err = |t: &str| att(t).check_safe(3).unwrap_err();
+    let err = |t: &str| att(t).check_safe(3, &[]).unwrap_err();
     assert_eq!(
         err("mov %eax,%ecx\nmov $1,%ebx"),
         (2, "clobbers callee-saved rbx".to_string())
@@ -223,19 +253,19 @@ fn check_safe_register_rules() {
         )
     );
     assert_eq!(
-        att("cld\nmov %ebx,%eax\nxor %r11d,%r11d").check_safe(3),
+        att("cld\nmov %ebx,%eax\nxor %r11d,%r11d").check_safe(3, &[]),
         Ok(())
     );
 }
 
 #[test]
 fn check_safe_memory_rules() {
-    let err = |t: &str, n: usize| att(t).check_safe(n).unwrap_err();
+    let err = |t: &str, n: usize| att(t).check_safe(n, &[]).unwrap_err();
     assert_eq!(
         err("mov %eax,12(%rdi)", 3),
         (1, "writes outside the array".to_string())
     );
-    assert_eq!(att("mov %eax,12(%rdi)").check_safe(4), Ok(()));
+    assert_eq!(att("mov %eax,12(%rdi)").check_safe(4, &[]), Ok(()));
     assert_eq!(
         err("mov -4(%rdi),%eax", 3),
         (1, "reads outside the array".to_string())
@@ -244,9 +274,9 @@ fn check_safe_memory_rules() {
         err("mov 10(%rdi),%eax", 3),
         (1, "reads outside the array".to_string())
     );
-    assert_eq!(att("mov 8(%rdi),%eax").check_safe(3), Ok(()));
+    assert_eq!(att("mov 8(%rdi),%eax").check_safe(3, &[]), Ok(()));
     // A byte access at the last byte is fine; a qword straddling the end is not.
-    assert_eq!(att("movb $1, 11(%rdi)").check_safe(3), Ok(()));
+    assert_eq!(att("movb $1, 11(%rdi)").check_safe(3, &[]), Ok(()));
     assert_eq!(
         err("mov 8(%rdi),%rax", 3),
         (1, "reads outside the array".to_string())
@@ -332,7 +362,7 @@ fn check_safe_memory_rules() {
         )
     );
     assert_eq!(
-        att("movw 2(%rdi),%ax\nmovb 3(%rdi),%al").check_safe(4),
+        att("movw 2(%rdi),%ax\nmovb 3(%rdi),%al").check_safe(4, &[]),
         Ok(())
     );
     assert_eq!(
@@ -340,15 +370,15 @@ fn check_safe_memory_rules() {
         (1, "reads outside the array".to_string())
     );
     // lea computes an address without accessing memory.
-    assert_eq!(att("lea 100(%rdi),%rax").check_safe(3), Ok(()));
+    assert_eq!(att("lea 100(%rdi),%rax").check_safe(3, &[]), Ok(()));
 }
 
 #[test]
 fn check_safe_control_flow_and_faults() {
-    let err = |t: &str| att(t).check_safe(3).unwrap_err();
+    let err = |t: &str| att(t).check_safe(3, &[]).unwrap_err();
     // Direct branches need a target the parser refuses (`.+2`, labels, symbols), so the
     // static check is tested on decoded bytes: it is defence in depth behind the parser.
-    let err_bytes = |b: &[u8]| from_bytes(b).check_safe(3).unwrap_err();
+    let err_bytes = |b: &[u8]| from_bytes(b).check_safe(3, &[]).unwrap_err();
     assert_eq!(
         err_bytes(&[0x89, 0xc1, 0xeb, 0x00, 0x89, 0xc8]),
         (2, "control-flow instruction jmp is not allowed".to_string())
@@ -600,7 +630,8 @@ fn round_trip(syntax: Syntax, format: fn(Insn) -> String) {
     let text: Vec<String> = all.iter().map(|&i| format(i)).collect();
     let k = parse_str(&text.join("\n"), syntax, "<moves>").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(k.to_game(n), Ok(all.clone()));
-    assert_eq!(k.check_safe(n), Ok(()));
+    use iced_x86::Register::*;
+    assert_eq!(k.check_safe(n, &[RBX, RBP, R12, R13, R14, R15]), Ok(()));
     assert_eq!(k.lines, (1..=all.len()).collect::<Vec<_>>());
     assert_eq!(k.text, text);
 }

@@ -172,7 +172,7 @@ fn value_map(n: usize) -> impl Strategy<Value = Vec<i32>> {
 
 fn compare(n: usize, loads_first: bool, raw: &[Raw], map: &[i32]) -> Result<(), TestCaseError> {
     let tv = TestVectors::new(n);
-    let mut cpu = CpuState::new(&tv);
+    let mut cpu = CpuState::new(&tv, 8);
     let mut prog = Vec::new();
     if loads_first {
         for k in 0..n {
@@ -304,7 +304,7 @@ fn a_wrong_condition_encoding_would_be_caught() {
     // would produce) differs from the emulator on negative values: the comparison above would
     // fail on it.
     let tv = TestVectors::new(2);
-    let mut cpu = CpuState::new(&tv);
+    let mut cpu = CpuState::new(&tv, 8);
     let prog = min_program(0);
     for i in prog {
         cpu.apply(i).unwrap();

@@ -570,7 +570,7 @@ fn input_errors_are_one_line_with_exit_code_2() {
     assert_eq!(code, Some(2));
     assert_eq!(
         err,
-        "error: unknown task 'sort9' (known tasks: sort3, sort4, sort5)\n"
+        "error: unknown task 'sort9' (known tasks: sort2, sort3, sort4, sort5, sort6, sort7, sort8)\n"
     );
     let txt = write(d, "k.txt", "");
     let (code, err) = export_err(&[&txt]);

@@ -510,6 +510,7 @@ fn key_identifies_mirrored_flags() {
         last_cmp: true,
         recent: x.recent,
         model: x.model,
+        core: Vec::new(),
     };
     assert!(x
         .cpu
@@ -598,7 +599,7 @@ fn values(n: usize) -> impl Strategy<Value = Vec<i32>> {
 
 /// The program made of the task's loads and then those of `raw` the emulator accepts.
 fn accepted(tv: &TestVectors, task: &Task, raw: &[Insn]) -> (Vec<Insn>, CpuState) {
-    let mut cpu = CpuState::new(tv);
+    let mut cpu = CpuState::new(tv, 8);
     let mut prog = Vec::new();
     for k in 0..task.n {
         let l = Insn::Load {
@@ -649,7 +650,7 @@ fn check_order_type(name: &str, raw: &[Insn], input: &[i32]) -> Result<(), TestC
             prog
         );
     }
-    for r in Reg::ALL {
+    for r in Reg::CALLER_SAVED {
         prop_assert_eq!(cpu.reg_defined(r), regs[r.index()].is_some());
         if let Some(v) = regs[r.index()] {
             prop_assert_eq!(

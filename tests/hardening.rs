@@ -356,7 +356,7 @@ fn verdict(task: &Task, intel: &str) -> (Status, String) {
 /// itself need not sort).
 fn defined(body: &str) {
     let kernel = parse_str(&around(body), Syntax::Intel, "k.s").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(kernel.check_safe(3), Ok(()), "{body}");
+    assert_eq!(kernel.check_safe(3, &[]), Ok(()), "{body}");
     assert_eq!(kernel.check_defined(), Ok(()), "{body}");
 }
 

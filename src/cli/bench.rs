@@ -139,7 +139,7 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
     }
     for file in &opts.files {
         let kernel = asm::parse_file(file, opts.syntax)?;
-        if let Err((line, reason)) = kernel.check_safe(n) {
+        if let Err((line, reason)) = kernel.check_safe(n, &task.saved_registers()) {
             return Err(Error::Asm {
                 path: file.display().to_string(),
                 line,
@@ -310,7 +310,7 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
 /// Whether a kernel read from a log is safe to run and verified for `task`; else why not.
 fn logged_kernel_ok(task: &Task, kernel: &asm::Kernel) -> std::result::Result<(), String> {
     kernel
-        .check_safe(task.n)
+        .check_safe(task.n, &task.saved_registers())
         .map_err(|(line, reason)| format!("line {line}: {reason}"))?;
     let cfg = NativeConfig {
         random: 10_000,

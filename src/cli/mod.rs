@@ -54,9 +54,10 @@ pub enum Command {
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
-        /// Search strategy.
-        #[arg(long, value_enum, default_value_t = search::Strategy::Mcts)]
-        strategy: search::Strategy,
+        /// Search strategy (default: mcts, or lns for a task searched on its 0-1 test vectors,
+        /// as every task past 5 elements is).
+        #[arg(long, value_enum)]
+        strategy: Option<search::Strategy>,
         /// Stop as soon as a kernel of at most this many instructions is found.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         target: Option<u32>,
@@ -800,6 +801,15 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 Some(b) => parse_budget(&b)?,
                 None => task.default_budget,
             };
+            let strategy = strategy.unwrap_or(if task.zero_one_search {
+                search::Strategy::Lns
+            } else {
+                search::Strategy::Mcts
+            });
+            let uses = match strategy {
+                search::Strategy::Lns => "LNS always uses",
+                _ => "A* always uses",
+            };
             let checkpoint_every = match checkpoint.trim() {
                 "0" | "0s" => None,
                 c => {
@@ -826,17 +836,17 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     search::MAX_THREADS
                 )));
             }
-            if strategy == search::Strategy::Astar && (net.is_some() || evaluator.is_some()) {
-                return Err(crate::Error::Runtime(
-                    "--net and --evaluator guide MCTS; A* always uses the game's estimate".into(),
-                ));
+            if strategy != search::Strategy::Mcts && (net.is_some() || evaluator.is_some()) {
+                return Err(crate::Error::Runtime(format!(
+                    "--net and --evaluator guide MCTS; {uses} the game's estimate"
+                )));
             }
-            if strategy == search::Strategy::Astar
+            if strategy != search::Strategy::Mcts
                 && (net_prior.is_some() || net_value.is_some() || device.is_some())
             {
-                return Err(crate::Error::Runtime(
-                    "--net-prior, --net-value and --device go with a net guiding MCTS; A* always uses the game's estimate".into(),
-                ));
+                return Err(crate::Error::Runtime(format!(
+                    "--net-prior, --net-value and --device go with a net guiding MCTS; {uses} the game's estimate"
+                )));
             }
             let guide = match strategy {
                 search::Strategy::Mcts => search::resolve_guide(
@@ -847,7 +857,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     net_prior.unwrap_or_default(),
                     objective,
                 ),
-                search::Strategy::Astar => search::Guide::Heuristic,
+                search::Strategy::Astar | search::Strategy::Lns => search::Guide::Heuristic,
             };
             if net_value.is_some() && !matches!(guide, search::Guide::Net { .. }) {
                 return Err(crate::Error::Runtime(format!(

@@ -8,7 +8,7 @@ use crate::log::{
 };
 use crate::oracle::{self, NativeConfig, Status};
 use crate::search::{
-    astar, mcts, Budget, Environment, HeuristicEvaluator, MctsConfig, ResumePoint, Shared,
+    astar, lns, mcts, Budget, Environment, HeuristicEvaluator, MctsConfig, ResumePoint, Shared,
     StopReason, UniformEvaluator,
 };
 use crate::task::Task;
@@ -44,6 +44,10 @@ pub enum Strategy {
     Mcts,
     /// Anytime weighted A* over the same game and heuristics.
     Astar,
+    /// Large neighbourhood search around the incumbent (the seeded classic network first):
+    /// bounded A* over the completions of ever shorter prefixes of the best kernel
+    /// ([`crate::search::lns`]). The default past 5 elements.
+    Lns,
 }
 
 /// Where MCTS gets its priors and leaf values.
@@ -771,7 +775,7 @@ pub fn run_search(
         "meter": opts.meter,
         "evaluator": match opts.strategy {
             Strategy::Mcts => opts.guide.describe(),
-            Strategy::Astar => "estimate".to_string(),
+            Strategy::Astar | Strategy::Lns => "estimate".to_string(),
         },
         "guide": opts.guide,
         "mcts": { "c_puct": mcts_cfg.c_puct, "simulations": mcts_cfg.simulations, "leaf_batch": mcts_cfg.leaf_batch, "prior_noise": mcts_cfg.prior_noise, "max_backup": mcts_cfg.max_backup },
@@ -811,6 +815,15 @@ pub fn run_search(
     }
     if let Some(from) = resume_from {
         shared = shared.resume(from);
+    }
+    // Never worse than the textbook: the classic network, played by the game's rules, is the
+    // incumbent from the start (a resumed search has it among its improvements already).
+    if opts.resume.is_none() {
+        if let Some(actions) = game.network_actions() {
+            if let Some(cost) = replay_cost(&game, &actions) {
+                shared.seed(cost, &actions);
+            }
+        }
     }
     // Under latency, keep what comes within two model cycles of the best for the real meter.
     let shared = match opts.objective {
@@ -943,6 +956,10 @@ pub fn run_search(
                         }
                         (Strategy::Mcts, None, _) => mcts(game, &heuristic, &cfg, shared),
                         // Workers 0-3 use weights 2, 1.5, 3, 5; workers 4-7 the same plus 1, and so on.
+                        // Worker 0 runs weight 1.5, the others 2, 3, 5 (then the same plus 1).
+                        (Strategy::Lns, ..) => {
+                            lns(game, [1.5, 2.0, 3.0, 5.0][i % 4] + (i / 4) as f32, shared)
+                        }
                         (Strategy::Astar, ..) => {
                             astar(game, [2.0, 1.5, 3.0, 5.0][i % 4] + (i / 4) as f32, shared)
                         }

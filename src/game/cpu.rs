@@ -12,6 +12,7 @@
 //! [`CpuState::apply`].
 
 use crate::isa::{Insn, Reg, NUM_REGS};
+
 use crate::task::TestVectors;
 
 /// Flags value after `cmp a, b` with `a < b` (signed).
@@ -42,12 +43,27 @@ impl std::fmt::Display for Fault {
     }
 }
 
+/// How many register columns a CPU state needs for a task with these scratch registers: the
+/// eight caller-saved ones always (so that tasks using only them share one layout), and up to
+/// the highest callee-saved one listed.
+pub fn columns_for(scratch: &[Reg]) -> usize {
+    scratch
+        .iter()
+        .map(|r| r.index() + 1)
+        .max()
+        .unwrap_or(0)
+        .max(crate::isa::NUM_CALLER_SAVED)
+}
+
 /// Registers, memory and flags on all `T` test vectors.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CpuState {
     t: usize,
     n: usize,
-    /// Column-major: register `r` at `r*t`, memory slot `k` at `(NUM_REGS+k)*t`, flags last.
+    /// Registers with a column: those with index below this (8 for a task whose scratch
+    /// registers are all caller-saved, up to [`NUM_REGS`]).
+    regs: usize,
+    /// Column-major: register `r` at `r*t`, memory slot `k` at `(regs+k)*t`, flags last.
     data: Vec<u8>,
     /// Bit `c` set when column `c` holds values (registers and memory; flags use `flags_defined`).
     defined: u32,
@@ -56,19 +72,22 @@ pub struct CpuState {
 
 impl CpuState {
     /// The state before the first instruction: memory holds the inputs, registers and flags
-    /// are undefined.
-    pub fn new(tv: &TestVectors) -> CpuState {
+    /// are undefined. Columns are kept for the registers with index below `regs` (at most
+    /// [`NUM_REGS`]; see [`columns_for`]); an instruction naming another register faults.
+    pub fn new(tv: &TestVectors, regs: usize) -> CpuState {
         let (t, n) = (tv.len(), tv.n);
-        let mut data = vec![0u8; (NUM_REGS + n + 1) * t];
+        let regs = regs.min(NUM_REGS);
+        let mut data = vec![0u8; (regs + n + 1) * t];
         for (i, input) in tv.inputs.iter().enumerate() {
             for (k, &v) in input.iter().enumerate() {
-                data[(NUM_REGS + k) * t + i] = v;
+                data[(regs + k) * t + i] = v;
             }
         }
         let defined = ((1u32 << n) - 1) << NUM_REGS;
         CpuState {
             t,
             n,
+            regs,
             data,
             defined,
             flags_defined: false,
@@ -96,12 +115,12 @@ impl CpuState {
 
     /// Memory slot `k` on every test vector.
     pub fn mem(&self, k: usize) -> &[u8] {
-        self.col(NUM_REGS + k)
+        self.col(self.regs + k)
     }
 
     /// The flags on every test vector: [`FLAG_LT`], [`FLAG_EQ`] or [`FLAG_GT`].
     pub fn flags(&self) -> &[u8] {
-        self.col(NUM_REGS + self.n)
+        self.col(self.regs + self.n)
     }
 
     /// Whether register `r` holds an input value.
@@ -126,6 +145,19 @@ impl CpuState {
     /// slot outside the array. The state is unchanged on error.
     pub fn apply(&mut self, insn: Insn) -> Result<(), Fault> {
         let t = self.t;
+        let regs = self.regs;
+        // A register without a column can never be defined: reading it faults, and so does
+        // writing it (the task does not offer it).
+        let (r1, r2) = match insn {
+            Insn::Load { dst, .. } => (dst, dst),
+            Insn::Store { src, .. } => (src, src),
+            Insn::Mov { dst, src } | Insn::Cmov { dst, src, .. } => (dst, src),
+            Insn::Cmp { a, b } => (a, b),
+        };
+        if r1.index().max(r2.index()) >= regs {
+            let r = if r1.index() >= regs { r1 } else { r2 };
+            return Err(Fault::UndefinedRegister(r));
+        }
         let need = |s: &Self, r: Reg| {
             if s.reg_defined(r) {
                 Ok(())
@@ -138,7 +170,7 @@ impl CpuState {
                 if slot as usize >= self.n {
                     return Err(Fault::SlotOutOfRange(slot));
                 }
-                self.copy_col(NUM_REGS + slot as usize, dst.index());
+                self.copy_col(regs + slot as usize, dst.index());
                 self.defined |= 1 << dst.index();
             }
             Insn::Store { slot, src } => {
@@ -146,7 +178,7 @@ impl CpuState {
                     return Err(Fault::SlotOutOfRange(slot));
                 }
                 need(self, src)?;
-                self.copy_col(src.index(), NUM_REGS + slot as usize);
+                self.copy_col(src.index(), regs + slot as usize);
             }
             Insn::Mov { dst, src } => {
                 need(self, src)?;
@@ -156,7 +188,7 @@ impl CpuState {
             Insn::Cmp { a, b } => {
                 need(self, a)?;
                 need(self, b)?;
-                let fc = NUM_REGS + self.n;
+                let fc = regs + self.n;
                 let (head, flags) = self.data.split_at_mut(fc * t);
                 let ca = &head[a.index() * t..(a.index() + 1) * t];
                 let cb = &head[b.index() * t..(b.index() + 1) * t];
@@ -173,7 +205,7 @@ impl CpuState {
                 need(self, dst)?;
                 if dst != src {
                     let mask = cc.mask();
-                    let fc = NUM_REGS + self.n;
+                    let fc = regs + self.n;
                     let (head, flags) = self.data.split_at_mut(fc * t);
                     let s = src.index() * t;
                     let d = dst.index() * t;
@@ -216,7 +248,7 @@ mod tests {
     #[test]
     fn cmp_and_cmov_follow_intel_semantics() {
         let tv = TestVectors::new(2); // [0,0], [0,1], [1,0]
-        let mut s = CpuState::new(&tv);
+        let mut s = CpuState::new(&tv, 8);
         s.apply(Insn::Load {
             dst: Reg::Eax,
             slot: 0,
@@ -245,7 +277,7 @@ mod tests {
     #[test]
     fn reading_undefined_is_a_fault() {
         let tv = TestVectors::new(3);
-        let mut s = CpuState::new(&tv);
+        let mut s = CpuState::new(&tv, 8);
         assert_eq!(
             s.apply(Insn::Mov {
                 dst: Reg::Eax,

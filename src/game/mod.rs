@@ -109,13 +109,35 @@ pub struct SortGame {
     tv: TestVectors,
     moves: Vec<Insn>,
     targets: Vec<Vec<u8>>,
-    /// Test vectors whose inputs are all distinct (the permutations), for the estimate.
+    /// The test vectors the estimate looks at: the permutations when the search plays on
+    /// every weak ordering, all of them when it plays on the 0-1 vectors.
     perms: Vec<usize>,
     /// Per test vector: bit `v` set when value `v` occurs in the input.
     value_sets: Vec<u8>,
-    /// Exact network distances (n <= 5); `None` falls back to `log2` of the orderings.
+    /// Per test vector of `perms`: how many ones the input has (0-1 vectors only).
+    weights: Vec<u8>,
+    /// Exact network distances (n <= 5) over permutations.
     networks: Option<network::Networks>,
+    /// Network distances over sets of 0-1 vectors (n > 5, search on the 0-1 vectors).
+    zero_one: Option<network::ZeroOne>,
+    /// The registers with a column in the CPU state, in column order.
+    regs: Vec<Reg>,
+    /// `None` when the search plays on every weak ordering (a solution is proved); else the
+    /// proof of candidates on every weak ordering, which a solution of the game must pass.
+    proof: Option<Proof>,
     initial: GameState,
+}
+
+/// The proof of the game's candidate solutions when the search plays on the 0-1 vectors:
+/// a candidate kernel is run on the weak orderings with at most three distinct values first
+/// (a quick filter), then on every weak ordering. Results are cached by program.
+struct Proof {
+    few: TestVectors,
+    all: std::sync::OnceLock<TestVectors>,
+    columns: usize,
+    cache: std::sync::Mutex<std::collections::HashMap<u64, bool>>,
+    /// Candidates proved / refuted so far (for reports).
+    counts: [std::sync::atomic::AtomicU64; 2],
 }
 
 /// A state of the sort game: CPU state on all test vectors plus bookkeeping.
@@ -134,6 +156,9 @@ pub struct GameState {
     /// The latency model's running state over the program so far, kept under
     /// [`Objective::Latency`] only (under length it stays as after the loads).
     pub model: ModelState,
+    /// The core so far, kept only when the search plays on the 0-1 vectors (so that a
+    /// candidate solution can be proved on every weak ordering); empty otherwise.
+    pub core: Vec<Insn>,
 }
 
 /// How many of the latest moves a [`GameState`] remembers (for the network's program encoder).
@@ -149,7 +174,8 @@ impl SortGame {
 
     /// [`SortGame::new`] with the given objective.
     pub fn with_objective(task: &Task, objective: Objective) -> SortGame {
-        let tv = task.test_vectors();
+        let tv = task.search_vectors();
+        let exact = !task.zero_one_search;
         let regs = &task.scratch;
         let mut moves = Vec::new();
         for &d in regs {
@@ -177,20 +203,32 @@ impl SortGame {
         let targets = (0..n)
             .map(|k| tv.sorted.iter().map(|s| s[k]).collect())
             .collect();
-        let perms = (0..tv.len())
-            .filter(|&t| {
-                tv.sorted[t]
-                    .iter()
-                    .enumerate()
-                    .all(|(k, &v)| v as usize == k)
-            })
+        let perms: Vec<usize> = if exact {
+            (0..tv.len())
+                .filter(|&t| {
+                    tv.sorted[t]
+                        .iter()
+                        .enumerate()
+                        .all(|(k, &v)| v as usize == k)
+                })
+                .collect()
+        } else {
+            // The 0-1 vectors come first, then the permutations.
+            (0..tv.len()).collect()
+        };
+        let zo_rows = (1usize << n) - 1;
+        let weights: Vec<u8> = perms
+            .iter()
+            .take(zo_rows)
+            .map(|&t| tv.inputs[t].iter().sum::<u8>())
             .collect();
         let value_sets = tv
             .inputs
             .iter()
             .map(|v| v.iter().fold(0u8, |m, &x| m | 1 << x))
             .collect();
-        let mut cpu = CpuState::new(&tv);
+        let columns = task.columns();
+        let mut cpu = CpuState::new(&tv, columns);
         let mut model = ModelState::default();
         for load in load_moves(regs, n) {
             cpu.apply(load).expect("loads are always legal");
@@ -202,8 +240,23 @@ impl SortGame {
             last_cmp: false,
             recent: [None; RECENT],
             model,
+            core: Vec::new(),
         };
-        let networks = (n <= network::MAX_NET_N).then(|| network::Networks::new(n));
+        let networks = (exact && n <= network::MAX_NET_N).then(|| network::Networks::new(n));
+        let zero_one = (!exact).then(|| network::ZeroOne::new(n));
+        let proof = (!exact).then(|| Proof {
+            few: TestVectors::from_inputs(
+                n,
+                crate::task::weak_orderings(n)
+                    .into_iter()
+                    .filter(|v| v.iter().all(|&x| x <= 2))
+                    .collect(),
+            ),
+            all: std::sync::OnceLock::new(),
+            columns,
+            cache: Default::default(),
+            counts: Default::default(),
+        });
         SortGame {
             task: task.clone(),
             objective,
@@ -212,9 +265,87 @@ impl SortGame {
             targets,
             perms,
             value_sets,
+            weights,
             networks,
+            zero_one,
+            regs: Reg::ALL[..columns].to_vec(),
+            proof,
             initial,
         }
+    }
+
+    /// The classic sorting network ([`network::classic_comparators`], optimal size for
+    /// n <= 8) as a sequence of this game's moves (after the loads; the stores follow), played
+    /// by the game's own rules; `None` when the task has no spare register for the exchange's
+    /// copy or neither `cmovg` nor `cmovge`. Searches start with it as their incumbent, so
+    /// that none returns anything longer.
+    pub fn network_actions(&self) -> Option<Vec<Action>> {
+        let n = self.tv.n;
+        let comparators = network::classic_comparators(n)?;
+        let cc = [crate::isa::Cond::G, crate::isa::Cond::Ge]
+            .into_iter()
+            .find(|c| self.task.conds.contains(c))?;
+        if self.task.scratch.len() <= n {
+            return None;
+        }
+        let kernel = network::network_kernel_with(&self.task.scratch, n, comparators, cc);
+        let mut state = self.initial.clone();
+        let mut actions = Vec::new();
+        for insn in &kernel[n..kernel.len() - n] {
+            let a = self.moves.iter().position(|m| m == insn)? as Action;
+            state = self.step(&state, a)?;
+            actions.push(a);
+        }
+        self.solution_cost(&state).map(|_| actions)
+    }
+
+    /// Whether the search plays on every weak ordering, so that a solution of the game is a
+    /// proved kernel; `false` when it plays on the 0-1 vectors (n > 5), where a solution must
+    /// also pass the proof on every weak ordering ([`SortGame::proof_counts`]).
+    pub fn is_exact(&self) -> bool {
+        self.proof.is_none()
+    }
+
+    /// When the search plays on the 0-1 vectors: how many candidate kernels (solutions on the
+    /// 0-1 vectors) passed and failed the proof on every weak ordering so far.
+    pub fn proof_counts(&self) -> Option<(u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.proof
+            .as_ref()
+            .map(|p| (p.counts[0].load(Relaxed), p.counts[1].load(Relaxed)))
+    }
+
+    /// Whether the kernel `loads, core, stores` sorts every weak ordering (cached); always
+    /// true when the game plays on every weak ordering.
+    fn proves(&self, core: &[Insn], stores: &[Reg]) -> bool {
+        let Some(p) = &self.proof else {
+            return true;
+        };
+        let mut program = self.loads();
+        program.extend_from_slice(core);
+        program.extend(
+            stores
+                .iter()
+                .enumerate()
+                .map(|(k, &src)| Insn::Store { slot: k as u8, src }),
+        );
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            program.hash(&mut h);
+            h.finish()
+        };
+        if let Some(&ok) = p.cache.lock().expect("proof cache").get(&key) {
+            return ok;
+        }
+        let sorts = |tv: &TestVectors| {
+            let mut cpu = CpuState::new(tv, p.columns);
+            program.iter().all(|&i| cpu.apply(i).is_ok()) && check_sorted(tv, &cpu).is_ok()
+        };
+        let ok = sorts(&p.few) && sorts(p.all.get_or_init(|| TestVectors::new(self.tv.n)));
+        p.counts[usize::from(!ok)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        p.cache.lock().expect("proof cache").insert(key, ok);
+        ok
     }
 
     /// The task.
@@ -264,6 +395,48 @@ impl SortGame {
             .collect()
     }
 
+    /// For a solution of the game, the register each slot is stored from: the first holding
+    /// its sorted column when the game plays on every weak ordering; on the 0-1 vectors, where
+    /// registers that agree there may differ elsewhere, the first choice (of at most 256) whose
+    /// kernel passes the proof on every weak ordering. `None` if there is none.
+    fn proven_stores(&self, s: &GameState) -> Option<Vec<Reg>> {
+        if self.proof.is_none() {
+            return self.store_regs(s);
+        }
+        let options: Vec<Vec<Reg>> = self
+            .targets
+            .iter()
+            .map(|col| {
+                self.regs
+                    .iter()
+                    .copied()
+                    .filter(|&r| s.cpu.reg_defined(r) && s.cpu.reg(r) == &col[..])
+                    .collect()
+            })
+            .collect();
+        let mut pick = vec![0usize; options.len()];
+        for _ in 0..256 {
+            let stores: Vec<Reg> = pick.iter().zip(&options).map(|(&i, o)| o[i]).collect();
+            if self.proves(&s.core, &stores) {
+                return Some(stores);
+            }
+            // Next choice, odometer order.
+            let mut k = 0;
+            loop {
+                if k == pick.len() {
+                    return None;
+                }
+                pick[k] += 1;
+                if pick[k] < options[k].len() {
+                    break;
+                }
+                pick[k] = 0;
+                k += 1;
+            }
+        }
+        None
+    }
+
     /// The whole program for a sequence of actions that ends in a solution: loads, core,
     /// stores. `None` if the actions are illegal or do not reach a solution.
     pub fn program(&self, actions: &[Action]) -> Option<Vec<Insn>> {
@@ -273,7 +446,7 @@ impl SortGame {
             s = self.step(&s, a)?;
             prog.push(self.moves[a as usize]);
         }
-        let regs = self.store_regs(&s)?;
+        let regs = self.proven_stores(&s)?;
         prog.extend(
             regs.iter()
                 .enumerate()
@@ -285,7 +458,7 @@ impl SortGame {
     /// Replays a whole program (loads and stores included) on the emulator and returns the
     /// final CPU state, or the first fault with its instruction index.
     pub fn run(&self, program: &[Insn]) -> Result<CpuState, (usize, Fault)> {
-        let mut cpu = CpuState::new(&self.tv);
+        let mut cpu = CpuState::new(&self.tv, self.regs.len());
         for (i, &insn) in program.iter().enumerate() {
             cpu.apply(insn).map_err(|f| (i, f))?;
         }
@@ -296,7 +469,8 @@ impl SortGame {
         self.targets
             .iter()
             .filter(|col| {
-                !Reg::ALL
+                !self
+                    .regs
                     .iter()
                     .any(|&r| s.cpu.reg_defined(r) && s.cpu.reg(r) == &col[..])
             })
@@ -307,7 +481,7 @@ impl SortGame {
     fn values_alive(&self, cpu: &CpuState) -> bool {
         let t = cpu.num_vectors();
         let mut present = vec![0u8; t];
-        for r in Reg::ALL {
+        for &r in &self.regs {
             if cpu.reg_defined(r) {
                 for (p, &v) in present.iter_mut().zip(cpu.reg(r)) {
                     *p |= 1 << v;
@@ -320,7 +494,7 @@ impl SortGame {
     /// The distinct columns of the defined registers on the permutation test vectors.
     fn perm_columns(&self, cpu: &CpuState) -> Vec<Vec<u8>> {
         let mut cols: Vec<Vec<u8>> = Vec::with_capacity(8);
-        for r in Reg::ALL {
+        for &r in &self.regs {
             if cpu.reg_defined(r) {
                 let c = cpu.reg(r);
                 let col: Vec<u8> = self.perms.iter().map(|&t| c[t]).collect();
@@ -408,7 +582,7 @@ impl SortGame {
     /// register with a new `cmp` first), and for each slot the earliest its sorted column can
     /// be ready (held now, or new). Returns `(earliest new value, latest slot)`.
     fn slot_times(&self, s: &GameState) -> (u16, u16) {
-        let live = Reg::ALL.iter().filter(|&&r| s.cpu.reg_defined(r));
+        let live = self.regs.iter().filter(|&&r| s.cpu.reg_defined(r));
         let m = live
             .map(|&r| s.model.ready[gpr_index(r)])
             .min()
@@ -423,7 +597,7 @@ impl SortGame {
             .targets
             .iter()
             .map(|col| {
-                Reg::ALL
+                self.regs
                     .iter()
                     .filter(|&&r| s.cpu.reg_defined(r) && s.cpu.reg(r) == &col[..])
                     .map(|&r| s.model.ready[gpr_index(r)])
@@ -464,7 +638,8 @@ impl SortGame {
     /// pipe counts and the pipes taken in each cycle.
     fn timing_key(&self, s: &GameState) -> u64 {
         let m = &s.model;
-        let mut regs: Vec<u64> = Reg::ALL
+        let mut regs: Vec<u64> = self
+            .regs
             .iter()
             .filter(|&&r| s.cpu.reg_defined(r))
             .map(|&r| mix64(hash_bytes(3, s.cpu.reg(r)) ^ m.ready[gpr_index(r)] as u64))
@@ -559,7 +734,7 @@ impl SortGame {
             return None;
         }
         let rows = cols[0].len();
-        let full = (1u8 << n) - 1;
+        let full = ((1u16 << n) - 1) as u8;
         let mut best: Option<f32> = None;
         let mut keys: Vec<u32> = Vec::with_capacity(rows);
         let mut idx: Vec<usize> = (0..n).collect();
@@ -568,35 +743,68 @@ impl SortGame {
             let mut covers = true;
             // Column-major data: `t` indexes a row across several columns.
             #[allow(clippy::needless_range_loop)]
-            for t in 0..rows {
-                let mut seen = 0u8;
-                let mut key = 0u32;
-                for &i in &idx {
-                    let v = cols[i][t];
-                    seen |= 1 << v;
-                    key = key << 3 | v as u32;
-                }
-                if seen != full {
-                    covers = false;
-                    break;
-                }
-                keys.push(key);
-            }
-            if covers {
-                let c = match &self.networks {
-                    Some(net) => {
-                        let set = keys.iter().fold(0u128, |s, &k| {
-                            s | 1u128 << net.index(k).expect("a covering row is a permutation")
-                        });
-                        net.min_comparators(set) as f32
+            if let Some(zo) = &self.zero_one {
+                // 0-1 rows: the chosen registers must hold as many ones as the input; on
+                // the permutation rows after them, every value.
+                let mut set = [0u64; 4];
+                #[allow(clippy::needless_range_loop)]
+                for t in 0..rows {
+                    if t >= self.weights.len() {
+                        let seen = idx.iter().fold(0u8, |m, &i| m | 1 << cols[i][t]);
+                        if seen != full {
+                            covers = false;
+                            break;
+                        }
+                        continue;
                     }
-                    None => {
-                        keys.sort_unstable();
-                        keys.dedup();
-                        (keys.len() as f32).log2()
+                    let mut code = 0u32;
+                    let mut ones = 0u8;
+                    for (k, &i) in idx.iter().enumerate() {
+                        let v = cols[i][t];
+                        ones += v;
+                        code |= u32::from(v) << k;
                     }
-                };
-                best = Some(best.map_or(c, |b: f32| b.min(c)));
+                    if ones != self.weights[t] {
+                        covers = false;
+                        break;
+                    }
+                    set[(code / 64) as usize] |= 1 << (code % 64);
+                }
+                if covers {
+                    let c = zo.comparators(&set) as f32;
+                    best = Some(best.map_or(c, |b: f32| b.min(c)));
+                }
+            } else {
+                for t in 0..rows {
+                    let mut seen = 0u8;
+                    let mut key = 0u32;
+                    for &i in &idx {
+                        let v = cols[i][t];
+                        seen |= 1 << v;
+                        key = key << 3 | v as u32;
+                    }
+                    if seen != full {
+                        covers = false;
+                        break;
+                    }
+                    keys.push(key);
+                }
+                if covers {
+                    let c = match &self.networks {
+                        Some(net) => {
+                            let set = keys.iter().fold(0u128, |s, &k| {
+                                s | 1u128 << net.index(k).expect("a covering row is a permutation")
+                            });
+                            net.min_comparators(set) as f32
+                        }
+                        None => {
+                            keys.sort_unstable();
+                            keys.dedup();
+                            (keys.len() as f32).log2()
+                        }
+                    };
+                    best = Some(best.map_or(c, |b: f32| b.min(c)));
+                }
             }
             let mut i = n;
             loop {
@@ -685,6 +893,9 @@ impl Environment for SortGame {
             next.model.push(&Op::of_insn(m));
         }
         next.last_cmp = matches!(m, Insn::Cmp { .. });
+        if self.proof.is_some() {
+            next.core.push(m);
+        }
         next.recent.rotate_right(1);
         next.recent[0] = Some(m);
         Some(next)
@@ -698,12 +909,13 @@ impl Environment for SortGame {
         if self.missing_targets(s) != 0 {
             return None;
         }
+        let stores = self.proven_stores(s)?;
         let len = s.len + self.tv.n as u32;
         Some(match self.objective {
             Objective::Length => len,
             Objective::Latency => {
                 let mut m = s.model;
-                for (k, src) in self.store_regs(s)?.into_iter().enumerate() {
+                for (k, src) in stores.into_iter().enumerate() {
                     m.push(&Op::of_insn(Insn::Store { slot: k as u8, src }));
                 }
                 self.cost_of(&m, len)
@@ -731,7 +943,11 @@ impl Environment for SortGame {
         let len = if e.is_finite() {
             e.max(lb)
         } else {
-            lb + 4.0 * (self.perms.len() as f32).log2()
+            // No n registers hold the values as the inputs do (a half-done exchange, say):
+            // as far as a whole network.
+            let n = self.tv.n;
+            let comparators = network::classic_comparators(n).map_or(n * (n - 1) / 2, |c| c.len());
+            lb + 4.0 * comparators as f32
         };
         match self.objective {
             Objective::Length => len,
@@ -749,7 +965,8 @@ impl Environment for SortGame {
     }
 
     fn key(&self, s: &GameState) -> u64 {
-        let mut cols: Vec<u64> = Reg::ALL
+        let mut cols: Vec<u64> = self
+            .regs
             .iter()
             .filter(|&&r| s.cpu.reg_defined(r))
             .map(|&r| hash_bytes(1, s.cpu.reg(r)))

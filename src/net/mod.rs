@@ -38,9 +38,11 @@ pub mod train;
 
 use crate::error::{Error, Result};
 use crate::game::{GameState, SortGame, RECENT};
-use crate::isa::{Cond, Insn, Reg, NUM_REGS};
+use crate::isa::{Cond, Insn, Reg, NUM_CALLER_SAVED as NUM_REGS};
 use crate::search::{Action, Environment, Evaluation, Evaluator};
-use crate::task::MAX_N;
+/// Largest `n` the net's features describe (7, as when the shipped nets were trained; tasks
+/// past it, and tasks with callee-saved scratch registers, are searched without a net).
+pub const MAX_N: usize = 7;
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
@@ -99,7 +101,7 @@ pub fn insn_features(insn: Insn) -> [f32; INSN_FEATURES] {
 /// means something only for the vocabulary it was trained on.
 pub fn vocabulary_hash() -> String {
     let mut text = vec![ARCH.to_string(), format!("max_n={MAX_N} recent={RECENT}")];
-    for r in Reg::ALL {
+    for r in Reg::CALLER_SAVED {
         text.push(r.name().to_string());
     }
     for c in Cond::ALL {
@@ -382,6 +384,18 @@ impl PolicyValueNet {
                 self.meta.n_max, task.name, task.n, task.n
             ));
         }
+        if let Some(r) = task.scratch.iter().find(|r| r.is_callee_saved()) {
+            return Err(format!(
+                "the net sees only the caller-saved registers, and task {} lists {r} as scratch",
+                task.name
+            ));
+        }
+        if !game.is_exact() {
+            return Err(format!(
+                "the net reads the CPU state on every weak ordering, and task {} is searched on its 0-1 test vectors",
+                task.name
+            ));
+        }
         Ok(())
     }
 
@@ -408,7 +422,7 @@ impl PolicyValueNet {
         let flag_base = pair_base + 3 * NUM_REGS * (NUM_REGS - 1) / 2;
         for (b, s) in states.iter().enumerate() {
             let cpu = &s.cpu;
-            let defined: Vec<Reg> = Reg::ALL
+            let defined: Vec<Reg> = Reg::CALLER_SAVED
                 .into_iter()
                 .filter(|&r| cpu.reg_defined(r))
                 .collect();

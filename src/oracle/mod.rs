@@ -68,7 +68,7 @@ pub fn prove(
     program: &[Insn],
 ) -> std::result::Result<String, (Option<usize>, String)> {
     let tv = task.test_vectors();
-    let mut cpu = CpuState::new(&tv);
+    let mut cpu = CpuState::new(&tv, task.columns());
     for (i, &insn) in program.iter().enumerate() {
         cpu.apply(insn).map_err(|f| (Some(i), f.to_string()))?;
     }
@@ -119,7 +119,76 @@ pub fn verify_program(task: &Task, program: &[Insn], cfg: &NativeConfig) -> Resu
             return Ok(Verdict::failed(checks, reason, program.len()));
         }
     }
-    stage2(task, &encode(program), cfg, checks, program.len(), None)
+    let saved: Vec<iced_x86::Register> = task
+        .saved_registers()
+        .into_iter()
+        .filter(|&r| {
+            program.iter().any(|i| {
+                let (a, b) = insn_regs(*i);
+                a.iced().full_register() == r || b.iced().full_register() == r
+            })
+        })
+        .collect();
+    stage2(
+        task,
+        &encode(program),
+        cfg,
+        checks,
+        program.len(),
+        None,
+        &saved,
+    )
+}
+
+/// The two register operands of a game instruction (the same one twice for loads and stores).
+fn insn_regs(insn: Insn) -> (crate::isa::Reg, crate::isa::Reg) {
+    match insn {
+        Insn::Load { dst, .. } => (dst, dst),
+        Insn::Store { src, .. } => (src, src),
+        Insn::Mov { dst, src } | Insn::Cmov { dst, src, .. } => (dst, src),
+        Insn::Cmp { a, b } => (a, b),
+    }
+}
+
+/// The callee-saved registers among `saved` (the task's) that the decoded body names, in
+/// the task's order: the function around the body pushes and pops them.
+pub fn callee_saved_used(
+    body: &[iced_x86::Instruction],
+    saved: &[iced_x86::Register],
+) -> Vec<iced_x86::Register> {
+    let mut factory = iced_x86::InstructionInfoFactory::new();
+    let used: Vec<iced_x86::Register> = body
+        .iter()
+        .flat_map(|ins| {
+            factory
+                .info(ins)
+                .used_registers()
+                .iter()
+                .map(|u| u.register().full_register())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    saved.iter().copied().filter(|r| used.contains(r)).collect()
+}
+
+/// `code` between pushes of `saved` (64-bit registers) and the pops in reverse order: how
+/// the exported function runs a body that uses callee-saved registers.
+pub fn with_saves(code: &[u8], saved: &[iced_x86::Register]) -> Vec<u8> {
+    use iced_x86::{Code, Encoder, Instruction};
+    let mut enc = Encoder::new(64);
+    for &r in saved {
+        let push = Instruction::with1(Code::Push_r64, r).expect("push of a 64-bit register");
+        enc.encode(&push, 0).expect("push encodes");
+    }
+    let mut out = enc.take_buffer();
+    out.extend_from_slice(code);
+    let mut enc = Encoder::new(64);
+    for &r in saved.iter().rev() {
+        let pop = Instruction::with1(Code::Pop_r64, r).expect("pop of a 64-bit register");
+        enc.encode(&pop, 0).expect("pop encodes");
+    }
+    out.extend(enc.take_buffer());
+    out
 }
 
 /// Both stages on a parsed foreign kernel: the static safety check, then stage 1 if every
@@ -128,7 +197,7 @@ pub fn verify_program(task: &Task, program: &[Insn], cfg: &NativeConfig) -> Resu
 pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result<Verdict> {
     let len = kernel.decoded.len();
     let mut checks = Vec::new();
-    if let Err((line, reason)) = kernel.check_safe(task.n) {
+    if let Err((line, reason)) = kernel.check_safe(task.n, &task.saved_registers()) {
         return Ok(Verdict::failed(
             checks,
             format!("{reason} (line {line})"),
@@ -193,7 +262,8 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
                     return Ok(Verdict::failed(checks, reason, len));
                 }
             }
-            stage2(task, &kernel.code, cfg, checks, len, None)
+            let saved = callee_saved_used(&kernel.decoded, &task.saved_registers());
+            stage2(task, &kernel.code, cfg, checks, len, None, &saved)
         }
         Err((line, why)) => {
             if let Err((line, reason)) = kernel.check_defined() {
@@ -205,7 +275,8 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
             }
             checks.push("static check: reads no state the caller left (registers or parts of them, flags, MXCSR, x87/MMX), no result the SDM leaves undefined, never the array's address, accesses aligned".into());
             let unproven = format!("line {line} is outside the game's ISA ({why}), so the weak-ordering proof does not apply");
-            stage2(task, &kernel.code, cfg, checks, len, Some(unproven))
+            let saved = callee_saved_used(&kernel.decoded, &task.saved_registers());
+            stage2(task, &kernel.code, cfg, checks, len, Some(unproven), &saved)
         }
     }
 }
@@ -217,9 +288,22 @@ fn stage2(
     mut checks: Vec<String>,
     len: usize,
     unproven: Option<String>,
+    saved: &[iced_x86::Register],
 ) -> Result<Verdict> {
-    match native::run_native(code, task.n, cfg)? {
+    let code = with_saves(code, saved);
+    match native::run_native(&code, task.n, cfg)? {
         Ok(report) => {
+            if !saved.is_empty() {
+                let names: Vec<String> = saved
+                    .iter()
+                    .map(|r| format!("{r:?}").to_lowercase())
+                    .collect();
+                checks.push(format!(
+                    "native: the body ran between push and pop of callee-saved {}, as the exported function runs it (body length {len}, {} with them)",
+                    names.join(" "),
+                    len + 2 * saved.len()
+                ));
+            }
             checks.extend(report.checks.into_iter().map(|c| format!("native: {c}")));
             let status = if unproven.is_some() {
                 Status::TestedNotProven

@@ -295,7 +295,7 @@ impl fmt::Display for NativeFailure {
 /// `[rdi + 4k]` inside the array, no writes to rsp or rdi): a kernel that faults kills the
 /// process. With `n` = 5 and the default config this makes 479,728 calls.
 ///
-/// Errors: [`Error::Runtime`] when `n` is not in `1..=7` ([`crate::task::MAX_N`]), when the JIT
+/// Errors: [`Error::Runtime`] when `n` is not in `1..=8` ([`crate::task::MAX_N`]), when the JIT
 /// cannot map executable memory, or on a CPU other than x86-64. The inner `Result` is the
 /// verdict: a [`NativeReport`] of what passed, or the first [`NativeFailure`].
 pub fn run_native(
@@ -1108,7 +1108,7 @@ mod tests {
 
     #[test]
     fn bad_n_is_a_runtime_error() {
-        for n in [0, 8] {
+        for n in [0, 9] {
             let err = run_native(&[], n, &quick()).unwrap_err();
             assert!(matches!(err, Error::Runtime(_)), "{err}");
         }

@@ -18,11 +18,35 @@ struct Node {
 
 /// Runs weighted A* with weight `w` (1 = plain A*, larger = greedier) until `shared` says stop.
 pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
+    astar_from(env, env.initial(), &[], w, shared, None).unwrap_or(StopReason::Expansions)
+}
+
+/// Weighted A* over the completions of `root`, the state that `prefix` (actions from the
+/// initial state) reaches: every solution is offered to `shared` as `prefix` followed by the
+/// moves from `root`. Stops when `shared` says so (`Some(reason)`), when every completion
+/// under the best cost has been searched (`Some(Exhausted)`: none is cheaper than the best),
+/// or after `max_expansions` expansions (`None`).
+pub fn astar_from<E: Environment>(
+    env: &E,
+    root: E::State,
+    prefix: &[Action],
+    w: f32,
+    shared: &Shared,
+    max_expansions: Option<u64>,
+) -> Option<StopReason> {
     let mut nodes = vec![Node {
         parent: u32::MAX,
         action: 0,
     }];
-    let root = env.initial();
+    let offer = |total: u32, path: &[Action]| {
+        if prefix.is_empty() {
+            shared.offer(total, path);
+        } else {
+            let whole: Vec<Action> = prefix.iter().chain(path).copied().collect();
+            shared.offer(total, &whole);
+        }
+    };
+    let mut expanded = 0u64;
     let mut open: BinaryHeap<(Reverse<u32>, Reverse<u32>, u32)> = BinaryHeap::new();
     let f = |g: u32, h: f32| ((g as f32 + w * h) * 16.0) as u32;
     open.push((
@@ -42,8 +66,12 @@ pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
         if iter % 16 == 0 {
             if let Some(r) = shared.should_stop() {
                 shared.add_stats(&stats);
-                return r;
+                return Some(r);
             }
+        }
+        if max_expansions.is_some_and(|m| expanded >= m) {
+            shared.add_stats(&stats);
+            return None;
         }
         if iter % 1024 == 0 {
             shared.add_stats(&stats);
@@ -67,12 +95,13 @@ pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
             continue;
         }
         if let Some(total) = env.solution_cost(&state) {
-            shared.offer(total, &path);
+            offer(total, &path);
             continue;
         }
         legal.clear();
         env.legal_actions(&state, &mut legal);
         shared.count(1);
+        expanded += 1;
         let mut kept = 0;
         for &a in &legal {
             let Some(child) = env.step(&state, a) else {
@@ -98,7 +127,7 @@ pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
             if let Some(total) = env.solution_cost(&child) {
                 let mut p = path.clone();
                 p.push(a);
-                shared.offer(total, &p);
+                offer(total, &p);
                 continue;
             }
             kept += 1;
@@ -115,5 +144,5 @@ pub fn astar<E: Environment>(env: &E, w: f32, shared: &Shared) -> StopReason {
         stats.expansion(path.len(), kept);
     }
     shared.add_stats(&stats);
-    StopReason::Exhausted
+    Some(StopReason::Exhausted)
 }

@@ -8,10 +8,12 @@
 //! length in instructions); a lower cost is better.
 
 mod astar;
+mod lns;
 mod mcts;
 pub mod record;
 
-pub use astar::astar;
+pub use astar::{astar, astar_from};
+pub use lns::lns;
 pub use mcts::{mcts, play_episode, Episode, EpisodeStep, MctsConfig};
 pub use record::{RngState, SearchStats, SearchTree, TreeSnapshot};
 
@@ -452,6 +454,12 @@ impl Shared {
     fn count(&self, n: u64) {
         self.explored.fetch_add(n, Ordering::Relaxed);
     }
+    /// Starts the search with a known solution as its incumbent (e.g. the classic sorting
+    /// network), recorded like a found one; returns whether it improved the best.
+    pub fn seed(&self, cost: u32, actions: &[Action]) -> bool {
+        self.offer(cost, actions)
+    }
+
     /// Records a solution if it improves the best; returns whether it did.
     fn offer(&self, cost: u32, actions: &[Action]) -> bool {
         if let Some((margin, capacity)) = self.near {

@@ -15,15 +15,27 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The built-in task files, compiled in: (name, TOML text).
-pub const BUILTIN: [(&str, &str); 3] = [
+pub const BUILTIN: [(&str, &str); 7] = [
+    ("sort2", include_str!("../../programs/sort2.toml")),
     ("sort3", include_str!("../../programs/sort3.toml")),
     ("sort4", include_str!("../../programs/sort4.toml")),
     ("sort5", include_str!("../../programs/sort5.toml")),
+    ("sort6", include_str!("../../programs/sort6.toml")),
+    ("sort7", include_str!("../../programs/sort7.toml")),
+    ("sort8", include_str!("../../programs/sort8.toml")),
 ];
 
-/// Largest `n` a sort task may have: the game stores values as ranks in a `u8` and the
-/// number of weak orderings grows as the ordered Bell numbers (n = 6: 4,683; n = 7: 47,293).
-pub const MAX_N: usize = 7;
+/// Largest `n` a sort task may have: the proof runs on every weak ordering, and their number
+/// grows as the ordered Bell numbers (n = 6: 4,683; n = 7: 47,293; n = 8: 545,835).
+pub const MAX_N: usize = 8;
+
+/// How many permutations join the 0-1 test vectors in a search on them
+/// ([`TestVectors::zero_one_and_permutations`]).
+pub const SEARCH_PERMUTATIONS: usize = 256;
+
+/// Largest `n` whose search runs on every weak ordering; past it the search runs on the 0-1
+/// test vectors ([`Task::search_vectors`]) and only the oracle's proof sees them all.
+pub const MAX_EXACT_SEARCH_N: usize = 5;
 
 /// Lengths reported in the literature, in instructions (loads and stores included, `ret`
 /// excluded).
@@ -53,6 +65,9 @@ pub struct Task {
     /// Budget used when `search` is given none.
     #[serde(with = "humantime_serde_compat")]
     pub default_budget: Duration,
+    /// Whether the search plays on the 0-1 test vectors (`search.vectors = "zero-one"`, the
+    /// default past [`MAX_EXACT_SEARCH_N`] elements) instead of every weak ordering (`"all"`).
+    pub zero_one_search: bool,
     /// Where the spec came from: `builtin:sort3`, or the task file's absolute path (as
     /// [`std::path::absolute`] makes it, symbolic links kept) when [`Task::load`] read one; the
     /// path given to [`Task::parse`] otherwise.
@@ -152,7 +167,7 @@ impl Task {
             ("layout", &["pointer", "stride"]),
             ("isa", &["opcodes", "scratch"]),
             ("reference", &["network", "alphadev"]),
-            ("search", &["budget"]),
+            ("search", &["budget", "vectors"]),
         ];
         for (table, keys) in KNOWN {
             let t = if table.is_empty() {
@@ -331,11 +346,9 @@ impl Task {
         for r in strings("isa.scratch")? {
             let reg = Reg::parse(&r).ok_or_else(|| {
                 let why = match r.to_ascii_lowercase().as_str() {
-                    "ebx" | "ebp" | "r12d" | "r13d" | "r14d" | "r15d" | "rbx" | "rbp" | "r12"
-                    | "r13" | "r14" | "r15" => "is callee-saved",
                     "esp" | "rsp" => "is the stack pointer",
                     "edi" | "rdi" => "holds the array pointer",
-                    _ => "is not a 32-bit caller-saved register (eax, ecx, edx, esi, r8d-r11d)",
+                    _ => "is not a 32-bit general-purpose register (eax, ecx, edx, esi, r8d-r11d; callee-saved ebx, ebp, r12d-r15d)",
                 };
                 err("isa.scratch", format!("'{r}' {why}"))
             })?;
@@ -353,6 +366,21 @@ impl Task {
         let reference = Reference {
             network: length("reference.network")?,
             alphadev: length("reference.alphadev")?,
+        };
+        let zero_one_search = match get("search.vectors") {
+            None => n > MAX_EXACT_SEARCH_N,
+            Some(toml::Value::String(v)) if v == "all" => false,
+            Some(toml::Value::String(v)) if v == "zero-one" => true,
+            Some(v) => {
+                return Err(err(
+                    "search.vectors",
+                    format!(
+                        "expected \"all\" or \"zero-one\", found {}",
+                        v.as_str()
+                            .map_or(v.type_str().to_string(), |s| format!("'{s}'"))
+                    ),
+                ))
+            }
         };
         let default_budget = match get("search.budget") {
             Some(toml::Value::String(s)) => parse_budget(s).map_err(|e| {
@@ -382,13 +410,44 @@ impl Task {
             scratch,
             reference,
             default_budget,
+            zero_one_search,
             source: path.display().to_string(),
         })
     }
 
     /// The test vectors of the task: every weak ordering of `n` values (see [`weak_orderings`]).
+    /// The oracle's proof runs on these.
     pub fn test_vectors(&self) -> TestVectors {
         TestVectors::new(self.n)
+    }
+
+    /// The test vectors the search plays on: every weak ordering (so a solution of the game is
+    /// proved; the default up to [`MAX_EXACT_SEARCH_N`] elements), or with
+    /// [`Task::zero_one_search`] the 0-1 vectors ([`TestVectors::zero_one`]: 63 / 127 / 255 for n = 6 / 7 / 8 instead of 4,683 /
+    /// 47,293 / 545,835), on which a solution is only a candidate until the proof on every
+    /// weak ordering passes.
+    pub fn search_vectors(&self) -> TestVectors {
+        if self.zero_one_search {
+            TestVectors::zero_one_and_permutations(self.n, SEARCH_PERMUTATIONS)
+        } else {
+            self.test_vectors()
+        }
+    }
+
+    /// How many register columns the emulator keeps for this task
+    /// ([`crate::game::cpu::columns_for`]).
+    pub fn columns(&self) -> usize {
+        crate::game::cpu::columns_for(&self.scratch)
+    }
+
+    /// The callee-saved scratch registers (64-bit, in the order the task lists them): a kernel
+    /// may write them only because the function around its body pushes and pops them.
+    pub fn saved_registers(&self) -> Vec<iced_x86::Register> {
+        self.scratch
+            .iter()
+            .filter(|r| r.is_callee_saved())
+            .map(|r| r.iced().full_register())
+            .collect()
     }
 }
 
@@ -467,7 +526,7 @@ mod tests {
 
     #[test]
     fn a_task_file_budget_over_the_maximum_is_refused() {
-        let text = BUILTIN[0]
+        let text = BUILTIN[1]
             .1
             .replace("budget = \"60s\"", "budget = \"40years\"");
         assert!(text.contains("40years"), "{text}");
@@ -483,7 +542,7 @@ mod tests {
     fn task_files_are_recorded_by_absolute_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mine.toml");
-        std::fs::write(&path, BUILTIN[0].1).unwrap();
+        std::fs::write(&path, BUILTIN[1].1).unwrap();
         let task = Task::load(path.to_str().unwrap()).unwrap();
         assert_eq!(task.source, path.display().to_string());
         assert!(Path::new(&task.source).is_absolute());
