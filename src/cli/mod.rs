@@ -979,9 +979,31 @@ fn print_search(
                 (Some(n), Some(a)) => format!(" (classic network {n}, AlphaDev {a})"),
                 _ => String::new(),
             };
+            // AlphaDev counts the body (its kernels are inline asm with clobbers); the function
+            // adds a push and a pop for each callee-saved register the body uses.
+            let saved = crate::asm::parse_str(
+                &b.program_att.join("\n"),
+                crate::asm::Syntax::Att,
+                "<kernel>",
+            )
+            .map(|k| crate::oracle::callee_saved_used(&k.decoded, &task.saved_registers()))
+            .unwrap_or_default();
+            let body = if saved.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<String> = saved
+                    .iter()
+                    .map(|r| format!("{r:?}").to_lowercase())
+                    .collect();
+                format!(
+                    " in the body; {} as a function, with push and pop of {}",
+                    b.length + 2 * saved.len(),
+                    names.join(" ")
+                )
+            };
             writeln!(
                 w,
-                "{}: verified kernel, {} instructions{refs}",
+                "{}: verified kernel, {} instructions{body}{refs}",
                 task.name, b.length
             )
             .map_err(stdout_err)?;

@@ -68,6 +68,10 @@ pub struct Task {
     /// Whether the search plays on the 0-1 test vectors (`search.vectors = "zero-one"`, the
     /// default past [`MAX_EXACT_SEARCH_N`] elements) instead of every weak ordering (`"all"`).
     pub zero_one_search: bool,
+    /// How many permutations join the 0-1 test vectors when [`Task::zero_one_search`]
+    /// (`search.permutations`, default [`SEARCH_PERMUTATIONS`]; 0 leaves the 0-1 vectors
+    /// alone, which lets many more candidates reach the proof and fail it).
+    pub search_permutations: usize,
     /// Where the spec came from: `builtin:sort3`, or the task file's absolute path (as
     /// [`std::path::absolute`] makes it, symbolic links kept) when [`Task::load`] read one; the
     /// path given to [`Task::parse`] otherwise.
@@ -167,7 +171,7 @@ impl Task {
             ("layout", &["pointer", "stride"]),
             ("isa", &["opcodes", "scratch"]),
             ("reference", &["network", "alphadev"]),
-            ("search", &["budget", "vectors"]),
+            ("search", &["budget", "vectors", "permutations"]),
         ];
         for (table, keys) in KNOWN {
             let t = if table.is_empty() {
@@ -382,6 +386,16 @@ impl Task {
                 ))
             }
         };
+        let search_permutations = match int("search.permutations")? {
+            None => SEARCH_PERMUTATIONS,
+            Some(k) if (0..=100_000).contains(&k) => k as usize,
+            Some(k) => {
+                return Err(err(
+                    "search.permutations",
+                    format!("{k} is out of range (0..=100000)"),
+                ))
+            }
+        };
         let default_budget = match get("search.budget") {
             Some(toml::Value::String(s)) => parse_budget(s).map_err(|e| {
                 err(
@@ -411,6 +425,7 @@ impl Task {
             reference,
             default_budget,
             zero_one_search,
+            search_permutations,
             source: path.display().to_string(),
         })
     }
@@ -428,7 +443,7 @@ impl Task {
     /// weak ordering passes.
     pub fn search_vectors(&self) -> TestVectors {
         if self.zero_one_search {
-            TestVectors::zero_one_and_permutations(self.n, SEARCH_PERMUTATIONS)
+            TestVectors::zero_one_and_permutations(self.n, self.search_permutations)
         } else {
             self.test_vectors()
         }
