@@ -1,5 +1,7 @@
 //! Emulator throughput: instruction applications x test vectors per second, on the CPU state
-//! of sort3/4/5 (13/75/541 test vectors). Run with `cargo bench --bench emulator`.
+//! the search plays on: every weak ordering for sort3/4/5 (13/75/541 test vectors), the 0-1
+//! vectors plus 256 permutations for sort6/7/8 (319/383/511); and on sort8's proof set
+//! (545,835). Run with `cargo bench --bench emulator`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use superopt::game::CpuState;
@@ -7,10 +9,27 @@ use superopt::isa::{Cond, Insn, Reg};
 use superopt::Task;
 
 fn bench(c: &mut Criterion) {
-    for name in ["sort3", "sort4", "sort5"] {
+    for (name, proof) in [
+        ("sort3", false),
+        ("sort4", false),
+        ("sort5", false),
+        ("sort6", false),
+        ("sort7", false),
+        ("sort8", false),
+        ("sort8", true),
+    ] {
         let task = Task::load(name).unwrap();
-        let tv = task.test_vectors();
-        let mut s = CpuState::new(&tv, 8);
+        let tv = if proof {
+            task.test_vectors()
+        } else {
+            task.search_vectors()
+        };
+        let name = if proof {
+            format!("{name}-proof")
+        } else {
+            name.to_string()
+        };
+        let mut s = CpuState::new(&tv, task.columns());
         for k in 0..task.n {
             s.apply(Insn::Load {
                 dst: Reg::from_index(k),

@@ -5,12 +5,13 @@ total programs explored. Usage:
 
     python3 scripts/bench_search.py sort3 --budget 60s --target 17 --lengths 18 17
     python3 scripts/bench_search.py sort5 --budget 10m --target 42 --lengths 46 43 42
+    python3 scripts/bench_search.py sort7 --budget 5m --lengths 78 76 75 74 --strategies lns --seeds 1
 
     python3 scripts/bench_search.py sort4 --budget 60s --target 28 --lengths 28 \
         --guides nets/sort4.safetensors none heuristic
 
 Each run uses the release binary with default threads (all cores) and writes its log to a
-temporary folder. `--guides` replaces `--strategies`: each is `none` (uniform priors),
+temporary folder. `--guides` replaces `--strategies`; `--no-incumbent` times the search without the classic network as its first incumbent. Each guide is `none` (uniform priors),
 `heuristic`, `astar`, a net checkpoint path (the net's priors times the heuristic's, the
 default), `netalone:PATH` (that net's priors alone, `--net-prior net`) or `netvalue:PATH`
 (that net with `--net-value net`); the table adds the median over the seeds.
@@ -27,6 +28,8 @@ p.add_argument("--strategies", nargs="+", default=["mcts", "astar"])
 p.add_argument("--guides", nargs="+")
 p.add_argument("--threads", type=int)
 p.add_argument("--bin", default="target/release/superopt")
+p.add_argument("--no-incumbent", action="store_true",
+               help="pass --no-incumbent: start without the classic network, to time the search alone")
 a = p.parse_args()
 
 cols = " | ".join(f"to {l}: s (programs)" for l in a.lengths)
@@ -58,6 +61,8 @@ for strategy in (a.guides or a.strategies):
                 cmd += ["--target", str(a.target)]
             if a.threads is not None:
                 cmd += ["--threads", str(a.threads)]
+            if a.no_incumbent:
+                cmd += ["--no-incumbent"]
             out = subprocess.run(cmd, capture_output=True, text=True)
             r = json.loads(out.stdout)
             log = json.load(open(r["log"]))

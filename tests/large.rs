@@ -357,8 +357,7 @@ fn a_sort8_kernel_with_callee_saved_scratch_exports_and_links() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        stdout(&o)
-            .contains("GNU as assembled symbol sort8 to 90 instructions + ret, saving 1;"),
+        stdout(&o).contains("GNU as assembled symbol sort8 to 90 instructions + ret, saving 1;"),
         "{}",
         stdout(&o)
     );
@@ -387,4 +386,72 @@ fn a_sort8_kernel_with_callee_saved_scratch_exports_and_links() {
     assert!(o.status.success(), "gcc: {}", stderr(&o));
     let o = limited(&mut std::process::Command::new(&exe)).unwrap();
     assert_eq!(stdout(&o), "passed 165544 of 165544\n");
+}
+
+#[test]
+fn no_incumbent_makes_the_search_find_the_network_length_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "search",
+            "sort4",
+            "--strategy",
+            "astar",
+            "--threads",
+            "1",
+            "--target",
+            "28",
+            "--json",
+            "--log-dir",
+            dir.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = superopt(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["length"], 28);
+        assert_eq!(v["stop_reason"], "target");
+        let log: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(v["log"].as_str().unwrap()).unwrap())
+                .unwrap();
+        (v["programs_explored"].as_u64().unwrap(), log)
+    };
+    // The network is 28 already: found after 0 programs.
+    let (explored, log) = run(&[]);
+    assert_eq!(explored, 0);
+    assert_eq!(log["config"]["incumbent"], "network");
+    let (explored, log) = run(&["--no-incumbent"]);
+    assert!(explored > 0);
+    assert_eq!(log["config"]["incumbent"], "none");
+}
+
+#[test]
+fn without_the_incumbent_sort3_and_sort4_search_as_before() {
+    // The example logs' commands (search-logs/README.md): the same programs explored as
+    // before tasks past n = 5 existed, so the search on n <= 5 is unchanged.
+    let dir = tempfile::tempdir().unwrap();
+    for (task, target, explored) in [("sort3", "17", 277), ("sort4", "28", 8_134)] {
+        let o = superopt(&[
+            "search",
+            task,
+            "--budget",
+            "120s",
+            "--seed",
+            "1",
+            "--target",
+            target,
+            "--threads",
+            "1",
+            "--evaluator",
+            "heuristic",
+            "--no-incumbent",
+            "--json",
+            "--log-dir",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["programs_explored"], explored, "{task}");
+        assert_eq!(v["length"].to_string(), target);
+    }
 }

@@ -122,7 +122,7 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
                 label,
                 log_path.display().to_string(),
                 kernel.decoded.len(),
-                "verified".into(),
+                with_saved_note("verified".into(), task, &kernel),
             ),
             runner: Runner::kernel(&kernel.code, model::decoded_state(&kernel.decoded), n)?,
         });
@@ -137,7 +137,11 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
             runner: r?,
         });
     }
+    // Kernel files may use any callee-saved register: the timing loop saves them all, and
+    // the oracle runs the body between pushes and pops of those it uses.
+    let widened = task.with_all_callee_saved();
     for file in &opts.files {
+        let task = &widened;
         let kernel = asm::parse_file(file, opts.syntax)?;
         if let Err((line, reason)) = kernel.check_safe(n, &task.saved_registers()) {
             return Err(Error::Asm {
@@ -159,6 +163,7 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
             Status::TestedNotProven => "tested, not proven".to_string(),
             _ => format!("FAILS: {}", verdict.reason.unwrap_or_default()),
         };
+        let status = with_saved_note(status, task, &kernel);
         let name = file
             .file_name()
             .map_or(file.display().to_string(), |f| f.to_string_lossy().into());
@@ -305,6 +310,22 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
         }
     }
     Ok(out)
+}
+
+/// `status`, plus a note when the kernel's body uses callee-saved registers: the timing loop
+/// saves them once around all its calls, so the body is timed as inline asm with clobbers
+/// would run it, without the push and pop an exported function adds
+/// (`verified; body timed, rbx saved outside`).
+fn with_saved_note(status: String, task: &Task, kernel: &asm::Kernel) -> String {
+    let saved = oracle::callee_saved_used(&kernel.decoded, &task.saved_registers());
+    if saved.is_empty() {
+        return status;
+    }
+    let names: Vec<String> = saved
+        .iter()
+        .map(|r| format!("{r:?}").to_lowercase())
+        .collect();
+    format!("{status}; body timed, {} saved outside", names.join(" "))
 }
 
 /// Whether a kernel read from a log is safe to run and verified for `task`; else why not.

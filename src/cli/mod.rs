@@ -106,11 +106,15 @@ pub enum Command {
         /// visits are dropped first.
         #[arg(long, default_value_t = search::TREE_NODES)]
         tree_nodes: usize,
+        /// Start without the classic sorting network as the incumbent, to measure what the
+        /// search finds by itself (the benchmarks of time to a length use it).
+        #[arg(long)]
+        no_incumbent: bool,
         /// Continue the search saved in this log (its task, settings, best kernel, tree,
         /// counts and random streams), writing the same log. --budget is the time to run
         /// now (default: what is left of the saved budget); the search's settings come from
         /// the log and cannot be changed.
-        #[arg(long, value_name = "LOG", conflicts_with_all = ["task", "seed", "threads", "strategy", "target", "evaluator", "net", "net_value", "objective", "meter", "leaf_batch", "log_dir", "checkpoint", "tree_nodes", "device", "net_prior"])]
+        #[arg(long, value_name = "LOG", conflicts_with_all = ["task", "seed", "threads", "strategy", "target", "evaluator", "net", "net_value", "objective", "meter", "leaf_batch", "log_dir", "checkpoint", "tree_nodes", "device", "net_prior", "no_incumbent"])]
         resume: Option<PathBuf>,
     },
     /// Check a kernel written elsewhere (one instruction per line, pointer in rdi, no ret).
@@ -779,6 +783,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             log_dir,
             checkpoint,
             tree_nodes,
+            no_incumbent,
             resume,
         } => {
             let stop = Arc::new(AtomicBool::new(false));
@@ -909,6 +914,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 progress: !json,
                 checkpoint_every,
                 tree_nodes,
+                incumbent: !no_incumbent,
                 device: device.unwrap_or_default(),
                 resume: None,
             };

@@ -243,6 +243,8 @@ pub struct SearchOptions {
     pub checkpoint_every: Option<Duration>,
     /// Most tree nodes written to the log (0: no tree).
     pub tree_nodes: usize,
+    /// Whether the search starts with the classic sorting network as its incumbent.
+    pub incumbent: bool,
     /// Where a guiding net runs.
     pub device: crate::net::DeviceKind,
     /// A saved search to continue instead of starting afresh.
@@ -297,6 +299,9 @@ struct SavedConfig {
     tree_nodes: Option<usize>,
     #[serde(default)]
     device: crate::net::DeviceKind,
+    /// Logs before the incumbent existed started without one.
+    #[serde(default)]
+    incumbent: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -424,6 +429,7 @@ pub fn resume_options(
         progress,
         checkpoint_every,
         tree_nodes: saved.tree_nodes.unwrap_or(TREE_NODES),
+        incumbent: saved.incumbent.as_deref() == Some("network"),
         device: saved.device,
         resume: Some(Resume {
             path: path.to_path_buf(),
@@ -783,6 +789,7 @@ pub fn run_search(
         "moves": game.num_actions(),
         "checkpoint_s": opts.checkpoint_every.map(|d| d.as_secs_f64()),
         "tree_nodes": opts.tree_nodes,
+        "incumbent": if opts.incumbent { "network" } else { "none" },
         "device": opts.device,
     });
     let head = LogHead {
@@ -818,7 +825,7 @@ pub fn run_search(
     }
     // Never worse than the textbook: the classic network, played by the game's rules, is the
     // incumbent from the start (a resumed search has it among its improvements already).
-    if opts.resume.is_none() {
+    if opts.resume.is_none() && opts.incumbent {
         if let Some(actions) = game.network_actions() {
             if let Some(cost) = replay_cost(&game, &actions) {
                 shared.seed(cost, &actions);

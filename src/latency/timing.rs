@@ -27,7 +27,8 @@ impl Runner {
     /// `[rdi + 4k]` inside the array, no writes to rsp or rdi): it runs on the CPU as it is.
     /// Callee-saved registers are saved around the loop, so a kernel may use them.
     ///
-    /// Errors: [`Error::Runtime`] when `n` is not in `1..=7` or the JIT cannot map memory.
+    /// Errors: [`Error::Runtime`] when `n` is not in `1..=8` ([`crate::task::MAX_N`]) or the JIT
+    /// cannot map memory.
     pub fn kernel(code: &[u8], model: ModelState, n: usize) -> Result<Runner> {
         check_n(n)?;
         Ok(Runner {
@@ -85,6 +86,9 @@ impl Runner {
             3 => native::minmax_network::<3>,
             4 => native::minmax_network::<4>,
             5 => native::minmax_network::<5>,
+            6 => native::minmax_network::<6>,
+            7 => native::minmax_network::<7>,
+            8 => native::minmax_network::<8>,
             _ => return None,
         };
         Some(Runner::called(f, n))
@@ -437,7 +441,7 @@ mod jit {
     }
 
     impl ChainJit {
-        /// Assembles, for arrays of `n` i32 (`1..=7`):
+        /// Assembles, for arrays of `n` i32 (`1..=8`):
         ///
         /// ```text
         ///     push rbx, rbp, r12-r15; push mask; push end

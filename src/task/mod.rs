@@ -455,6 +455,19 @@ impl Task {
         crate::game::cpu::columns_for(&self.scratch)
     }
 
+    /// This task with every callee-saved register added to its scratch list (after the
+    /// listed ones): what `bench` checks kernel files against, so that kernels written as
+    /// inline asm with clobbers (AlphaDev's sort6-8 use rbx and r12-r14) can be timed.
+    pub fn with_all_callee_saved(&self) -> Task {
+        let mut t = self.clone();
+        for r in Reg::ALL.into_iter().filter(|r| r.is_callee_saved()) {
+            if !t.scratch.contains(&r) {
+                t.scratch.push(r);
+            }
+        }
+        t
+    }
+
     /// The callee-saved scratch registers (64-bit, in the order the task lists them): a kernel
     /// may write them only because the function around its body pushes and pops them.
     pub fn saved_registers(&self) -> Vec<iced_x86::Register> {
