@@ -416,13 +416,15 @@ fn no_incumbent_makes_the_search_find_the_network_length_itself() {
                 .unwrap();
         (v["programs_explored"].as_u64().unwrap(), log)
     };
-    // The network is 28 already: found after 0 programs.
-    let (explored, log) = run(&[]);
-    assert_eq!(explored, 0);
+    // The network is 28 already: the first improvement, found after 0 programs.
+    let (_, log) = run(&[]);
     assert_eq!(log["config"]["incumbent"], "network");
+    assert_eq!(log["timeline"][0]["length"], 28);
+    assert_eq!(log["timeline"][0]["programs_explored"], 0);
     let (explored, log) = run(&["--no-incumbent"]);
-    assert!(explored > 0);
     assert_eq!(log["config"]["incumbent"], "none");
+    assert!(explored > 0);
+    assert!(log["timeline"][0]["programs_explored"].as_u64().unwrap() > 0);
 }
 
 #[test]

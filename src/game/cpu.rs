@@ -146,18 +146,16 @@ impl CpuState {
     pub fn apply(&mut self, insn: Insn) -> Result<(), Fault> {
         let t = self.t;
         let regs = self.regs;
-        // A register without a column can never be defined: reading it faults, and so does
-        // writing it (the task does not offer it).
-        let (r1, r2) = match insn {
-            Insn::Load { dst, .. } => (dst, dst),
-            Insn::Store { src, .. } => (src, src),
-            Insn::Mov { dst, src } | Insn::Cmov { dst, src, .. } => (dst, src),
-            Insn::Cmp { a, b } => (a, b),
+        // A register without a column is never defined, so reading it faults like any
+        // undefined register (`need`, and `cmovcc` reads its destination); the two moves
+        // that define a register check that it has a column.
+        let column = |r: Reg| {
+            if r.index() < regs {
+                Ok(())
+            } else {
+                Err(Fault::UndefinedRegister(r))
+            }
         };
-        if r1.index().max(r2.index()) >= regs {
-            let r = if r1.index() >= regs { r1 } else { r2 };
-            return Err(Fault::UndefinedRegister(r));
-        }
         let need = |s: &Self, r: Reg| {
             if s.reg_defined(r) {
                 Ok(())
@@ -170,6 +168,7 @@ impl CpuState {
                 if slot as usize >= self.n {
                     return Err(Fault::SlotOutOfRange(slot));
                 }
+                column(dst)?;
                 self.copy_col(regs + slot as usize, dst.index());
                 self.defined |= 1 << dst.index();
             }
@@ -182,6 +181,7 @@ impl CpuState {
             }
             Insn::Mov { dst, src } => {
                 need(self, src)?;
+                column(dst)?;
                 self.copy_col(src.index(), dst.index());
                 self.defined |= 1 << dst.index();
             }
@@ -272,6 +272,42 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s.reg(Reg::Eax), &[0, 0, 0], "eax = min(a, b)");
+    }
+
+    #[test]
+    fn registers_without_a_column_fault() {
+        let tv = TestVectors::new(2);
+        let mut s = CpuState::new(&tv, 8);
+        let load = |dst| Insn::Load { dst, slot: 0 };
+        assert_eq!(
+            s.apply(load(Reg::Ebx)),
+            Err(Fault::UndefinedRegister(Reg::Ebx))
+        );
+        s.apply(load(Reg::Eax)).unwrap();
+        for insn in [
+            Insn::Mov {
+                dst: Reg::R12d,
+                src: Reg::Eax,
+            },
+            Insn::Mov {
+                dst: Reg::Eax,
+                src: Reg::R12d,
+            },
+            Insn::Cmp {
+                a: Reg::Eax,
+                b: Reg::R12d,
+            },
+            Insn::Store {
+                slot: 1,
+                src: Reg::R12d,
+            },
+        ] {
+            assert_eq!(s.apply(insn), Err(Fault::UndefinedRegister(Reg::R12d)));
+        }
+        // With columns up to r12d it is an ordinary register.
+        let mut s = CpuState::new(&tv, columns_for(&[Reg::Eax, Reg::R12d]));
+        s.apply(load(Reg::R12d)).unwrap();
+        assert_eq!(s.reg(Reg::R12d), &[0, 0, 1]);
     }
 
     #[test]
