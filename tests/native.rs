@@ -11,26 +11,6 @@ use superopt::oracle::native::{run_native, NativeConfig, NativeFailure, NativeRe
 fn sort_net(n: usize) -> &'static [(usize, usize)] {
     classic_comparators(n).unwrap()
 }
-/// Knuth, TAOCP vol. 3, 5.3.4: 16 comparators for 7 inputs.
-const SORT7: [(usize, usize); 16] = [
-    (0, 6),
-    (2, 3),
-    (4, 5),
-    (0, 2),
-    (1, 4),
-    (3, 6),
-    (0, 1),
-    (2, 5),
-    (3, 4),
-    (1, 2),
-    (4, 6),
-    (2, 3),
-    (4, 5),
-    (1, 2),
-    (3, 4),
-    (5, 6),
-];
-
 /// A sorting network on `n` values as machine code (temporary: scratch register `n`).
 fn network(n: usize, comparators: &[(usize, usize)]) -> Vec<u8> {
     encode(&network_kernel(&Reg::ALL, n, comparators))
@@ -105,7 +85,7 @@ fn sort5_network_passes_quickly() {
 fn sort7_network_passes() {
     // 7 values plus the temporary use all eight scratch registers.
     let report = pass(
-        &network(7, &SORT7),
+        &network(7, sort_net(7)),
         7,
         &NativeConfig {
             random: 10_000,
@@ -117,7 +97,7 @@ fn sort7_network_passes() {
 
 #[test]
 fn sort7_network_missing_its_last_comparator_fails() {
-    let f = fail(&network(7, &SORT7[..15]), 7);
+    let f = fail(&network(7, &sort_net(7)[..15]), 7);
     assert!(matches!(f, NativeFailure::NotSorted { .. }), "{f}");
 }
 
