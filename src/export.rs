@@ -1119,9 +1119,9 @@ fn header_lines(doc: &Doc, name: &str, signature: &str) -> Vec<String> {
     lines
 }
 
-/// The callee-saved registers (full 64-bit) that `kernel` uses, in push order. Verified
-/// kernels never use one (the verifier refuses callee-saved writes); this is for kernels
-/// that read one, and kept so that the prologue is right if the verifier ever allows more.
+/// The callee-saved registers (full 64-bit) that `kernel` uses, in push order: those a task
+/// lists as scratch (the verifier refuses writes to any other), which the exported function
+/// pushes before the body and pops after it.
 fn callee_saved_used(kernel: &Kernel) -> Vec<Register> {
     let mut factory = InstructionInfoFactory::new();
     let mut used = Vec::new();
@@ -1306,7 +1306,7 @@ fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
         "#[allow(non_snake_case)]\n"
     };
     text.push_str(&format!(
-        "/// Sorts the {n} elements of `v` in place, ascending (signed order), with the kernel\n/// above ({len} instructions, no branches).\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn {name}(v: &mut [i32; {n}]) {{\n    // SAFETY: the kernel reads and writes only the {n} i32 at the pointer, uses only\n    // caller-saved registers, no stack and no flags that the SysV ABI asks to preserve;\n    // superopt verified this for all inputs before and after writing this file.\n    unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n}}\n\n",
+        "/// Sorts the {n} elements of `v` in place, ascending (signed order), with the kernel\n/// above ({len} instructions, no branches).\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn {name}(v: &mut [i32; {n}]) {{\n    // SAFETY: the kernel reads and writes only the {n} i32 at the pointer; it changes no\n    // register the SysV ABI asks to preserve (callee-saved ones it uses are pushed and popped\n    // around its body) and no flags the ABI asks to preserve;\n    // superopt verified this for all inputs before and after writing this file.\n    unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n}}\n\n",
         len = doc.verdict.length,
     ));
     let orderings = doc.task.test_vectors().len();
@@ -2413,8 +2413,8 @@ mod tests {
         );
     }
 
-    // Verified kernels never use a callee-saved register (the verifier refuses writes to
-    // one), so the push/pop generation is tested on a synthetic kernel that uses ebx.
+    // The push/pop generation on a synthetic kernel that uses ebx and r12d (tests/large.rs
+    // exports a verified sort8 kernel that uses ebx).
     #[test]
     fn callee_saved_registers_are_pushed_and_popped() {
         let k = asm::parse_str(

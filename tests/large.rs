@@ -457,3 +457,54 @@ fn without_the_incumbent_sort3_and_sort4_search_as_before() {
         assert_eq!(v["length"].to_string(), target);
     }
 }
+
+#[test]
+fn all_weak_orderings_as_search_vectors_stop_at_seven_elements() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/sort8.toml"),
+    )
+    .unwrap()
+    .replace("budget = \"10m\"", "budget = \"10m\"\nvectors = \"all\"");
+    assert_eq!(
+        Task::parse(&text, std::path::Path::new("s8.toml"))
+            .unwrap_err()
+            .to_string(),
+        "s8.toml: search.vectors: \"all\" is not supported for n = 8 (too many weak orderings to search on; the proof still uses them all): use \"zero-one\""
+    );
+}
+
+#[test]
+fn export_refuses_a_task_file_that_differs_from_the_log_s_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let o = superopt(&[
+        "search",
+        "sort8",
+        "--budget",
+        "1s",
+        "--threads",
+        "1",
+        "--json",
+        "--log-dir",
+        logs.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let log = v["log"].as_str().unwrap().to_string();
+    // Same name, ebx no longer scratch: the log's kernel (the network, whose copy is in
+    // ebx) was verified for another task.
+    let toml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/sort8.toml"),
+    )
+    .unwrap()
+    .replace("\"ebx\", \"r12d\"", "\"r12d\"");
+    let t = write(dir.path(), "sort8.toml", &toml);
+    let out = dir.path().join("out");
+    let o = superopt(&["export", &log, "--task", &t, "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert_eq!(
+        stderr(&o),
+        format!("error: --task {t} differs from the log's task sort8 (n, scratch registers or opcodes); export the log without --task, or the kernel as a .s file with --task\n")
+    );
+    assert!(!out.exists());
+}

@@ -106,12 +106,20 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
     });
     if let Some(prog) = crate::game::network::classic_kernel(task) {
         let comparators = (prog.len() - 2 * n) / 4; // 4 per comparator, n loads, n stores
+        let mut saved: Vec<iced_x86::Register> = Vec::new();
+        for r in prog.iter().filter_map(|i| i.written_reg()) {
+            let full = r.iced().full_register();
+            if r.is_callee_saved() && !saved.contains(&full) {
+                saved.push(full);
+            }
+        }
+        let status = saved_note("verified".into(), &saved);
         subjects.push(Subject {
             row: kernel_row(
                 format!("network ({comparators} comparators)"),
                 "built in".into(),
                 prog.len(),
-                "verified".into(),
+                status,
             ),
             runner: Runner::kernel(&crate::isa::encode(&prog), model::program_state(&prog), n)?,
         });
@@ -318,6 +326,11 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
 /// (`verified; body timed, rbx saved outside`).
 fn with_saved_note(status: String, task: &Task, kernel: &asm::Kernel) -> String {
     let saved = oracle::callee_saved_used(&kernel.decoded, &task.saved_registers());
+    saved_note(status, &saved)
+}
+
+/// `status`, plus the note of [`with_saved_note`] for the callee-saved registers `saved`.
+fn saved_note(status: String, saved: &[iced_x86::Register]) -> String {
     if saved.is_empty() {
         return status;
     }

@@ -146,6 +146,15 @@ fn read_input(
                         given.name, log_task.name
                     )));
                 }
+                // Same name, another spec: the log's kernel was verified for the log's task.
+                if (given.n, &given.scratch, &given.conds)
+                    != (log_task.n, &log_task.scratch, &log_task.conds)
+                {
+                    return Err(Error::Runtime(format!(
+                        "--task {t} differs from the log's task {} (n, scratch registers or opcodes); export the log without --task, or the kernel as a .s file with --task",
+                        log_task.name
+                    )));
+                }
             }
             let best = log.best.ok_or_else(|| Error::Log {
                 path: input.into(),

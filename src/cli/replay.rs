@@ -86,7 +86,7 @@ pub fn replay(path: &Path, opts: &ReplayOptions, w: &mut dyn std::io::Write) -> 
     if opts.dot.is_some() && log.tree.is_none() {
         return Err(crate::Error::Log {
             path: path.into(),
-            message: "no tree to draw: the log has none (an A* search, a version 1 log, or --tree-nodes 0)".into(),
+            message: "no tree to draw: the log has none (an A* or LNS search, a version 1 log, or --tree-nodes 0)".into(),
         });
     }
     if let Some(plot) = &opts.plot {
@@ -309,7 +309,7 @@ fn report(path: &Path, log: &SearchLog, opts: &ReplayOptions, best_check: Option
         _ => {
             let _ = writeln!(
                 s,
-                "\nno tree in this log (an A* search, a version 1 log, or --tree-nodes 0)"
+                "\nno tree in this log (an A* or LNS search, a version 1 log, or --tree-nodes 0)"
             );
         }
     }

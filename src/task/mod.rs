@@ -29,6 +29,11 @@ pub const BUILTIN: [(&str, &str); 7] = [
 /// grows as the ordered Bell numbers (n = 6: 4,683; n = 7: 47,293; n = 8: 545,835).
 pub const MAX_N: usize = 8;
 
+/// Largest `n` whose search may play on every weak ordering (`search.vectors = "all"`): at
+/// n = 8 each state would hold 545,835 test vectors (about 10 MB), and one move of the search
+/// would outlast any budget check.
+pub const MAX_ALL_SEARCH_N: usize = 7;
+
 /// How many permutations join the 0-1 test vectors in a search on them
 /// ([`TestVectors::zero_one_and_permutations`]).
 pub const SEARCH_PERMUTATIONS: usize = 256;
@@ -373,6 +378,12 @@ impl Task {
         };
         let zero_one_search = match get("search.vectors") {
             None => n > MAX_EXACT_SEARCH_N,
+            Some(toml::Value::String(v)) if v == "all" && n > MAX_ALL_SEARCH_N => {
+                return Err(err(
+                    "search.vectors",
+                    format!("\"all\" is not supported for n = {n} (too many weak orderings to search on; the proof still uses them all): use \"zero-one\""),
+                ))
+            }
             Some(toml::Value::String(v)) if v == "all" => false,
             Some(toml::Value::String(v)) if v == "zero-one" => true,
             Some(v) => {
