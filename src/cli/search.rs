@@ -962,11 +962,11 @@ pub fn run_search(
                             mcts(game, &UniformEvaluator, &cfg, shared)
                         }
                         (Strategy::Mcts, None, _) => mcts(game, &heuristic, &cfg, shared),
-                        // Workers 0-3 use weights 2, 1.5, 3, 5; workers 4-7 the same plus 1, and so on.
                         // Worker 0 runs weight 1.5, the others 2, 3, 5 (then the same plus 1).
                         (Strategy::Lns, ..) => {
                             lns(game, [1.5, 2.0, 3.0, 5.0][i % 4] + (i / 4) as f32, shared)
                         }
+                        // Workers 0-3 use weights 2, 1.5, 3, 5; workers 4-7 the same plus 1, and so on.
                         (Strategy::Astar, ..) => {
                             astar(game, [2.0, 1.5, 3.0, 5.0][i % 4] + (i / 4) as f32, shared)
                         }
