@@ -467,7 +467,9 @@ fn replay_of_a_log_without_a_tree_says_so() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(
-        text.contains("no tree in this log (an A* or LNS search, a version 1 log, or --tree-nodes 0)"),
+        text.contains(
+            "no tree in this log (an A* or LNS search, a version 1 log, or --tree-nodes 0)"
+        ),
         "{text}"
     );
     assert!(text.contains("timeline of improvements:"), "{text}");
