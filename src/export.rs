@@ -56,7 +56,7 @@ use crate::asm::{self, Kernel};
 use crate::error::{Error, Result};
 use crate::oracle::{self, NativeConfig, Status, Verdict};
 use crate::task::Task;
-use iced_x86::{Code, Decoder, DecoderOptions, Formatter, InstructionInfoFactory, Register};
+use iced_x86::{Code, Decoder, DecoderOptions, Formatter, Register};
 use std::path::{Path, PathBuf};
 
 /// What `export` writes.
@@ -1123,17 +1123,7 @@ fn header_lines(doc: &Doc, name: &str, signature: &str) -> Vec<String> {
 /// lists as scratch (the verifier refuses writes to any other), which the exported function
 /// pushes before the body and pops after it.
 fn callee_saved_used(kernel: &Kernel) -> Vec<Register> {
-    let mut factory = InstructionInfoFactory::new();
-    let mut used = Vec::new();
-    for ins in &kernel.decoded {
-        for r in factory.info(ins).used_registers() {
-            used.push(r.register().full_register());
-        }
-    }
-    CALLEE_SAVED
-        .into_iter()
-        .filter(|r| used.contains(r))
-        .collect()
+    crate::oracle::callee_saved_used(&kernel.decoded, &CALLEE_SAVED)
 }
 
 /// The function's instructions in `syntax`: pushes, the body, pops in reverse order, `ret`.

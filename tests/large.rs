@@ -73,6 +73,16 @@ fn limited(cmd: &mut std::process::Command) -> std::io::Result<std::process::Out
     superopt::tool::run(cmd, "an external tool", limits).map_err(std::io::Error::other)
 }
 
+/// `superopt search ARGS --json --log-dir DIR`: asserts exit 0 and returns the JSON report.
+fn search_json(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["search"];
+    all.extend_from_slice(args);
+    all.extend(["--json", "--log-dir", dir.to_str().unwrap()]);
+    let o = superopt(&all);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
 fn quick() -> NativeConfig {
     NativeConfig {
         random: 1_000,
@@ -138,19 +148,7 @@ fn the_classic_network_is_every_search_s_first_incumbent() {
 fn searches_past_five_print_a_verified_kernel_no_longer_than_the_network_at_once() {
     for (task, network) in [("sort2", 8), ("sort6", 60), ("sort7", 78), ("sort8", 92)] {
         let dir = tempfile::tempdir().unwrap();
-        let o = superopt(&[
-            "search",
-            task,
-            "--budget",
-            "1s",
-            "--threads",
-            "1",
-            "--json",
-            "--log-dir",
-            dir.path().to_str().unwrap(),
-        ]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let v = search_json(dir.path(), &[task, "--budget", "1s", "--threads", "1"]);
         assert_eq!(v["verified"], true, "{task}");
         let len = v["length"].as_u64().unwrap();
         assert!(len <= network, "{task}: {len}");
@@ -393,7 +391,6 @@ fn no_incumbent_makes_the_search_find_the_network_length_itself() {
     let dir = tempfile::tempdir().unwrap();
     let run = |extra: &[&str]| {
         let mut args = vec![
-            "search",
             "sort4",
             "--strategy",
             "astar",
@@ -401,14 +398,9 @@ fn no_incumbent_makes_the_search_find_the_network_length_itself() {
             "1",
             "--target",
             "28",
-            "--json",
-            "--log-dir",
-            dir.path().to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let o = superopt(&args);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let v = search_json(dir.path(), &args);
         assert_eq!(v["length"], 28);
         assert_eq!(v["stop_reason"], "target");
         let log: serde_json::Value =
@@ -433,26 +425,23 @@ fn without_the_incumbent_sort3_and_sort4_search_as_before() {
     // before tasks past n = 5 existed, so the search on n <= 5 is unchanged.
     let dir = tempfile::tempdir().unwrap();
     for (task, target, explored) in [("sort3", "17", 277), ("sort4", "28", 8_134)] {
-        let o = superopt(&[
-            "search",
-            task,
-            "--budget",
-            "120s",
-            "--seed",
-            "1",
-            "--target",
-            target,
-            "--threads",
-            "1",
-            "--evaluator",
-            "heuristic",
-            "--no-incumbent",
-            "--json",
-            "--log-dir",
-            dir.path().to_str().unwrap(),
-        ]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let v = search_json(
+            dir.path(),
+            &[
+                task,
+                "--budget",
+                "120s",
+                "--seed",
+                "1",
+                "--target",
+                target,
+                "--threads",
+                "1",
+                "--evaluator",
+                "heuristic",
+                "--no-incumbent",
+            ],
+        );
         assert_eq!(v["programs_explored"], explored, "{task}");
         assert_eq!(v["length"].to_string(), target);
     }
@@ -477,19 +466,7 @@ fn all_weak_orderings_as_search_vectors_stop_at_seven_elements() {
 fn export_refuses_a_task_file_that_differs_from_the_log_s_task() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
-    let o = superopt(&[
-        "search",
-        "sort8",
-        "--budget",
-        "1s",
-        "--threads",
-        "1",
-        "--json",
-        "--log-dir",
-        logs.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let v = search_json(&logs, &["sort8", "--budget", "1s", "--threads", "1"]);
     let log = v["log"].as_str().unwrap().to_string();
     // Same name, ebx no longer scratch: the log's kernel (the network, whose copy is in
     // ebx) was verified for another task.

@@ -106,14 +106,8 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
     });
     if let Some(prog) = crate::game::network::classic_kernel(task) {
         let comparators = (prog.len() - 2 * n) / 4; // 4 per comparator, n loads, n stores
-        let mut saved: Vec<iced_x86::Register> = Vec::new();
-        for r in prog.iter().filter_map(|i| i.written_reg()) {
-            let full = r.iced().full_register();
-            if r.is_callee_saved() && !saved.contains(&full) {
-                saved.push(full);
-            }
-        }
-        let status = saved_note("verified".into(), &saved);
+        let body: Vec<iced_x86::Instruction> = prog.iter().map(|i| i.to_iced()).collect();
+        let status = with_saved_note("verified".into(), task, &body);
         subjects.push(Subject {
             row: kernel_row(
                 format!("network ({comparators} comparators)"),
@@ -130,7 +124,7 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
                 label,
                 log_path.display().to_string(),
                 kernel.decoded.len(),
-                with_saved_note("verified".into(), task, &kernel),
+                with_saved_note("verified".into(), task, &kernel.decoded),
             ),
             runner: Runner::kernel(&kernel.code, model::decoded_state(&kernel.decoded), n)?,
         });
@@ -171,7 +165,7 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
             Status::TestedNotProven => "tested, not proven".to_string(),
             _ => format!("FAILS: {}", verdict.reason.unwrap_or_default()),
         };
-        let status = with_saved_note(status, task, &kernel);
+        let status = with_saved_note(status, task, &kernel.decoded);
         let name = file
             .file_name()
             .map_or(file.display().to_string(), |f| f.to_string_lossy().into());
@@ -324,13 +318,8 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
 /// saves them once around all its calls, so the body is timed as inline asm with clobbers
 /// would run it, without the push and pop an exported function adds
 /// (`verified; body timed, rbx saved outside`).
-fn with_saved_note(status: String, task: &Task, kernel: &asm::Kernel) -> String {
-    let saved = oracle::callee_saved_used(&kernel.decoded, &task.saved_registers());
-    saved_note(status, &saved)
-}
-
-/// `status`, plus the note of [`with_saved_note`] for the callee-saved registers `saved`.
-fn saved_note(status: String, saved: &[iced_x86::Register]) -> String {
+fn with_saved_note(status: String, task: &Task, body: &[iced_x86::Instruction]) -> String {
+    let saved = oracle::callee_saved_used(body, &task.saved_registers());
     if saved.is_empty() {
         return status;
     }

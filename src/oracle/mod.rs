@@ -119,16 +119,8 @@ pub fn verify_program(task: &Task, program: &[Insn], cfg: &NativeConfig) -> Resu
             return Ok(Verdict::failed(checks, reason, program.len()));
         }
     }
-    let saved: Vec<iced_x86::Register> = task
-        .saved_registers()
-        .into_iter()
-        .filter(|&r| {
-            program.iter().any(|i| {
-                let (a, b) = insn_regs(*i);
-                a.iced().full_register() == r || b.iced().full_register() == r
-            })
-        })
-        .collect();
+    let body: Vec<iced_x86::Instruction> = program.iter().map(|i| i.to_iced()).collect();
+    let saved = callee_saved_used(&body, &task.saved_registers());
     stage2(
         task,
         &encode(program),
@@ -138,16 +130,6 @@ pub fn verify_program(task: &Task, program: &[Insn], cfg: &NativeConfig) -> Resu
         None,
         &saved,
     )
-}
-
-/// The two register operands of a game instruction (the same one twice for loads and stores).
-fn insn_regs(insn: Insn) -> (crate::isa::Reg, crate::isa::Reg) {
-    match insn {
-        Insn::Load { dst, .. } => (dst, dst),
-        Insn::Store { src, .. } => (src, src),
-        Insn::Mov { dst, src } | Insn::Cmov { dst, src, .. } => (dst, src),
-        Insn::Cmp { a, b } => (a, b),
-    }
 }
 
 /// The callee-saved registers among `saved` (the task's) that the decoded body names, in
