@@ -55,7 +55,7 @@
 //!   where it can.
 
 use crate::error::{Error, Result};
-use crate::isa::Insn;
+use crate::isa::{Element, Insn};
 use iced_x86::{
     Code, CpuidFeature, Decoder, DecoderError, DecoderOptions, EncodingKind, FlowControl,
     Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register, RflagsBits,
@@ -481,10 +481,20 @@ impl Kernel {
     /// the first instruction that is not one, with its 1-based line and reason
     /// (`unsupported instruction sbb`).
     pub fn to_game(&self, n: usize) -> std::result::Result<Vec<Insn>, (usize, String)> {
+        self.to_game_as(n, Element::I32)
+    }
+
+    /// [`Kernel::to_game`] for `n` elements of type `el` (64-bit registers and stride 8 for
+    /// `i64`/`u64`).
+    pub fn to_game_as(
+        &self,
+        n: usize,
+        el: Element,
+    ) -> std::result::Result<Vec<Insn>, (usize, String)> {
         self.decoded
             .iter()
             .zip(&self.lines)
-            .map(|(ins, &line)| Insn::from_iced(ins, n).map_err(|reason| (line, reason)))
+            .map(|(ins, &line)| Insn::from_iced(ins, n, el).map_err(|reason| (line, reason)))
             .collect()
     }
 
@@ -512,9 +522,21 @@ impl Kernel {
         n: usize,
         saved: &[Register],
     ) -> std::result::Result<(), (usize, String)> {
+        self.check_safe_as(n, Element::I32, saved)
+    }
+
+    /// [`Kernel::check_safe`] for `n` elements of type `el`: accessed bytes in
+    /// `[0, n * el.bytes())`, each access naturally aligned and no wider than an element
+    /// (`rdi` is only known to be aligned to the element size).
+    pub fn check_safe_as(
+        &self,
+        n: usize,
+        el: Element,
+        saved: &[Register],
+    ) -> std::result::Result<(), (usize, String)> {
         let mut factory = InstructionInfoFactory::new();
         for (ins, &line) in self.decoded.iter().zip(&self.lines) {
-            check_one(ins, n, saved, &mut factory).map_err(|reason| (line, reason))?;
+            check_one(ins, n, el, saved, &mut factory).map_err(|reason| (line, reason))?;
         }
         Ok(())
     }
@@ -1639,6 +1661,7 @@ const UNALIGNED_OK: [Mnemonic; 8] = [
 fn check_one(
     ins: &Instruction,
     n: usize,
+    el: Element,
     saved: &[Register],
     factory: &mut InstructionInfoFactory,
 ) -> std::result::Result<(), String> {
@@ -1781,7 +1804,8 @@ fn check_one(
         }
     }
 
-    let limit = 4 * n as i128;
+    let limit = (el.bytes() * n) as i128;
+    let align = el.bytes() as i128;
     for mem in info.used_memory() {
         let writes = match mem.access() {
             OpAccess::NoMemAccess | OpAccess::None => continue,
@@ -1808,11 +1832,12 @@ fn check_one(
             }
             .into());
         }
-        // rdi is only known to be 4-byte aligned; with EFLAGS.AC set (the caller's choice) a
-        // misaligned access faults (#AC), so every access must be naturally aligned.
-        if size > 4 || disp % size != 0 {
+        // rdi is only known to be aligned to the element size; with EFLAGS.AC set (the
+        // caller's choice) a misaligned access faults (#AC), so every access must be naturally
+        // aligned.
+        if size > align || disp % size != 0 {
             return Err(format!(
-                "{m} accesses {size} bytes at [rdi+{disp}], which may be misaligned (rdi is only 4-byte aligned) and faults when the caller enables alignment checking"
+                "{m} accesses {size} bytes at [rdi+{disp}], which may be misaligned (rdi is only {align}-byte aligned) and faults when the caller enables alignment checking"
             ));
         }
     }

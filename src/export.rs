@@ -3,8 +3,10 @@
 //!
 //! # Formats
 //!
-//! Every export defines `void NAME(int32_t *buf)` (SysV x86-64: `buf` in `rdi`), which sorts
-//! the task's `n` signed 32-bit integers at `buf` in place, ascending.
+//! Every export defines `void NAME(T *buf)` (SysV x86-64: `buf` in `rdi`), which sorts the
+//! task's `n` elements at `buf` in place, ascending, where `T` is the task's element type
+//! ([`crate::isa::Element`]: `int32_t`, `uint32_t`, `int64_t` or `uint64_t`; in Rust `i32`,
+//! `u32`, `i64`, `u64`).
 //!
 //! * [`Format::Gas`]: `DIR/NAME.S`, GNU AT&T syntax: `.text`, `.p2align 4`, `.globl`,
 //!   `.type`, the label, pushes of any callee-saved register the body uses, the body, the
@@ -18,8 +20,8 @@
 //! * [`Format::Rust`]: `DIR/NAME.rs`, a file that compiles as a crate root and as a module:
 //!   the kernel in `core::arch::global_asm!` (AT&T, in section `.text.superopt_NAME`, symbol
 //!   `superopt_NAME` so it cannot clash with a C function `NAME`), a safe wrapper
-//!   `pub fn NAME(v: &mut [i32; N])`, and tests against `sort_unstable` on every weak
-//!   ordering of N elements and every tuple over 7 extreme values.
+//!   `pub fn NAME(v: &mut [T; N])`, and tests against `sort_unstable` on every weak
+//!   ordering of N elements and every tuple over the type's extreme values.
 //!
 //! [`export_library`] writes a small Rust crate (no dependencies) with one such module per
 //! task.
@@ -288,7 +290,7 @@ pub fn name_problem(name: &str) -> Result<Option<String>> {
             return bad("a name GNU as does not read as a symbol in AT&T syntax")
         }
     }
-    match gcc_after_headers(name, &c_declaration(name, 3))? {
+    match gcc_after_headers(name, &c_declaration(name, 3, crate::isa::Element::I32))? {
         Gcc::Macro => bad(
             "a macro of the standard C or POSIX headers, which would rewrite the header in a program that includes them (gcc)",
         ),
@@ -337,7 +339,8 @@ enum Gcc {
 /// Compiles, with gcc (`-fsyntax-only -Wall -Werror`, in its default C dialect, under
 /// [`GCC_LIMITS`]), a file that defines `_GNU_SOURCE`, includes every header of
 /// [`C_HEADERS`] that the system has, fails if `name` is then a macro, and then holds
-/// `header` and a function that calls `name(buf)` with an `int32_t *buf`. A failure is
+/// `header` and a function that calls `name(buf)` with a `void *buf` (which converts to the
+/// parameter's pointer type, whatever the element type). A failure is
 /// checked again with a plain name ([`PLAIN_NAME`]) and its declaration, so that a gcc
 /// that fails on the headers alone is reported as [`Gcc::Unavailable`], not blamed on the
 /// header.
@@ -348,7 +351,10 @@ fn gcc_after_headers(name: &str, header: &str) -> Result<Gcc> {
     if !matches!(verdict, Gcc::Macro | Gcc::Refused(_)) {
         return Ok(verdict);
     }
-    match gcc_compile(PLAIN_NAME, &c_declaration(PLAIN_NAME, 3))? {
+    match gcc_compile(
+        PLAIN_NAME,
+        &c_declaration(PLAIN_NAME, 3, crate::isa::Element::I32),
+    )? {
         Gcc::Compiles => Ok(verdict),
         Gcc::Unavailable(why) => Ok(Gcc::Unavailable(why)),
         _ => Ok(Gcc::Unavailable(
@@ -375,7 +381,7 @@ fn gcc_compile(name: &str, header: &str) -> Result<Gcc> {
         text.push('\n');
     }
     text.push_str(&format!(
-        "void superopt_probe_caller(int32_t *buf);\nvoid superopt_probe_caller(int32_t *buf) {{ {name}(buf); }}\n"
+        "void superopt_probe_caller(void *buf);\nvoid superopt_probe_caller(void *buf) {{ {name}(buf); }}\n"
     ));
     let dir = tempfile::Builder::new()
         .prefix("superopt-gcc")
@@ -905,8 +911,11 @@ pub fn export_library(
     }
     let mut verdicts = Vec::new();
     for (i, (task, kernel, _)) in kernels.iter().enumerate() {
-        check_library_name(&task.name)?;
-        if kernels[..i].iter().any(|(t, _, _)| t.name == task.name) {
+        check_library_name(&task.function_name())?;
+        if kernels[..i]
+            .iter()
+            .any(|(t, _, _)| t.function_name() == task.function_name())
+        {
             return Err(Error::Runtime(format!("task {} is named twice", task.name)));
         }
         verdicts.push(require_verified(task, kernel, cfg).map_err(|e| match e {
@@ -931,26 +940,27 @@ pub fn export_library(
         check: Check::Note("the crate's manifest (no dependencies)".into()),
     }];
     let mut lib = format!(
-        "// {MARKER}\n//! `{crate_name}`: x86-64 sorting kernels found and verified by superopt {version}.\n//!\n//! Each function sorts a fixed-size array of `i32` in place, ascending (signed order),\n//! with a branch-free kernel of `mov`/`cmp`/`cmov` instructions that superopt proved\n//! correct for all inputs and tested natively before writing this crate, then verified\n//! again from the written source. x86-64 only: elsewhere the modules are empty.\n//!\n"
+        "// {MARKER}\n//! `{crate_name}`: x86-64 sorting kernels found and verified by superopt {version}.\n//!\n//! Each function sorts a fixed-size array of integers in place, ascending (in the order of\n//! its element type, listed below), with a branch-free kernel of `mov`/`cmp`/`cmov` instructions that superopt proved\n//! correct for all inputs and tested natively before writing this crate, then verified\n//! again from the written source. x86-64 only: elsewhere the modules are empty.\n//!\n"
     );
     for ((task, _, provenance), verdict) in kernels.iter().zip(&verdicts) {
         lib.push_str(&format!(
-            "//! * [`{0}()`]({0}::{0}): {1} elements, {2} instructions (ret excluded), from {3}\n",
-            task.name,
+            "//! * [`{0}()`]({0}::{0}): {1} `{4}` elements, {2} instructions (ret excluded), from {3}\n",
+            task.function_name(),
             task.n,
             verdict.length,
-            comment_text(provenance)
+            comment_text(provenance),
+            task.element
         ));
     }
     lib.push('\n');
     for (task, _, _) in kernels {
-        lib.push_str(&format!("pub mod {0};\n", task.name));
+        lib.push_str(&format!("pub mod {0};\n", task.function_name()));
     }
     lib.push('\n');
     for (task, _, _) in kernels {
         lib.push_str(&format!(
             "#[cfg(target_arch = \"x86_64\")]\npub use self::{0}::{0};\n",
-            task.name
+            task.function_name()
         ));
     }
     files.push(Planned {
@@ -966,10 +976,10 @@ pub fn export_library(
             provenance,
         };
         files.push(Planned {
-            path: dir.join("src").join(format!("{}.rs", task.name)),
-            text: rust_module(&doc, kernel, &task.name),
+            path: dir.join("src").join(format!("{}.rs", task.function_name())),
+            text: rust_module(&doc, kernel, &task.function_name()),
             check: Check::Code {
-                symbol: format!("superopt_{}", task.name),
+                symbol: format!("superopt_{}", task.function_name()),
                 rust: true,
             },
         });
@@ -984,7 +994,7 @@ pub fn export_library(
         |p| {
             kernels
                 .iter()
-                .find(|(t, _, _)| p.ends_with(format!("src/{}.rs", t.name)))
+                .find(|(t, _, _)| p.ends_with(format!("src/{}.rs", t.function_name())))
                 .map(|(t, _, _)| t)
         },
         &Guard {
@@ -1071,8 +1081,9 @@ fn header_lines(doc: &Doc, name: &str, signature: &str) -> Vec<String> {
     let task = doc.task;
     let mut lines = vec![
         format!(
-            "{name}: sorts {} signed 32-bit integers in place, ascending.",
-            task.n
+            "{name}: sorts {} {} in place, ascending.",
+            task.n,
+            task.element.describe()
         ),
         format!("{signature} (SysV x86-64 ABI: buf in rdi)."),
         String::new(),
@@ -1207,7 +1218,8 @@ fn function_asm_of(
 /// `DIR/NAME.S` in `syntax`.
 fn asm_file(dir: &Path, doc: &Doc, kernel: &Kernel, name: &str, syntax: asm::Syntax) -> Planned {
     let mut text = format!("/* {MARKER}\n *\n");
-    for l in header_lines(doc, name, &format!("void {name}(int32_t *buf)")) {
+    let c_type = doc.task.element.c_type();
+    for l in header_lines(doc, name, &format!("void {name}({c_type} *buf)")) {
         text.push_str(format!(" * {l}").trim_end());
         text.push('\n');
     }
@@ -1235,19 +1247,20 @@ fn c_header(doc: &Doc, name: &str) -> String {
         task = comment_text(&doc.task.name),
         len = doc.verdict.length,
         from = comment_text(doc.provenance),
-        declaration = c_declaration(name, doc.task.n),
+        declaration = c_declaration(name, doc.task.n, doc.task.element),
     )
 }
 
 /// The code of `NAME.h` after its first comment: the include guard, `<stdint.h>`, and the
-/// declaration of `void NAME(int32_t *buf)` for `n` elements (`extern "C"` in C++). The one
+/// declaration of `void NAME(T *buf)` for `n` elements of type `el` (`extern "C"` in C++). The one
 /// place that writes it, so that the name check (`gcc_after_headers`) compiles exactly
 /// what the header holds.
-fn c_declaration(name: &str, n: usize) -> String {
+fn c_declaration(name: &str, n: usize, el: crate::isa::Element) -> String {
+    let (c_type, what) = (el.c_type(), el.describe());
     // The name as it is (not upper-cased), so that `foo` and `FOO` get different guards.
     let guard = format!("SUPEROPT_{name}_H");
     format!(
-        "#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n/* Sorts the {n} signed 32-bit integers buf[0..{n}) in place, ascending.\n * buf must point to {n} readable and writable int32_t; any alignment. x86-64 only. */\nvoid {name}(int32_t *buf);\n\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n"
+        "#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n/* Sorts the {n} {what} buf[0..{n}) in place, ascending.\n * buf must point to {n} readable and writable {c_type}; any alignment. x86-64 only. */\nvoid {name}({c_type} *buf);\n\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n"
     )
 }
 
@@ -1271,9 +1284,11 @@ fn rust_literal(s: &str) -> String {
 /// `NAME.rs`: a module (or crate root) with the kernel, a safe wrapper and tests.
 fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
     let n = doc.task.n;
+    let el = doc.task.element;
+    let order = if el.is_signed() { "signed" } else { "unsigned" };
     let symbol = format!("superopt_{name}");
     let mut text = format!("// {MARKER}\n");
-    for l in header_lines(doc, name, &format!("`pub fn {name}(v: &mut [i32; {n}])`")) {
+    for l in header_lines(doc, name, &format!("`pub fn {name}(v: &mut [{el}; {n}])`")) {
         text.push_str(format!("//! {l}").trim_end());
         text.push('\n');
     }
@@ -1287,7 +1302,7 @@ fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
     }
     text.push_str("    options(att_syntax)\n);\n\n");
     text.push_str(&format!(
-        "#[cfg(target_arch = \"x86_64\")]\nmod ffi {{\n    extern \"sysv64\" {{\n        /// The kernel: sorts the {n} `i32` at `buf` in place.\n        pub fn {symbol}(buf: *mut i32);\n    }}\n}}\n\n"
+        "#[cfg(target_arch = \"x86_64\")]\nmod ffi {{\n    extern \"sysv64\" {{\n        /// The kernel: sorts the {n} `{el}` at `buf` in place.\n        pub fn {symbol}(buf: *mut {el});\n    }}\n}}\n\n"
     ));
     let snake = name.chars().all(|c| !c.is_ascii_uppercase());
     let allow = if snake {
@@ -1296,10 +1311,11 @@ fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
         "#[allow(non_snake_case)]\n"
     };
     text.push_str(&format!(
-        "/// Sorts the {n} elements of `v` in place, ascending (signed order), with the kernel\n/// above ({len} instructions, no branches).\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn {name}(v: &mut [i32; {n}]) {{\n    // SAFETY: the kernel reads and writes only the {n} i32 at the pointer; it changes no\n    // register the SysV ABI asks to preserve (callee-saved ones it uses are pushed and popped\n    // around its body) and no flags the ABI asks to preserve;\n    // superopt verified this for all inputs before and after writing this file.\n    unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n}}\n\n",
+        "/// Sorts the {n} elements of `v` in place, ascending ({order} order), with the kernel\n/// above ({len} instructions, no branches).\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn {name}(v: &mut [{el}; {n}]) {{\n    // SAFETY: the kernel reads and writes only the {n} {el} at the pointer; it changes no\n    // register the SysV ABI asks to preserve (callee-saved ones it uses are pushed and popped\n    // around its body) and no flags the ABI asks to preserve;\n    // superopt verified this for all inputs before and after writing this file.\n    unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n}}\n\n",
         len = doc.verdict.length,
     ));
     let orderings = doc.task.test_vectors().len();
+    let extremes = rust_extremes(el);
     text.push_str(&format!(
         r#"#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {{
@@ -1309,7 +1325,7 @@ mod tests {{
     const N: usize = {n};
 
     /// The tuple number `code` in base `base`, digits mapped through `values`.
-    fn tuple(mut code: usize, values: &[i32]) -> [i32; N] {{
+    fn tuple(mut code: usize, values: &[{el}]) -> [{el}; N] {{
         let mut v = [0; N];
         for x in v.iter_mut() {{
             *x = values[code % values.len()];
@@ -1318,7 +1334,7 @@ mod tests {{
         v
     }}
 
-    fn check(v: [i32; N]) {{
+    fn check(v: [{el}; N]) {{
         let mut want = v;
         want.sort_unstable();
         let mut got = v;
@@ -1329,7 +1345,7 @@ mod tests {{
     #[test]
     fn sorts_all_weak_orderings() {{
         // The weak orderings of N elements: the tuples over 0..N whose values are 0..k.
-        let digits: Vec<i32> = (0..N as i32).collect();
+        let digits: Vec<{el}> = (0..N as {el}).collect();
         let mut count = 0;
         for code in 0..N.pow(N as u32) {{
             let v = tuple(code, &digits);
@@ -1344,7 +1360,7 @@ mod tests {{
 
     #[test]
     fn sorts_all_tuples_over_extremes() {{
-        let extremes = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX - 1, i32::MAX];
+        let extremes = {extremes};
         for code in 0..extremes.len().pow(N as u32) {{
             check(tuple(code, &extremes));
         }}
@@ -1355,6 +1371,17 @@ mod tests {{
     text
 }
 
+/// The extreme values of `el` as a Rust array expression, in the native stage's order
+/// ([`crate::oracle::native::extremes`]): `[0, 1, -1, i32::MIN, ...]`.
+fn rust_extremes(el: crate::isa::Element) -> String {
+    let t = el.name();
+    if el.is_signed() {
+        format!("[0, 1, -1, {t}::MIN, {t}::MIN + 1, {t}::MAX - 1, {t}::MAX]")
+    } else {
+        format!("[0, 1, {t}::MAX - 1, {t}::MAX]")
+    }
+}
+
 /// `tests/kernels.rs` of [`export_library`].
 fn integration_tests(crate_name: &str, kernels: &[LibraryKernel]) -> String {
     let mut text = format!(
@@ -1363,18 +1390,25 @@ fn integration_tests(crate_name: &str, kernels: &[LibraryKernel]) -> String {
 #![cfg(target_arch = "x86_64")]
 
 /// xorshift64: deterministic pseudo-random inputs.
-fn next(state: &mut u64) -> i32 {{
+fn next(state: &mut u64) -> u64 {{
     *state ^= *state << 13;
     *state ^= *state >> 7;
     *state ^= *state << 17;
-    (*state >> 32) as u32 as i32
+    *state
 }}
 "#
     );
     for (task, _, _) in kernels {
         let n = task.n;
+        let t = task.element.name();
         let list = |f: &dyn Fn(usize) -> String| {
             format!("[{}]", (0..n).map(f).collect::<Vec<_>>().join(", "))
+        };
+        let (min, max) = (format!("{t}::MIN"), format!("{t}::MAX"));
+        let low = if task.element.is_signed() {
+            "-1".to_string()
+        } else {
+            format!("{t}::MAX - 1")
         };
         let cases = [
             list(&|i| format!("{}", n - 1 - i)),
@@ -1382,28 +1416,16 @@ fn next(state: &mut u64) -> i32 {{
             list(&|_| "7".into()),
             list(&|i| format!("{}", i % 2)),
             list(&|i| format!("{}", i.div_ceil(2))),
-            list(&|i| {
-                if i % 2 == 0 {
-                    "i32::MAX".into()
-                } else {
-                    "i32::MIN".into()
-                }
-            }),
-            list(&|i| {
-                if i == 0 {
-                    "i32::MIN".into()
-                } else {
-                    "i32::MAX".into()
-                }
-            }),
-            list(&|i| ["-1", "0", "1", "i32::MIN", "i32::MAX"][i % 5].into()),
+            list(&|i| if i % 2 == 0 { max.clone() } else { min.clone() }),
+            list(&|i| if i == 0 { min.clone() } else { max.clone() }),
+            list(&|i| [low.as_str(), "0", "1", &min, &max][i % 5].into()),
         ];
-        let name = &task.name;
+        let name = task.function_name();
         text.push_str(&format!(
             r#"
 #[test]
 fn {name}_sorts_ties_extremes_and_random_inputs() {{
-    let mut cases: Vec<[i32; {n}]> = vec![
+    let mut cases: Vec<[{t}; {n}]> = vec![
 "#
         ));
         for c in cases {
@@ -1417,7 +1439,7 @@ fn {name}_sorts_ties_extremes_and_random_inputs() {{
         for x in v.iter_mut() {{
             // Small values half the time, so that ties are common.
             let r = next(&mut state);
-            *x = if r & 1 == 0 {{ r % 3 }} else {{ r }};
+            *x = if r & 1 == 0 {{ (r % 3) as {t} }} else {{ r.rotate_right(1) as {t} }};
         }}
         cases.push(v);
     }}
@@ -2245,12 +2267,17 @@ mod tests {
     fn gcc_refuses_names_the_headers_define() {
         if !have_gcc() {
             assert_eq!(
-                gcc_after_headers("sort3", &c_declaration("sort3", 3)).unwrap(),
+                gcc_after_headers(
+                    "sort3",
+                    &c_declaration("sort3", 3, crate::isa::Element::I32)
+                )
+                .unwrap(),
                 Gcc::Unavailable("gcc not found".into())
             );
             return;
         }
-        let probe = |n: &str| gcc_after_headers(n, &c_declaration(n, 3)).unwrap();
+        let probe =
+            |n: &str| gcc_after_headers(n, &c_declaration(n, 3, crate::isa::Element::I32)).unwrap();
         assert_eq!(probe("sort3"), Gcc::Compiles);
         for n in [
             "RAND_MAX", "isnan", "I", "complex", "noreturn", "offsetof", "M_SQRT2", "MIN",
@@ -2280,13 +2307,27 @@ mod tests {
         // an error, reported with the header's line.
         let dir = tempfile::tempdir().unwrap();
         let h = dir.path().join("h");
-        std::fs::write(&h, format!("/* a /* b */\n{}", c_declaration("sort3", 3))).unwrap();
+        std::fs::write(
+            &h,
+            format!(
+                "/* a /* b */\n{}",
+                c_declaration("sort3", 3, crate::isa::Element::I32)
+            ),
+        )
+        .unwrap();
         let err = header_compiles(&h, "sort3", "note").unwrap_err();
         assert!(
             err.starts_with("gcc refuses it after the standard C and POSIX headers: line 1: "),
             "{err}"
         );
-        std::fs::write(&h, format!("/* a / * b */\n{}", c_declaration("sort3", 3))).unwrap();
+        std::fs::write(
+            &h,
+            format!(
+                "/* a / * b */\n{}",
+                c_declaration("sort3", 3, crate::isa::Element::I32)
+            ),
+        )
+        .unwrap();
         assert_eq!(
             header_compiles(&h, "sort3", "note").unwrap(),
             "note; gcc compiled it after the standard C and POSIX headers, with a call of sort3"

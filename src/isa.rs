@@ -12,6 +12,107 @@
 use iced_x86::{Code, Instruction, MemoryOperand, Register};
 use std::fmt;
 
+/// The element type of a task's array: its width (4 or 8 bytes, so 32- or 64-bit registers
+/// and a stride of 4 or 8) and its order (signed, compared with `cmovl`/`cmovg`/`cmovle`/
+/// `cmovge`, or unsigned, with `cmovb`/`cmova`/`cmovbe`/`cmovae`). The game does not see the
+/// type: it plays on order types, and a move's [`Cond`] reads "less" or "greater" in the
+/// element's order. The type matters where the moves become machine code ([`Insn::to_iced_as`],
+/// [`encode_as`]), where text is read back ([`Insn::from_iced`]), and in the native stage of
+/// the oracle, which runs each type's own extreme values.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Element {
+    /// Signed 32-bit integers (`int32_t`, `i32`).
+    #[default]
+    I32,
+    /// Unsigned 32-bit integers (`uint32_t`, `u32`).
+    U32,
+    /// Signed 64-bit integers (`int64_t`, `i64`).
+    I64,
+    /// Unsigned 64-bit integers (`uint64_t`, `u64`).
+    U64,
+}
+
+impl Element {
+    /// Every element type.
+    pub const ALL: [Element; 4] = [Element::I32, Element::U32, Element::I64, Element::U64];
+
+    /// The name in task files and Rust (`i32`, `u64`).
+    pub fn name(self) -> &'static str {
+        ["i32", "u32", "i64", "u64"][self as usize]
+    }
+
+    /// Parses a name as written in a task file (`i32`, `u32`, `i64`, `u64`).
+    pub fn parse(s: &str) -> Option<Element> {
+        Element::ALL.into_iter().find(|e| e.name() == s)
+    }
+
+    /// Bytes per element, also the stride of the array: 4 or 8.
+    pub fn bytes(self) -> usize {
+        if self.is_wide() {
+            8
+        } else {
+            4
+        }
+    }
+
+    /// Whether elements are 64-bit (and kernels use 64-bit registers).
+    pub fn is_wide(self) -> bool {
+        matches!(self, Element::I64 | Element::U64)
+    }
+
+    /// Whether elements compare signed.
+    pub fn is_signed(self) -> bool {
+        matches!(self, Element::I32 | Element::I64)
+    }
+
+    /// The C type (`int32_t`, `uint64_t`).
+    pub fn c_type(self) -> &'static str {
+        ["int32_t", "uint32_t", "int64_t", "uint64_t"][self as usize]
+    }
+
+    /// Words for prose: `signed 32-bit integers`.
+    pub fn describe(self) -> String {
+        format!(
+            "{} {}-bit integers",
+            if self.is_signed() {
+                "signed"
+            } else {
+                "unsigned"
+            },
+            8 * self.bytes()
+        )
+    }
+
+    /// The four condition codes that compare elements of this type: signed `l g le ge` or
+    /// unsigned `b a be ae`, in the order of [`Cond::SIGNED`].
+    pub fn conds(self) -> [Cond; 4] {
+        if self.is_signed() {
+            Cond::SIGNED
+        } else {
+            Cond::UNSIGNED
+        }
+    }
+}
+
+impl fmt::Display for Element {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A 32-bit scratch register: the eight caller-saved ones (eax, ecx, edx, esi, r8d-r11d),
 /// which a kernel may use as a SysV function without saving anything, then the six
 /// callee-saved ones (ebx, ebp, r12d-r15d), which a task may list as scratch when it needs
@@ -97,22 +198,47 @@ impl Reg {
 
     /// The lower-case 32-bit name (`eax`, `r8d`).
     pub fn name(self) -> &'static str {
-        [
+        self.name_as(Element::I32)
+    }
+
+    /// The lower-case name at the width of `el`: `eax`, `r8d` (32-bit), `rax`, `r8` (64-bit).
+    pub fn name_as(self, el: Element) -> &'static str {
+        const NARROW: [&str; NUM_REGS] = [
             "eax", "ecx", "edx", "esi", "r8d", "r9d", "r10d", "r11d", "ebx", "ebp", "r12d", "r13d",
             "r14d", "r15d",
-        ][self as usize]
+        ];
+        const WIDE: [&str; NUM_REGS] = [
+            "rax", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "rbx", "rbp", "r12", "r13",
+            "r14", "r15",
+        ];
+        if el.is_wide() {
+            WIDE[self as usize]
+        } else {
+            NARROW[self as usize]
+        }
     }
 
     /// Parses a 32-bit name as written in a task file (`eax`, `r8d`; case-insensitive).
     pub fn parse(s: &str) -> Option<Reg> {
+        Reg::parse_as(s, Element::I32)
+    }
+
+    /// Parses a name at the width of `el` (`eax` for 32-bit, `rax` for 64-bit elements;
+    /// case-insensitive).
+    pub fn parse_as(s: &str, el: Element) -> Option<Reg> {
         Reg::ALL
             .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(s))
+            .find(|r| r.name_as(el).eq_ignore_ascii_case(s))
     }
 
     /// The iced-x86 register (32-bit).
     pub fn iced(self) -> Register {
-        [
+        self.iced_as(Element::I32)
+    }
+
+    /// The iced-x86 register at the width of `el`.
+    pub fn iced_as(self, el: Element) -> Register {
+        let narrow = [
             Register::EAX,
             Register::ECX,
             Register::EDX,
@@ -127,12 +253,22 @@ impl Reg {
             Register::R13D,
             Register::R14D,
             Register::R15D,
-        ][self as usize]
+        ][self as usize];
+        if el.is_wide() {
+            narrow.full_register()
+        } else {
+            narrow
+        }
     }
 
     /// The scratch register for an iced-x86 32-bit register, if it is one.
     pub fn from_iced(r: Register) -> Option<Reg> {
-        Reg::ALL.into_iter().find(|x| x.iced() == r)
+        Reg::from_iced_as(r, Element::I32)
+    }
+
+    /// The scratch register for an iced-x86 register of the width of `el`, if it is one.
+    pub fn from_iced_as(r: Register, el: Element) -> Option<Reg> {
+        Reg::ALL.into_iter().find(|x| x.iced_as(el) == r)
     }
 }
 
@@ -142,160 +278,249 @@ impl fmt::Display for Reg {
     }
 }
 
-/// A signed condition code for `cmovcc`, read after `cmp a, b` (Intel operand order).
+/// A condition code for `cmovcc`, read after `cmp a, b` (Intel operand order): the signed
+/// ones for signed elements, the unsigned ones for unsigned elements ([`Element::conds`]).
+/// The emulator reads a condition in the order of the task's elements, so `b` acts as `l`
+/// there; a kernel that mixes signedness is caught by the oracle's native stage.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum Cond {
-    /// `a < b`
+    /// `a < b` (signed)
     L = 0,
-    /// `a > b`
+    /// `a > b` (signed)
     G = 1,
-    /// `a <= b`
+    /// `a <= b` (signed)
     Le = 2,
-    /// `a >= b`
+    /// `a >= b` (signed)
     Ge = 3,
+    /// `a < b` (unsigned: below)
+    B = 4,
+    /// `a > b` (unsigned: above)
+    A = 5,
+    /// `a <= b` (unsigned: below or equal)
+    Be = 6,
+    /// `a >= b` (unsigned: above or equal)
+    Ae = 7,
 }
 
 impl Cond {
-    /// All condition codes of the game (AlphaDev's four, Nature 2023, Methods).
-    pub const ALL: [Cond; 4] = [Cond::L, Cond::G, Cond::Le, Cond::Ge];
+    /// The signed condition codes of the game (AlphaDev's four, Nature 2023, Methods).
+    pub const SIGNED: [Cond; 4] = [Cond::L, Cond::G, Cond::Le, Cond::Ge];
 
-    /// Suffix as in `cmovl`, `cmovge`.
+    /// The unsigned condition codes, in the order of [`Cond::SIGNED`].
+    pub const UNSIGNED: [Cond; 4] = [Cond::B, Cond::A, Cond::Be, Cond::Ae];
+
+    /// Every condition code, signed then unsigned.
+    pub const ALL: [Cond; 8] = [
+        Cond::L,
+        Cond::G,
+        Cond::Le,
+        Cond::Ge,
+        Cond::B,
+        Cond::A,
+        Cond::Be,
+        Cond::Ae,
+    ];
+
+    /// Suffix as in `cmovl`, `cmovae`.
     pub fn suffix(self) -> &'static str {
-        ["l", "g", "le", "ge"][self as usize]
+        ["l", "g", "le", "ge", "b", "a", "be", "ae"][self as usize]
     }
 
-    /// Parses a suffix (`l`, `g`, `le`, `ge`).
+    /// Parses a suffix (`l`, `g`, `le`, `ge`, `b`, `a`, `be`, `ae`).
     pub fn parse(s: &str) -> Option<Cond> {
         Cond::ALL.into_iter().find(|c| c.suffix() == s)
     }
 
-    /// The condition read with the compared operands swapped (`l` <-> `g`, `le` <-> `ge`).
+    /// Whether the condition compares signed.
+    pub fn is_signed(self) -> bool {
+        (self as u8) < 4
+    }
+
+    /// The signed condition with the same meaning in an order (`b` -> `l`, `ae` -> `ge`);
+    /// a signed condition is returned unchanged.
+    pub fn as_signed(self) -> Cond {
+        Cond::SIGNED[self as usize % 4]
+    }
+
+    /// The same comparison for elements of type `el` (`l` -> `b` for unsigned ones).
+    pub fn for_element(self, el: Element) -> Cond {
+        el.conds()[self as usize % 4]
+    }
+
+    /// The condition read with the compared operands swapped (`l` <-> `g`, `le` <-> `ge`,
+    /// and the same for the unsigned ones).
     pub fn mirrored(self) -> Cond {
-        match self {
-            Cond::L => Cond::G,
-            Cond::G => Cond::L,
-            Cond::Le => Cond::Ge,
-            Cond::Ge => Cond::Le,
+        let m = [1, 0, 3, 2][self as usize % 4];
+        if self.is_signed() {
+            Cond::SIGNED[m]
+        } else {
+            Cond::UNSIGNED[m]
         }
     }
 
     /// Whether the condition holds for a flags value (see [`crate::game::cpu::FLAG_LT`]).
-    /// A bit mask over {LT, EQ, GT}: bit `f` set when the condition holds for outcome `f`.
+    /// A bit mask over {LT, EQ, GT}: bit `f` set when the condition holds for outcome `f`,
+    /// the outcome of comparing in the element's order.
     pub fn mask(self) -> u8 {
         // outcomes: 0 = a<b, 1 = a==b, 2 = a>b
-        [0b001, 0b100, 0b011, 0b110][self as usize]
+        [0b001, 0b100, 0b011, 0b110][self as usize % 4]
     }
 
-    fn iced_code(self) -> Code {
-        [
+    fn iced_code(self, el: Element) -> Code {
+        const NARROW: [Code; 8] = [
             Code::Cmovl_r32_rm32,
             Code::Cmovg_r32_rm32,
             Code::Cmovle_r32_rm32,
             Code::Cmovge_r32_rm32,
-        ][self as usize]
+            Code::Cmovb_r32_rm32,
+            Code::Cmova_r32_rm32,
+            Code::Cmovbe_r32_rm32,
+            Code::Cmovae_r32_rm32,
+        ];
+        const WIDE: [Code; 8] = [
+            Code::Cmovl_r64_rm64,
+            Code::Cmovg_r64_rm64,
+            Code::Cmovle_r64_rm64,
+            Code::Cmovge_r64_rm64,
+            Code::Cmovb_r64_rm64,
+            Code::Cmova_r64_rm64,
+            Code::Cmovbe_r64_rm64,
+            Code::Cmovae_r64_rm64,
+        ];
+        if el.is_wide() {
+            WIDE[self as usize]
+        } else {
+            NARROW[self as usize]
+        }
     }
 }
 
-/// One instruction of the game: a move. Memory operands are `[rdi + 4*slot]`, one i32 array
-/// element each. Program length counts every `Insn`; the final `ret` is not an `Insn`.
+/// One instruction of the game: a move. Memory operands are `[rdi + stride*slot]`, one array
+/// element each (stride 4 or 8, [`Element::bytes`]); registers are 32- or 64-bit as the
+/// element is. The methods without a type (`to_iced`, `intel`, `att`, [`encode`], `Display`)
+/// write i32 code; the `_as` ones take the task's [`Element`]. Program length counts every
+/// `Insn`; the final `ret` is not an `Insn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[allow(missing_docs)] // fields are the operands each variant's text names
 pub enum Insn {
-    /// `mov dst, dword [rdi + 4*slot]`
+    /// `mov dst, [rdi + stride*slot]`
     Load { dst: Reg, slot: u8 },
-    /// `mov dword [rdi + 4*slot], src`
+    /// `mov [rdi + stride*slot], src`
     Store { slot: u8, src: Reg },
     /// `mov dst, src`
     Mov { dst: Reg, src: Reg },
-    /// `cmp a, b`: flags from the signed comparison of `a` with `b`.
+    /// `cmp a, b`: flags from the comparison of `a` with `b`.
     Cmp { a: Reg, b: Reg },
     /// `cmovcc dst, src`: `dst = src` when `cc` holds for the current flags.
     Cmov { cc: Cond, dst: Reg, src: Reg },
 }
 
 impl Insn {
-    /// The iced-x86 instruction (64-bit mode).
+    /// The iced-x86 instruction (64-bit mode) for i32 elements.
     pub fn to_iced(self) -> Instruction {
-        let mem = |slot: u8| MemoryOperand::with_base_displ(Register::RDI, 4 * slot as i64);
-        let r = match self {
-            Insn::Load { dst, slot } => {
-                Instruction::with2(Code::Mov_r32_rm32, dst.iced(), mem(slot))
-            }
-            Insn::Store { slot, src } => {
-                Instruction::with2(Code::Mov_rm32_r32, mem(slot), src.iced())
-            }
-            Insn::Mov { dst, src } => {
-                Instruction::with2(Code::Mov_r32_rm32, dst.iced(), src.iced())
-            }
-            Insn::Cmp { a, b } => Instruction::with2(Code::Cmp_r32_rm32, a.iced(), b.iced()),
-            Insn::Cmov { cc, dst, src } => {
-                Instruction::with2(cc.iced_code(), dst.iced(), src.iced())
-            }
-        };
-        r.expect("operands of a game instruction always match its iced code")
+        self.to_iced_as(Element::I32)
     }
 
-    /// Reads an iced-x86 instruction back as a game move, for a task with `n` array elements.
-    /// Fails with a one-line reason (`unsupported instruction sbb`, `reads outside the array`)
-    /// when the instruction is not one of the game's moves.
-    pub fn from_iced(ins: &Instruction, n: usize) -> Result<Insn, String> {
+    /// The iced-x86 instruction (64-bit mode) for elements of type `el`: 32- or 64-bit
+    /// registers and stride.
+    pub fn to_iced_as(self, el: Element) -> Instruction {
+        let stride = el.bytes() as i64;
+        let mem = |slot: u8| MemoryOperand::with_base_displ(Register::RDI, stride * slot as i64);
+        let r = |x: Reg| x.iced_as(el);
+        let (load, store, cmp) = if el.is_wide() {
+            (Code::Mov_r64_rm64, Code::Mov_rm64_r64, Code::Cmp_r64_rm64)
+        } else {
+            (Code::Mov_r32_rm32, Code::Mov_rm32_r32, Code::Cmp_r32_rm32)
+        };
+        let ins = match self {
+            Insn::Load { dst, slot } => Instruction::with2(load, r(dst), mem(slot)),
+            Insn::Store { slot, src } => Instruction::with2(store, mem(slot), r(src)),
+            Insn::Mov { dst, src } => Instruction::with2(load, r(dst), r(src)),
+            Insn::Cmp { a, b } => Instruction::with2(cmp, r(a), r(b)),
+            Insn::Cmov { cc, dst, src } => Instruction::with2(cc.iced_code(el), r(dst), r(src)),
+        };
+        ins.expect("operands of a game instruction always match its iced code")
+    }
+
+    /// Reads an iced-x86 instruction back as a game move, for a task with `n` array elements
+    /// of type `el`. Fails with a one-line reason (`unsupported instruction sbb`, `reads
+    /// outside the array`, `register eax is not a 64-bit scratch register of the task`) when
+    /// the instruction is not one of the game's moves at that width. A `cmovcc` of either
+    /// signedness is a move: the oracle decides whether it fits the element type.
+    pub fn from_iced(ins: &Instruction, n: usize, el: Element) -> Result<Insn, String> {
         use iced_x86::OpKind;
         let mnemonic = format!("{:?}", ins.mnemonic()).to_lowercase();
         let reg = |i: u32| -> Result<Reg, String> {
             let r = ins.op_register(i);
-            Reg::from_iced(r).ok_or_else(|| register_reason(r))
+            Reg::from_iced_as(r, el).ok_or_else(|| register_reason(r, el))
         };
+        let stride = el.bytes() as i64;
         let slot = || -> Result<u8, String> {
             let disp = ins.memory_displacement64() as i64;
             if ins.memory_base() != Register::RDI || ins.memory_index() != Register::None {
-                return Err("memory operand is not [rdi + 4k]".into());
+                return Err(format!("memory operand is not [rdi + {stride}k]"));
             }
-            if disp < 0 || disp % 4 != 0 || disp / 4 >= n as i64 {
+            if disp < 0 || disp % stride != 0 || disp / stride >= n as i64 {
                 return Err(format!(
-                    "accesses [rdi{disp:+}], outside the array of {n} elements"
+                    "accesses [rdi{disp:+}], outside the array of {n} {el} elements"
                 ));
             }
-            Ok((disp / 4) as u8)
+            Ok((disp / stride) as u8)
         };
+        let (load, store, cmp) = if el.is_wide() {
+            (
+                [Code::Mov_r64_rm64],
+                [Code::Mov_rm64_r64],
+                [Code::Cmp_r64_rm64, Code::Cmp_rm64_r64],
+            )
+        } else {
+            (
+                [Code::Mov_r32_rm32],
+                [Code::Mov_rm32_r32],
+                [Code::Cmp_r32_rm32, Code::Cmp_rm32_r32],
+            )
+        };
+        let code = ins.code();
         let kinds = (ins.op_count(), ins.op0_kind(), ins.op1_kind());
-        match (ins.code(), kinds) {
-            (Code::Mov_r32_rm32 | Code::Mov_rm32_r32, (2, OpKind::Register, OpKind::Register)) => {
-                Ok(Insn::Mov {
-                    dst: reg(0)?,
-                    src: reg(1)?,
-                })
-            }
-            (Code::Mov_r32_rm32, (2, OpKind::Register, OpKind::Memory)) => Ok(Insn::Load {
+        let rr = (2, OpKind::Register, OpKind::Register);
+        if (load.contains(&code) || store.contains(&code)) && kinds == rr {
+            return Ok(Insn::Mov {
+                dst: reg(0)?,
+                src: reg(1)?,
+            });
+        }
+        if load.contains(&code) && kinds == (2, OpKind::Register, OpKind::Memory) {
+            return Ok(Insn::Load {
                 dst: reg(0)?,
                 slot: slot()?,
-            }),
-            (Code::Mov_rm32_r32, (2, OpKind::Memory, OpKind::Register)) => Ok(Insn::Store {
+            });
+        }
+        if store.contains(&code) && kinds == (2, OpKind::Memory, OpKind::Register) {
+            return Ok(Insn::Store {
                 slot: slot()?,
                 src: reg(1)?,
-            }),
-            (Code::Cmp_r32_rm32 | Code::Cmp_rm32_r32, (2, OpKind::Register, OpKind::Register)) => {
-                Ok(Insn::Cmp {
-                    a: reg(0)?,
-                    b: reg(1)?,
-                })
-            }
-            (code, (2, OpKind::Register, OpKind::Register)) => {
-                let cc = Cond::ALL.into_iter().find(|c| c.iced_code() == code);
-                match cc {
-                    Some(cc) => Ok(Insn::Cmov {
-                        cc,
-                        dst: reg(0)?,
-                        src: reg(1)?,
-                    }),
-                    None => Err(unsupported(&mnemonic)),
-                }
-            }
-            _ => Err(unsupported(&mnemonic)),
+            });
         }
+        if cmp.contains(&code) && kinds == rr {
+            return Ok(Insn::Cmp {
+                a: reg(0)?,
+                b: reg(1)?,
+            });
+        }
+        if kinds == rr {
+            if let Some(cc) = Cond::ALL.into_iter().find(|c| c.iced_code(el) == code) {
+                return Ok(Insn::Cmov {
+                    cc,
+                    dst: reg(0)?,
+                    src: reg(1)?,
+                });
+            }
+        }
+        Err(unsupported(&mnemonic, el))
     }
 
     /// The register this instruction writes, if any.
@@ -306,44 +531,64 @@ impl Insn {
         }
     }
 
-    /// Intel-syntax text, e.g. `cmovl eax, ecx` or `mov dword ptr [rdi+8], edx`.
+    /// Intel-syntax text for i32 elements, e.g. `cmovl eax, ecx` or
+    /// `mov dword ptr [rdi+8], edx`.
     pub fn intel(self) -> String {
-        format_with(&mut iced_x86::IntelFormatter::new(), self)
+        self.intel_as(Element::I32)
     }
 
-    /// GNU AT&T-syntax text that GNU as accepts, e.g. `cmovl %ecx,%eax`.
+    /// Intel-syntax text for elements of type `el`, e.g. `cmovb rax, rcx`.
+    pub fn intel_as(self, el: Element) -> String {
+        format_with(&mut iced_x86::IntelFormatter::new(), self, el)
+    }
+
+    /// GNU AT&T-syntax text that GNU as accepts, for i32 elements: `cmovl %ecx,%eax`.
     pub fn att(self) -> String {
-        format_with(&mut iced_x86::GasFormatter::new(), self)
+        self.att_as(Element::I32)
+    }
+
+    /// GNU AT&T-syntax text for elements of type `el`, e.g. `cmovb %rcx, %rax`.
+    pub fn att_as(self, el: Element) -> String {
+        format_with(&mut iced_x86::GasFormatter::new(), self, el)
     }
 }
 
 /// Why a decoded instruction is not a game move: an opcode outside the game, or a game opcode
-/// with operands the game does not have (64-bit or 16-bit registers, immediates, memory).
-fn unsupported(mnemonic: &str) -> String {
-    if ["mov", "cmp", "cmovl", "cmovg", "cmovle", "cmovge"].contains(&mnemonic) {
-        format!("unsupported operands for {mnemonic} (the game's moves take 32-bit scratch registers and dword [rdi+4k])")
+/// with operands the game does not have (registers of another width, immediates, memory).
+fn unsupported(mnemonic: &str, el: Element) -> String {
+    let game = ["mov", "cmp"].contains(&mnemonic)
+        || mnemonic
+            .strip_prefix("cmov")
+            .is_some_and(|c| Cond::parse(c).is_some());
+    if game {
+        let bits = 8 * el.bytes();
+        let ptr = if el.is_wide() { "qword" } else { "dword" };
+        format!("unsupported operands for {mnemonic} (the game's moves take {bits}-bit scratch registers and {ptr} [rdi+{}k] for {el} elements)", el.bytes())
     } else {
         format!("unsupported instruction {mnemonic}")
     }
 }
 
-fn register_reason(r: Register) -> String {
+fn register_reason(r: Register, el: Element) -> String {
     use Register::*;
     let name = format!("{r:?}").to_lowercase();
     match r.full_register() {
         RSP => format!("uses the stack pointer {name}"),
         RDI => format!("uses the array pointer register {name}"),
-        _ => format!("register {name} is not a 32-bit scratch register of the task"),
+        _ => format!(
+            "register {name} is not a {}-bit scratch register of the task ({el} elements)",
+            8 * el.bytes()
+        ),
     }
 }
 
-fn format_with(f: &mut dyn iced_x86::Formatter, insn: Insn) -> String {
+fn format_with(f: &mut dyn iced_x86::Formatter, insn: Insn, el: Element) -> String {
     let mut out = String::new();
     f.options_mut().set_space_after_operand_separator(true);
     // GNU as reads `0xC`, not MASM's `0Ch`.
     f.options_mut().set_hex_prefix("0x");
     f.options_mut().set_hex_suffix("");
-    f.format(&insn.to_iced(), &mut out);
+    f.format(&insn.to_iced_as(el), &mut out);
     out
 }
 
@@ -353,11 +598,16 @@ impl fmt::Display for Insn {
     }
 }
 
-/// Encodes a program (no `ret`) to x86-64 machine code with iced-x86.
+/// Encodes a program (no `ret`) for i32 elements to x86-64 machine code with iced-x86.
 pub fn encode(program: &[Insn]) -> Vec<u8> {
+    encode_as(program, Element::I32)
+}
+
+/// Encodes a program (no `ret`) for elements of type `el` to x86-64 machine code.
+pub fn encode_as(program: &[Insn], el: Element) -> Vec<u8> {
     let mut enc = iced_x86::Encoder::new(64);
     for insn in program {
-        enc.encode(&insn.to_iced(), 0)
+        enc.encode(&insn.to_iced_as(el), 0)
             .expect("game instructions always encode");
     }
     enc.take_buffer()

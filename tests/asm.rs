@@ -196,9 +196,73 @@ fn callee_saved_registers_are_moves_but_only_listed_ones_may_be_used() {
         att("mov %rbx,%rax").to_game(3),
         Err((
             1,
-            "unsupported operands for mov (the game's moves take 32-bit scratch registers and dword [rdi+4k])"
+            "unsupported operands for mov (the game's moves take 32-bit scratch registers and dword [rdi+4k] for i32 elements)"
                 .to_string()
         ))
+    );
+    // The same line is a move for 64-bit elements, and a 32-bit one is not.
+    use superopt::isa::{Element, Insn, Reg};
+    assert_eq!(
+        att("mov %rbx,%rax").to_game_as(3, Element::U64),
+        Ok(vec![Insn::Mov {
+            dst: Reg::Eax,
+            src: Reg::Ebx
+        }])
+    );
+    assert_eq!(
+        att("mov 16(%rdi),%rax\ncmp %rcx,%rax\ncmovb %rcx,%rax\nmov %rax,8(%rdi)")
+            .to_game_as(3, Element::U64),
+        Ok(vec![
+            Insn::Load {
+                dst: Reg::Eax,
+                slot: 2
+            },
+            Insn::Cmp {
+                a: Reg::Eax,
+                b: Reg::Ecx
+            },
+            Insn::Cmov {
+                cc: superopt::isa::Cond::B,
+                dst: Reg::Eax,
+                src: Reg::Ecx
+            },
+            Insn::Store {
+                slot: 1,
+                src: Reg::Eax
+            },
+        ])
+    );
+    assert_eq!(
+        att("mov %ebx,%eax").to_game_as(3, Element::I64),
+        Err((
+            1,
+            "unsupported operands for mov (the game's moves take 64-bit scratch registers and qword [rdi+8k] for i64 elements)"
+                .to_string()
+        ))
+    );
+    assert_eq!(
+        att("mov 24(%rdi),%rax").to_game_as(3, Element::I64),
+        Err((
+            1,
+            "accesses [rdi+24], outside the array of 3 i64 elements".to_string()
+        ))
+    );
+    // 8-byte accesses are safe inside a 64-bit array, not past it, and not misaligned.
+    assert_eq!(
+        att("mov 16(%rdi),%rax").check_safe_as(3, Element::I64, &[]),
+        Ok(())
+    );
+    assert_eq!(
+        att("mov 20(%rdi),%rax").check_safe_as(3, Element::I64, &[]),
+        Err((1, "reads outside the array".to_string()))
+    );
+    assert_eq!(
+        att("mov 4(%rdi),%rax").check_safe_as(3, Element::I64, &[]),
+        Err((1, "mov accesses 8 bytes at [rdi+4], which may be misaligned (rdi is only 8-byte aligned) and faults when the caller enables alignment checking".to_string()))
+    );
+    assert_eq!(
+        att("mov 4(%rdi),%rax").check_safe(3, &[]),
+        Err((1, "mov accesses 8 bytes at [rdi+4], which may be misaligned (rdi is only 4-byte aligned) and faults when the caller enables alignment checking".to_string()))
     );
 }
 

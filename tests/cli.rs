@@ -22,7 +22,7 @@ fn unknown_task_is_a_one_line_error() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o),
-        "error: unknown task 'sort9' (known tasks: sort2, sort3, sort4, sort5, sort6, sort7, sort8)\n"
+        "error: unknown task 'sort9' (known tasks: sort2, sort3, sort4, sort5, sort6, sort7, sort8, sort3-u32, sort3-i64, sort3-u64, sort4-u32, sort4-i64, sort4-u64, sort5-u32, sort5-i64, sort5-u64)\n"
     );
 }
 
@@ -54,11 +54,33 @@ fn malformed_task_files_name_the_file_and_field() {
         ),
         (
             good.replace("\"esi\"", "\"rbx\""),
-            "isa.scratch: 'rbx' is not a 32-bit general-purpose register (eax, ecx, edx, esi, r8d-r11d; callee-saved ebx, ebp, r12d-r15d)",
+            "isa.scratch: 'rbx' is not a 32-bit general-purpose register (eax, ecx, edx, esi, r8d-r11d; callee-saved ebx, ebp, r12d-r15d), as i32 elements need",
         ),
         (
             good.replace("\"cmovge\"", "\"cmovz\""),
-            "isa.opcodes: unknown opcode 'cmovz' (known: mov, cmp, cmovl, cmovg, cmovle, cmovge)",
+            "isa.opcodes: unknown opcode 'cmovz' (known for i32: mov, cmp, cmovl, cmovg, cmovle, cmovge)",
+        ),
+        (
+            good.replace("element = \"i32\"", "element = \"f32\""),
+            "element: unsupported element type 'f32' (supported: i32, u32, i64, u64)",
+        ),
+        (
+            good.replace("element = \"i32\"", "element = \"i64\""),
+            "layout.stride: 4 is not supported (i64 elements are 8 bytes apart)",
+        ),
+        (
+            good.replace("element = \"i32\"", "element = \"u32\""),
+            "isa.opcodes: cmovl compares signed, but u32 elements compare unsigned (use cmovb, cmova, cmovbe, cmovae)",
+        ),
+        (
+            good.replace("element = \"i32\"", "element = \"u64\"")
+                .replace("stride = 4 ", "stride = 8 "),
+            "isa.opcodes: cmovl compares signed, but u64 elements compare unsigned (use cmovb, cmova, cmovbe, cmovae)",
+        ),
+        (
+            good.replace("element = \"i32\"", "element = \"i64\"")
+                .replace("stride = 4 ", "stride = 8 "),
+            "isa.scratch: 'eax' is not a 64-bit general-purpose register (rax, rcx, rdx, rsi, r8-r11; callee-saved rbx, rbp, r12-r15), as i64 elements need",
         ),
         (
             good.replace("kind = \"sort\"", "kind = \"hash\""),
@@ -96,8 +118,22 @@ fn tasks_lists_reference_lengths() {
     let o = superopt(&["tasks"]);
     assert!(o.status.success());
     let out = stdout(&o);
-    assert!(out.contains("sort3      3       18        17"), "{out}");
-    assert!(out.contains("sort5      5       46        42"), "{out}");
+    assert!(
+        out.starts_with("task         n element  network  alphadev   budget  source\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nsort3        3     i32       18        17       1m  builtin:sort3\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nsort5        5     i32       46        42      10m  builtin:sort5\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nsort5-u64    5     u64       46         -      10m  builtin:sort5-u64\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -169,18 +205,18 @@ fn verify_rejects_each_kind_of_wrong_kernel() {
             format!("mov %eax, %ebx\n{net}"),
             "clobbers callee-saved rbx (line 1)",
         ),
-        // Unsigned conditions on signed ints: outside the game's ISA, so stage 2 alone, which
-        // finds a negative counterexample.
+        // Unsigned conditions on signed ints: not among sort3's opcodes, and the native stage
+        // shows the smallest input over the extremes that they get wrong.
         (
             "unsigned.s",
             net.replace("cmovg", "cmova"),
-            "not sorted: [-2147483648,-2147483648,0] -> [0,-2147483648,-2147483648]",
+            "not sorted: [0,0,-1] -> [0,0,-1] (cmova compares unsigned; i32 elements compare signed, line 8)",
         ),
         // The sign of a subtraction as the comparison: wrong when it overflows.
         (
             "sign.s",
             net.replace("cmovg", "cmovns"),
-            "not sorted: [-2147483648,-2147483648,1] -> [1,-2147483648,-2147483648]",
+            "not sorted: [0,0,-2147483648] -> [0,0,-2147483648]",
         ),
         // Correct on every permutation, wrong on ties (a checker of distinct values passes
         // it): superopt's 17-instruction sort3 with a strict condition where a tie needs `le`.

@@ -310,7 +310,7 @@ fn library_crate_builds_and_passes_cargo_test() {
     assert!(manifest.ends_with("[workspace]\n"));
     let root = std::fs::read_to_string(lib.join("src/lib.rs")).unwrap();
     assert!(root.contains(
-        "//! * [`sort5()`](sort5::sort5): 5 elements, 42 instructions (ret excluded), from search log search-logs/examples/sort5-mcts-seed1.json\n"
+        "//! * [`sort5()`](sort5::sort5): 5 `i32` elements, 42 instructions (ret excluded), from search log search-logs/examples/sort5-mcts-seed1.json\n"
     ), "{root}");
     assert!(root.contains("pub mod sort4;\n"));
     assert!(root.contains("pub use self::sort4::sort4;\n"));
@@ -361,7 +361,7 @@ fn bad_names_are_one_line_errors() {
             "use ASCII letters, digits and '_', not starting with a digit",
         ),
         (
-            "sort-3",
+            "3sort",
             "use ASCII letters, digits and '_', not starting with a digit",
         ),
         (
@@ -516,7 +516,7 @@ fn library_task_names_are_checked_with_the_library_hint() {
             "a register or operator name in Intel syntax, which GNU as would not read as a symbol",
         ),
         (
-            "sort-3",
+            "3sort",
             "use ASCII letters, digits and '_', not starting with a digit",
         ),
         (
@@ -570,7 +570,7 @@ fn input_errors_are_one_line_with_exit_code_2() {
     assert_eq!(code, Some(2));
     assert_eq!(
         err,
-        "error: unknown task 'sort9' (known tasks: sort2, sort3, sort4, sort5, sort6, sort7, sort8)\n"
+        "error: unknown task 'sort9' (known tasks: sort2, sort3, sort4, sort5, sort6, sort7, sort8, sort3-u32, sort3-i64, sort3-u64, sort4-u32, sort4-i64, sort4-u64, sort5-u32, sort5-i64, sort5-u64)\n"
     );
     let txt = write(d, "k.txt", "");
     let (code, err) = export_err(&[&txt]);

@@ -137,6 +137,7 @@ fn native_ok(program: &[Insn], n: usize) {
     let verdict = run_native(
         &code,
         n,
+        superopt::isa::Element::I32,
         &NativeConfig {
             random: 2000,
             seed: 1,
@@ -559,11 +560,12 @@ fn interpret(program: &[Insn], input: &[i32]) -> Option<(Vec<i32>, [Option<i32>;
             Insn::Cmov { cc, dst, src } => {
                 let f = flags?;
                 let (d, s) = (regs[dst.index()]?, regs[src.index()]?);
+                // Both signednesses read the one order of the values here.
                 let take = match cc {
-                    Cond::L => f.is_lt(),
-                    Cond::G => f.is_gt(),
-                    Cond::Le => f.is_le(),
-                    Cond::Ge => f.is_ge(),
+                    Cond::L | Cond::B => f.is_lt(),
+                    Cond::G | Cond::A => f.is_gt(),
+                    Cond::Le | Cond::Be => f.is_le(),
+                    Cond::Ge | Cond::Ae => f.is_ge(),
                 };
                 regs[dst.index()] = Some(if take { s } else { d });
             }

@@ -4,8 +4,9 @@
 #![cfg(target_arch = "x86_64")]
 
 use iced_x86::code_asm::*;
+use superopt::game::network::network_kernel_with;
 use superopt::game::network::{classic_comparators, network_kernel};
-use superopt::isa::{encode, Reg};
+use superopt::isa::{encode, encode_as, Cond, Element, Reg};
 use superopt::oracle::native::{run_native, NativeConfig, NativeFailure, NativeReport};
 
 fn sort_net(n: usize) -> &'static [(usize, usize)] {
@@ -36,14 +37,14 @@ fn quick() -> NativeConfig {
 }
 
 fn pass(code: &[u8], n: usize, cfg: &NativeConfig) -> NativeReport {
-    match run_native(code, n, cfg).expect("JIT works") {
+    match run_native(code, n, Element::I32, cfg).expect("JIT works") {
         Ok(report) => report,
         Err(f) => panic!("expected a pass, got: {f}"),
     }
 }
 
 fn fail(code: &[u8], n: usize) -> NativeFailure {
-    match run_native(code, n, &quick()).expect("JIT works") {
+    match run_native(code, n, Element::I32, &quick()).expect("JIT works") {
         Ok(report) => panic!("expected a failure, got a pass: {report:?}"),
         Err(f) => f,
     }
@@ -75,7 +76,7 @@ fn sort5_network_passes_quickly() {
         report.checks[..3],
         [
             "all 3125 tuples over {0..4}^5",
-            "all 16807 tuples over {INT_MIN, INT_MIN+1, -1, 0, 1, INT_MAX-1, INT_MAX}^5",
+            "all 16807 tuples over {0, 1, -1, INT_MIN, INT_MIN+1, INT_MAX-1, INT_MAX}^5",
             "100000 random tuples (seed 0)",
         ]
     );
@@ -269,10 +270,8 @@ fn sort3_with_cmovg_written_by_hand_passes() {
 #[test]
 fn unsigned_compare_fails_on_negative_values() {
     let f = fail(&sort3_with(|a, d, s| a.cmova(d, s)), 3);
-    assert_eq!(
-        f.to_string(),
-        "not sorted: [-2147483648,-2147483648,0] -> [0,-2147483648,-2147483648]"
-    );
+    // The smallest tuple over the extremes with a negative value: -1 is unsigned 0xFFFFFFFF.
+    assert_eq!(f.to_string(), "not sorted: [0,0,-1] -> [0,0,-1]");
     match f {
         NativeFailure::NotSorted { input, .. } => assert!(input.iter().any(|&x| x < 0)),
         other => panic!("expected NotSorted, got {other}"),
@@ -282,12 +281,12 @@ fn unsigned_compare_fails_on_negative_values() {
 #[test]
 fn sign_flag_compare_fails_on_overflow() {
     // `cmovns` after `cmp` tests the sign of ri - rj, ignoring overflow: right for small
-    // values, wrong when the difference overflows. INT_MIN - 1 overflows to INT_MAX, whose
-    // sign is clear, so the pair is swapped.
+    // values, wrong when the difference overflows. 0 - INT_MIN overflows to INT_MIN, whose
+    // sign is set, so the pair (0, INT_MIN) is left as it is.
     let f = fail(&sort3_with(|a, d, s| a.cmovns(d, s)), 3);
     assert_eq!(
         f.to_string(),
-        "not sorted: [-2147483648,-2147483648,1] -> [1,-2147483648,-2147483648]"
+        "not sorted: [0,0,-2147483648] -> [0,0,-2147483648]"
     );
 }
 
@@ -303,4 +302,91 @@ fn random_tuples_follow_the_seed() {
     );
     assert_eq!(a.checks[2], "10 random tuples (seed 42)");
     assert_eq!(a.calls, (27 + 343 + 10) * 4);
+}
+
+/// The sort4 network for elements of type `el`, exchanging with `cmov{cc}`.
+fn network_as(el: Element, cc: Cond) -> Vec<u8> {
+    encode_as(&network_kernel_with(&Reg::ALL, 4, sort_net(4), cc), el)
+}
+
+#[test]
+fn each_element_type_passes_its_own_network_with_its_extremes() {
+    let lines = [
+        (
+            Element::I32,
+            Cond::G,
+            "{0, 1, -1, INT_MIN, INT_MIN+1, INT_MAX-1, INT_MAX}",
+            2401,
+        ),
+        (Element::U32, Cond::A, "{0, 1, UINT_MAX-1, UINT_MAX}", 256),
+        (
+            Element::I64,
+            Cond::G,
+            "{0, 1, -1, INT64_MIN, INT64_MIN+1, INT64_MAX-1, INT64_MAX}",
+            2401,
+        ),
+        (
+            Element::U64,
+            Cond::A,
+            "{0, 1, UINT64_MAX-1, UINT64_MAX}",
+            256,
+        ),
+    ];
+    for (el, cc, extremes, count) in lines {
+        let report = match run_native(&network_as(el, cc), 4, el, &quick()).unwrap() {
+            Ok(r) => r,
+            Err(f) => panic!("{el}: {f}"),
+        };
+        assert_eq!(
+            report.checks[1],
+            format!("all {count} tuples over {extremes}^4")
+        );
+        assert_eq!(report.calls, (256 + count + 2000) * 4, "{el}");
+    }
+}
+
+#[test]
+fn each_element_types_native_stage_catches_the_other_signedness() {
+    // A network right for the other signedness fails on a small input of the type's extremes.
+    let cases = [
+        (
+            Element::I32,
+            Cond::A,
+            "not sorted: [0,0,0,-1] -> [0,0,0,-1]",
+        ),
+        (
+            Element::U32,
+            Cond::G,
+            "not sorted: [0,0,0,4294967294] -> [4294967294,0,0,0]",
+        ),
+        (
+            Element::I64,
+            Cond::A,
+            "not sorted: [0,0,0,-1] -> [0,0,0,-1]",
+        ),
+        (
+            Element::U64,
+            Cond::G,
+            "not sorted: [0,0,0,18446744073709551614] -> [18446744073709551614,0,0,0]",
+        ),
+    ];
+    for (el, cc, want) in cases {
+        let verdict = run_native(&network_as(el, cc), 4, el, &quick()).unwrap();
+        assert_eq!(verdict.unwrap_err().to_string(), want, "{el}");
+    }
+}
+
+#[test]
+fn a_32_bit_kernel_fails_on_64_bit_elements() {
+    // The i32 network reads the low halves of the i64 elements: wrong on the first tuples.
+    let verdict = run_native(
+        &network_as(Element::I32, Cond::G),
+        4,
+        Element::I64,
+        &quick(),
+    );
+    assert_eq!(
+        verdict.unwrap().unwrap_err().to_string(),
+        "not sorted: [0,0,1,0] -> [0,0,1,0]"
+    );
 }

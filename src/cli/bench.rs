@@ -65,10 +65,17 @@ struct Subject {
     runner: Runner,
 }
 
-/// Runs the bench. Errors: an unknown meter choice where it cannot run (`--meter perf`
-/// without counters), a kernel file that cannot be parsed or is not safe to run (with its
+/// Runs the bench. Errors: a task whose elements are not i32 (the compiled baselines are
+/// i32 only), an unknown meter choice where it cannot run (`--meter perf` without counters), a kernel file that cannot be parsed or is not safe to run (with its
 /// line), or bad sampling settings.
 pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
+    if task.element != crate::isa::Element::I32 {
+        // The compiled baselines and the input arrays are i32 (latency::timing).
+        return Err(Error::Runtime(format!(
+            "bench times i32 tasks only; task {} sorts {} (time its kernels with `search --objective latency`)",
+            task.name, task.element
+        )));
+    }
     let n = task.n;
     let (kind, counters_unavailable) = latency::resolve(opts.meter);
     let mut meter = latency::meter(kind, &opts.sampling)?;

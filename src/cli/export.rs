@@ -18,7 +18,7 @@ pub struct ExportArgs {
     pub inputs: Vec<String>,
     /// Output format of a single export.
     pub format: Format,
-    /// Function name (default: the task's name).
+    /// Function name (default: the task's name with `-` as `_`).
     pub name: Option<String>,
     /// Output folder of a single export.
     pub out_dir: PathBuf,
@@ -75,7 +75,7 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
                 let task = Task::load(t)?;
                 inputs.extend(task.file());
                 // Before the logs are searched: a bad name is the first thing to fix.
-                export::check_library_name(&task.name)?;
+                export::check_library_name(&task.function_name())?;
                 let (path, kernel) = shortest_logged(&task, &args.log_dir, &cfg)?;
                 inputs.push(path.clone());
                 kernels.push((task, kernel, format!("search log {}", path.display())));
@@ -91,7 +91,7 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
             }
             let input = Path::new(&args.inputs[0]);
             let (task, kernel, provenance) = read_input(input, args.task.as_deref(), syntax)?;
-            let name = args.name.clone().unwrap_or_else(|| task.name.clone());
+            let name = args.name.clone().unwrap_or_else(|| task.function_name());
             let inputs: Vec<PathBuf> = std::iter::once(input.to_path_buf())
                 .chain(task.file())
                 .collect();

@@ -369,17 +369,18 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
         Command::Tasks => {
             writeln!(
                 w,
-                "{:<8} {:>3} {:>8} {:>9} {:>8}  source",
-                "task", "n", "network", "alphadev", "budget"
+                "{:<10} {:>3} {:>7} {:>8} {:>9} {:>8}  source",
+                "task", "n", "element", "network", "alphadev", "budget"
             )
             .map_err(stdout_err)?;
             for t in Task::builtins() {
                 let f = |x: Option<usize>| x.map_or("-".to_string(), |v| v.to_string());
                 writeln!(
                     w,
-                    "{:<8} {:>3} {:>8} {:>9} {:>8}  {}",
+                    "{:<10} {:>3} {:>7} {:>8} {:>9} {:>8}  {}",
                     t.name,
                     t.n,
+                    t.element.name(),
                     f(t.reference.network),
                     f(t.reference.alphadev),
                     humantime::format_duration(t.default_budget).to_string(),
@@ -719,8 +720,8 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 Status::Verified => {
                     writeln!(
                         w,
-                        "verified: {name} sorts {} i32 for all inputs ({} instructions)",
-                        task.n, verdict.length
+                        "verified: {name} sorts {} {} for all inputs ({} instructions)",
+                        task.n, task.element, verdict.length
                     )
                     .map_err(stdout_err)?;
                     for c in &verdict.checks {
@@ -983,7 +984,9 @@ fn print_search(
         Some(b) if b.verified => {
             let refs = match (task.reference.network, task.reference.alphadev) {
                 (Some(n), Some(a)) => format!(" (classic network {n}, AlphaDev {a})"),
-                _ => String::new(),
+                (Some(n), None) => format!(" (classic network {n})"),
+                (None, Some(a)) => format!(" (AlphaDev {a})"),
+                (None, None) => String::new(),
             };
             // AlphaDev counts the body (its kernels are inline asm with clobbers); the function
             // adds a push and a pop for each callee-saved register the body uses.

@@ -57,7 +57,7 @@ pub fn principal_variation(log: &SearchLog, path: &Path) -> Option<PrincipalVari
             Objective::Length => p,
             Objective::Latency => crate::game::without_dead_code(&p),
         };
-        Some(p.iter().map(|i| i.att()).collect())
+        Some(p.iter().map(|i| i.att_as(game.task().element)).collect())
     });
     Some(PrincipalVariation {
         nodes,

@@ -665,8 +665,8 @@ fn verify_best(
             length: program.len(),
             verified: ok,
             checks: verdict.checks.clone(),
-            program_att: program.iter().map(|i| i.att()).collect(),
-            program_intel: program.iter().map(|i| i.intel()).collect(),
+            program_att: program.iter().map(|i| i.att_as(task.element)).collect(),
+            program_intel: program.iter().map(|i| i.intel_as(task.element)).collect(),
             latency: latencies.get(i).cloned(),
         });
         if ok {
@@ -1104,14 +1104,15 @@ fn rank_by_meter(
     };
     let full = SampleConfig::default();
     let mut meter = latency::meter(latency::resolve(meter).0, &full)?;
-    let n = task.n;
+    // 64-bit elements run as twice as many 32-bit words ([`latency::lanes`]).
+    let (n, el) = (latency::lanes(task.n, task.element), task.element);
     let inputs = latency::Inputs {
         n,
         per_pass: full.inputs,
         seed: full.seed,
     };
     let runners = |ps: &mut dyn Iterator<Item = &Vec<crate::isa::Insn>>| -> Result<Vec<Runner>> {
-        ps.map(|p| Runner::kernel(&crate::isa::encode(p), model::program_state(p), n))
+        ps.map(|p| Runner::kernel(&crate::isa::encode_as(p, el), model::program_state(p), n))
             .collect()
     };
     let first = runners(&mut programs.iter())?;
@@ -1171,7 +1172,7 @@ fn rank_by_meter(
         {
             let mut net = ranked.remove(b);
             net.1.runner_up = ranked.last().map(|(p, l)| crate::log::RunnerUp {
-                program_att: p.iter().map(|i| i.att()).collect(),
+                program_att: p.iter().map(|i| i.att_as(task.element)).collect(),
                 cycles: l.cycles,
                 interval: l.interval,
                 model_cycles: l.model_cycles,

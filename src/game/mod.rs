@@ -289,7 +289,9 @@ impl SortGame {
     pub fn network_actions(&self) -> Option<Vec<Action>> {
         let n = self.tv.n;
         let comparators = network::classic_comparators(n)?;
+        let el = self.task.element;
         let cc = [crate::isa::Cond::G, crate::isa::Cond::Ge]
+            .map(|c| c.for_element(el))
             .into_iter()
             .find(|c| self.task.conds.contains(c))?;
         if self.task.scratch.len() <= n {
@@ -963,7 +965,7 @@ impl Environment for SortGame {
     }
 
     fn describe(&self, a: Action) -> String {
-        self.moves[a as usize].intel()
+        self.moves[a as usize].intel_as(self.task.element)
     }
 
     fn max_cost(&self) -> u32 {

@@ -475,10 +475,12 @@ pub fn network_sorts(n: usize, comparators: &[(usize, usize)]) -> bool {
 
 /// The classic network of [`classic_comparators`] for `task` as a kernel
 /// ([`network_kernel`] over the task's scratch registers), or `None` when there is none for
-/// its `n` or the task has no spare register for the compare-exchange's copy.
+/// its `n` or the task has no spare register for the compare-exchange's copy. The exchange
+/// uses `cmovg`, or `cmova` for unsigned elements.
 pub fn classic_kernel(task: &crate::task::Task) -> Option<Vec<Insn>> {
     let c = classic_comparators(task.n)?;
-    (task.scratch.len() > task.n).then(|| network_kernel(&task.scratch, task.n, c))
+    let cc = Cond::G.for_element(task.element);
+    (task.scratch.len() > task.n).then(|| network_kernel_with(&task.scratch, task.n, c, cc))
 }
 
 /// A sorting network as a kernel in the game's form: `n` loads into `scratch[0..n]`, for each

@@ -38,7 +38,7 @@ mod timing;
 use crate::error::{Error, Result};
 use rand::{Rng, SeedableRng};
 
-pub use timing::{hardware_counters, Runner};
+pub use timing::{hardware_counters, lanes, Runner};
 
 /// Which meter produced a figure.
 #[derive(

@@ -21,14 +21,16 @@ struct Body {
 
 impl Runner {
     /// A kernel (x86-64 machine code for `void f(int32_t *buf)` on `n` i32, no `ret`) inside
-    /// the JIT chain loop, with its model state for the model meter.
+    /// the JIT chain loop, with its model state for the model meter. A kernel on 64-bit
+    /// elements runs with `n` twice its element count ([`lanes`]): the loop then steps by its
+    /// array of `8n` bytes and reads every output word into the chain.
     ///
     /// `code` must have passed the oracle's static check (no control flow, memory only at
     /// `[rdi + 4k]` inside the array, no writes to rsp or rdi): it runs on the CPU as it is.
     /// Callee-saved registers are saved around the loop, so a kernel may use them.
     ///
-    /// Errors: [`Error::Runtime`] when `n` is not in `1..=8` ([`crate::task::MAX_N`]) or the JIT
-    /// cannot map memory.
+    /// Errors: [`Error::Runtime`] when `n` is not in `1..=16` (twice [`crate::task::MAX_N`])
+    /// or the JIT cannot map memory.
     pub fn kernel(code: &[u8], model: ModelState, n: usize) -> Result<Runner> {
         check_n(n)?;
         Ok(Runner {
@@ -117,14 +119,20 @@ impl Runner {
 }
 
 fn check_n(n: usize) -> Result<()> {
-    if (1..=crate::task::MAX_N).contains(&n) {
+    if (1..=2 * crate::task::MAX_N).contains(&n) {
         Ok(())
     } else {
         Err(Error::Runtime(format!(
-            "latency meters support 1 to {} array elements, got {n}",
-            crate::task::MAX_N
+            "latency meters support 1 to {} 32-bit array words, got {n}",
+            2 * crate::task::MAX_N
         )))
     }
+}
+
+/// The 32-bit words an array of `n` elements of type `el` fills: `n`, or `2n` for 64-bit
+/// elements. What [`Runner::kernel`] and [`super::Inputs::n`] take for such a kernel.
+pub fn lanes(n: usize, el: crate::isa::Element) -> usize {
+    n * el.bytes() / 4
 }
 
 mod native {

@@ -89,7 +89,8 @@ pub fn insn_features(insn: Insn) -> [f32; INSN_FEATURES] {
     };
     f[kind] = 1.0;
     if let Some(cc) = cond {
-        f[5 + cc as usize] = 1.0;
+        // The net reads a condition in the element's order: unsigned `b` is signed `l`.
+        f[5 + cc.as_signed() as usize] = 1.0;
     }
     f[9 + dst] = 1.0;
     f[9 + LOCATIONS + src] = 1.0;
@@ -104,7 +105,7 @@ pub fn vocabulary_hash() -> String {
     for r in Reg::CALLER_SAVED {
         text.push(r.name().to_string());
     }
-    for c in Cond::ALL {
+    for c in Cond::SIGNED {
         text.push(c.suffix().to_string());
     }
     format!(

@@ -18,7 +18,7 @@ pub mod native;
 use crate::asm::Kernel;
 use crate::error::Result;
 use crate::game::CpuState;
-use crate::isa::{encode, Insn};
+use crate::isa::{encode_as, Insn};
 use crate::task::{Task, TestVectors};
 pub use native::{NativeConfig, NativeFailure, NativeReport};
 
@@ -113,17 +113,22 @@ pub fn verify_program(task: &Task, program: &[Insn], cfg: &NativeConfig) -> Resu
         Ok(line) => checks.push(line),
         Err((at, reason)) => {
             let reason = match at {
-                Some(i) => format!("{reason} (instruction {}: {})", i + 1, program[i].intel()),
+                Some(i) => format!(
+                    "{reason} (instruction {}: {})",
+                    i + 1,
+                    program[i].intel_as(task.element)
+                ),
                 None => reason,
             };
             return Ok(Verdict::failed(checks, reason, program.len()));
         }
     }
-    let body: Vec<iced_x86::Instruction> = program.iter().map(|i| i.to_iced()).collect();
+    let body: Vec<iced_x86::Instruction> =
+        program.iter().map(|i| i.to_iced_as(task.element)).collect();
     let saved = callee_saved_used(&body, &task.saved_registers());
     stage2(
         task,
-        &encode(program),
+        &encode_as(program, task.element),
         cfg,
         checks,
         program.len(),
@@ -179,10 +184,12 @@ pub fn with_saves(code: &[u8], saved: &[iced_x86::Register]) -> Vec<u8> {
 pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result<Verdict> {
     let len = kernel.decoded.len();
     let mut checks = Vec::new();
-    if let Err((line, reason)) = kernel.check_safe(task.n, &task.saved_registers()) {
+    let el = task.element;
+    if let Err((line, reason)) = kernel.check_safe_as(task.n, el, &task.saved_registers()) {
+        let note = width_note(task, kernel).map_or(String::new(), |w| format!("; {w}"));
         return Ok(Verdict::failed(
             checks,
-            format!("{reason} (line {line})"),
+            format!("{reason} (line {line}{note})"),
             len,
         ));
     }
@@ -194,14 +201,13 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
         Some(false) => checks.push("the file as written: GNU as builds exactly the bytes checked (gcc not found: not checked as a .S file)".into()),
         None => {}
     }
+    let bytes = el.bytes();
     checks.push(if task.saved_registers().is_empty() {
-        "static check: no control flow, memory only inside [rdi, rdi+4n), no callee-saved writes"
-            .into()
+        format!("static check: no control flow, memory only inside [rdi, rdi+{bytes}n), no callee-saved writes")
     } else {
-        "static check: no control flow, memory only inside [rdi, rdi+4n), no callee-saved writes but to the task's scratch (saved around the body)"
-            .into()
+        format!("static check: no control flow, memory only inside [rdi, rdi+{bytes}n), no callee-saved writes but to the task's scratch (saved around the body)")
     });
-    let scratch: Vec<iced_x86::Register> = task.scratch.iter().map(|r| r.iced()).collect();
+    let scratch: Vec<iced_x86::Register> = task.scratch.iter().map(|r| r.iced_as(el)).collect();
     if let Err((line, reason)) = kernel.check_registers(&task.name, &scratch) {
         return Ok(Verdict::failed(
             checks,
@@ -210,7 +216,7 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
         ));
     }
     checks.push("static check: general-purpose registers only from the task's scratch list".into());
-    match kernel.to_game(task.n) {
+    match kernel.to_game_as(task.n, el) {
         Ok(program) => {
             if let Some(i) = program
                 .iter()
@@ -221,21 +227,33 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
                     .iter()
                     .map(|c| format!("cmov{}", c.suffix()))
                     .collect();
-                return Ok(Verdict::failed(
-                    checks,
-                    format!(
-                        "uses {}, which is not among task {}'s opcodes (mov, cmp, {}) (line {})",
-                        program[i]
-                            .intel()
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or("cmov"),
-                        task.name,
-                        opcodes.join(", "),
-                        kernel.lines[i]
-                    ),
-                    len,
-                ));
+                let Insn::Cmov { cc, .. } = program[i] else {
+                    unreachable!("position found a cmov")
+                };
+                let mut reason = format!(
+                    "uses cmov{}, which is not among task {}'s opcodes (mov, cmp, {}) (line {})",
+                    cc.suffix(),
+                    task.name,
+                    opcodes.join(", "),
+                    kernel.lines[i]
+                );
+                if cc.is_signed() != el.is_signed() {
+                    // A condition of the other signedness: the weak-ordering proof does not
+                    // cover it, but the kernel is otherwise a game program that passed the
+                    // static check, so the native stage can show the smallest input it fails.
+                    let why = format!(
+                        "cmov{} compares {}; {el} elements compare {}",
+                        cc.suffix(),
+                        if cc.is_signed() { "signed" } else { "unsigned" },
+                        if el.is_signed() { "signed" } else { "unsigned" },
+                    );
+                    let saved = callee_saved_used(&kernel.decoded, &task.saved_registers());
+                    let code = with_saves(&kernel.code, &saved);
+                    if let Err(failure) = native::run_native(&code, task.n, el, cfg)? {
+                        reason = format!("{failure} ({why}, line {})", kernel.lines[i]);
+                    }
+                }
+                return Ok(Verdict::failed(checks, reason, len));
             }
             match prove(task, &program) {
                 Ok(line) => checks.push(line),
@@ -261,9 +279,30 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
             checks.push("static check: reads no state the caller left (registers or parts of them, flags, MXCSR, x87/MMX), no result the SDM leaves undefined, never the array's address, accesses aligned".into());
             let unproven = format!("line {line} is outside the game's ISA ({why}), so the weak-ordering proof does not apply");
             let saved = callee_saved_used(&kernel.decoded, &task.saved_registers());
-            stage2(task, &kernel.code, cfg, checks, len, Some(unproven), &saved)
+            let mut verdict = stage2(task, &kernel.code, cfg, checks, len, Some(unproven), &saved)?;
+            if verdict.status == Status::Failed {
+                if let Some(note) = width_note(task, kernel) {
+                    verdict.reason = verdict.reason.map(|r| format!("{r} ({note})"));
+                }
+            }
+            Ok(verdict)
         }
     }
+}
+
+/// `a kernel for 32-bit elements; i64 elements are 64-bit` when `kernel` is made of game moves
+/// at the other element width than `task`'s, to go with the failure it causes.
+fn width_note(task: &Task, kernel: &Kernel) -> Option<String> {
+    let el = task.element;
+    let other = crate::isa::Element::ALL
+        .into_iter()
+        .find(|o| o.is_wide() != el.is_wide() && o.is_signed() == el.is_signed())?;
+    kernel.to_game_as(task.n, other).ok()?;
+    Some(format!(
+        "a kernel for {}-bit elements; {el} elements are {}-bit",
+        8 * other.bytes(),
+        8 * el.bytes()
+    ))
 }
 
 fn stage2(
@@ -276,7 +315,7 @@ fn stage2(
     saved: &[iced_x86::Register],
 ) -> Result<Verdict> {
     let code = with_saves(code, saved);
-    match native::run_native(&code, task.n, cfg)? {
+    match native::run_native(&code, task.n, task.element, cfg)? {
         Ok(report) => {
             if !saved.is_empty() {
                 let names: Vec<String> = saved

@@ -5,7 +5,8 @@
 //! what the game thought, a read of a register the kernel never wrote, a write next to the
 //! array, or a clobbered callee-saved register.
 //!
-//! The kernel (raw x86-64 bytes for `void f(int32_t *buf)`, no `ret`) is inlined verbatim into a
+//! The kernel (raw x86-64 bytes for `void f(T *buf)`, no `ret`, where `T` is the task's
+//! [`Element`]: `int32_t`, `uint32_t`, `int64_t` or `uint64_t`) is inlined verbatim into a
 //! wrapper assembled with dynasmrt, `extern "sysv64" fn(buf, poison, out)`, which
 //!
 //! 1. saves rbx, rbp, r12-r15 and the `out` pointer on the stack, and the stack pointer in a
@@ -29,9 +30,12 @@
 //!
 //! Inputs, in this order: every tuple over `{0..n-1}^n`, smallest first (by largest element,
 //! then lexicographically, so the first failure reported is a small one such as `[1,1,0]`);
-//! every tuple over the seven [`EXTREMES`]; then [`NativeConfig::random`] pseudo-random tuples
-//! from `ChaCha8Rng` seeded with [`NativeConfig::seed`], a mix of full-range values and small
-//! ranges so that ties happen.
+//! every tuple over the element type's extreme values ([`extremes`]: 0, 1, MAX-1, MAX, and
+//! -1, MIN, MIN+1 for the signed types), smallest first in the same sense, so that a kernel
+//! right only for the other signedness fails on a small input such as `[0,0,-1]`; then
+//! [`NativeConfig::random`] pseudo-random tuples from `ChaCha8Rng` seeded with
+//! [`NativeConfig::seed`], a mix of values of the full width and small ranges so that ties
+//! happen. Values are held as `i128`, which holds every value of the four types.
 //!
 //! A wrong result is classified as follows: if the outputs differ between poison patterns the
 //! verdict is [`NativeFailure::PoisonDependent`] (even when one of them is right), otherwise
@@ -42,12 +46,65 @@
 //! kernel has no control flow and touches memory only at `[rdi + 4k]` inside the array.
 
 use crate::error::{Error, Result};
+use crate::isa::Element;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
 
-/// The values of the extreme-value inputs: every tuple over these seven runs.
-pub const EXTREMES: [i32; 7] = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX - 1, i32::MAX];
+/// The extreme values of an element type, in the order the native stage enumerates them:
+/// `0, 1, MAX-1, MAX` for the unsigned types; `0, 1, -1, MIN, MIN+1, MAX-1, MAX` for the
+/// signed ones. Every tuple over them runs.
+pub fn extremes(el: Element) -> Vec<i128> {
+    let bits = 8 * el.bytes() as u32;
+    if el.is_signed() {
+        let max = (1i128 << (bits - 1)) - 1;
+        vec![0, 1, -1, -max - 1, -max, max - 1, max]
+    } else {
+        let max = (1i128 << bits) - 1;
+        vec![0, 1, max - 1, max]
+    }
+}
+
+/// How the report names [`extremes`]: `{0, 1, -1, INT_MIN, INT_MIN+1, INT_MAX-1, INT_MAX}`.
+fn extremes_text(el: Element) -> &'static str {
+    match el {
+        Element::I32 => "{0, 1, -1, INT_MIN, INT_MIN+1, INT_MAX-1, INT_MAX}",
+        Element::U32 => "{0, 1, UINT_MAX-1, UINT_MAX}",
+        Element::I64 => "{0, 1, -1, INT64_MIN, INT64_MIN+1, INT64_MAX-1, INT64_MAX}",
+        Element::U64 => "{0, 1, UINT64_MAX-1, UINT64_MAX}",
+    }
+}
+
+/// `v` as an element of type `el` holds it: truncated to the width, then read signed or
+/// unsigned.
+fn wrap(el: Element, v: i128) -> i128 {
+    match el {
+        Element::I32 => v as i32 as i128,
+        Element::U32 => v as u32 as i128,
+        Element::I64 => v as i64 as i128,
+        Element::U64 => v as u64 as i128,
+    }
+}
+
+/// Writes element `k` of an array of `el` packed in little-endian 64-bit words.
+fn put(words: &mut [u64], el: Element, k: usize, v: i128) {
+    if el.is_wide() {
+        words[k] = v as u64;
+    } else {
+        let shift = 32 * (k % 2);
+        let w = &mut words[k / 2];
+        *w = (*w & !(0xFFFF_FFFFu64 << shift)) | ((v as u32 as u64) << shift);
+    }
+}
+
+/// Reads element `k` of an array of `el` packed in little-endian 64-bit words.
+fn get(words: &[u64], el: Element, k: usize) -> i128 {
+    if el.is_wide() {
+        wrap(el, words[k] as i128)
+    } else {
+        wrap(el, (words[k / 2] >> (32 * (k % 2))) as i128)
+    }
+}
 
 /// Words in a poison pattern: rax, rcx, rdx, rsi, r8, r9, r10, r11 (the scratch registers in
 /// [`crate::isa::Reg`] column order), then RFLAGS, then MXCSR.
@@ -211,15 +268,15 @@ pub enum NativeFailure {
     /// `not sorted: [1,1,0] -> [0,1,0]`.
     NotSorted {
         /// The input tuple.
-        input: Vec<i32>,
+        input: Vec<i128>,
         /// The array after the kernel ran.
-        output: Vec<i32>,
+        output: Vec<i128>,
     },
     /// A guard word next to the array changed:
     /// `writes outside the array: guard word before it changed on [1,0,2]` (or `after it`).
     OutsideArray {
         /// The input tuple of the call that changed it.
-        input: Vec<i32>,
+        input: Vec<i128>,
         /// Whether the changed guard word lies before the array (else after it).
         before: bool,
     },
@@ -229,21 +286,21 @@ pub enum NativeFailure {
         /// The register's 64-bit name.
         reg: &'static str,
         /// The input tuple of the call.
-        input: Vec<i32>,
+        input: Vec<i128>,
     },
     /// The output differs between poison patterns, so the kernel reads a register or flag it
     /// never wrote (or memory next to the array, whose guard words also differ per pattern):
     /// `result depends on leftover register values: [0,1,2] -> [0,1,2] or [0,0,2]`.
     PoisonDependent {
         /// The input tuple.
-        input: Vec<i32>,
+        input: Vec<i128>,
         /// The output under the first poison pattern, and a different one under another.
-        outputs: (Vec<i32>, Vec<i32>),
+        outputs: (Vec<i128>, Vec<i128>),
     },
 }
 
 /// Writes a tuple as `[1,-2,3]`, without spaces.
-struct Tuple<'a>(&'a [i32]);
+struct Tuple<'a>(&'a [i128]);
 
 impl fmt::Display for Tuple<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -287,13 +344,13 @@ impl fmt::Display for NativeFailure {
     }
 }
 
-/// Runs the kernel `code` (x86-64 machine code, no `ret`, for `void f(int32_t *buf)` sorting
-/// `n` signed i32 at `[rdi]` ascending) on the CPU over the inputs described in the module
-/// documentation, stopping at the first failure.
+/// Runs the kernel `code` (x86-64 machine code, no `ret`, for `void f(T *buf)` sorting `n`
+/// elements of type `el` at `[rdi]` ascending in `el`'s order) on the CPU over the inputs
+/// described in the module documentation, stopping at the first failure.
 ///
 /// `code` must already have passed the static check (no control flow, memory only at
-/// `[rdi + 4k]` inside the array, no writes to rsp or rdi): a kernel that faults kills the
-/// process. With `n` = 5 and the default config this makes 479,728 calls.
+/// `[rdi + stride*k]` inside the array, no writes to rsp or rdi): a kernel that faults kills
+/// the process. With `n` = 5, i32 elements and the default config this makes 479,728 calls.
 ///
 /// Errors: [`Error::Runtime`] when `n` is not in `1..=8` ([`crate::task::MAX_N`]), when the JIT
 /// cannot map executable memory, or on a CPU other than x86-64. The inner `Result` is the
@@ -301,6 +358,7 @@ impl fmt::Display for NativeFailure {
 pub fn run_native(
     code: &[u8],
     n: usize,
+    el: Element,
     cfg: &NativeConfig,
 ) -> Result<Result<NativeReport, NativeFailure>> {
     if !(1..=crate::task::MAX_N).contains(&n) {
@@ -310,7 +368,7 @@ pub fn run_native(
         )));
     }
     let jit = jit::Jit::new(code)?;
-    let mut bench = Bench::new(&jit, n);
+    let mut bench = Bench::new(&jit, n, el);
     let mut checks = Vec::new();
 
     if let Err(failure) = run_inputs(&mut bench, n, cfg, &mut checks) {
@@ -338,13 +396,12 @@ fn run_inputs(
     cfg: &NativeConfig,
     checks: &mut Vec<String>,
 ) -> Result<(), NativeFailure> {
+    let el = bench.el;
     let count = bench.run_all(SmallestFirst::new(n))?;
     checks.push(format!("all {count} tuples over {{0..{}}}^{n}", n - 1));
-    let count = bench.run_all(Extremes::new(n))?;
-    checks.push(format!(
-        "all {count} tuples over {{INT_MIN, INT_MIN+1, -1, 0, 1, INT_MAX-1, INT_MAX}}^{n}"
-    ));
-    let count = bench.run_all(RandomTuples::new(n, cfg.random, cfg.seed))?;
+    let count = bench.run_all(SmallestFirst::over(n, extremes(el)))?;
+    checks.push(format!("all {count} tuples over {}^{n}", extremes_text(el)));
+    let count = bench.run_all(RandomTuples::new(n, el, cfg.random, cfg.seed))?;
     checks.push(format!("{count} random tuples (seed {})", cfg.seed));
     Ok(())
 }
@@ -354,13 +411,16 @@ fn run_inputs(
 /// `n^n` tuples; for `n = 0`, none.
 pub fn smallest_first_tuples(n: usize) -> impl Iterator<Item = Vec<i32>> {
     let mut it = SmallestFirst::new(n);
-    std::iter::from_fn(move || it.next_tuple().map(<[i32]>::to_vec))
+    std::iter::from_fn(move || {
+        it.next_tuple()
+            .map(|t| t.iter().map(|&v| v as i32).collect())
+    })
 }
 
 /// A source of input tuples that lends each tuple instead of allocating it.
 trait TupleSource {
     /// The next tuple, or `None` when exhausted.
-    fn next_tuple(&mut self) -> Option<&[i32]>;
+    fn next_tuple(&mut self) -> Option<&[i128]>;
 }
 
 /// Advances `digits` (each in `0..base`) as an odometer, last digit fastest. Returns false,
@@ -376,99 +436,86 @@ fn odometer_step(digits: &mut [i32], base: i32) -> bool {
     false
 }
 
-/// The tuples of [`smallest_first_tuples`].
+/// The tuples of [`smallest_first_tuples`], or of any list of values by index in the same
+/// order ([`SmallestFirst::over`]).
 struct SmallestFirst {
-    /// Largest element of the tuples now being enumerated.
+    /// Largest index of the tuples now being enumerated.
     max: i32,
-    /// Number of values (`0..n`).
-    n: i32,
-    cur: Vec<i32>,
+    /// Number of values.
+    base: i32,
+    /// The values the indices name.
+    values: Vec<i128>,
+    idx: Vec<i32>,
+    cur: Vec<i128>,
     started: bool,
 }
 
 impl SmallestFirst {
+    /// Tuples over `0..n`.
     fn new(n: usize) -> Self {
+        SmallestFirst::over(n, (0..n as i128).collect())
+    }
+
+    /// Tuples of length `n` over `values`, smallest index first.
+    fn over(n: usize, values: Vec<i128>) -> Self {
         SmallestFirst {
             max: 0,
-            n: n as i32,
-            cur: vec![0; n],
+            base: values.len() as i32,
+            cur: vec![values.first().copied().unwrap_or(0); n],
+            values,
+            idx: vec![0; n],
             started: false,
         }
+    }
+
+    fn fill(&mut self) -> Option<&[i128]> {
+        for (v, &i) in self.cur.iter_mut().zip(&self.idx) {
+            *v = self.values[i as usize];
+        }
+        Some(&self.cur)
     }
 }
 
 impl TupleSource for SmallestFirst {
-    fn next_tuple(&mut self) -> Option<&[i32]> {
-        if self.max >= self.n {
+    fn next_tuple(&mut self) -> Option<&[i128]> {
+        if self.max >= self.base || self.idx.is_empty() {
             return None;
         }
         if !self.started {
-            // [0; n] is the only tuple with largest element 0.
+            // [0; n] is the only tuple with largest index 0.
             self.started = true;
-            return Some(&self.cur);
+            return self.fill();
         }
         loop {
-            if !odometer_step(&mut self.cur, self.max + 1) {
+            if !odometer_step(&mut self.idx, self.max + 1) {
                 self.max += 1;
-                if self.max >= self.n {
+                if self.max >= self.base {
                     return None;
                 }
                 continue;
             }
-            if self.cur.contains(&self.max) {
-                return Some(&self.cur);
+            if self.idx.contains(&self.max) {
+                return self.fill();
             }
         }
-    }
-}
-
-/// Every tuple over [`EXTREMES`], lexicographically by index.
-struct Extremes {
-    idx: Vec<i32>,
-    cur: Vec<i32>,
-    started: bool,
-    done: bool,
-}
-
-impl Extremes {
-    fn new(n: usize) -> Self {
-        Extremes {
-            idx: vec![0; n],
-            cur: vec![EXTREMES[0]; n],
-            started: false,
-            done: false,
-        }
-    }
-}
-
-impl TupleSource for Extremes {
-    fn next_tuple(&mut self) -> Option<&[i32]> {
-        if self.done {
-            return None;
-        }
-        if self.started && !odometer_step(&mut self.idx, EXTREMES.len() as i32) {
-            self.done = true;
-            return None;
-        }
-        self.started = true;
-        for (v, &i) in self.cur.iter_mut().zip(&self.idx) {
-            *v = EXTREMES[i as usize];
-        }
-        Some(&self.cur)
     }
 }
 
 /// Pseudo-random tuples: each tuple is drawn in one of four styles, so that ties are common.
 struct RandomTuples {
     rng: ChaCha8Rng,
+    el: Element,
+    extremes: Vec<i128>,
     left: usize,
-    cur: Vec<i32>,
+    cur: Vec<i128>,
 }
 
 impl RandomTuples {
-    fn new(n: usize, count: usize, seed: u64) -> Self {
+    fn new(n: usize, el: Element, count: usize, seed: u64) -> Self {
         RandomTuples {
             rng: ChaCha8Rng::seed_from_u64(seed),
+            el,
+            extremes: extremes(el),
             left: count,
             cur: vec![0; n],
         }
@@ -476,55 +523,71 @@ impl RandomTuples {
 }
 
 impl TupleSource for RandomTuples {
-    fn next_tuple(&mut self) -> Option<&[i32]> {
+    fn next_tuple(&mut self) -> Option<&[i128]> {
         if self.left == 0 {
             return None;
         }
         self.left -= 1;
-        let n = self.cur.len() as i32;
-        let rng = &mut self.rng;
+        let n = self.cur.len() as i128;
+        let (el, rng) = (self.el, &mut self.rng);
         let style = rng.gen_range(0..4u8);
         for v in self.cur.iter_mut() {
             *v = match style {
-                0 => rng.gen(),
+                0 => wrap(el, rng.gen::<u64>() as i128),
                 1 => rng.gen_range(0..n),
-                2 => rng.gen_range(-3..=3),
-                _ if rng.gen() => EXTREMES[rng.gen_range(0..EXTREMES.len())],
-                _ => rng.gen(),
+                // Near zero: both signs for signed types, 0..3 and MAX-3..MAX for unsigned.
+                2 => wrap(el, rng.gen_range(-3..=3)),
+                _ if rng.gen() => self.extremes[rng.gen_range(0..self.extremes.len())],
+                _ => wrap(el, rng.gen::<u64>() as i128),
             };
         }
         Some(&self.cur)
     }
 }
 
-/// A distinctive guard word for position `k` under poison pattern `p` (SplitMix64 output).
-fn guard_word(p: usize, k: usize) -> i32 {
-    splitmix(0x5AFE_6A4D_0000_0000u64 ^ ((p as u64) << 16) ^ k as u64) as i32
+/// A distinctive guard word for position `k` under poison pattern `p` (SplitMix64 output),
+/// as an element of type `el`.
+fn guard_word(el: Element, p: usize, k: usize) -> i128 {
+    wrap(
+        el,
+        splitmix(0x5AFE_6A4D_0000_0000u64 ^ ((p as u64) << 16) ^ k as u64) as i128,
+    )
 }
 
 /// The test bench: one buffer per poison pattern, reused for every call.
 struct Bench<'a> {
     jit: &'a jit::Jit,
     n: usize,
-    /// Per pattern: `GUARD_WORDS` guards, the array, `GUARD_WORDS` guards.
-    buffers: Vec<Vec<i32>>,
+    el: Element,
+    /// Per pattern: `GUARD_WORDS` guard elements, the array, `GUARD_WORDS` guard elements,
+    /// packed into 64-bit words (so 8-byte aligned) as [`put`] writes them.
+    buffers: Vec<Vec<u64>>,
     /// The untouched guard layout of each buffer.
-    templates: Vec<Vec<i32>>,
+    templates: Vec<Vec<u64>>,
     out: [u64; OUT_WORDS],
-    expected: Vec<i32>,
+    expected: Vec<i128>,
     calls: u64,
     /// The poison patterns, as the wrapper reads them.
     poisons: Vec<Poison>,
 }
 
 impl<'a> Bench<'a> {
-    fn new(jit: &'a jit::Jit, n: usize) -> Self {
-        let templates: Vec<Vec<i32>> = (0..POISONS.len())
-            .map(|p| (0..2 * GUARD_WORDS + n).map(|k| guard_word(p, k)).collect())
+    fn new(jit: &'a jit::Jit, n: usize, el: Element) -> Self {
+        let len = 2 * GUARD_WORDS + n;
+        let words = (len * el.bytes()).div_ceil(8);
+        let templates: Vec<Vec<u64>> = (0..POISONS.len())
+            .map(|p| {
+                let mut w = vec![0u64; words];
+                for k in 0..len {
+                    put(&mut w, el, k, guard_word(el, p, k));
+                }
+                w
+            })
             .collect();
         Bench {
             jit,
             n,
+            el,
             buffers: templates.clone(),
             templates,
             out: [0; OUT_WORDS],
@@ -544,29 +607,49 @@ impl<'a> Bench<'a> {
         Ok(count)
     }
 
-    fn array(&self, p: usize) -> &[i32] {
-        &self.buffers[p][GUARD_WORDS..GUARD_WORDS + self.n]
+    /// The array of pattern `p`'s buffer.
+    fn array(&self, p: usize) -> Vec<i128> {
+        (0..self.n)
+            .map(|k| get(&self.buffers[p], self.el, GUARD_WORDS + k))
+            .collect()
+    }
+
+    /// Whether the guard elements before (`true`) or after the array of pattern `p` changed.
+    fn guard_changed(&self, p: usize, before: bool) -> bool {
+        let (buf, template, el) = (&self.buffers[p], &self.templates[p], self.el);
+        let range = if before {
+            0..GUARD_WORDS
+        } else {
+            GUARD_WORDS + self.n..2 * GUARD_WORDS + self.n
+        };
+        range
+            .into_iter()
+            .any(|k| get(buf, el, k) != get(template, el, k))
     }
 
     /// Runs one input under every poison pattern.
-    fn check(&mut self, input: &[i32]) -> Result<(), NativeFailure> {
-        let (g, n) = (GUARD_WORDS, self.n);
+    fn check(&mut self, input: &[i128]) -> Result<(), NativeFailure> {
+        let (g, n, el) = (GUARD_WORDS, self.n, self.el);
         self.expected.copy_from_slice(input);
         self.expected.sort_unstable();
         let mut all_sorted = true;
-        for (p, poison) in self.poisons.iter().enumerate() {
+        for p in 0..self.poisons.len() {
             let buf = &mut self.buffers[p];
-            buf[g..g + n].copy_from_slice(input);
-            self.jit.call(buf[g..].as_mut_ptr(), poison, &mut self.out);
+            for (k, &v) in input.iter().enumerate() {
+                put(buf, el, g + k, v);
+            }
+            // SAFETY: the array starts `g` elements into the buffer, which holds all of it.
+            let array = unsafe { (buf.as_mut_ptr() as *mut u8).add(g * el.bytes()) };
+            self.jit.call(array, &self.poisons[p], &mut self.out);
             self.calls += 1;
 
-            let template = &self.templates[p];
-            if buf[..g] != template[..g] || buf[g + n..] != template[g + n..] {
-                let before = buf[..g] != template[..g];
-                return Err(NativeFailure::OutsideArray {
-                    input: input.to_vec(),
-                    before,
-                });
+            for before in [true, false] {
+                if self.guard_changed(p, before) {
+                    return Err(NativeFailure::OutsideArray {
+                        input: input.to_vec(),
+                        before,
+                    });
+                }
             }
             let saved = SENTINELS.iter().chain(&[0]);
             if let Some(i) = self
@@ -580,7 +663,7 @@ impl<'a> Bench<'a> {
                     input: input.to_vec(),
                 });
             }
-            all_sorted &= buf[g..g + n] == self.expected[..];
+            all_sorted &= (0..n).all(|k| get(&self.buffers[p], el, g + k) == self.expected[k]);
         }
         if all_sorted {
             return Ok(());
@@ -593,11 +676,11 @@ impl<'a> Bench<'a> {
         {
             Some(other) => Err(NativeFailure::PoisonDependent {
                 input,
-                outputs: (first.to_vec(), other.to_vec()),
+                outputs: (first, other),
             }),
             None => Err(NativeFailure::NotSorted {
                 input,
-                output: first.to_vec(),
+                output: first,
             }),
         }
     }
@@ -615,7 +698,7 @@ mod jit {
     use std::cell::UnsafeCell;
 
     /// `wrapper(buf, poison, out)`; see the module documentation of `oracle::native`.
-    type Wrapper = unsafe extern "sysv64" fn(*mut i32, *const Poison, *mut u64);
+    type Wrapper = unsafe extern "sysv64" fn(*mut u8, *const Poison, *mut u64);
 
     /// Which vector registers the wrapper poisons: the widest the CPU has.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -815,10 +898,10 @@ mod jit {
 
         /// Runs the kernel once on the array at `buf` under `poison`, writing rbx, rbp,
         /// r12-r15 and the rsp displacement to `out`.
-        pub(super) fn call(&self, buf: *mut i32, poison: &Poison, out: &mut [u64; OUT_WORDS]) {
+        pub(super) fn call(&self, buf: *mut u8, poison: &Poison, out: &mut [u64; OUT_WORDS]) {
             // SAFETY: the wrapper restores every callee-saved register, rsp and MXCSR whatever
             // the kernel does to them, and writes only `out` and its two slots. The kernel
-            // touches only `[buf + 4k]` inside the array, which the caller checked statically;
+            // touches only `[buf + stride*k]` inside the array, which the caller checked statically;
             // `buf` points at the array inside a live buffer with guard words on both sides.
             // `poison` is a whole `Poison`, so every load of the prologue is in bounds.
             unsafe { (self.entry)(buf, poison, out.as_mut_ptr()) }
@@ -850,7 +933,7 @@ mod jit {
             Err(Error::Runtime("stage 2 needs an x86-64 CPU".into()))
         }
 
-        pub(super) fn call(&self, _: *mut i32, _: &Poison, _: &mut [u64; OUT_WORDS]) {
+        pub(super) fn call(&self, _: *mut u8, _: &Poison, _: &mut [u64; OUT_WORDS]) {
             match *self {}
         }
 
@@ -863,7 +946,7 @@ mod jit {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-    use crate::isa::{encode, Reg};
+    use crate::isa::{encode, Element, Reg};
 
     /// A sorting network on `n` values as machine code (temporary: scratch register `n`).
     fn network(n: usize, comparators: &[(usize, usize)]) -> Vec<u8> {
@@ -912,23 +995,67 @@ mod tests {
     }
 
     #[test]
-    fn extremes_enumerate_every_tuple() {
-        let mut it = Extremes::new(2);
-        let mut all = Vec::new();
-        while let Some(t) = it.next_tuple() {
-            all.push(t.to_vec());
-        }
+    fn extremes_enumerate_every_tuple_smallest_first() {
+        let collect = |el| {
+            let mut it = SmallestFirst::over(2, extremes(el));
+            let mut all = Vec::new();
+            while let Some(t) = it.next_tuple() {
+                all.push(t.to_vec());
+            }
+            assert!(it.next_tuple().is_none());
+            all
+        };
+        let all = collect(Element::I32);
         assert_eq!(all.len(), 49);
-        assert_eq!(all[0], vec![i32::MIN, i32::MIN]);
-        assert_eq!(all[1], vec![i32::MIN, i32::MIN + 1]);
-        assert_eq!(all[48], vec![i32::MAX, i32::MAX]);
-        assert!(it.next_tuple().is_none());
+        assert_eq!(all[..4], [vec![0, 0], vec![0, 1], vec![1, 0], vec![1, 1]]);
+        assert_eq!(all[4], vec![0, -1]);
+        assert_eq!(all[48], vec![i32::MAX as i128, i32::MAX as i128]);
+        let mut dedup = all.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(dedup.len(), 49);
+        assert_eq!(
+            extremes(Element::I64),
+            [
+                0,
+                1,
+                -1,
+                i64::MIN as i128,
+                i64::MIN as i128 + 1,
+                i64::MAX as i128 - 1,
+                i64::MAX as i128
+            ]
+        );
+        assert_eq!(
+            extremes(Element::U32),
+            [0, 1, u32::MAX as i128 - 1, u32::MAX as i128]
+        );
+        let all = collect(Element::U64);
+        assert_eq!(all.len(), 16);
+        assert_eq!(all[4], vec![0, u64::MAX as i128 - 1]);
+        assert_eq!(all[15], vec![u64::MAX as i128, u64::MAX as i128]);
+    }
+
+    #[test]
+    fn packed_elements_round_trip() {
+        for el in Element::ALL {
+            let mut w = vec![0u64; 4];
+            let vals = extremes(el);
+            for (k, &v) in vals.iter().take(4).enumerate() {
+                put(&mut w, el, k, v);
+            }
+            for (k, &v) in vals.iter().take(4).enumerate() {
+                assert_eq!(get(&w, el, k), v, "{el} element {k}");
+            }
+        }
+        assert_eq!(wrap(Element::U32, -1), u32::MAX as i128);
+        assert_eq!(wrap(Element::I32, u32::MAX as i128), -1);
     }
 
     #[test]
     fn random_tuples_are_reproducible_and_have_ties() {
         let collect = |seed| {
-            let mut it = RandomTuples::new(4, 500, seed);
+            let mut it = RandomTuples::new(4, Element::I32, 500, seed);
             let mut v = Vec::new();
             while let Some(t) = it.next_tuple() {
                 v.push(t.to_vec());
@@ -1012,15 +1139,20 @@ mod tests {
 
     #[test]
     fn sort3_network_passes_with_full_report() {
-        let report = run_native(&network(3, SORT3), 3, &NativeConfig::default())
-            .unwrap()
-            .unwrap();
+        let report = run_native(
+            &network(3, SORT3),
+            3,
+            Element::I32,
+            &NativeConfig::default(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(report.calls, (27 + 343 + 100_000) * 4);
         assert_eq!(
             report.checks,
             [
                 "all 27 tuples over {0..2}^3",
-                "all 343 tuples over {INT_MIN, INT_MIN+1, -1, 0, 1, INT_MAX-1, INT_MAX}^3",
+                "all 343 tuples over {0, 1, -1, INT_MIN, INT_MIN+1, INT_MAX-1, INT_MAX}^3",
                 "100000 random tuples (seed 0)",
                 &format!("4 poison patterns for rax rcx rdx rsi r8-r11 (all 64 bits), the flags, {}, and MXCSR (rounding mode, FTZ, DAZ)", vectors_line()),
                 "8 guard words on both sides of the array",
@@ -1058,7 +1190,7 @@ mod tests {
         } else {
             bytes("movd eax, xmm5\nmov [rdi], eax")
         };
-        let verdict = run_native(&code, 1, &quick()).unwrap();
+        let verdict = run_native(&code, 1, Element::I32, &quick()).unwrap();
         assert!(
             matches!(verdict, Err(NativeFailure::PoisonDependent { .. })),
             "{verdict:?}"
@@ -1068,7 +1200,7 @@ mod tests {
             let code = bytes(
                 "pxor xmm5, xmm5\nvextractf128 xmm0, ymm5, 1\nvmovd eax, xmm0\nmov [rdi], eax",
             );
-            let verdict = run_native(&code, 1, &quick()).unwrap();
+            let verdict = run_native(&code, 1, Element::I32, &quick()).unwrap();
             assert!(
                 matches!(verdict, Err(NativeFailure::PoisonDependent { .. })),
                 "{verdict:?}"
@@ -1082,7 +1214,7 @@ mod tests {
         // rounding up or to nearest, as 2147483520 when rounding down or toward zero.
         let code = bytes("mov eax, [rdi]\ncvtsi2ss xmm0, eax\ncvtss2si eax, xmm0\nmov [rdi], eax");
         let before = mxcsr();
-        let verdict = run_native(&code, 1, &quick()).unwrap();
+        let verdict = run_native(&code, 1, Element::I32, &quick()).unwrap();
         assert!(
             matches!(verdict, Err(NativeFailure::PoisonDependent { .. })),
             "{verdict:?}"
@@ -1099,7 +1231,7 @@ mod tests {
 
     #[test]
     fn missing_comparator_fails_on_a_small_input() {
-        let verdict = run_native(&network(3, &SORT3[..2]), 3, &quick()).unwrap();
+        let verdict = run_native(&network(3, &SORT3[..2]), 3, Element::I32, &quick()).unwrap();
         assert_eq!(
             verdict.unwrap_err().to_string(),
             "not sorted: [1,1,0] -> [1,0,1]"
@@ -1109,7 +1241,7 @@ mod tests {
     #[test]
     fn bad_n_is_a_runtime_error() {
         for n in [0, 9] {
-            let err = run_native(&[], n, &quick()).unwrap_err();
+            let err = run_native(&[], n, Element::I32, &quick()).unwrap_err();
             assert!(matches!(err, Error::Runtime(_)), "{err}");
         }
     }

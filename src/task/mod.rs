@@ -10,12 +10,13 @@ mod vectors;
 pub use vectors::{weak_orderings, TestVectors};
 
 use crate::error::{Error, Result};
-use crate::isa::{Cond, Reg};
+use crate::isa::{Cond, Element, Reg};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The built-in task files, compiled in: (name, TOML text).
-pub const BUILTIN: [(&str, &str); 7] = [
+/// The built-in task files, compiled in: (name, TOML text). sort2-sort8 sort i32; the
+/// `sortN-u32`, `sortN-i64` and `sortN-u64` variants (N = 3, 4, 5) sort the other element types.
+pub const BUILTIN: [(&str, &str); 16] = [
     ("sort2", include_str!("../../programs/sort2.toml")),
     ("sort3", include_str!("../../programs/sort3.toml")),
     ("sort4", include_str!("../../programs/sort4.toml")),
@@ -23,6 +24,15 @@ pub const BUILTIN: [(&str, &str); 7] = [
     ("sort6", include_str!("../../programs/sort6.toml")),
     ("sort7", include_str!("../../programs/sort7.toml")),
     ("sort8", include_str!("../../programs/sort8.toml")),
+    ("sort3-u32", include_str!("../../programs/sort3-u32.toml")),
+    ("sort3-i64", include_str!("../../programs/sort3-i64.toml")),
+    ("sort3-u64", include_str!("../../programs/sort3-u64.toml")),
+    ("sort4-u32", include_str!("../../programs/sort4-u32.toml")),
+    ("sort4-i64", include_str!("../../programs/sort4-i64.toml")),
+    ("sort4-u64", include_str!("../../programs/sort4-u64.toml")),
+    ("sort5-u32", include_str!("../../programs/sort5-u32.toml")),
+    ("sort5-i64", include_str!("../../programs/sort5-i64.toml")),
+    ("sort5-u64", include_str!("../../programs/sort5-u64.toml")),
 ];
 
 /// Largest `n` a sort task may have: the proof runs on every weak ordering, and their number
@@ -59,9 +69,13 @@ pub struct Task {
     pub name: String,
     /// One line for humans.
     pub description: String,
-    /// Number of i32 elements in the array.
+    /// Number of elements in the array.
     pub n: usize,
-    /// Condition codes the kernel may use in `cmovcc` (all four unless the task narrows them).
+    /// The element type (`element = "i32" | "u32" | "i64" | "u64"`): register width, stride
+    /// and signedness of the comparisons.
+    pub element: Element,
+    /// Condition codes the kernel may use in `cmovcc`: the four of the element's signedness
+    /// ([`Element::conds`]) unless the task narrows them.
     pub conds: Vec<Cond>,
     /// Scratch registers the kernel may use, in preference order.
     pub scratch: Vec<Reg>,
@@ -286,12 +300,12 @@ impl Task {
             ));
         }
         let element = string("element")?;
-        if element != "i32" {
-            return Err(err(
+        let element = Element::parse(&element).ok_or_else(|| {
+            err(
                 "element",
-                format!("unsupported element type '{element}' (supported: i32)"),
-            ));
-        }
+                format!("unsupported element type '{element}' (supported: i32, u32, i64, u64)"),
+            )
+        })?;
         let n = int("n")?.ok_or_else(|| err("n", "missing".into()))?;
         if !(2..=MAX_N as i64).contains(&n) {
             return Err(err("n", format!("{n} is out of range (2..={MAX_N})")));
@@ -302,11 +316,14 @@ impl Task {
             return Err(err("layout.pointer", format!("'{pointer}' is not supported (the array pointer is rdi, the first SysV argument)")));
         }
         match int("layout.stride")? {
-            Some(4) => {}
+            Some(s) if s == element.bytes() as i64 => {}
             Some(s) => {
                 return Err(err(
                     "layout.stride",
-                    format!("{s} is not supported (i32 elements are 4 bytes apart)"),
+                    format!(
+                        "{s} is not supported ({element} elements are {} bytes apart)",
+                        element.bytes()
+                    ),
                 ))
             }
             None => return Err(err("layout.stride", "missing".into())),
@@ -319,14 +336,30 @@ impl Task {
                 "mov" => has_mov = true,
                 "cmp" => has_cmp = true,
                 _ => match op.strip_prefix("cmov").and_then(Cond::parse) {
+                    Some(c) if c.is_signed() != element.is_signed() => {
+                        return Err(err(
+                            "isa.opcodes",
+                            format!(
+                                "{op} compares {}, but {element} elements compare {} (use {})",
+                                if c.is_signed() { "signed" } else { "unsigned" },
+                                if element.is_signed() {
+                                    "signed"
+                                } else {
+                                    "unsigned"
+                                },
+                                opcode_list(element)
+                            ),
+                        ))
+                    }
                     Some(c) if !conds.contains(&c) => conds.push(c),
                     Some(_) => {}
                     None => {
                         return Err(err(
                             "isa.opcodes",
                             format!(
-                            "unknown opcode '{op}' (known: mov, cmp, cmovl, cmovg, cmovle, cmovge)"
-                        ),
+                                "unknown opcode '{op}' (known for {element}: mov, cmp, {})",
+                                opcode_list(element)
+                            ),
                         ))
                     }
                 },
@@ -353,11 +386,12 @@ impl Task {
         }
         let mut scratch = Vec::new();
         for r in strings("isa.scratch")? {
-            let reg = Reg::parse(&r).ok_or_else(|| {
+            let reg = Reg::parse_as(&r, element).ok_or_else(|| {
                 let why = match r.to_ascii_lowercase().as_str() {
-                    "esp" | "rsp" => "is the stack pointer",
-                    "edi" | "rdi" => "holds the array pointer",
-                    _ => "is not a 32-bit general-purpose register (eax, ecx, edx, esi, r8d-r11d; callee-saved ebx, ebp, r12d-r15d)",
+                    "esp" | "rsp" => "is the stack pointer".to_string(),
+                    "edi" | "rdi" => "holds the array pointer".to_string(),
+                    _ if element.is_wide() => format!("is not a 64-bit general-purpose register (rax, rcx, rdx, rsi, r8-r11; callee-saved rbx, rbp, r12-r15), as {element} elements need"),
+                    _ => format!("is not a 32-bit general-purpose register (eax, ecx, edx, esi, r8d-r11d; callee-saved ebx, ebp, r12d-r15d), as {element} elements need"),
                 };
                 err("isa.scratch", format!("'{r}' {why}"))
             })?;
@@ -431,6 +465,7 @@ impl Task {
             name,
             description,
             n,
+            element,
             conds,
             scratch,
             reference,
@@ -466,6 +501,12 @@ impl Task {
         crate::game::cpu::columns_for(&self.scratch)
     }
 
+    /// The name the task's exported function (and library module) gets by default: the task
+    /// name with `-` as `_` (`sort3-u32` -> `sort3_u32`).
+    pub fn function_name(&self) -> String {
+        self.name.replace('-', "_")
+    }
+
     /// This task with every callee-saved register added to its scratch list (after the
     /// listed ones): what `bench` checks kernel files against, so that kernels written as
     /// inline asm with clobbers (AlphaDev's sort6-8 use rbx and r12-r14) can be timed.
@@ -488,6 +529,12 @@ impl Task {
             .map(|r| r.iced().full_register())
             .collect()
     }
+}
+
+/// The `cmovcc` opcodes that compare elements of type `el`, for messages:
+/// `cmovl, cmovg, cmovle, cmovge`.
+fn opcode_list(el: Element) -> String {
+    el.conds().map(|c| format!("cmov{}", c.suffix())).join(", ")
 }
 
 /// The longest duration [`parse_budget`] accepts, for every budget and interval superopt
