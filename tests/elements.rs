@@ -311,3 +311,35 @@ fn each_type_exports_to_c_and_rust_that_link_and_sort() {
         }
     }
 }
+
+#[test]
+fn typed_variants_use_the_shipped_net_of_their_i32_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().display().to_string();
+    for (task, net, len) in [("sort3-u32", "sort3", "17"), ("sort4-u64", "sort4", "28")] {
+        let o = superopt(&[
+            "search",
+            task,
+            "--seed",
+            "1",
+            "--target",
+            len,
+            "--budget",
+            "20s",
+            "--log-dir",
+            &logs,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.contains(&format!(
+                "guided by: net nets/{net}.safetensors (shipped) x heuristic"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.starts_with(&format!("{task}: verified kernel, {len} instructions")),
+            "{out}"
+        );
+    }
+}

@@ -380,7 +380,7 @@ fn logs_that_cannot_be_resumed_say_why() {
         (
             "exhausted.json",
             edit(&|x| x["stop_reason"] = "exhausted".into()),
-            "cannot resume: the search was exhausted (its best kernel is optimal for the searched space)".into(),
+            "cannot resume: the search was exhausted (no shorter program is left in the space it searched)".into(),
         ),
         (
             "moves.json",

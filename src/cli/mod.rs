@@ -1036,7 +1036,7 @@ fn print_search(
                     .map_err(stdout_err)?;
                 }
             }
-            writeln!(w, "{}", search_line(log, b)).map_err(stdout_err)?;
+            writeln!(w, "{}", search_line(task, log, b)).map_err(stdout_err)?;
             if let Some(e) = log.config.get("evaluator").and_then(|e| e.as_str()) {
                 writeln!(w, "guided by: {e}").map_err(stdout_err)?;
             }
@@ -1086,7 +1086,7 @@ fn print_search(
             task.name,
             log.programs_explored,
             log.elapsed_s,
-            log.stop_reason,
+            stop_text(task, &log.stop_reason),
             log.config
                 .get("evaluator")
                 .and_then(|e| e.as_str())
@@ -1104,20 +1104,31 @@ fn print_search(
 /// it was found (`found after 0.02 s; 197 programs explored in 0.1 s; stopped: target`), or,
 /// when the latency ranking kept the classic network, which no search found,
 /// `kept the classic network; the search explored 5120 programs in 10.0 s; stopped: budget`.
-fn search_line(log: &crate::log::SearchLog, b: &crate::log::LoggedKernel) -> String {
+fn search_line(task: &Task, log: &crate::log::SearchLog, b: &crate::log::LoggedKernel) -> String {
+    let stop = stop_text(task, &log.stop_reason);
     if b.latency.as_ref().is_some_and(|l| l.baseline) {
         format!(
-            "kept the classic network; the search explored {} programs in {:.1} s; stopped: {}",
-            log.programs_explored, log.elapsed_s, log.stop_reason
+            "kept the classic network; the search explored {} programs in {:.1} s; stopped: {stop}",
+            log.programs_explored, log.elapsed_s
         )
     } else {
         format!(
-            "found after {:.2} s; {} programs explored in {:.1} s; stopped: {}",
+            "found after {:.2} s; {} programs explored in {:.1} s; stopped: {stop}",
             log.timeline.last().map_or(0.0, |i| i.found_at_s),
             log.programs_explored,
             log.elapsed_s,
-            log.stop_reason
         )
+    }
+}
+
+/// A log's stop reason as the report gives it. An exhausted search on the 0-1 vectors
+/// ([`Task::zero_one_search`]) says that this is no optimality proof: its no-op and
+/// transposition rules compare states on the search vectors only (README, "The game").
+fn stop_text(task: &Task, reason: &str) -> String {
+    if reason == "exhausted" && task.zero_one_search {
+        "exhausted (its space as seen on the 0-1 search vectors: not a proof that no shorter kernel exists)".into()
+    } else {
+        reason.to_string()
     }
 }
 
@@ -1137,14 +1148,14 @@ mod tests {
         let mut log = crate::log::SearchLog::read(&path).unwrap();
         let best = log.best.clone().unwrap();
         assert_eq!(
-            search_line(&log, &best),
+            search_line(&Task::load("sort3").unwrap(), &log, &best),
             "found after 0.40 s; 5857322 programs explored in 300.5 s; stopped: budget"
         );
         let mut kept = best;
         kept.latency.as_mut().unwrap().baseline = true;
         log.best = Some(kept.clone());
         assert_eq!(
-            search_line(&log, &kept),
+            search_line(&Task::load("sort3").unwrap(), &log, &kept),
             "kept the classic network; the search explored 5857322 programs in 300.5 s; stopped: budget"
         );
         // The whole report: the network line, then that line, never "found after".
@@ -1161,5 +1172,19 @@ mod tests {
         assert_eq!(lines[1], "this is the classic network: no kernel the search found measured clearly faster (its 95% interval below the network's figure)");
         assert_eq!(lines[2], "kept the classic network; the search explored 5857322 programs in 300.5 s; stopped: budget");
         assert!(!text.contains("found after"), "{text}");
+    }
+
+    #[test]
+    fn an_exhausted_zero_one_search_is_not_called_optimal() {
+        let sort6 = Task::load("sort6").unwrap();
+        assert_eq!(
+            stop_text(&sort6, "exhausted"),
+            "exhausted (its space as seen on the 0-1 search vectors: not a proof that no shorter kernel exists)"
+        );
+        assert_eq!(stop_text(&sort6, "budget"), "budget");
+        assert_eq!(
+            stop_text(&Task::load("sort5").unwrap(), "exhausted"),
+            "exhausted"
+        );
     }
 }

@@ -161,14 +161,21 @@ pub fn shipped_net_dirs() -> Vec<PathBuf> {
 }
 
 /// The shipped net for `task`: `nets/<task>.safetensors` with its `.json`, when one exists
-/// in [`shipped_net_dirs`] and can serve the task.
+/// in [`shipped_net_dirs`] and can serve the task. A task named for its element type
+/// (`sort3-u32`) without a net of its own uses the net of the name without the suffix
+/// (`sort3`): the net reads order types and a condition code by the order it tests
+/// ([`crate::isa::Cond::as_signed`]), which are the same for every element type.
 pub fn shipped_net(task: &Task) -> Option<PathBuf> {
     let game = SortGame::new(task);
+    let suffix = format!("-{}", task.element);
+    let names = [Some(task.name.as_str()), task.name.strip_suffix(&suffix)];
     shipped_net_dirs().into_iter().find_map(|d| {
-        let stem = d.join(&task.name);
-        let weights = crate::net::with_suffix(&stem, "safetensors");
-        (weights.is_file() && crate::net::PolicyValueNet::load_for(&game, &stem).is_ok())
-            .then_some(weights)
+        names.iter().flatten().find_map(|name| {
+            let stem = d.join(name);
+            let weights = crate::net::with_suffix(&stem, "safetensors");
+            (weights.is_file() && crate::net::PolicyValueNet::load_for(&game, &stem).is_ok())
+                .then_some(weights)
+        })
     })
 }
 
@@ -343,7 +350,7 @@ pub fn resume_options(
     match log.stop_reason.as_str() {
         "exhausted" => {
             return Err(bad(
-                "cannot resume: the search was exhausted (its best kernel is optimal for the searched space)".into(),
+                "cannot resume: the search was exhausted (no shorter program is left in the space it searched)".into(),
             ))
         }
         "target" => {
