@@ -343,3 +343,45 @@ fn typed_variants_use_the_shipped_net_of_their_i32_task() {
         );
     }
 }
+
+#[test]
+fn export_refuses_a_same_named_task_of_another_element_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs").display().to_string();
+    let o = superopt(&[
+        "search",
+        "sort3-u32",
+        "--strategy",
+        "astar",
+        "--budget",
+        "1s",
+        "--log-dir",
+        &logs,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let log = std::fs::read_dir(Path::new(&logs).join("sort3-u32"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .display()
+        .to_string();
+    // Same name, signed elements: the log's kernel (unsigned conditions) is not for it.
+    let toml = std::fs::read_to_string("programs/sort3-u32.toml")
+        .unwrap()
+        .replace("element = \"u32\"", "element = \"i32\"")
+        .replace(
+            "\"cmovb\", \"cmova\", \"cmovbe\", \"cmovae\"",
+            "\"cmovl\", \"cmovg\", \"cmovle\", \"cmovge\"",
+        );
+    let t = write(dir.path(), "sort3-u32.toml", &toml);
+    let out = dir.path().join("out");
+    let o = superopt(&["export", &log, "--task", &t, "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert_eq!(
+        stderr(&o),
+        format!("error: --task {t} differs from the log's task sort3-u32 (n, element type, scratch registers or opcodes); export the log without --task, or the kernel as a .s file with --task\n")
+    );
+    assert!(!out.exists());
+}

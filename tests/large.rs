@@ -481,7 +481,7 @@ fn export_refuses_a_task_file_that_differs_from_the_log_s_task() {
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert_eq!(
         stderr(&o),
-        format!("error: --task {t} differs from the log's task sort8 (n, scratch registers or opcodes); export the log without --task, or the kernel as a .s file with --task\n")
+        format!("error: --task {t} differs from the log's task sort8 (n, element type, scratch registers or opcodes); export the log without --task, or the kernel as a .s file with --task\n")
     );
     assert!(!out.exists());
 }

@@ -147,11 +147,16 @@ fn read_input(
                     )));
                 }
                 // Same name, another spec: the log's kernel was verified for the log's task.
-                if (given.n, &given.scratch, &given.conds)
-                    != (log_task.n, &log_task.scratch, &log_task.conds)
+                if (given.n, given.element, &given.scratch, &given.conds)
+                    != (
+                        log_task.n,
+                        log_task.element,
+                        &log_task.scratch,
+                        &log_task.conds,
+                    )
                 {
                     return Err(Error::Runtime(format!(
-                        "--task {t} differs from the log's task {} (n, scratch registers or opcodes); export the log without --task, or the kernel as a .s file with --task",
+                        "--task {t} differs from the log's task {} (n, element type, scratch registers or opcodes); export the log without --task, or the kernel as a .s file with --task",
                         log_task.name
                     )));
                 }
