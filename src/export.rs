@@ -912,11 +912,20 @@ pub fn export_library(
     let mut verdicts = Vec::new();
     for (i, (task, kernel, _)) in kernels.iter().enumerate() {
         check_library_name(&task.function_name())?;
-        if kernels[..i]
+        if let Some((t, _, _)) = kernels[..i]
             .iter()
-            .any(|(t, _, _)| t.function_name() == task.function_name())
+            .find(|(t, _, _)| t.function_name() == task.function_name())
         {
-            return Err(Error::Runtime(format!("task {} is named twice", task.name)));
+            return Err(Error::Runtime(if t.name == task.name {
+                format!("task {} is named twice", task.name)
+            } else {
+                format!(
+                    "tasks {} and {} would both name the module and function {} ('-' becomes '_'): rename one (the name field of its task file)",
+                    t.name,
+                    task.name,
+                    task.function_name()
+                )
+            }));
         }
         verdicts.push(require_verified(task, kernel, cfg).map_err(|e| match e {
             Error::NotVerified(m) => Error::NotVerified(format!("{}: {m}", task.name)),
@@ -1260,7 +1269,7 @@ fn c_declaration(name: &str, n: usize, el: crate::isa::Element) -> String {
     // The name as it is (not upper-cased), so that `foo` and `FOO` get different guards.
     let guard = format!("SUPEROPT_{name}_H");
     format!(
-        "#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n/* Sorts the {n} {what} buf[0..{n}) in place, ascending.\n * buf must point to {n} readable and writable {c_type}; any alignment. x86-64 only. */\nvoid {name}({c_type} *buf);\n\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n"
+        "#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n/* Sorts the {n} {what} buf[0..{n}) in place, ascending.\n * buf must point to {n} readable and writable {c_type}, aligned as {c_type} is. x86-64 only. */\nvoid {name}({c_type} *buf);\n\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n"
     )
 }
 
@@ -1302,7 +1311,7 @@ fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
     }
     text.push_str("    options(att_syntax)\n);\n\n");
     text.push_str(&format!(
-        "#[cfg(target_arch = \"x86_64\")]\nmod ffi {{\n    extern \"sysv64\" {{\n        /// The kernel: sorts the {n} `{el}` at `buf` in place.\n        pub fn {symbol}(buf: *mut {el});\n    }}\n}}\n\n"
+        "#[cfg(target_arch = \"x86_64\")]\nmod ffi {{\n    unsafe extern \"sysv64\" {{\n        /// The kernel: sorts the {n} `{el}` at `buf` in place.\n        pub fn {symbol}(buf: *mut {el});\n    }}\n}}\n\n"
     ));
     let snake = name.chars().all(|c| !c.is_ascii_uppercase());
     let allow = if snake {
@@ -1881,7 +1890,11 @@ fn verify_written(
             let saved = if pushes.is_empty() {
                 String::new()
             } else {
-                format!(", saving {}", pushes.len())
+                format!(
+                    ", with a push and pop of {} callee-saved register{}",
+                    pushes.len(),
+                    if pushes.len() == 1 { "" } else { "s" }
+                )
             };
             let proof = verdict
                 .checks

@@ -132,7 +132,7 @@ fn verify_refuses_a_kernel_for_another_type_with_the_smallest_input_that_shows_i
         verify("sort3-u32", u64_kernel, "att"),
         (
             Some(1),
-            format!("rejected: {u64_kernel}: mov accesses 8 bytes at [rdi+0], which may be misaligned (rdi is only 4-byte aligned) and faults when the caller enables alignment checking (line 3; a kernel for 64-bit elements; u32 elements are 32-bit)")
+            format!("rejected: {u64_kernel}: a kernel for 64-bit elements; u32 elements are 32-bit: mov accesses 8 bytes at [rdi+0], which may be misaligned (rdi is only 4-byte aligned) and faults when the caller enables alignment checking (line 3)")
         )
     );
     // Each under its own type.
@@ -307,6 +307,19 @@ fn each_type_exports_to_c_and_rust_that_link_and_sort() {
                 stdout(&o).contains("test result: ok. 2 passed; 0 failed;"),
                 "{}",
                 stdout(&o)
+            );
+            // Edition 2024 (cargo new's default) asks for `unsafe extern`.
+            let o = limited(
+                Command::new("rustc")
+                    .args(["--edition", "2024", "--crate-type", "lib", "-o"])
+                    .arg(out.join(format!("lib{name}.rlib")))
+                    .arg(out.join(format!("{name}.rs"))),
+            )
+            .unwrap();
+            assert!(
+                o.status.success() && stderr(&o).is_empty(),
+                "{}",
+                stderr(&o)
             );
         }
     }

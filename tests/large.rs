@@ -355,7 +355,7 @@ fn a_sort8_kernel_with_callee_saved_scratch_exports_and_links() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("GNU as assembled symbol sort8 to 90 instructions + ret, saving 1;"),
+        stdout(&o).contains("GNU as assembled symbol sort8 to 90 instructions + ret, with a push and pop of 1 callee-saved register;"),
         "{}",
         stdout(&o)
     );

@@ -186,10 +186,11 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
     let mut checks = Vec::new();
     let el = task.element;
     if let Err((line, reason)) = kernel.check_safe_as(task.n, el, &task.saved_registers()) {
-        let note = width_note(task, kernel).map_or(String::new(), |w| format!("; {w}"));
+        // A kernel for the other width fails here first: lead with that.
+        let note = width_note(task, kernel).map_or(String::new(), |w| format!("{w}: "));
         return Ok(Verdict::failed(
             checks,
-            format!("{reason} (line {line}{note})"),
+            format!("{note}{reason} (line {line})"),
             len,
         ));
     }
