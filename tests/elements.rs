@@ -398,3 +398,42 @@ fn export_refuses_a_same_named_task_of_another_element_type() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_library_refuses_task_names_that_clash_once_dashes_become_underscores() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs").display().to_string();
+    let toml = std::fs::read_to_string("programs/sort3-u32.toml")
+        .unwrap()
+        .replace("name = \"sort3-u32\"", "name = \"sort3_u32\"");
+    let custom = write(dir.path(), "sort3_u32.toml", &toml);
+    for task in ["sort3-u32", custom.as_str()] {
+        let o = superopt(&[
+            "search",
+            task,
+            "--strategy",
+            "astar",
+            "--budget",
+            "1s",
+            "--log-dir",
+            &logs,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let lib = dir.path().join("lib");
+    let o = superopt(&[
+        "export",
+        "--library",
+        lib.to_str().unwrap(),
+        "--log-dir",
+        &logs,
+        "sort3-u32",
+        &custom,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: tasks sort3-u32 and sort3_u32 would both name the module and function sort3_u32 ('-' becomes '_'): rename one (the name field of its task file)\n"
+    );
+    assert!(!lib.exists());
+}
