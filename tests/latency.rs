@@ -71,8 +71,11 @@ fn bench_names_its_meter_and_says_why_counters_are_not_used() {
     assert!(network.contains(" 1.000 "), "{network}");
     let csv = std::fs::read_to_string(dir.path().join("b.csv")).unwrap();
     assert!(csv.starts_with(
-        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status\n"
+        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,throughput_low,throughput_high,throughput_ratio\n"
     ));
+    // Latency and throughput side by side, each against the network.
+    assert!(out.contains("throughput [95% CI]  t-ratio"), "{out}");
+    assert!(network.matches(" 1.000 ").count() == 2, "{network}");
     assert_eq!(csv.lines().count(), 1 + 5);
     let png = std::fs::read(dir.path().join("b.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
@@ -99,9 +102,14 @@ fn model_meter_gives_the_same_figures_twice() {
         network.contains(",11.0000,11.0000,11.0000,,1.0000,11.0000,"),
         "{network}"
     );
+    // Its throughput: the cmov pipes (6 cmovs on 2) and dispatch (18 at 6 wide), 3 cycles.
+    assert!(
+        network.ends_with(",\"verified\",3.0000,3.0000,3.0000,1.0000"),
+        "{network}"
+    );
     let found = a.lines().find(|l| l.contains("found17.s")).unwrap();
     assert!(found.contains(",17,"), "{found}");
-    assert!(found.ends_with("\"verified\""), "{found}");
+    assert!(found.contains(",\"verified\","), "{found}");
     // Compiled code has no instructions for the model.
     let rust = a
         .lines()
@@ -533,7 +541,7 @@ fn bench_never_writes_over_its_inputs_or_files_it_did_not_write() {
     }
     let csv = std::fs::read_to_string(d.join("b.csv")).unwrap();
     assert!(csv.starts_with(
-        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status\n"
+        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,throughput_low,throughput_high,throughput_ratio\n"
     ));
 }
 
@@ -592,4 +600,16 @@ fn latency_bound_is_admissible_on_the_solutions_searches_find() {
         }
     }
     assert!(checked >= 20, "only {checked} solutions");
+}
+
+#[test]
+fn bench_replaces_a_csv_an_earlier_version_wrote() {
+    // Before throughput joined the table, bench's CSV header ended at `status`.
+    let dir = tempfile::tempdir().unwrap();
+    let old = "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status\n\"sort3\",\"model\"\n";
+    std::fs::write(dir.path().join("b.csv"), old).unwrap();
+    let o = bench(dir.path(), &["--meter", "model"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(dir.path().join("b.csv")).unwrap();
+    assert!(csv.starts_with("task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,"), "{csv}");
 }

@@ -1,10 +1,12 @@
 //! `superopt bench <task> [FILES.s...] [--meter perf|tsc|model]`: times, in one process and
 //! on the same random inputs, the best kernels superopt found (from the search logs), the
 //! classic sorting-network kernel, compiled Rust baselines and any kernel files given, and
-//! writes a table, a CSV and a PNG bar chart.
+//! writes a table, a CSV and a PNG bar chart. Each subject is timed twice: its latency (calls
+//! in a dependent chain, [`Chain::Dependent`]) and its reciprocal throughput (independent
+//! back-to-back calls, [`Chain::Independent`]), side by side.
 
 use crate::asm::{self, Syntax};
-use crate::latency::{self, model, Measurement, MeterKind, Runner, SampleConfig};
+use crate::latency::{self, model, Chain, Measurement, MeterKind, Runner, SampleConfig};
 use crate::oracle::{self, NativeConfig, Status};
 use crate::task::Task;
 use crate::{Error, Result};
@@ -41,6 +43,11 @@ pub struct Row {
     pub model_cycles: Option<f64>,
     /// `measurement.cycles` over the network row's (or, without a network, sort_unstable's).
     pub ratio: Option<f64>,
+    /// The meter's figure for independent back-to-back calls (reciprocal throughput, the
+    /// same unit per call); for the model meter, its port-pressure bound.
+    pub throughput: Option<Measurement>,
+    /// `throughput.cycles` over the reference row's, as [`Row::ratio`].
+    pub throughput_ratio: Option<f64>,
     /// `verified`, `tested, not proven`, `FAILS: ...`, or `compiled` / `overhead`.
     pub status: String,
 }
@@ -87,6 +94,8 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         measurement: None,
         model_cycles: None,
         ratio: None,
+        throughput: None,
+        throughput_ratio: None,
         status,
     };
     let compiled_row = |subject: &str, status: &str| Row {
@@ -96,6 +105,8 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         measurement: None,
         model_cycles: None,
         ratio: None,
+        throughput: None,
+        throughput_ratio: None,
         status: status.into(),
     };
     subjects.push(Subject {
@@ -194,10 +205,19 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
     };
     let runners: Vec<&Runner> = subjects.iter().map(|s| &s.runner).collect();
     let measured = latency::measure_all(meter.as_mut(), &runners, &inputs, &opts.sampling)?;
+    // The same subjects in the independent loop, measured the same way after them.
+    let twins = subjects
+        .iter()
+        .map(|s| s.runner.independent())
+        .collect::<Result<Vec<Runner>>>()?;
+    debug_assert!(twins.iter().all(|t| t.chain() == Chain::Independent));
+    let twin_refs: Vec<&Runner> = twins.iter().collect();
+    let throughput = latency::measure_all(meter.as_mut(), &twin_refs, &inputs, &opts.sampling)?;
     let mut rows = Vec::new();
-    for (s, m) in subjects.iter().zip(measured) {
+    for ((s, m), t) in subjects.iter().zip(measured).zip(throughput) {
         let mut row = s.row.clone();
         row.measurement = m;
+        row.throughput = t;
         row.model_cycles = s
             .runner
             .model()
@@ -205,16 +225,19 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
             .filter(|_| row.length.is_some_and(|l| l > 0));
         rows.push(row);
     }
-    let base = rows
+    let reference = rows
         .iter()
         .find(|r| r.subject.starts_with("network"))
-        .or_else(|| rows.iter().find(|r| r.subject == "rust sort_unstable"))
-        .and_then(|r| r.measurement.as_ref().map(|m| m.cycles));
+        .or_else(|| rows.iter().find(|r| r.subject == "rust sort_unstable"));
+    let base = reference.and_then(|r| r.measurement.as_ref().map(|m| m.cycles));
+    let base_t = reference.and_then(|r| r.throughput.as_ref().map(|m| m.cycles));
+    let ratio = |m: &Option<Measurement>, b: Option<f64>| match (m, b) {
+        (Some(m), Some(b)) if b > 0.0 => Some(m.cycles / b),
+        _ => None,
+    };
     for r in &mut rows {
-        r.ratio = match (&r.measurement, base) {
-            (Some(m), Some(b)) if b > 0.0 => Some(m.cycles / b),
-            _ => None,
-        };
+        r.ratio = ratio(&r.measurement, base);
+        r.throughput_ratio = ratio(&r.throughput, base_t);
     }
     Ok(BenchReport {
         task: task.name.clone(),
@@ -353,7 +376,9 @@ fn logged_kernel_ok(task: &Task, kernel: &asm::Kernel) -> std::result::Result<()
     }
 }
 
-/// The table, one line per row, with a header naming the meter.
+/// The table, one line per row, with a header naming the meter: the latency figure (dependent
+/// calls) with its interval, its ns and ratio, then the throughput figure (independent calls)
+/// and its ratio, the model's latency, and the status.
 pub fn format_report(r: &BenchReport) -> String {
     let mut s = String::new();
     if let Some(why) = &r.counters_unavailable {
@@ -361,8 +386,18 @@ pub fn format_report(r: &BenchReport) -> String {
     }
     s.push_str(&format!("{}: meter {}\n", r.task, r.meter_description));
     let unit = r.meter.unit();
+    let figure = |m: Option<&Measurement>| {
+        m.map_or("-".to_string(), |m| {
+            if m.samples == 0 {
+                format!("{:.2}", m.cycles)
+            } else {
+                format!("{:.2} [{:.2}, {:.2}]", m.cycles, m.interval.0, m.interval.1)
+            }
+        })
+    };
+    let ratio = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.3}"));
     s.push_str(&format!(
-        "{:<30} {:>6} {:>28} {:>8} {:>8} {:>7}  {}\n",
+        "{:<30} {:>6} {:>28} {:>8} {:>8} {:>28} {:>8} {:>7}  {}\n",
         "subject",
         "instrs",
         if r.meter == MeterKind::Model {
@@ -372,26 +407,23 @@ pub fn format_report(r: &BenchReport) -> String {
         },
         "ns/call",
         "ratio",
+        "throughput [95% CI]",
+        "t-ratio",
         "model",
         "status"
     ));
     for row in &r.rows {
         let m = row.measurement.as_ref();
-        let figure = m.map_or("-".to_string(), |m| {
-            if m.samples == 0 {
-                format!("{:.2}", m.cycles)
-            } else {
-                format!("{:.2} [{:.2}, {:.2}]", m.cycles, m.interval.0, m.interval.1)
-            }
-        });
         s.push_str(&format!(
-            "{:<30} {:>6} {:>28} {:>8} {:>8} {:>7}  {}\n",
+            "{:<30} {:>6} {:>28} {:>8} {:>8} {:>28} {:>8} {:>7}  {}\n",
             row.subject,
             row.length.map_or("-".into(), |l| l.to_string()),
-            figure,
+            figure(m),
             m.and_then(|m| m.ns)
                 .map_or("-".into(), |ns| format!("{ns:.2}")),
-            row.ratio.map_or("-".into(), |x| format!("{x:.3}")),
+            ratio(row.ratio),
+            figure(row.throughput.as_ref()),
+            ratio(row.throughput_ratio),
             row.model_cycles.map_or("-".into(), |c| format!("{c:.2}")),
             row.status
         ));
@@ -403,7 +435,12 @@ pub fn format_report(r: &BenchReport) -> String {
 /// (CSV has no comments): an existing `--csv` target is replaced only when its first line is
 /// this ([`check_outputs`]). Keep it stable: files written by earlier versions carry it.
 pub const CSV_HEADER: &str =
-    "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status";
+    "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,throughput_low,throughput_high,throughput_ratio";
+
+/// The header lines of CSVs that earlier versions of bench wrote: such a file is bench's too
+/// and may be replaced ([`check_outputs`]).
+const EARLIER_CSV_HEADERS: [&str; 1] =
+    ["task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status"];
 
 /// The first bytes of every PNG file.
 const PNG_SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
@@ -469,7 +506,9 @@ pub fn check_outputs(csv: &Path, png: &Path, inputs: &[Input]) -> Result<()> {
     if std::fs::symlink_metadata(csv).is_ok() {
         let head = first_bytes(csv).unwrap_or_default();
         let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
-        if first != CSV_HEADER.as_bytes() {
+        if first != CSV_HEADER.as_bytes()
+            && !EARLIER_CSV_HEADERS.iter().any(|h| first == h.as_bytes())
+        {
             return Err(Error::Runtime(format!(
                 "--csv {} exists and was not written by superopt bench (its first line is not bench's CSV header); refusing to replace it (move it away or name another file)",
                 csv.display()
@@ -495,7 +534,7 @@ pub fn write_csv(r: &BenchReport, path: &Path) -> Result<()> {
     for row in &r.rows {
         let m = row.measurement.as_ref();
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             q(&r.task),
             q(r.meter.name()),
             q(r.meter.unit()),
@@ -508,7 +547,11 @@ pub fn write_csv(r: &BenchReport, path: &Path) -> Result<()> {
             f(m.and_then(|m| m.ns)),
             f(row.ratio),
             f(row.model_cycles),
-            q(&row.status)
+            q(&row.status),
+            f(row.throughput.as_ref().map(|m| m.cycles)),
+            f(row.throughput.as_ref().map(|m| m.interval.0)),
+            f(row.throughput.as_ref().map(|m| m.interval.1)),
+            f(row.throughput_ratio),
         ));
     }
     crate::log::write_atomic_with(path, |tmp| {

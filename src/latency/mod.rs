@@ -19,6 +19,10 @@
 //! core: the figure is the **latency** of one call, plus the cost of that chain (a
 //! store-to-load forwarding, `n` loads and a few ALU operations), which is the same for every
 //! subject of an `n` and is shown by the `empty` row of `superopt bench`.
+//! For throughput, [`Runner::independent`] runs the same subject in a loop that simply steps
+//! to the next array ([`Chain::Independent`]): the core may overlap calls, and the figure is
+//! the reciprocal throughput of back-to-back calls (for the model meter, the largest
+//! port-pressure bound, [`model::ModelState::throughput_cycles`]).
 //!
 //! Each measurement ([`measure_all`]): the thread is pinned to its CPU where the OS allows;
 //! the subjects take turns in `rounds` rounds; in each, a subject runs `warmup / rounds`
@@ -38,7 +42,7 @@ mod timing;
 use crate::error::{Error, Result};
 use rand::{Rng, SeedableRng};
 
-pub use timing::{hardware_counters, lanes, Runner};
+pub use timing::{hardware_counters, lanes, Chain, Runner};
 
 /// Which meter produced a figure.
 #[derive(
@@ -341,9 +345,14 @@ impl Meter for ModelMeter {
         _inputs: &Inputs,
         _passes: &[usize],
     ) -> Result<Option<Vec<PassFigure>>> {
+        let independent = runner.chain() == Chain::Independent;
         Ok(runner.model().map(|m| {
             vec![PassFigure {
-                per_call: m.cycles(),
+                per_call: if independent {
+                    m.throughput_cycles()
+                } else {
+                    m.cycles()
+                },
                 ns: None,
             }]
         }))

@@ -378,6 +378,26 @@ impl ModelState {
     pub fn cycles(&self) -> f64 {
         self.ticks().0 as f64 / TICKS_PER_CYCLE as f64
     }
+
+    /// The reciprocal throughput in cycles: the largest port-pressure bound (dispatch, ALU,
+    /// cmov, load and store pipes), leaving out the critical path. What back-to-back
+    /// independent calls would cost each if the core overlapped them perfectly; a lower bound
+    /// of a measured figure, which also pays the loop and the front end.
+    pub fn throughput_cycles(&self) -> f64 {
+        let t = TICKS_PER_CYCLE;
+        let per = |count: u16, width: u32| count as u32 * t / width;
+        [
+            per(self.count, DISPATCH_WIDTH),
+            per(self.alu, ALU_PIPES),
+            per(self.cmov, CMOV_PIPES),
+            per(self.loads, LOAD_PIPES),
+            per(self.stores, STORE_PIPES),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0) as f64
+            / t as f64
+    }
 }
 
 /// Which term of the model's maximum sets the figure.
@@ -556,5 +576,17 @@ mod tests {
         }
         let decoded: Vec<Instruction> = p.iter().map(|i| i.to_iced()).collect();
         assert_eq!(decoded_state(&decoded), state(&p));
+    }
+
+    #[test]
+    fn throughput_is_the_largest_port_pressure_bound() {
+        // sort3's network: 18 instructions (3 per cycle to dispatch at 6 wide), 6 cmovs on
+        // 2 pipes (3 cycles), 9 ALU ops on 4 pipes (2.25), 3 loads (1), 3 stores (1.5).
+        let net = crate::game::network::classic_comparators(3).unwrap();
+        let prog = crate::game::network::network_kernel(&crate::isa::Reg::ALL, 3, net);
+        let m = program_state(&prog);
+        assert_eq!(m.throughput_cycles(), 3.0);
+        assert_eq!(m.cycles(), 11.0);
+        assert_eq!(ModelState::default().throughput_cycles(), 0.0);
     }
 }

@@ -1,16 +1,36 @@
 //! The real meters (tsc, perf) and what they time: a [`Runner`] runs one subject over a batch
-//! of arrays in a dependent chain (see the [module documentation](super)).
+//! of arrays in a dependent chain (see the [module documentation](super)), or, for throughput,
+//! in an independent one ([`Chain`]).
 
 use super::model::ModelState;
 use super::{Inputs, Meter, MeterKind, PassFigure, SampleConfig};
 use crate::error::{Error, Result};
 use std::time::{Duration, Instant};
 
+/// How the chain loop goes from one array to the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chain {
+    /// The next array's address depends on this call's outputs, so calls cannot overlap: the
+    /// figure per call is the **latency** of one call (plus the chain's own cost).
+    Dependent,
+    /// The next array is simply the next one, so the core may overlap calls: the figure per
+    /// call is the **reciprocal throughput** of back-to-back independent calls.
+    Independent,
+}
+
 /// One subject, ready to run over a batch of arrays: a JIT-assembled kernel or a compiled Rust
 /// baseline.
 pub struct Runner {
     n: usize,
     body: Body,
+    chain: Chain,
+    /// What the loop runs, kept so that [`Runner::independent`] can build its twin.
+    recipe: Recipe,
+}
+
+enum Recipe {
+    Inline(Vec<u8>),
+    Call(u64),
 }
 
 struct Body {
@@ -36,10 +56,39 @@ impl Runner {
         Ok(Runner {
             n,
             body: Body {
-                jit: jit::ChainJit::new(jit::Inner::Inline(code), n)?,
+                jit: jit::ChainJit::new(jit::Inner::Inline(code), n, Chain::Dependent)?,
                 model: Some(model),
             },
+            chain: Chain::Dependent,
+            recipe: Recipe::Inline(code.to_vec()),
         })
+    }
+
+    /// The same subject in the [`Chain::Independent`] loop: what a throughput figure times.
+    ///
+    /// Errors: [`Error::Runtime`] when the JIT cannot map memory.
+    pub fn independent(&self) -> Result<Runner> {
+        let inner = match &self.recipe {
+            Recipe::Inline(code) => jit::Inner::Inline(code),
+            Recipe::Call(f) => jit::Inner::Call(*f),
+        };
+        Ok(Runner {
+            n: self.n,
+            body: Body {
+                jit: jit::ChainJit::new(inner, self.n, Chain::Independent)?,
+                model: self.body.model,
+            },
+            chain: Chain::Independent,
+            recipe: match &self.recipe {
+                Recipe::Inline(code) => Recipe::Inline(code.clone()),
+                Recipe::Call(f) => Recipe::Call(*f),
+            },
+        })
+    }
+
+    /// How this runner's loop chains its calls.
+    pub fn chain(&self) -> Chain {
+        self.chain
     }
 
     /// The chain loop with no kernel in it: the overhead every figure of an `n` includes.
@@ -49,12 +98,15 @@ impl Runner {
 
     /// A compiled Rust function on one array, called (`call`) from the same chain loop.
     fn called(f: native::ArrayFn, n: usize) -> Result<Runner> {
+        let f = f as usize as u64;
         Ok(Runner {
             n,
             body: Body {
-                jit: jit::ChainJit::new(jit::Inner::Call(f as usize as u64), n)?,
+                jit: jit::ChainJit::new(jit::Inner::Call(f), n, Chain::Dependent)?,
                 model: None,
             },
+            chain: Chain::Dependent,
+            recipe: Recipe::Call(f),
         })
     }
 
@@ -429,6 +481,7 @@ impl Meter for PerfMeter {
 mod jit {
     //! The chain loop around a kernel, assembled with dynasmrt.
 
+    use super::Chain;
     use crate::error::{Error, Result};
     use dynasmrt::{dynasm, x64::Assembler, DynasmApi, DynasmLabelApi, ExecutableBuffer};
 
@@ -461,7 +514,10 @@ mod jit {
         ///     cmp rdi, [rsp]; jb lp
         ///     pop ...; ret
         /// ```
-        pub(super) fn new(inner: Inner<'_>, n: usize) -> Result<ChainJit> {
+        ///
+        /// With [`Chain::Independent`] the outputs are not read: `add rdi, 4n` goes to the
+        /// next array, and the core may start the next call before this one ends.
+        pub(super) fn new(inner: Inner<'_>, n: usize, chain: Chain) -> Result<ChainJit> {
             let mut ops = Assembler::new()
                 .map_err(|e| Error::Runtime(format!("cannot map memory for the JIT: {e}")))?;
             let stride = 4 * n as i32;
@@ -490,20 +546,30 @@ mod jit {
                     ; pop rdi
                 ),
             }
-            dynasm!(ops
-                ; .arch x64
-                ; mov eax, DWORD [rdi]
-            );
-            for k in 1..n as i32 {
+            if chain == Chain::Dependent {
                 dynasm!(ops
                     ; .arch x64
-                    ; or eax, DWORD [rdi + 4 * k]
+                    ; mov eax, DWORD [rdi]
+                );
+                for k in 1..n as i32 {
+                    dynasm!(ops
+                        ; .arch x64
+                        ; or eax, DWORD [rdi + 4 * k]
+                    );
+                }
+                dynasm!(ops
+                    ; .arch x64
+                    ; and eax, DWORD [rsp + 8]
+                    ; lea rdi, [rdi + rax + stride]
+                );
+            } else {
+                dynasm!(ops
+                    ; .arch x64
+                    ; add rdi, stride
                 );
             }
             dynasm!(ops
                 ; .arch x64
-                ; and eax, DWORD [rsp + 8]
-                ; lea rdi, [rdi + rax + stride]
                 ; cmp rdi, QWORD [rsp]
                 ; jb <lp
                 ; add rsp, 16
@@ -569,15 +635,26 @@ mod tests {
                 Runner::sort_unstable(n).unwrap(),
                 Runner::minmax_network(n).unwrap().unwrap(),
             ];
+            // Each in the dependent loop and its independent twin: every array, once.
             for r in &runners {
-                let mut buf = input.clone();
-                r.run(&mut buf);
-                assert_eq!(buf, want, "n = {n}");
+                let twin = r.independent().unwrap();
+                assert_eq!(
+                    (r.chain(), twin.chain()),
+                    (Chain::Dependent, Chain::Independent)
+                );
+                assert_eq!(twin.model(), r.model());
+                for r in [r, &twin] {
+                    let mut buf = input.clone();
+                    r.run(&mut buf);
+                    assert_eq!(buf, want, "n = {n}, {:?}", r.chain());
+                }
             }
             for empty in [Runner::empty(n).unwrap(), Runner::empty_call(n).unwrap()] {
-                let mut buf = input.clone();
-                empty.run(&mut buf);
-                assert_eq!(buf, input);
+                for r in [&empty, &empty.independent().unwrap()] {
+                    let mut buf = input.clone();
+                    r.run(&mut buf);
+                    assert_eq!(buf, input);
+                }
             }
         }
     }
