@@ -2,19 +2,9 @@
 
 mod common;
 
-use common::{stderr, stdout, superopt, write};
+use common::{limited, stderr, stdout, superopt, write};
 use std::path::Path;
 use std::process::Command;
-
-/// Output of an external tool (gcc, rustc, cargo, the programs they build), run with a
-/// 10-minute time limit so that a hang fails the test instead of stalling CI.
-fn limited(cmd: &mut Command) -> std::io::Result<std::process::Output> {
-    let limits = superopt::tool::Limits {
-        time: std::time::Duration::from_secs(600),
-        memory: None,
-    };
-    superopt::tool::run(cmd, "an external tool", limits).map_err(std::io::Error::other)
-}
 
 #[test]
 fn unknown_task_is_a_one_line_error() {

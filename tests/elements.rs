@@ -4,27 +4,9 @@
 
 mod common;
 
-use common::{stderr, stdout, superopt, write};
+use common::{have, limited, stderr, stdout, superopt, write};
 use std::path::Path;
 use std::process::Command;
-
-/// Output of an external tool, under a 10-minute limit so that a hang fails the test.
-fn limited(cmd: &mut Command) -> std::io::Result<std::process::Output> {
-    let limits = superopt::tool::Limits {
-        time: std::time::Duration::from_secs(600),
-        memory: None,
-    };
-    superopt::tool::run(cmd, "an external tool", limits).map_err(std::io::Error::other)
-}
-
-/// Whether `tool --version` runs; prints a note when it does not, so a skip is visible.
-fn have(tool: &str) -> bool {
-    let ok = limited(Command::new(tool).arg("--version")).is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("note: {tool} not found; skipping the part of this test that needs it");
-    }
-    ok
-}
 
 const TYPES: [&str; 3] = ["u32", "i64", "u64"];
 
@@ -100,56 +82,35 @@ fn verify_refuses_a_kernel_for_another_type_with_the_smallest_input_that_shows_i
     let i32_kernel = "tests/kernels/sort3_found17.s";
     let u32_kernel = "tests/kernels/sort3_u32_found17.s";
     let u64_kernel = "tests/kernels/sort3_u64_found17.s";
-    assert_eq!(
-        verify("sort3-u32", i32_kernel, "intel"),
-        (
-            Some(1),
-            format!("rejected: {i32_kernel}: not sorted: [0,0,4294967294] -> [4294967294,0,0] (cmovl compares signed; u32 elements compare unsigned, line 8)")
-        )
+    let (i32_k, u32_k, u64_k) = (
+        (i32_kernel, "intel"),
+        (u32_kernel, "intel"),
+        (u64_kernel, "att"),
     );
-    assert_eq!(
-        verify("sort3", u32_kernel, "intel"),
-        (
-            Some(1),
-            format!("rejected: {u32_kernel}: not sorted: [0,0,-1] -> [0,0,-1] (cmova compares unsigned; i32 elements compare signed, line 8)")
-        )
-    );
-    assert_eq!(
-        verify("sort3-i64", u64_kernel, "att"),
-        (
-            Some(1),
-            format!("rejected: {u64_kernel}: not sorted: [0,0,-1] -> [0,0,-1] (cmova compares unsigned; i64 elements compare signed, line 8)")
-        )
-    );
-    assert_eq!(
-        verify("sort3-u64", u32_kernel, "intel"),
-        (
-            Some(1),
-            format!("rejected: {u32_kernel}: not sorted: [0,1,0] -> [0,1,0] (a kernel for 32-bit elements; u64 elements are 64-bit)")
-        )
-    );
-    assert_eq!(
-        verify("sort3-u32", u64_kernel, "att"),
-        (
-            Some(1),
-            format!("rejected: {u64_kernel}: a kernel for 64-bit elements; u32 elements are 32-bit: mov accesses 8 bytes at [rdi+0], which may be misaligned (rdi is only 4-byte aligned) and faults when the caller enables alignment checking (line 3)")
-        )
-    );
-    // Each under its own type.
-    assert_eq!(
-        verify("sort3-u32", u32_kernel, "intel"),
-        (
-            Some(0),
-            format!("verified: {u32_kernel} sorts 3 u32 for all inputs (17 instructions)")
-        )
-    );
-    assert_eq!(
-        verify("sort3-u64", u64_kernel, "att"),
-        (
-            Some(0),
-            format!("verified: {u64_kernel} sorts 3 u64 for all inputs (17 instructions)")
-        )
-    );
+    // (task, kernel, exit code, the first line after the file's name)
+    let cases = [
+        ("sort3-u32", i32_k, 1, "not sorted: [0,0,4294967294] -> [4294967294,0,0] (cmovl compares signed; u32 elements compare unsigned, line 8)"),
+        ("sort3", u32_k, 1, "not sorted: [0,0,-1] -> [0,0,-1] (cmova compares unsigned; i32 elements compare signed, line 8)"),
+        ("sort3-i64", u64_k, 1, "not sorted: [0,0,-1] -> [0,0,-1] (cmova compares unsigned; i64 elements compare signed, line 8)"),
+        ("sort3-u64", u32_k, 1, "not sorted: [0,1,0] -> [0,1,0] (a kernel for 32-bit elements; u64 elements are 64-bit)"),
+        ("sort3-u32", u64_k, 1, "a kernel for 64-bit elements; u32 elements are 32-bit: mov accesses 8 bytes at [rdi+0], which may be misaligned (rdi is only 4-byte aligned) and faults when the caller enables alignment checking (line 3)"),
+        // Each under its own type.
+        ("sort3-u32", u32_k, 0, "sorts 3 u32 for all inputs (17 instructions)"),
+        ("sort3-u64", u64_k, 0, "sorts 3 u64 for all inputs (17 instructions)"),
+    ];
+    for (task, (file, syntax), code, line) in cases {
+        let verdict = if code == 0 { "verified" } else { "rejected" };
+        let want = if code == 0 {
+            format!("{verdict}: {file} {line}")
+        } else {
+            format!("{verdict}: {file}: {line}")
+        };
+        assert_eq!(
+            verify(task, file, syntax),
+            (Some(code), want),
+            "{task} {file}"
+        );
+    }
     let o = superopt(&["verify", "sort3-u64", u64_kernel]);
     let out = stdout(&o);
     assert!(

@@ -3,30 +3,11 @@
 
 mod common;
 
-use common::{stderr, stdout, superopt, write};
+use common::{have, limited, stderr, stdout, superopt, write};
 use std::path::Path;
 use std::process::Command;
 
-/// Output of an external tool (gcc, rustc, cargo, the programs they build), run with a
-/// 10-minute time limit so that a hang fails the test instead of stalling CI.
-fn limited(cmd: &mut Command) -> std::io::Result<std::process::Output> {
-    let limits = superopt::tool::Limits {
-        time: std::time::Duration::from_secs(600),
-        memory: None,
-    };
-    superopt::tool::run(cmd, "an external tool", limits).map_err(std::io::Error::other)
-}
-
 const SORT3_LOG: &str = "search-logs/examples/sort3-mcts-seed1.json";
-
-/// Whether `tool --version` runs; prints a note when it does not, so a skip is visible.
-fn have(tool: &str) -> bool {
-    let ok = limited(Command::new(tool).arg("--version")).is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("note: {tool} not found; skipping the part of this test that needs it");
-    }
-    ok
-}
 
 /// Runs `superopt export ARGS`, asserts exit 0, and returns stdout.
 fn export_ok(args: &[&str]) -> String {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{stderr, stdout, superopt, write};
+use common::{limited, stderr, stdout, superopt, write};
 use std::sync::{atomic::AtomicBool, Arc};
 use superopt::asm::{parse_file, Syntax};
 use superopt::game::network::{classic_comparators, network_kernel};
@@ -62,15 +62,6 @@ fn lns_run(task: &Task, expansions: u64) -> (SortGame, Shared, StopReason) {
     shared.seed(g.solution_cost(&s).unwrap(), &seed);
     let r = lns(&g, 1.5, &shared);
     (g, shared, r)
-}
-
-/// Output of gcc or a program it built, under a 10-minute limit (a hang fails the test).
-fn limited(cmd: &mut std::process::Command) -> std::io::Result<std::process::Output> {
-    let limits = superopt::tool::Limits {
-        time: std::time::Duration::from_secs(600),
-        memory: None,
-    };
-    superopt::tool::run(cmd, "an external tool", limits).map_err(std::io::Error::other)
 }
 
 /// `superopt search ARGS --json --log-dir DIR`: asserts exit 0 and returns the JSON report.

@@ -28,3 +28,22 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
 }
+
+/// Output of an external tool (gcc, rustc, cargo, the programs they build), run with a
+/// 10-minute time limit so that a hang fails the test instead of stalling CI.
+pub fn limited(cmd: &mut Command) -> std::io::Result<Output> {
+    let limits = superopt::tool::Limits {
+        time: std::time::Duration::from_secs(600),
+        memory: None,
+    };
+    superopt::tool::run(cmd, "an external tool", limits).map_err(std::io::Error::other)
+}
+
+/// Whether `tool --version` runs; prints a note when it does not, so a skip is visible.
+pub fn have(tool: &str) -> bool {
+    let ok = limited(Command::new(tool).arg("--version")).is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("note: {tool} not found; skipping the part of this test that needs it");
+    }
+    ok
+}
