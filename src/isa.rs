@@ -431,11 +431,9 @@ impl Insn {
         let stride = el.bytes() as i64;
         let mem = |slot: u8| MemoryOperand::with_base_displ(Register::RDI, stride * slot as i64);
         let r = |x: Reg| x.iced_as(el);
-        let (load, store, cmp) = if el.is_wide() {
-            (Code::Mov_r64_rm64, Code::Mov_rm64_r64, Code::Cmp_r64_rm64)
-        } else {
-            (Code::Mov_r32_rm32, Code::Mov_rm32_r32, Code::Cmp_r32_rm32)
-        };
+        let MoveCodes {
+            load, store, cmp, ..
+        } = MoveCodes::of(el);
         let ins = match self {
             Insn::Load { dst, slot } => Instruction::with2(load, r(dst), mem(slot)),
             Insn::Store { slot, src } => Instruction::with2(store, mem(slot), r(src)),
@@ -471,41 +469,34 @@ impl Insn {
             }
             Ok((disp / stride) as u8)
         };
-        let (load, store, cmp) = if el.is_wide() {
-            (
-                [Code::Mov_r64_rm64],
-                [Code::Mov_rm64_r64],
-                [Code::Cmp_r64_rm64, Code::Cmp_rm64_r64],
-            )
-        } else {
-            (
-                [Code::Mov_r32_rm32],
-                [Code::Mov_rm32_r32],
-                [Code::Cmp_r32_rm32, Code::Cmp_rm32_r32],
-            )
-        };
+        let MoveCodes {
+            load,
+            store,
+            cmp,
+            cmp_reversed,
+        } = MoveCodes::of(el);
         let code = ins.code();
         let kinds = (ins.op_count(), ins.op0_kind(), ins.op1_kind());
         let rr = (2, OpKind::Register, OpKind::Register);
-        if (load.contains(&code) || store.contains(&code)) && kinds == rr {
+        if (code == load || code == store) && kinds == rr {
             return Ok(Insn::Mov {
                 dst: reg(0)?,
                 src: reg(1)?,
             });
         }
-        if load.contains(&code) && kinds == (2, OpKind::Register, OpKind::Memory) {
+        if code == load && kinds == (2, OpKind::Register, OpKind::Memory) {
             return Ok(Insn::Load {
                 dst: reg(0)?,
                 slot: slot()?,
             });
         }
-        if store.contains(&code) && kinds == (2, OpKind::Memory, OpKind::Register) {
+        if code == store && kinds == (2, OpKind::Memory, OpKind::Register) {
             return Ok(Insn::Store {
                 slot: slot()?,
                 src: reg(1)?,
             });
         }
-        if cmp.contains(&code) && kinds == rr {
+        if (code == cmp || code == cmp_reversed) && kinds == rr {
             return Ok(Insn::Cmp {
                 a: reg(0)?,
                 b: reg(1)?,
@@ -550,6 +541,40 @@ impl Insn {
     /// GNU AT&T-syntax text for elements of type `el`, e.g. `cmovb %rcx, %rax`.
     pub fn att_as(self, el: Element) -> String {
         format_with(&mut iced_x86::GasFormatter::new(), self, el)
+    }
+}
+
+/// The iced-x86 codes of the game's `mov` and `cmp` at the width of an element type: what
+/// [`Insn::to_iced_as`] writes and [`Insn::from_iced`] reads back (which also takes the other
+/// encoding of a register-register `cmp`).
+struct MoveCodes {
+    /// `mov r, r/m`: loads and register moves.
+    load: Code,
+    /// `mov r/m, r`: stores (and the other encoding of a register move).
+    store: Code,
+    /// `cmp r, r/m`.
+    cmp: Code,
+    /// `cmp r/m, r`.
+    cmp_reversed: Code,
+}
+
+impl MoveCodes {
+    fn of(el: Element) -> MoveCodes {
+        if el.is_wide() {
+            MoveCodes {
+                load: Code::Mov_r64_rm64,
+                store: Code::Mov_rm64_r64,
+                cmp: Code::Cmp_r64_rm64,
+                cmp_reversed: Code::Cmp_rm64_r64,
+            }
+        } else {
+            MoveCodes {
+                load: Code::Mov_r32_rm32,
+                store: Code::Mov_rm32_r32,
+                cmp: Code::Cmp_r32_rm32,
+                cmp_reversed: Code::Cmp_rm32_r32,
+            }
+        }
     }
 }
 

@@ -28,6 +28,7 @@ pub struct Runner {
     recipe: Recipe,
 }
 
+#[derive(Clone)]
 enum Recipe {
     Inline(Vec<u8>),
     Call(u64),
@@ -79,10 +80,7 @@ impl Runner {
                 model: self.body.model,
             },
             chain: Chain::Independent,
-            recipe: match &self.recipe {
-                Recipe::Inline(code) => Recipe::Inline(code.clone()),
-                Recipe::Call(f) => Recipe::Call(*f),
-            },
+            recipe: self.recipe.clone(),
         })
     }
 
