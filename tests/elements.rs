@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{have, limited, stderr, stdout, superopt, write};
+use common::{gcc_run, have, limited, stderr, stdout, superopt, write};
 use std::path::Path;
 use std::process::Command;
 
@@ -237,16 +237,7 @@ fn each_type_exports_to_c_and_rust_that_link_and_sort() {
                     ),
             );
             let exe = out.join(format!("test_{ty}"));
-            let o = limited(
-                Command::new("gcc")
-                    .args(["-O2", "-Wall", "-Werror", "-o"])
-                    .arg(&exe)
-                    .arg(&src)
-                    .arg(out.join(format!("{name}.S"))),
-            )
-            .unwrap();
-            assert!(o.status.success(), "gcc: {}", stderr(&o));
-            let o = limited(&mut Command::new(&exe)).unwrap();
+            let o = gcc_run(&exe, &[Path::new(&src), &out.join(format!("{name}.S"))]);
             let cases = if ty == "i64" { 16807 } else { 1024 } + 2000;
             assert_eq!(stdout(&o), format!("passed {cases} of {cases}\n"), "{ty}");
         }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{have, limited, stderr, stdout, superopt, write};
+use common::{gcc_run, have, limited, stderr, stdout, superopt, write};
 use std::path::Path;
 use std::process::Command;
 
@@ -86,16 +86,7 @@ int main(void) {
 fn c_program_passes(dir: &Path, name: &str) {
     let src = write(dir, "test.c", &C_TEST.replace("NAME", name));
     let exe = dir.join("test");
-    let o = limited(
-        Command::new("gcc")
-            .args(["-O2", "-Wall", "-Werror", "-o"])
-            .arg(&exe)
-            .arg(&src)
-            .arg(dir.join(format!("{name}.S"))),
-    )
-    .unwrap();
-    assert!(o.status.success(), "gcc: {}", stderr(&o));
-    let o = limited(&mut Command::new(&exe)).unwrap();
+    let o = gcc_run(&exe, &[Path::new(&src), &dir.join(format!("{name}.S"))]);
     assert_eq!(
         stdout(&o),
         "weak orderings 13; passed 1356 of 1356\n",

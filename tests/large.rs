@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{limited, stderr, stdout, superopt, write};
+use common::{gcc_run, have, stderr, stdout, superopt, write};
 use std::sync::{atomic::AtomicBool, Arc};
 use superopt::asm::{parse_file, Syntax};
 use superopt::game::network::{classic_comparators, network_kernel};
@@ -356,24 +356,15 @@ fn a_sort8_kernel_with_callee_saved_scratch_exports_and_links() {
     ));
     assert!(s.contains("sort8:\n    push %rbx\n"));
     assert!(s.contains("    pop %rbx\n    ret\n"));
-    let gcc_ok = limited(std::process::Command::new("gcc").arg("--version"))
-        .is_ok_and(|o| o.status.success());
-    if !gcc_ok {
-        eprintln!("note: gcc not found; skipping the link test");
+    if !have("gcc") {
         return;
     }
     let c = write(dir.path(), "t.c", &C_TEST8.replace("NAME", "sort8"));
     let exe = dir.path().join("t");
-    let o = limited(
-        std::process::Command::new("gcc")
-            .args(["-O2", "-Wall", "-Werror", "-o"])
-            .arg(&exe)
-            .arg(&c)
-            .arg(dir.path().join("sort8.S")),
-    )
-    .unwrap();
-    assert!(o.status.success(), "gcc: {}", stderr(&o));
-    let o = limited(&mut std::process::Command::new(&exe)).unwrap();
+    let o = gcc_run(
+        &exe,
+        &[std::path::Path::new(&c), &dir.path().join("sort8.S")],
+    );
     assert_eq!(stdout(&o), "passed 165544 of 165544\n");
 }
 

@@ -47,3 +47,17 @@ pub fn have(tool: &str) -> bool {
     }
     ok
 }
+
+/// Builds `exe` from `sources` (C and assembly files) with `gcc -O2 -Wall -Werror`, asserts
+/// that gcc succeeded, runs it, and returns its output (both under [`limited`]).
+pub fn gcc_run(exe: &Path, sources: &[&Path]) -> Output {
+    let o = limited(
+        Command::new("gcc")
+            .args(["-O2", "-Wall", "-Werror", "-o"])
+            .arg(exe)
+            .args(sources),
+    )
+    .unwrap();
+    assert!(o.status.success(), "gcc: {}", stderr(&o));
+    limited(&mut Command::new(exe)).unwrap()
+}
