@@ -113,6 +113,60 @@ impl fmt::Display for Element {
     }
 }
 
+/// The vector instruction set a task's kernels may use (`[isa] vector` in a task file): the
+/// game's vector moves ([`Insn::is_vector`]) in the encoding the level allows. A kernel
+/// records the CPU features it actually needs ([`features_as`]), which can be fewer than its
+/// task's level.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum VectorIsa {
+    /// SSE4.1: two-operand `pminsd`/`pminud` (and max), `movd`, `movdqa`. i32 and u32 only.
+    #[serde(rename = "sse4.1")]
+    Sse41,
+    /// AVX2: three-operand VEX `vpminsd`/`vpminud` (and max), `vmovd`, `vmovdqa`. On xmm
+    /// registers these need only AVX; the level is named for the CPUs that have it. i32 and
+    /// u32 only.
+    #[serde(rename = "avx2")]
+    Avx2,
+    /// AVX-512 (F + VL): as AVX2, and the EVEX `vpminsq`/`vpminuq` (and max) that 64-bit
+    /// elements need.
+    #[serde(rename = "avx512")]
+    Avx512,
+}
+
+impl VectorIsa {
+    /// Every level, in the order of the instructions they add.
+    pub const ALL: [VectorIsa; 3] = [VectorIsa::Sse41, VectorIsa::Avx2, VectorIsa::Avx512];
+
+    /// The name in task files: `sse4.1`, `avx2`, `avx512`.
+    pub fn name(self) -> &'static str {
+        ["sse4.1", "avx2", "avx512"][self as usize]
+    }
+
+    /// Parses a name as written in a task file.
+    pub fn parse(s: &str) -> Option<VectorIsa> {
+        VectorIsa::ALL.into_iter().find(|v| v.name() == s)
+    }
+
+    /// Whether the level's moves use the VEX (three-operand) encoding.
+    pub fn avx(self) -> bool {
+        self != VectorIsa::Sse41
+    }
+
+    /// Whether the level has a lane minimum and maximum for elements of type `el` (64-bit
+    /// ones need AVX-512).
+    pub fn has_min_max(self, el: Element) -> bool {
+        !el.is_wide() || self == VectorIsa::Avx512
+    }
+}
+
+impl fmt::Display for VectorIsa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A 32-bit scratch register: the eight caller-saved ones (eax, ecx, edx, esi, r8d-r11d),
 /// which a kernel may use as a SysV function without saving anything, then the six
 /// callee-saved ones (ebx, ebp, r12d-r15d), which a task may list as scratch when it needs
@@ -261,6 +315,28 @@ impl Reg {
         }
     }
 
+    /// The vector register with this column: `xmm{i}`.
+    pub fn xmm(self) -> Register {
+        Register::XMM0 + self as u32
+    }
+
+    /// The name of the vector register with this column: `xmm0` ... `xmm13`.
+    pub fn xmm_name(self) -> String {
+        format!("xmm{}", self as usize)
+    }
+
+    /// The column of a vector register (`xmm0` ... `xmm13`), if the game has it.
+    pub fn from_xmm(r: Register) -> Option<Reg> {
+        Reg::ALL.into_iter().find(|x| x.xmm() == r)
+    }
+
+    /// Parses a vector register's name (`xmm3`; case-insensitive) as a column.
+    pub fn parse_xmm(s: &str) -> Option<Reg> {
+        Reg::ALL
+            .into_iter()
+            .find(|r| r.xmm_name().eq_ignore_ascii_case(s))
+    }
+
     /// The scratch register for an iced-x86 32-bit register, if it is one.
     pub fn from_iced(r: Register) -> Option<Reg> {
         Reg::from_iced_as(r, Element::I32)
@@ -401,7 +477,13 @@ impl Cond {
 
 /// One instruction of the game: a move. Memory operands are `[rdi + stride*slot]`, one array
 /// element each (stride 4 or 8, [`Element::bytes`]); registers are 32- or 64-bit as the
-/// element is. The methods without a type (`to_iced`, `intel`, `att`, [`encode`], `Display`)
+/// element is.
+///
+/// The vector moves (`VLoad`, `VStore`, `VMov`, `Min`, `Max`; [`Insn::is_vector`]) name
+/// `xmm{i}` by the same [`Reg`] column `i` ([`Reg::xmm_name`]) and keep one element in lane 0:
+/// a task plays either the scalar moves or the vector ones, never both, so a column is one
+/// register file's register (the task file and [`Kernel`](crate::asm::Kernel) reading refuse a
+/// mix). `avx` picks the VEX encoding (three operands) over the legacy SSE one. The methods without a type (`to_iced`, `intel`, `att`, [`encode`], `Display`)
 /// write i32 code; the `_as` ones take the task's [`Element`]. Program length counts every
 /// `Insn`; the final `ret` is not an `Insn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -417,6 +499,21 @@ pub enum Insn {
     Cmp { a: Reg, b: Reg },
     /// `cmovcc dst, src`: `dst = src` when `cc` holds for the current flags.
     Cmov { cc: Cond, dst: Reg, src: Reg },
+    /// `movd xmm, dword ptr [rdi + 4*slot]` (`movq`, qword, for 64-bit elements; `vmovd` /
+    /// `vmovq` with `avx`): the element into lane 0 of `xmm{dst}`, the other lanes zeroed.
+    VLoad { dst: Reg, slot: u8, avx: bool },
+    /// `movd dword ptr [rdi + 4*slot], xmm` (`movq` for 64-bit elements; `v` with `avx`):
+    /// lane 0 of `xmm{src}` to memory.
+    VStore { slot: u8, src: Reg, avx: bool },
+    /// `movdqa xmm, xmm` (`vmovdqa` with `avx`): copies every lane.
+    VMov { dst: Reg, src: Reg, avx: bool },
+    /// Lane-wise minimum in the element's order: `vpminsd dst, a, b` with `avx`, or the SSE4.1
+    /// two-operand `pminsd dst, b` where `dst` is `a` (or `b`: the minimum commutes).
+    /// `pminud` for u32, `vpminsq` / `vpminuq` (EVEX, AVX-512F + AVX-512VL) for 64-bit
+    /// elements, which have no SSE or VEX form (so `avx` must be true for them).
+    Min { dst: Reg, a: Reg, b: Reg, avx: bool },
+    /// Lane-wise maximum, as [`Insn::Min`]: `vpmaxsd`, `pmaxsd`, `pmaxud`, `vpmaxsq`, `vpmaxuq`.
+    Max { dst: Reg, a: Reg, b: Reg, avx: bool },
 }
 
 impl Insn {
@@ -440,6 +537,39 @@ impl Insn {
             Insn::Mov { dst, src } => Instruction::with2(load, r(dst), r(src)),
             Insn::Cmp { a, b } => Instruction::with2(cmp, r(a), r(b)),
             Insn::Cmov { cc, dst, src } => Instruction::with2(cc.iced_code(el), r(dst), r(src)),
+            Insn::VLoad { dst, slot, avx } => {
+                Instruction::with2(VecCodes::of(el, avx).load, dst.xmm(), mem(slot))
+            }
+            Insn::VStore { slot, src, avx } => {
+                Instruction::with2(VecCodes::of(el, avx).store, mem(slot), src.xmm())
+            }
+            Insn::VMov { dst, src, avx } => {
+                Instruction::with2(VecCodes::of(el, avx).mov, dst.xmm(), src.xmm())
+            }
+            Insn::Min { dst, a, b, avx } | Insn::Max { dst, a, b, avx } => {
+                let v = VecCodes::of(el, avx);
+                let code = if matches!(self, Insn::Min { .. }) {
+                    v.min
+                } else {
+                    v.max
+                };
+                let code = code.unwrap_or_else(|| {
+                    panic!("{el} elements have no {} lane minimum or maximum: the move table and the task file never make one", if avx { "VEX/EVEX" } else { "SSE" })
+                });
+                if avx {
+                    Instruction::with3(code, dst.xmm(), a.xmm(), b.xmm())
+                } else {
+                    // Two operands: the destination is one of the sources.
+                    let other = if dst == a {
+                        b
+                    } else if dst == b {
+                        a
+                    } else {
+                        panic!("an SSE minimum or maximum writes one of its sources (got {dst:?} = {a:?}, {b:?})")
+                    };
+                    Instruction::with2(code, dst.xmm(), other.xmm())
+                }
+            }
         };
         ins.expect("operands of a game instruction always match its iced code")
     }
@@ -511,15 +641,108 @@ impl Insn {
                 });
             }
         }
+        if let Some(v) = VecCodes::decode(ins, el) {
+            let x = |i: u32| -> Result<Reg, String> {
+                let r = ins.op_register(i);
+                Reg::from_xmm(r).ok_or_else(|| {
+                    format!(
+                        "register {} is not a vector register of the game (xmm0-xmm13)",
+                        format!("{r:?}").to_lowercase()
+                    )
+                })
+            };
+            let (regs, mems) = (
+                (0..ins.op_count())
+                    .filter(|&i| ins.op_kind(i) == OpKind::Register)
+                    .count(),
+                (0..ins.op_count())
+                    .filter(|&i| ins.op_kind(i) == OpKind::Memory)
+                    .count(),
+            );
+            return match (v, ins.op_count(), regs, mems) {
+                (VecOp::Load(avx), 2, 1, 1) if ins.op0_kind() == OpKind::Register => {
+                    Ok(Insn::VLoad {
+                        dst: x(0)?,
+                        slot: slot()?,
+                        avx,
+                    })
+                }
+                (VecOp::Store(avx), 2, 1, 1) if ins.op1_kind() == OpKind::Register => {
+                    Ok(Insn::VStore {
+                        slot: slot()?,
+                        src: x(1)?,
+                        avx,
+                    })
+                }
+                (VecOp::Mov(avx), 2, 2, 0) => Ok(Insn::VMov {
+                    dst: x(0)?,
+                    src: x(1)?,
+                    avx,
+                }),
+                (VecOp::MinMax(min, false), 2, 2, 0) => {
+                    let (dst, b) = (x(0)?, x(1)?);
+                    Ok(min_max(min, dst, dst, b, false))
+                }
+                (VecOp::MinMax(min, true), 3, 3, 0) if ins.op_mask() == Register::None => {
+                    Ok(min_max(min, x(0)?, x(1)?, x(2)?, true))
+                }
+                _ => Err(format!(
+                    "unsupported operands for {mnemonic} (the game's vector moves take xmm0-xmm13 and {} ptr [rdi+{}k])",
+                    if el.is_wide() { "qword" } else { "dword" },
+                    el.bytes()
+                )),
+            };
+        }
+        if let Some(why) = other_order(ins, el) {
+            return Err(why);
+        }
         Err(unsupported(&mnemonic, el))
     }
 
-    /// The register this instruction writes, if any.
+    /// The register (column) this instruction writes, if any: a general-purpose register for
+    /// the scalar moves, `xmm{i}` for the vector ones ([`Insn::is_vector`]).
     pub fn written_reg(self) -> Option<Reg> {
         match self {
-            Insn::Load { dst, .. } | Insn::Mov { dst, .. } | Insn::Cmov { dst, .. } => Some(dst),
-            Insn::Store { .. } | Insn::Cmp { .. } => None,
+            Insn::Load { dst, .. }
+            | Insn::Mov { dst, .. }
+            | Insn::Cmov { dst, .. }
+            | Insn::VLoad { dst, .. }
+            | Insn::VMov { dst, .. }
+            | Insn::Min { dst, .. }
+            | Insn::Max { dst, .. } => Some(dst),
+            Insn::Store { .. } | Insn::Cmp { .. } | Insn::VStore { .. } => None,
         }
+    }
+
+    /// The registers (columns) this instruction reads: for `cmovcc` and the SSE two-operand
+    /// minimum and maximum, the destination too.
+    pub fn read_regs(self) -> Vec<Reg> {
+        match self {
+            Insn::Load { .. } | Insn::VLoad { .. } => vec![],
+            Insn::Store { src, .. } | Insn::VStore { src, .. } => vec![src],
+            Insn::Mov { src, .. } | Insn::VMov { src, .. } => vec![src],
+            Insn::Cmp { a, b } => vec![a, b],
+            Insn::Cmov { dst, src, .. } => vec![dst, src],
+            Insn::Min { dst, a, b, avx } | Insn::Max { dst, a, b, avx } => {
+                if avx || dst == a || dst == b {
+                    vec![a, b]
+                } else {
+                    vec![dst, a, b]
+                }
+            }
+        }
+    }
+
+    /// Whether this is one of the vector moves, whose registers are `xmm{i}`.
+    pub fn is_vector(self) -> bool {
+        matches!(
+            self,
+            Insn::VLoad { .. }
+                | Insn::VStore { .. }
+                | Insn::VMov { .. }
+                | Insn::Min { .. }
+                | Insn::Max { .. }
+        )
     }
 
     /// Intel-syntax text for i32 elements, e.g. `cmovl eax, ecx` or
@@ -576,6 +799,177 @@ impl MoveCodes {
             }
         }
     }
+}
+
+/// The iced-x86 codes of the vector moves for an element type and encoding (legacy SSE or,
+/// with `avx`, VEX; EVEX for the 64-bit minimum and maximum, which exist only in AVX-512).
+struct VecCodes {
+    load: Code,
+    store: Code,
+    mov: Code,
+    /// `None` where the element type has no lane minimum in this encoding (64-bit, SSE/VEX).
+    min: Option<Code>,
+    max: Option<Code>,
+}
+
+/// A decoded vector instruction's role in the game: `(avx)` for the moves, `(min, avx)`.
+#[derive(Clone, Copy)]
+enum VecOp {
+    Load(bool),
+    Store(bool),
+    Mov(bool),
+    MinMax(bool, bool),
+}
+
+impl VecCodes {
+    fn of(el: Element, avx: bool) -> VecCodes {
+        use Code::*;
+        let (load, store) = match (el.is_wide(), avx) {
+            (false, false) => (Movd_xmm_rm32, Movd_rm32_xmm),
+            (false, true) => (VEX_Vmovd_xmm_rm32, VEX_Vmovd_rm32_xmm),
+            (true, false) => (Movq_xmm_rm64, Movq_rm64_xmm),
+            (true, true) => (VEX_Vmovq_xmm_rm64, VEX_Vmovq_rm64_xmm),
+        };
+        let mov = if avx {
+            VEX_Vmovdqa_xmm_xmmm128
+        } else {
+            Movdqa_xmm_xmmm128
+        };
+        let (min, max) = match (el, avx) {
+            (Element::I32, false) => (Some(Pminsd_xmm_xmmm128), Some(Pmaxsd_xmm_xmmm128)),
+            (Element::U32, false) => (Some(Pminud_xmm_xmmm128), Some(Pmaxud_xmm_xmmm128)),
+            (Element::I32, true) => (
+                Some(VEX_Vpminsd_xmm_xmm_xmmm128),
+                Some(VEX_Vpmaxsd_xmm_xmm_xmmm128),
+            ),
+            (Element::U32, true) => (
+                Some(VEX_Vpminud_xmm_xmm_xmmm128),
+                Some(VEX_Vpmaxud_xmm_xmm_xmmm128),
+            ),
+            (Element::I64, true) => (
+                Some(EVEX_Vpminsq_xmm_k1z_xmm_xmmm128b64),
+                Some(EVEX_Vpmaxsq_xmm_k1z_xmm_xmmm128b64),
+            ),
+            (Element::U64, true) => (
+                Some(EVEX_Vpminuq_xmm_k1z_xmm_xmmm128b64),
+                Some(EVEX_Vpmaxuq_xmm_k1z_xmm_xmmm128b64),
+            ),
+            (Element::I64 | Element::U64, false) => (None, None),
+        };
+        VecCodes {
+            load,
+            store,
+            mov,
+            min,
+            max,
+        }
+    }
+
+    /// The role of `ins` among the vector moves for elements of type `el`, if it has one. Also
+    /// takes the other encodings GNU as may pick: `movq xmm, m64` (F3 0F 7E), `movq m64, xmm`
+    /// (66 0F D6) and the store form of `movdqa xmm, xmm`.
+    fn decode(ins: &Instruction, el: Element) -> Option<VecOp> {
+        use Code::*;
+        let code = ins.code();
+        for avx in [false, true] {
+            let v = VecCodes::of(el, avx);
+            let alt_load = match (el.is_wide(), avx) {
+                (true, false) => Some(Movq_xmm_xmmm64),
+                (true, true) => Some(VEX_Vmovq_xmm_xmmm64),
+                _ => None,
+            };
+            let alt_store = match (el.is_wide(), avx) {
+                (true, false) => Some(Movq_xmmm64_xmm),
+                (true, true) => Some(VEX_Vmovq_xmmm64_xmm),
+                _ => None,
+            };
+            let alt_mov = if avx {
+                VEX_Vmovdqa_xmmm128_xmm
+            } else {
+                Movdqa_xmmm128_xmm
+            };
+            let mem = (0..ins.op_count()).any(|i| ins.op_kind(i) == iced_x86::OpKind::Memory);
+            if code == v.load || (Some(code) == alt_load && mem) {
+                return Some(VecOp::Load(avx));
+            }
+            if code == v.store || (Some(code) == alt_store && mem) {
+                return Some(VecOp::Store(avx));
+            }
+            if code == v.mov || code == alt_mov {
+                return Some(VecOp::Mov(avx));
+            }
+            if Some(code) == v.min {
+                return Some(VecOp::MinMax(true, avx));
+            }
+            if Some(code) == v.max {
+                return Some(VecOp::MinMax(false, avx));
+            }
+        }
+        None
+    }
+}
+
+fn min_max(min: bool, dst: Reg, a: Reg, b: Reg, avx: bool) -> Insn {
+    if min {
+        Insn::Min { dst, a, b, avx }
+    } else {
+        Insn::Max { dst, a, b, avx }
+    }
+}
+
+/// Why a lane minimum or maximum of the other signedness is not a move for elements of type
+/// `el`: `pminsd compares signed; u32 elements compare unsigned, as pminud does`; `None` for any
+/// other instruction.
+pub fn other_order(ins: &Instruction, el: Element) -> Option<String> {
+    let other = Element::ALL
+        .into_iter()
+        .find(|o| o.is_wide() == el.is_wide() && o.is_signed() != el.is_signed())?;
+    let Some(VecOp::MinMax(min, avx)) = VecCodes::decode(ins, other) else {
+        return None;
+    };
+    let v = VecCodes::of(el, avx);
+    let ours = if min { v.min } else { v.max }?;
+    let name = |c: Code| {
+        let mut i = Instruction::default();
+        i.set_code(c);
+        format!("{:?}", i.mnemonic()).to_lowercase()
+    };
+    Some(format!(
+        "{} compares {}; {el} elements compare {}, as {} does",
+        name(ins.code()),
+        if other.is_signed() {
+            "signed"
+        } else {
+            "unsigned"
+        },
+        if el.is_signed() { "signed" } else { "unsigned" },
+        name(ours)
+    ))
+}
+
+/// The CPU features (CPUID) a program needs beyond what every x86-64 CPU has (SSE2 and
+/// older), in a fixed order and without repeats: none for the scalar moves, `SSE4_1` for the
+/// SSE minimum and maximum, `AVX` for VEX moves, `AVX512F` and `AVX512VL` for the 64-bit
+/// minimum and maximum. iced-x86's table of each instruction's features is the source.
+pub fn features_as(program: &[Insn], el: Element) -> Vec<iced_x86::CpuidFeature> {
+    use iced_x86::CpuidFeature as F;
+    const BASELINE: [F; 6] = [F::INTEL8086, F::INTEL386, F::X64, F::CMOV, F::SSE, F::SSE2];
+    let mut out: Vec<F> = Vec::new();
+    for insn in program {
+        for &f in insn.to_iced_as(el).cpuid_features() {
+            if !BASELINE.contains(&f) && !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    out.sort_by_key(|&f| f as u32);
+    out
+}
+
+/// A CPU feature as Rust's `is_x86_feature_detected!` and GCC's `-m` flags name it:
+/// `sse4.1`, `avx`, `avx512f`, `avx512vl`.
+pub fn feature_name(f: iced_x86::CpuidFeature) -> String {
+    format!("{f:?}").to_lowercase().replace('_', ".")
 }
 
 /// Why a decoded instruction is not a game move: an opcode outside the game, or a game opcode

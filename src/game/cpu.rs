@@ -3,7 +3,9 @@
 //! is one tight loop over a column (which the compiler vectorises).
 //!
 //! Values are dense ranks (`0..n`), which is all a mov/cmp/cmov program can observe (see
-//! [`crate::task::weak_orderings`]). Definedness is tracked per column, not per test vector:
+//! [`crate::task::weak_orderings`]), and all a program of the vector moves can observe too:
+//! a lane minimum or maximum selects one of its inputs by their order. A vector move's
+//! register column `i` is `xmm{i}`, lane 0 (a task plays one register file). Definedness is tracked per column, not per test vector:
 //! the game never lets a column become defined on some test vectors only, because every
 //! instruction that reads an undefined column is refused ([`Fault`]).
 //!
@@ -31,6 +33,19 @@ pub enum Fault {
     UndefinedFlags,
     /// A memory slot outside the array.
     SlotOutOfRange(u8),
+}
+
+impl Fault {
+    /// The message, naming a register as the program's register file does: `reads xmm1
+    /// before writing it` for a program of vector moves (`vector`), as `Display` otherwise.
+    pub fn describe(&self, vector: bool) -> String {
+        match self {
+            Fault::UndefinedRegister(r) if vector => {
+                format!("reads {} before writing it", r.xmm_name())
+            }
+            _ => self.to_string(),
+        }
+    }
 }
 
 impl std::fmt::Display for Fault {
@@ -164,7 +179,7 @@ impl CpuState {
             }
         };
         match insn {
-            Insn::Load { dst, slot } => {
+            Insn::Load { dst, slot } | Insn::VLoad { dst, slot, .. } => {
                 if slot as usize >= self.n {
                     return Err(Fault::SlotOutOfRange(slot));
                 }
@@ -172,14 +187,14 @@ impl CpuState {
                 self.copy_col(regs + slot as usize, dst.index());
                 self.defined |= 1 << dst.index();
             }
-            Insn::Store { slot, src } => {
+            Insn::Store { slot, src } | Insn::VStore { slot, src, .. } => {
                 if slot as usize >= self.n {
                     return Err(Fault::SlotOutOfRange(slot));
                 }
                 need(self, src)?;
                 self.copy_col(src.index(), regs + slot as usize);
             }
-            Insn::Mov { dst, src } => {
+            Insn::Mov { dst, src } | Insn::VMov { dst, src, .. } => {
                 need(self, src)?;
                 column(dst)?;
                 self.copy_col(src.index(), dst.index());
@@ -222,6 +237,23 @@ impl CpuState {
                         *dv = (sv & take) | (*dv & !take);
                     }
                 }
+            }
+            Insn::Min { dst, a, b, .. } | Insn::Max { dst, a, b, .. } => {
+                // Values are dense ranks in the element's order, so the minimum of two ranks is
+                // the rank of the minimum: lane minimum and maximum select, never make, values.
+                for r in insn.read_regs() {
+                    need(self, r)?;
+                }
+                column(dst)?;
+                let min = matches!(insn, Insn::Min { .. });
+                let (ca, cb, d) = (a.index() * t, b.index() * t, dst.index() * t);
+                // Element `i` of the destination depends on element `i` of the sources only,
+                // so writing in place is right even when the destination is a source.
+                for i in 0..t {
+                    let (x, y) = (self.data[ca + i], self.data[cb + i]);
+                    self.data[d + i] = if min { x.min(y) } else { x.max(y) };
+                }
+                self.defined |= 1 << dst.index();
             }
         }
         Ok(())

@@ -73,6 +73,40 @@
 //!    sorted column not yet held by any register (a `mov` only copies an existing column), a
 //!    `cmp` before the first `cmovcc`, and the `n` stores.
 
+//!
+//! ## Vector tasks (`[isa] vector`)
+//! A vector task plays other moves on the same columns: `movd xmm, [rdi+4k]` loads and
+//! `movd [rdi+4k], xmm` stores, the lane minimum and maximum (`vpminsd d, a, b` with AVX, the
+//! two-operand `pminsd d, s` with SSE4.1) and, when the task lists it, `movdqa d, s`. Each
+//! register holds one element in lane 0. A minimum or maximum selects one of its inputs by
+//! their order, so the order-type argument of the proof holds for these programs as it does
+//! for cmov ones. The rules above carry over, each for the same reason:
+//! 1. a minimum or maximum that reads an undefined register is refused: a correct program
+//!    is correct for every poison value, in particular when every undefined register holds
+//!    the type's largest value `T`. Then each minimum with `T` is a copy of its other
+//!    operand, each maximum with `T` yields `T` again, and `T` never reaches an output (the
+//!    output holds the inputs). Replacing the first kind by copies and deleting the second
+//!    (whose results feed only more of the same) gives a program of min, max and copies
+//!    that reads nothing undefined, is no longer, and sorts every input without `T`, hence
+//!    every order type, hence every input. In an SSE4.1 task a copy is a `movdqa` of the
+//!    same length (when the task lists `movdqa`; when not, the rule is a restriction); in an
+//!    AVX task a copy can be deleted (below);
+//! 2. lost values, 3. moves that change nothing, 6. transpositions (there are no flags) and
+//!    the lowest-undefined-register half of 5. hold as stated;
+//! 5. both operations commute, so the three-operand forms are offered with `a` before `b`;
+//! 7. every sorted column not yet held needs one minimum or maximum (a copy only copies),
+//!    and the `n` stores; no `cmp`.
+//!
+//! **Copies in AVX tasks.** The built-in AVX tasks leave `movdqa` out, which loses no length:
+//! a copy `d = x` never frees a register, and with three-operand moves it can be deleted. Read
+//! `x` wherever the program read `d`; if `x` is overwritten while `d` is still needed, let the
+//! overwriting move write `d` instead (free now that the copy is gone) and swap the names of
+//! `d` and `x` from there on. The result computes the same values in one instruction fewer,
+//! and under latency it delays nothing (a copy costs no time in the model).
+//!
+//! Restrictions specific to vector tasks: one element per register (no packed lanes, whole-
+//! array loads, shuffles or blends yet), and loads first, stores last as for scalar tasks.
+
 pub mod cpu;
 pub mod network;
 
@@ -184,28 +218,10 @@ impl SortGame {
         let tv = task.search_vectors();
         let exact = !task.zero_one_search;
         let regs = &task.scratch;
-        let mut moves = Vec::new();
-        for &d in regs {
-            for &s in regs {
-                if d != s {
-                    moves.push(Insn::Mov { dst: d, src: s });
-                }
-            }
-        }
-        for (i, &a) in regs.iter().enumerate() {
-            for &b in &regs[i + 1..] {
-                moves.push(Insn::Cmp { a, b });
-            }
-        }
-        for &cc in &task.conds {
-            for &d in regs {
-                for &s in regs {
-                    if d != s {
-                        moves.push(Insn::Cmov { cc, dst: d, src: s });
-                    }
-                }
-            }
-        }
+        let moves = match task.vector {
+            None => scalar_moves(regs, &task.conds),
+            Some(v) => vector_moves(regs, v.avx(), task.copies),
+        };
         let n = tv.n;
         let targets = (0..n)
             .map(|k| tv.sorted.iter().map(|s| s[k]).collect())
@@ -237,7 +253,7 @@ impl SortGame {
         let columns = task.columns();
         let mut cpu = CpuState::new(&tv, columns);
         let mut model = ModelState::default();
-        for load in load_moves(regs, n) {
+        for load in load_moves(regs, n, task.vector.map(|v| v.avx())) {
             cpu.apply(load).expect("loads are always legal");
             model.push(&Op::of_insn(load));
         }
@@ -289,6 +305,10 @@ impl SortGame {
     pub fn network_actions(&self) -> Option<Vec<Action>> {
         let n = self.tv.n;
         let comparators = network::classic_comparators(n)?;
+        if self.task.vector.is_some() {
+            let kernel = network::classic_kernel(&self.task)?;
+            return self.actions_of(&kernel[n..kernel.len() - n]);
+        }
         let el = self.task.element;
         let cc = [crate::isa::Cond::G, crate::isa::Cond::Ge]
             .map(|c| c.for_element(el))
@@ -298,9 +318,15 @@ impl SortGame {
             return None;
         }
         let kernel = network::network_kernel_with(&self.task.scratch, n, comparators, cc);
+        self.actions_of(&kernel[n..kernel.len() - n])
+    }
+
+    /// The actions that play `core` (a program between the loads and the stores) by the game's
+    /// rules, if every instruction is a legal move and they end in a solution.
+    fn actions_of(&self, core: &[Insn]) -> Option<Vec<Action>> {
         let mut state = self.initial.clone();
         let mut actions = Vec::new();
-        for insn in &kernel[n..kernel.len() - n] {
+        for insn in core {
             let a = self.moves.iter().position(|m| m == insn)? as Action;
             state = self.step(&state, a)?;
             actions.push(a);
@@ -332,12 +358,7 @@ impl SortGame {
         };
         let mut program = self.loads();
         program.extend_from_slice(core);
-        program.extend(
-            stores
-                .iter()
-                .enumerate()
-                .map(|(k, &src)| Insn::Store { slot: k as u8, src }),
-        );
+        program.extend(self.stores(stores));
         if let Some(&ok) = p.cache.lock().expect("proof cache").get(&program) {
             return ok;
         }
@@ -381,7 +402,43 @@ impl SortGame {
 
     /// The loads that open every program.
     pub fn loads(&self) -> Vec<Insn> {
-        load_moves(&self.task.scratch, self.tv.n)
+        load_moves(
+            &self.task.scratch,
+            self.tv.n,
+            self.task.vector.map(|v| v.avx()),
+        )
+    }
+
+    /// The stores that close a program: slot `k` from `regs[k]` (a `movd` in a vector task).
+    fn stores(&self, regs: &[Reg]) -> Vec<Insn> {
+        regs.iter()
+            .enumerate()
+            .map(|(k, &src)| match self.task.vector {
+                None => Insn::Store { slot: k as u8, src },
+                Some(v) => Insn::VStore {
+                    slot: k as u8,
+                    src,
+                    avx: v.avx(),
+                },
+            })
+            .collect()
+    }
+
+    /// Instructions per compare-exchange in the task's moves: `cmp`, `mov`, two `cmovcc` (4);
+    /// with AVX `vpminsd` and `vpmaxsd` into a free register (2); with SSE4.1 a `movdqa` copy
+    /// and the two-operand `pminsd`, `pmaxsd` (3).
+    pub fn exchange_cost(&self) -> u32 {
+        match self.task.vector {
+            None => 4,
+            Some(v) if v.avx() => 2,
+            Some(_) => 3,
+        }
+    }
+
+    /// When the register column `r` is ready in the latency model (a general-purpose register,
+    /// or `xmm{r}` in a vector task).
+    fn ready(&self, m: &ModelState, r: Reg) -> u16 {
+        m.ready[crate::latency::model::ready_index(r, self.task.vector.is_some())]
     }
 
     /// For each slot, a register holding its sorted column, if every slot has one.
@@ -450,11 +507,7 @@ impl SortGame {
             prog.push(self.moves[a as usize]);
         }
         let regs = self.proven_stores(&s)?;
-        prog.extend(
-            regs.iter()
-                .enumerate()
-                .map(|(k, &src)| Insn::Store { slot: k as u8, src }),
-        );
+        prog.extend(self.stores(&regs));
         Some(prog)
     }
 
@@ -526,7 +579,7 @@ impl SortGame {
             .flags_defined()
             .then(|| self.perms.iter().map(|&t| s.cpu.flags()[t]).collect());
         let mut best = match self.comparators_left(&cols) {
-            Some(b) => 4.0 * b,
+            Some(b) => self.exchange_cost() as f32 * b,
             None => f32::INFINITY,
         };
         for i in 0..cols.len() {
@@ -547,14 +600,17 @@ impl SortGame {
                     })
                 };
                 let mut cost = 0.0;
-                if !flags.as_ref().is_some_and(ordered) {
+                let vector = self.task.vector;
+                if vector.is_none() && !flags.as_ref().is_some_and(ordered) {
                     cost += 1.0;
                 }
                 let has_lo = cols.contains(&lo);
                 let has_hi = cols.contains(&hi);
                 cost += f32::from(!has_lo as u8) + f32::from(!has_hi as u8);
-                if !has_lo && !has_hi {
-                    cost += 1.0; // a copy of P or Q must survive the first cmov
+                if !has_lo && !has_hi && !vector.is_some_and(|v| v.avx()) {
+                    // A copy of P or Q must survive the first cmov (or the first two-operand
+                    // minimum); a three-operand minimum writes a free register instead.
+                    cost += 1.0;
                 }
                 if cost >= best {
                     continue;
@@ -571,7 +627,7 @@ impl SortGame {
                     virt.push(hi);
                 }
                 if let Some(b) = self.comparators_left(&virt) {
-                    best = best.min(cost + 4.0 * b);
+                    best = best.min(cost + self.exchange_cost() as f32 * b);
                 }
             }
         }
@@ -586,12 +642,12 @@ impl SortGame {
     /// be ready (held now, or new). Returns `(earliest new value, latest slot)`.
     fn slot_times(&self, s: &GameState) -> (u16, u16) {
         let live = self.regs.iter().filter(|&&r| s.cpu.reg_defined(r));
-        let m = live
-            .map(|&r| s.model.ready[gpr_index(r)])
-            .min()
-            .unwrap_or(0);
-        // A cmovcc on the current flags, or after a new cmp of the earliest registers.
-        let fresh = if s.cpu.flags_defined() {
+        let m = live.map(|&r| self.ready(&s.model, r)).min().unwrap_or(0);
+        // A cmovcc on the current flags, or after a new cmp of the earliest registers; a lane
+        // minimum or maximum one cycle after its sources.
+        let fresh = if self.task.vector.is_some() {
+            m + 1
+        } else if s.cpu.flags_defined() {
             (s.model.flags_ready.max(m) + 1).min(m + 2)
         } else {
             m + 2
@@ -603,7 +659,7 @@ impl SortGame {
                 self.regs
                     .iter()
                     .filter(|&&r| s.cpu.reg_defined(r) && s.cpu.reg(r) == &col[..])
-                    .map(|&r| s.model.ready[gpr_index(r)])
+                    .map(|&r| self.ready(&s.model, r))
                     .min()
                     .map_or(fresh, |held| held.min(fresh))
             })
@@ -626,10 +682,12 @@ impl SortGame {
     /// [`SortGame::latency_bound`].
     fn latency_estimate(&self, s: &GameState, len_estimate: f32) -> f32 {
         let n = self.tv.n as f32;
-        let comparators = ((len_estimate - n) / 4.0).max(0.0);
+        let comparators = ((len_estimate - n) / self.exchange_cost() as f32).max(0.0);
         let layers = (comparators / (n / 2.0).floor().max(1.0)).ceil();
         let (fresh, latest) = self.slot_times(s);
-        let end = (fresh as f32 - 1.0 + 2.0 * layers + 1.0).max(latest as f32 + 1.0);
+        // A layer: cmp then cmovcc (2 cycles), or a lane minimum and maximum side by side (1).
+        let per_layer = if self.task.vector.is_some() { 1.0 } else { 2.0 };
+        let end = (fresh as f32 - 1.0 + per_layer * layers + 1.0).max(latest as f32 + 1.0);
         let t = crate::latency::model::TICKS_PER_CYCLE as f32;
         let now = s.model.ticks().0 as f32;
         LATENCY_WEIGHT as f32 * (end * t - now).max(0.0)
@@ -645,7 +703,7 @@ impl SortGame {
             .regs
             .iter()
             .filter(|&&r| s.cpu.reg_defined(r))
-            .map(|&r| mix64(hash_bytes(3, s.cpu.reg(r)) ^ m.ready[gpr_index(r)] as u64))
+            .map(|&r| mix64(hash_bytes(3, s.cpu.reg(r)) ^ self.ready(m, r) as u64))
             .collect();
         regs.sort_unstable();
         let mut h = mix64(
@@ -703,6 +761,22 @@ pub fn without_dead_code(program: &[Insn]) -> Vec<Insn> {
                     true
                 }
             }
+            Insn::VStore { src, .. } => {
+                live |= bit(src);
+                true
+            }
+            Insn::VLoad { dst, .. }
+            | Insn::VMov { dst, .. }
+            | Insn::Min { dst, .. }
+            | Insn::Max { dst, .. } => {
+                live & bit(dst) != 0 && {
+                    live &= !bit(dst);
+                    for r in insn.read_regs() {
+                        live |= bit(r);
+                    }
+                    true
+                }
+            }
         };
     }
     program
@@ -712,19 +786,92 @@ pub fn without_dead_code(program: &[Insn]) -> Vec<Insn> {
         .collect()
 }
 
-/// The index of a game register in [`ModelState::ready`].
-fn gpr_index(r: Reg) -> usize {
-    r.iced().full_register() as usize - iced_x86::Register::RAX as usize
-}
-
-/// `mov scratch[k], [rdi + 4k]` for every slot `k`.
-fn load_moves(scratch: &[Reg], n: usize) -> Vec<Insn> {
+/// `mov scratch[k], [rdi + 4k]` for every slot `k`; with `vector = Some(avx)` the `movd`
+/// (`vmovd`) into `xmm{scratch[k]}`.
+fn load_moves(scratch: &[Reg], n: usize, vector: Option<bool>) -> Vec<Insn> {
     (0..n)
-        .map(|k| Insn::Load {
-            dst: scratch[k],
-            slot: k as u8,
+        .map(|k| {
+            let (dst, slot) = (scratch[k], k as u8);
+            match vector {
+                None => Insn::Load { dst, slot },
+                Some(avx) => Insn::VLoad { dst, slot, avx },
+            }
         })
         .collect()
+}
+
+/// The scalar move table: `mov d, s`, `cmp a, b` (a before b in `regs`), `cmovcc d, s`.
+fn scalar_moves(regs: &[Reg], conds: &[crate::isa::Cond]) -> Vec<Insn> {
+    let mut moves = Vec::new();
+    for &d in regs {
+        for &s in regs {
+            if d != s {
+                moves.push(Insn::Mov { dst: d, src: s });
+            }
+        }
+    }
+    for (i, &a) in regs.iter().enumerate() {
+        for &b in &regs[i + 1..] {
+            moves.push(Insn::Cmp { a, b });
+        }
+    }
+    for &cc in conds {
+        for &d in regs {
+            for &s in regs {
+                if d != s {
+                    moves.push(Insn::Cmov { cc, dst: d, src: s });
+                }
+            }
+        }
+    }
+    moves
+}
+
+/// The vector move table: `movdqa d, s` when `copies`; with `avx` the three-operand minimum
+/// and maximum of `a`, `b` (a before b in `regs`: both commute) into any `d`; without, the
+/// two-operand `pminsd d, s` and `pmaxsd d, s` (`d = min(d, s)`) for every `d != s`.
+fn vector_moves(regs: &[Reg], avx: bool, copies: bool) -> Vec<Insn> {
+    let mut moves = Vec::new();
+    if copies {
+        for &d in regs {
+            for &s in regs {
+                if d != s {
+                    moves.push(Insn::VMov {
+                        dst: d,
+                        src: s,
+                        avx,
+                    });
+                }
+            }
+        }
+    }
+    for min in [true, false] {
+        let op = |dst, a, b| {
+            if min {
+                Insn::Min { dst, a, b, avx }
+            } else {
+                Insn::Max { dst, a, b, avx }
+            }
+        };
+        if avx {
+            for (i, &a) in regs.iter().enumerate() {
+                for &b in &regs[i + 1..] {
+                    for &d in regs {
+                        moves.push(op(d, a, b));
+                    }
+                }
+            }
+        } else {
+            for &d in regs {
+                for &s in regs {
+                    if d != s {
+                        moves.push(op(d, d, s));
+                    }
+                }
+            }
+        }
+    }
+    moves
 }
 
 impl SortGame {
@@ -854,7 +1001,17 @@ impl Environment for SortGame {
                 Insn::Cmov { dst, src, .. } => {
                     s.cpu.flags_defined() && s.cpu.reg_defined(dst) && s.cpu.reg_defined(src)
                 }
-                Insn::Load { .. } | Insn::Store { .. } => false,
+                Insn::VMov { dst, src, .. } => {
+                    s.cpu.reg_defined(src) && (s.cpu.reg_defined(dst) || Some(dst) == lowest_free)
+                }
+                Insn::Min { dst, .. } | Insn::Max { dst, .. } => {
+                    m.read_regs().iter().all(|&r| s.cpu.reg_defined(r))
+                        && (s.cpu.reg_defined(dst) || Some(dst) == lowest_free)
+                }
+                Insn::Load { .. }
+                | Insn::Store { .. }
+                | Insn::VLoad { .. }
+                | Insn::VStore { .. } => false,
             };
             if ok {
                 out.push(i as Action);
@@ -867,7 +1024,11 @@ impl Environment for SortGame {
         let mut next = s.clone();
         next.cpu.apply(m).ok()?;
         match m {
-            Insn::Mov { dst, .. } | Insn::Cmov { dst, .. } => {
+            Insn::Mov { dst, .. }
+            | Insn::Cmov { dst, .. }
+            | Insn::VMov { dst, .. }
+            | Insn::Min { dst, .. }
+            | Insn::Max { dst, .. } => {
                 if s.cpu.reg_defined(dst) {
                     if next.cpu.reg(dst) == s.cpu.reg(dst) {
                         return None; // changes nothing
@@ -888,7 +1049,9 @@ impl Environment for SortGame {
                     return None;
                 }
             }
-            Insn::Load { .. } | Insn::Store { .. } => return None,
+            Insn::Load { .. } | Insn::Store { .. } | Insn::VLoad { .. } | Insn::VStore { .. } => {
+                return None
+            }
         }
         next.len += 1;
         if self.objective == Objective::Latency {
@@ -918,8 +1081,8 @@ impl Environment for SortGame {
             Objective::Length => len,
             Objective::Latency => {
                 let mut m = s.model;
-                for (k, src) in stores.into_iter().enumerate() {
-                    m.push(&Op::of_insn(Insn::Store { slot: k as u8, src }));
+                for store in self.stores(&stores) {
+                    m.push(&Op::of_insn(store));
                 }
                 self.cost_of(&m, len)
             }
@@ -928,7 +1091,8 @@ impl Environment for SortGame {
 
     fn lower_bound(&self, s: &GameState) -> u32 {
         let missing = self.missing_targets(s);
-        let cmp = u32::from(missing > 0 && !s.cpu.flags_defined());
+        // A scalar task also needs a cmp before its first cmovcc.
+        let cmp = u32::from(missing > 0 && !s.cpu.flags_defined() && self.task.vector.is_none());
         let len = self.tv.n as u32 + missing + cmp;
         match self.objective {
             Objective::Length => len,
@@ -950,12 +1114,12 @@ impl Environment for SortGame {
             // On every weak ordering: as far as log2 of the orderings (unchanged since the
             // sort3-5 benchmarks); on the 0-1 vectors, as far as a whole network.
             if self.is_exact() {
-                lb + 4.0 * (self.perms.len() as f32).log2()
+                lb + self.exchange_cost() as f32 * (self.perms.len() as f32).log2()
             } else {
                 let n = self.tv.n;
                 let comparators =
                     network::classic_comparators(n).map_or(n * (n - 1) / 2, |c| c.len());
-                lb + 4.0 * comparators as f32
+                lb + self.exchange_cost() as f32 * comparators as f32
             }
         };
         match self.objective {
@@ -1004,11 +1168,13 @@ impl Environment for SortGame {
         // after the 4-cycle loads) and its length.
         let n = self.tv.n;
         let comparators = network::classic_comparators(n).map_or(n * (n - 1) / 2, |c| c.len());
-        let len = 4 * comparators + 2 * n;
+        let len = self.exchange_cost() as usize * comparators + 2 * n;
+        // The loads' latency: 4 cycles into general-purpose registers, 7 into vector ones.
+        let load = if self.task.vector.is_some() { 7 } else { 4 };
         match self.objective {
             Objective::Length => 2.0 * len as f32,
             Objective::Latency => {
-                let ticks = crate::latency::model::TICKS_PER_CYCLE as usize * (len + 4);
+                let ticks = crate::latency::model::TICKS_PER_CYCLE as usize * (len + load);
                 2.0 * (LATENCY_WEIGHT as usize * ticks + len) as f32
             }
         }

@@ -474,11 +474,15 @@ pub fn network_sorts(n: usize, comparators: &[(usize, usize)]) -> bool {
 }
 
 /// The classic network of [`classic_comparators`] for `task` as a kernel
-/// ([`network_kernel`] over the task's scratch registers), or `None` when there is none for
-/// its `n` or the task has no spare register for the compare-exchange's copy. The exchange
-/// uses `cmovg`, or `cmova` for unsigned elements.
+/// ([`network_kernel`] over the task's scratch registers, or [`vector_network_kernel`] for a
+/// vector task), or `None` when there is none for its `n` or the task has no spare register
+/// for the compare-exchange's copy. The exchange uses `cmovg`, or `cmova` for unsigned
+/// elements.
 pub fn classic_kernel(task: &crate::task::Task) -> Option<Vec<Insn>> {
     let c = classic_comparators(task.n)?;
+    if let Some(v) = task.vector {
+        return vector_network_kernel(&task.scratch, task.n, c, v.avx(), task.copies);
+    }
     let cc = Cond::G.for_element(task.element);
     (task.scratch.len() > task.n).then(|| network_kernel_with(&task.scratch, task.n, c, cc))
 }
@@ -528,6 +532,78 @@ pub fn network_kernel_with(
         src: r[k],
     }));
     prog
+}
+
+/// A sorting network as a kernel of the vector moves: `n` loads into `xmm{scratch[0..n]}`;
+/// for each comparator `(i, j)`, with `avx`, `vpminsd t, ri, rj; vpmaxsd rj, ri, rj` into the
+/// first free register `t` of `scratch` (which then holds element `i`, and `ri` becomes free);
+/// without, `movdqa t, ri; pminsd ri, rj; pmaxsd rj, t`; then `n` stores from wherever each
+/// element ended. Length: 2 (AVX) or 3 (SSE4.1) per comparator + 2n. Operands of the
+/// three-operand form are in `scratch` order, as the game's move table has them.
+///
+/// `None` when `scratch` has no spare register, or without `avx` when `copies` is false.
+pub fn vector_network_kernel(
+    scratch: &[Reg],
+    n: usize,
+    comparators: &[(usize, usize)],
+    avx: bool,
+    copies: bool,
+) -> Option<Vec<Insn>> {
+    if scratch.len() <= n || (!avx && !copies) {
+        return None;
+    }
+    let order = |r: Reg| scratch.iter().position(|&x| x == r);
+    let mut at: Vec<Reg> = scratch[..n].to_vec();
+    let mut prog: Vec<Insn> = (0..n)
+        .map(|k| Insn::VLoad {
+            dst: at[k],
+            slot: k as u8,
+            avx,
+        })
+        .collect();
+    for &(i, j) in comparators {
+        let t = *scratch.iter().find(|r| !at.contains(r))?;
+        if avx {
+            let (a, b) = if order(at[i]) < order(at[j]) {
+                (at[i], at[j])
+            } else {
+                (at[j], at[i])
+            };
+            prog.push(Insn::Min { dst: t, a, b, avx });
+            prog.push(Insn::Max {
+                dst: at[j],
+                a,
+                b,
+                avx,
+            });
+            at[i] = t;
+        } else {
+            let (ri, rj) = (at[i], at[j]);
+            prog.push(Insn::VMov {
+                dst: t,
+                src: ri,
+                avx,
+            });
+            prog.push(Insn::Min {
+                dst: ri,
+                a: ri,
+                b: rj,
+                avx,
+            });
+            prog.push(Insn::Max {
+                dst: rj,
+                a: rj,
+                b: t,
+                avx,
+            });
+        }
+    }
+    prog.extend((0..n).map(|k| Insn::VStore {
+        slot: k as u8,
+        src: at[k],
+        avx,
+    }));
+    Some(prog)
 }
 
 #[cfg(test)]

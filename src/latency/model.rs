@@ -16,14 +16,25 @@
 //! | move | `mov r, r` | 0 (eliminated at register renaming, SOG 19h §2.9.4 "Zero Cycle Move") | none |
 //! | ALU | `cmp r, r` and any other integer instruction | 1 | 4 ALU pipes |
 //! | cmov | `cmovcc r, r` | 1 (from each source and the flags) | 2 of the 4 ALU pipes (reciprocal throughput 0.5) |
+//! | vector load | `movd xmm, [rdi + k]`, `vmovd` | 7 (load-to-use into the vector register file) | the 3 load pipes |
+//! | vector store | `movd [rdi + k], xmm`, `vmovd` | 1 to complete, as a store | the 2 store pipes |
+//! | vector move | `movdqa xmm, xmm`, `vmovdqa` | 0 (eliminated at renaming, as `mov r, r`) | none |
+//! | vector ALU | `pminsd`, `vpminsd`, `vpmaxud`, ... on xmm, and any other instruction writing a vector register | 1 | 2 vector pipes |
 //!
 //! Dispatch: 6 instructions per cycle.
+//!
+//! The vector rows (for the tasks with `[isa] vector`) are from the same sources: Agner Fog's
+//! Zen 4 table gives `pminsd`/`pmaxsd` and their VEX forms latency 1 and reciprocal throughput
+//! 0.25-0.5, and register-to-register `movdqa` latency 0; the SOG gives loads into the vector
+//! register file a longer load-to-use latency than integer loads (7 cycles against 4). The
+//! model gives the vector ALU 2 pipes, the lower of those throughputs: it ranks kernels, and
+//! under-counting pipes only makes a vector kernel look slower than it is.
 //!
 //! # The figure
 //!
 //! One call in isolation, starting at cycle 0 with `rdi` ready:
 //! `cycles = max(schedule length, instructions / 6, ALU-pipe instructions / 4, cmovs / 2,
-//! loads / 3, stores / 2)`. The schedule follows true dependencies only (registers, flags,
+//! vector ALU instructions / 2, loads / 3, stores / 2)`. The schedule follows true dependencies only (registers, flags,
 //! and stores to loads of the same slot; register renaming removes the false ones) and places
 //! each instruction, in program order, in the first cycle at which its sources are ready and
 //! a pipe of its kind is free (the oldest-first choice of an out-of-order scheduler), so it is
@@ -48,6 +59,10 @@ pub const TICKS_PER_CYCLE: u32 = 12;
 
 /// Load-to-use latency in cycles.
 const LOAD_LATENCY: u16 = 4;
+/// Load-to-use latency of a load into a vector register, in cycles.
+const VEC_LOAD_LATENCY: u16 = 7;
+/// Vector ALU pipes the model counts for lane minimum and maximum.
+const VEC_PIPES: u32 = 2;
 /// Cycles from a store's data being ready until a later load of the same slot has it.
 const FORWARD_LATENCY: u16 = 6;
 /// Instructions dispatched per cycle.
@@ -72,6 +87,11 @@ pub enum OpClass {
     Move,
     /// `cmovcc` between registers.
     Cmov,
+    /// A load from memory into a vector register.
+    VecLoad,
+    /// An instruction writing a vector register other than a load or an eliminated move
+    /// (lane minimum and maximum): one cycle on a vector pipe.
+    VecAlu,
     /// Any other instruction: one cycle on an ALU pipe.
     Alu,
 }
@@ -81,11 +101,12 @@ pub enum OpClass {
 pub struct Op {
     /// The class, which fixes latency and pipes.
     pub class: OpClass,
-    /// General-purpose registers read, one bit per register (bit `i` = the `i`-th of rax, rcx,
-    /// rdx, rbx, rsp, rbp, rsi, rdi, r8-r15; sub-registers count as their 64-bit register).
-    pub reads: u16,
-    /// General-purpose registers written, same bits.
-    pub writes: u16,
+    /// Registers read, one bit per register: bit `i < 16` the `i`-th of rax, rcx, rdx, rbx,
+    /// rsp, rbp, rsi, rdi, r8-r15 (sub-registers count as their 64-bit register), bit
+    /// `16 + i` vector register `i` (xmm, ymm and zmm `i` are one register).
+    pub reads: u32,
+    /// Registers written, same bits.
+    pub writes: u32,
     /// Whether it reads the arithmetic flags.
     pub reads_flags: bool,
     /// Whether it writes the arithmetic flags.
@@ -94,22 +115,38 @@ pub struct Op {
     pub slot: Option<u8>,
 }
 
-/// Bit of a register in [`Op::reads`] / [`Op::writes`]; `None` for non-GPRs.
-fn gpr_bit(r: Register) -> Option<u16> {
+/// Bit of a register in [`Op::reads`] / [`Op::writes`]; `None` for registers the model does
+/// not track (segment, mask, vector registers past 15, ...).
+fn reg_bit(r: Register) -> Option<u32> {
     let full = r.full_register();
-    if !full.is_gpr64() {
-        return None;
+    if full.is_gpr64() {
+        return Some(1 << (full as u32 - Register::RAX as u32));
     }
-    Some(1 << (full as u32 - Register::RAX as u32))
+    if (r.is_xmm() || r.is_ymm() || r.is_zmm()) && r.number() < 16 {
+        return Some(1 << (16 + r.number()));
+    }
+    None
+}
+
+/// The index in [`ModelState::ready`] of a game register column: the general-purpose register,
+/// or with `vector` the column's `xmm` register.
+pub fn ready_index(r: Reg, vector: bool) -> usize {
+    let bit = if vector {
+        reg_bit(r.xmm())
+    } else {
+        reg_bit(r.iced())
+    };
+    bit.expect("game registers are tracked").trailing_zeros() as usize
 }
 
 /// Bit of `rdi`, which holds the array pointer (ready at cycle 0).
-const RDI_BIT: u16 = 1 << 7;
+const RDI_BIT: u32 = 1 << 7;
 
 impl Op {
     /// The model's view of a game instruction.
     pub fn of_insn(insn: Insn) -> Op {
-        let bit = |r: Reg| gpr_bit(r.iced()).expect("game registers are GPRs");
+        let bit = |r: Reg| reg_bit(r.iced()).expect("game registers are GPRs");
+        let xbit = |r: Reg| reg_bit(r.xmm()).expect("game vector registers are xmm0-15");
         let base = Op {
             class: OpClass::Alu,
             reads: 0,
@@ -151,6 +188,31 @@ impl Op {
                 reads_flags: true,
                 ..base
             },
+            Insn::VLoad { dst, slot, .. } => Op {
+                class: OpClass::VecLoad,
+                reads: RDI_BIT,
+                writes: xbit(dst),
+                slot: Some(slot),
+                ..base
+            },
+            Insn::VStore { slot, src, .. } => Op {
+                class: OpClass::Store,
+                reads: RDI_BIT | xbit(src),
+                slot: Some(slot),
+                ..base
+            },
+            Insn::VMov { dst, src, .. } => Op {
+                class: OpClass::Move,
+                reads: xbit(src),
+                writes: xbit(dst),
+                ..base
+            },
+            Insn::Min { dst, .. } | Insn::Max { dst, .. } => Op {
+                class: OpClass::VecAlu,
+                reads: insn.read_regs().into_iter().fold(0, |m, r| m | xbit(r)),
+                writes: xbit(dst),
+                ..base
+            },
         }
     }
 
@@ -158,9 +220,9 @@ impl Op {
     /// iced-x86's instruction info for the registers and flags it reads and writes.
     pub fn of_iced(ins: &Instruction, info: &mut InstructionInfoFactory) -> Op {
         let i = info.info(ins);
-        let (mut reads, mut writes) = (0u16, 0u16);
+        let (mut reads, mut writes) = (0u32, 0u32);
         for u in i.used_registers() {
-            let Some(bit) = gpr_bit(u.register()) else {
+            let Some(bit) = reg_bit(u.register()) else {
                 continue;
             };
             match u.access() {
@@ -186,11 +248,17 @@ impl Op {
                 && d / 4 < 8)
                 .then_some((d / 4) as u8)
         });
+        use Mnemonic::{Movd, Movdqa, Movq, Vmovd, Vmovdqa, Vmovq};
+        let vector_writes = writes >> 16 != 0;
         let class = match (ins.mnemonic(), mem) {
             (Mnemonic::Mov, Some(0)) => OpClass::Store,
             (Mnemonic::Mov, Some(_)) => OpClass::Load,
             (Mnemonic::Mov, None) => OpClass::Move,
+            (Movd | Movq | Vmovd | Vmovq | Movdqa | Vmovdqa, Some(0)) => OpClass::Store,
+            (Movd | Movq | Vmovd | Vmovq | Movdqa | Vmovdqa, Some(_)) => OpClass::VecLoad,
+            (Movdqa | Vmovdqa, None) => OpClass::Move,
             (m, None) if is_cmov(m) => OpClass::Cmov,
+            _ if vector_writes => OpClass::VecAlu,
             _ => OpClass::Alu,
         };
         Op {
@@ -199,7 +267,7 @@ impl Op {
             writes,
             reads_flags: ins.rflags_read() != 0,
             writes_flags: ins.rflags_modified() != 0,
-            slot: if matches!(class, OpClass::Load | OpClass::Store) {
+            slot: if matches!(class, OpClass::Load | OpClass::Store | OpClass::VecLoad) {
                 slot
             } else {
                 None
@@ -217,8 +285,9 @@ fn is_cmov(m: Mnemonic) -> bool {
 /// state. All times in cycles from the call's start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ModelState {
-    /// Cycle at which each general-purpose register's current value is ready.
-    pub ready: [u16; 16],
+    /// Cycle at which each register's current value is ready, indexed as the bits of
+    /// [`Op::reads`]: the 16 general-purpose registers, then xmm0-15.
+    pub ready: [u16; 32],
     /// Cycle at which the flags are ready.
     pub flags_ready: u16,
     /// Cycle at which a later load of slot `k` would have the stored value (0 = never stored).
@@ -231,12 +300,14 @@ pub struct ModelState {
     pub alu: u16,
     /// cmov instructions.
     pub cmov: u16,
+    /// Vector ALU instructions (lane minimum and maximum).
+    pub vec: u16,
     /// Loads.
     pub loads: u16,
     /// Stores.
     pub stores: u16,
     /// Pipes taken in each of the first [`SCHEDULED_CYCLES`] cycles: bits 0-2 ALU, 3-4
-    /// cmov, 5-6 load, 7-8 store.
+    /// cmov, 5-6 load, 7-8 store, 9-10 vector ALU.
     pipes: [u16; SCHEDULED_CYCLES],
 }
 
@@ -247,13 +318,14 @@ pub const SCHEDULED_CYCLES: usize = 64;
 impl Default for ModelState {
     fn default() -> Self {
         ModelState {
-            ready: [0; 16],
+            ready: [0; 32],
             flags_ready: 0,
             slot_ready: [0; 8],
             end: 0,
             count: 0,
             alu: 0,
             cmov: 0,
+            vec: 0,
             loads: 0,
             stores: 0,
             pipes: [0; SCHEDULED_CYCLES],
@@ -266,6 +338,7 @@ const ALU_FIELD: (u32, u16, u16) = (0, 0b111, ALU_PIPES as u16);
 const CMOV_FIELD: (u32, u16, u16) = (3, 0b11, CMOV_PIPES as u16);
 const LOAD_FIELD: (u32, u16, u16) = (5, 0b11, LOAD_PIPES as u16);
 const STORE_FIELD: (u32, u16, u16) = (7, 0b11, STORE_PIPES as u16);
+const VEC_FIELD: (u32, u16, u16) = (9, 0b11, VEC_PIPES as u16);
 
 impl ModelState {
     /// The first cycle at or after `from` with a free pipe in every group of `fields`, which
@@ -288,7 +361,7 @@ impl ModelState {
     /// Appends one instruction.
     pub fn push(&mut self, op: &Op) {
         let mut start = 0u16;
-        for i in 0..16 {
+        for i in 0..32 {
             if op.reads & (1 << i) != 0 {
                 start = start.max(self.ready[i]);
             }
@@ -303,21 +376,28 @@ impl ModelState {
                 }
                 LOAD_LATENCY
             }
+            OpClass::VecLoad => {
+                if let Some(k) = op.slot {
+                    start = start.max(self.slot_ready[k as usize]);
+                }
+                VEC_LOAD_LATENCY
+            }
             OpClass::Store => 1,
             OpClass::Move => 0,
-            OpClass::Cmov | OpClass::Alu => 1,
+            OpClass::Cmov | OpClass::Alu | OpClass::VecAlu => 1,
         };
         // In program order, each instruction takes the first cycle with a free pipe of its
         // kind (the oldest-first choice of an out-of-order scheduler).
         let start = match op.class {
-            OpClass::Load => self.issue(start, &[LOAD_FIELD]),
+            OpClass::Load | OpClass::VecLoad => self.issue(start, &[LOAD_FIELD]),
+            OpClass::VecAlu => self.issue(start, &[VEC_FIELD]),
             OpClass::Store => self.issue(start, &[STORE_FIELD]),
             OpClass::Move => start,
             OpClass::Cmov => self.issue(start, &[ALU_FIELD, CMOV_FIELD]),
             OpClass::Alu => self.issue(start, &[ALU_FIELD]),
         };
         let done = start + latency;
-        for i in 0..16 {
+        for i in 0..32 {
             if op.writes & (1 << i) != 0 {
                 self.ready[i] = done;
             }
@@ -333,7 +413,8 @@ impl ModelState {
         self.end = self.end.max(done);
         self.count += 1;
         match op.class {
-            OpClass::Load => self.loads += 1,
+            OpClass::Load | OpClass::VecLoad => self.loads += 1,
+            OpClass::VecAlu => self.vec += 1,
             OpClass::Store => self.stores += 1,
             OpClass::Move => {}
             OpClass::Cmov => {
@@ -353,6 +434,7 @@ impl ModelState {
             (per(self.count, DISPATCH_WIDTH), Bound::Dispatch),
             (per(self.alu, ALU_PIPES), Bound::AluPipes),
             (per(self.cmov, CMOV_PIPES), Bound::CmovPipes),
+            (per(self.vec, VEC_PIPES), Bound::VecPipes),
             (per(self.loads, LOAD_PIPES), Bound::LoadPipes),
             (per(self.stores, STORE_PIPES), Bound::StorePipes),
         ]
@@ -380,7 +462,7 @@ impl ModelState {
     }
 
     /// The reciprocal throughput in cycles: the largest port-pressure bound (dispatch, ALU,
-    /// cmov, load and store pipes), leaving out the critical path. What back-to-back
+    /// cmov, vector, load and store pipes), leaving out the critical path. What back-to-back
     /// independent calls would cost each if the core overlapped them perfectly; a lower bound
     /// of a measured figure, which also pays the loop and the front end.
     pub fn throughput_cycles(&self) -> f64 {
@@ -390,6 +472,7 @@ impl ModelState {
             per(self.count, DISPATCH_WIDTH),
             per(self.alu, ALU_PIPES),
             per(self.cmov, CMOV_PIPES),
+            per(self.vec, VEC_PIPES),
             per(self.loads, LOAD_PIPES),
             per(self.stores, STORE_PIPES),
         ]
@@ -411,6 +494,8 @@ pub enum Bound {
     AluPipes,
     /// Two cmov pipes.
     CmovPipes,
+    /// Two vector ALU pipes.
+    VecPipes,
     /// Three load pipes.
     LoadPipes,
     /// Two store pipes.
@@ -425,6 +510,7 @@ impl Bound {
             Bound::Dispatch => "dispatch",
             Bound::AluPipes => "ALU pipes",
             Bound::CmovPipes => "cmov pipes",
+            Bound::VecPipes => "vector pipes",
             Bound::LoadPipes => "load pipes",
             Bound::StorePipes => "store pipes",
         }

@@ -86,6 +86,14 @@ pub fn insn_features(insn: Insn) -> [f32; INSN_FEATURES] {
         Insn::Mov { dst, src } => (2, None, reg(dst), reg(src)),
         Insn::Cmp { a, b } => (3, None, reg(a), reg(b)),
         Insn::Cmov { cc, dst, src } => (4, Some(cc), reg(dst), reg(src)),
+        // The net serves the scalar game only ([`PolicyValueNet::check_task`] refuses vector
+        // tasks); a vector move that reaches it (as a program encoder input) reads as the
+        // scalar move of the same shape, a minimum or maximum as a cmov of its second source.
+        Insn::VLoad { dst, slot: s, .. } => (0, None, reg(dst), slot(s)),
+        Insn::VStore { slot: s, src, .. } => (1, None, slot(s), reg(src)),
+        Insn::VMov { dst, src, .. } => (2, None, reg(dst), reg(src)),
+        Insn::Min { dst, b, .. } => (4, Some(Cond::G), reg(dst), reg(b)),
+        Insn::Max { dst, b, .. } => (4, Some(Cond::L), reg(dst), reg(b)),
     };
     f[kind] = 1.0;
     if let Some(cc) = cond {
@@ -383,6 +391,12 @@ impl PolicyValueNet {
             return Err(format!(
                 "the net serves arrays of up to {} elements, task {} has {} (train one with --n-max {})",
                 self.meta.n_max, task.name, task.n, task.n
+            ));
+        }
+        if let Some(v) = task.vector {
+            return Err(format!(
+                "the net knows the scalar game (mov, cmp, cmovcc), and task {} plays the {v} vector moves (lane minimum and maximum)",
+                task.name
             ));
         }
         if let Some(r) = task.scratch.iter().find(|r| r.is_callee_saved()) {

@@ -10,13 +10,16 @@ mod vectors;
 pub use vectors::{weak_orderings, TestVectors};
 
 use crate::error::{Error, Result};
-use crate::isa::{Cond, Element, Reg};
+use crate::isa::{Cond, Element, Reg, VectorIsa};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The built-in task files, compiled in: (name, TOML text). sort2-sort8 sort i32; the
-/// `sortN-u32`, `sortN-i64` and `sortN-u64` variants (N = 3, 4, 5) sort the other element types.
-pub const BUILTIN: [(&str, &str); 16] = [
+/// `sortN-u32`, `sortN-i64` and `sortN-u64` variants (N = 3, 4, 5) sort the other element types;
+/// the vector tasks play lane minimum and maximum on xmm registers: `sortN-avx2` (N = 3 to 8)
+/// and `sortN-u32-avx2` (N = 3, 4, 5) with AVX, `sort4-sse41` with SSE4.1, `sort4-i64-avx512`
+/// with AVX-512VL.
+pub const BUILTIN: [(&str, &str); 27] = [
     ("sort2", include_str!("../../programs/sort2.toml")),
     ("sort3", include_str!("../../programs/sort3.toml")),
     ("sort4", include_str!("../../programs/sort4.toml")),
@@ -33,6 +36,32 @@ pub const BUILTIN: [(&str, &str); 16] = [
     ("sort5-u32", include_str!("../../programs/sort5-u32.toml")),
     ("sort5-i64", include_str!("../../programs/sort5-i64.toml")),
     ("sort5-u64", include_str!("../../programs/sort5-u64.toml")),
+    ("sort3-avx2", include_str!("../../programs/sort3-avx2.toml")),
+    ("sort4-avx2", include_str!("../../programs/sort4-avx2.toml")),
+    ("sort5-avx2", include_str!("../../programs/sort5-avx2.toml")),
+    ("sort6-avx2", include_str!("../../programs/sort6-avx2.toml")),
+    ("sort7-avx2", include_str!("../../programs/sort7-avx2.toml")),
+    ("sort8-avx2", include_str!("../../programs/sort8-avx2.toml")),
+    (
+        "sort3-u32-avx2",
+        include_str!("../../programs/sort3-u32-avx2.toml"),
+    ),
+    (
+        "sort4-u32-avx2",
+        include_str!("../../programs/sort4-u32-avx2.toml"),
+    ),
+    (
+        "sort5-u32-avx2",
+        include_str!("../../programs/sort5-u32-avx2.toml"),
+    ),
+    (
+        "sort4-sse41",
+        include_str!("../../programs/sort4-sse41.toml"),
+    ),
+    (
+        "sort4-i64-avx512",
+        include_str!("../../programs/sort4-i64-avx512.toml"),
+    ),
 ];
 
 /// Largest `n` a sort task may have: the proof runs on every weak ordering, and their number
@@ -75,9 +104,18 @@ pub struct Task {
     /// and signedness of the comparisons.
     pub element: Element,
     /// Condition codes the kernel may use in `cmovcc`: the four of the element's signedness
-    /// ([`Element::conds`]) unless the task narrows them.
+    /// ([`Element::conds`]) unless the task narrows them; empty for a vector task.
     pub conds: Vec<Cond>,
-    /// Scratch registers the kernel may use, in preference order.
+    /// `Some` for a vector task (`[isa] vector = "sse4.1" | "avx2" | "avx512"`): its kernels
+    /// play the vector moves ([`crate::isa::Insn::is_vector`]: `movd` loads and stores, lane
+    /// minimum and maximum, `movdqa` copies when listed) on xmm registers, never the scalar
+    /// ones. `None` (the default): `mov`, `cmp`, `cmovcc` on general-purpose registers.
+    pub vector: Option<VectorIsa>,
+    /// Whether register-to-register copies are moves: always in a scalar task (`mov`), in a
+    /// vector task when its opcodes list `movdqa`.
+    pub copies: bool,
+    /// Scratch registers the kernel may use, in preference order: general-purpose registers
+    /// as columns ([`Reg`]), or in a vector task `xmm{i}` as column `i` ([`Reg::xmm_name`]).
     pub scratch: Vec<Reg>,
     /// Reference lengths.
     pub reference: Reference,
@@ -188,7 +226,7 @@ impl Task {
                 ],
             ),
             ("layout", &["pointer", "stride"]),
-            ("isa", &["opcodes", "scratch"]),
+            ("isa", &["opcodes", "scratch", "vector"]),
             ("reference", &["network", "alphadev"]),
             ("search", &["budget", "vectors", "permutations"]),
         ];
@@ -328,6 +366,52 @@ impl Task {
             }
             None => return Err(err("layout.stride", "missing".into())),
         }
+        let vector = match get("isa.vector") {
+            None => None,
+            Some(_) => {
+                let v = string("isa.vector")?;
+                let level = VectorIsa::parse(&v).ok_or_else(|| {
+                    err(
+                        "isa.vector",
+                        format!(
+                            "unknown vector instruction set '{v}' (known: sse4.1, avx2, avx512)"
+                        ),
+                    )
+                })?;
+                if !level.has_min_max(element) {
+                    return Err(err(
+                        "isa.vector",
+                        format!("{v} has no lane minimum or maximum for {element} elements (vpmin{}q needs avx512)", if element.is_signed() { "s" } else { "u" }),
+                    ));
+                }
+                Some(level)
+            }
+        };
+        if let Some(level) = vector {
+            let scratch =
+                vector_scratch(&strings("isa.scratch")?, n).map_err(|m| err("isa.scratch", m))?;
+            let copies = vector_opcodes(&strings("isa.opcodes")?, element, level)
+                .map_err(|m| err("isa.opcodes", m))?;
+            return Ok(Task {
+                name,
+                description,
+                n,
+                element,
+                conds: Vec::new(),
+                vector,
+                copies,
+                scratch,
+                reference: Reference {
+                    network: length("reference.network")?,
+                    alphadev: length("reference.alphadev")?,
+                },
+                default_budget: budget(get("search.budget")).map_err(|(f, m)| err(f, m))?,
+                zero_one_search: zero_one(get("search.vectors"), n).map_err(|(f, m)| err(f, m))?,
+                search_permutations: permutations(int("search.permutations")?)
+                    .map_err(|(f, m)| err(f, m))?,
+                source: path.display().to_string(),
+            });
+        }
         let mut conds = Vec::new();
         let mut has_mov = false;
         let mut has_cmp = false;
@@ -410,63 +494,18 @@ impl Task {
             network: length("reference.network")?,
             alphadev: length("reference.alphadev")?,
         };
-        let zero_one_search = match get("search.vectors") {
-            None => n > MAX_EXACT_SEARCH_N,
-            Some(toml::Value::String(v)) if v == "all" && n > MAX_ALL_SEARCH_N => {
-                return Err(err(
-                    "search.vectors",
-                    format!("\"all\" is not supported for n = {n} (too many weak orderings to search on; the proof still uses them all): use \"zero-one\""),
-                ))
-            }
-            Some(toml::Value::String(v)) if v == "all" => false,
-            Some(toml::Value::String(v)) if v == "zero-one" => true,
-            Some(v) => {
-                return Err(err(
-                    "search.vectors",
-                    format!(
-                        "expected \"all\" or \"zero-one\", found {}",
-                        v.as_str()
-                            .map_or(v.type_str().to_string(), |s| format!("'{s}'"))
-                    ),
-                ))
-            }
-        };
-        let search_permutations = match int("search.permutations")? {
-            None => SEARCH_PERMUTATIONS,
-            Some(k) if (0..=100_000).contains(&k) => k as usize,
-            Some(k) => {
-                return Err(err(
-                    "search.permutations",
-                    format!("{k} is out of range (0..=100000)"),
-                ))
-            }
-        };
-        let default_budget = match get("search.budget") {
-            Some(toml::Value::String(s)) => parse_budget(s).map_err(|e| {
-                err(
-                    "search.budget",
-                    match e {
-                        Error::BudgetTooLong(_) => {
-                            format!("'{s}' is longer than the maximum, {MAX_BUDGET_TEXT}")
-                        }
-                        _ => format!("'{s}' is not a duration such as 60s, 10m or 1h"),
-                    },
-                )
-            })?,
-            Some(v) => {
-                return Err(err(
-                    "search.budget",
-                    format!("expected a string such as \"60s\", found {}", v.type_str()),
-                ))
-            }
-            None => Duration::from_secs(60),
-        };
+        let default_budget = budget(get("search.budget")).map_err(|(f, m)| err(f, m))?;
+        let zero_one_search = zero_one(get("search.vectors"), n).map_err(|(f, m)| err(f, m))?;
+        let search_permutations =
+            permutations(int("search.permutations")?).map_err(|(f, m)| err(f, m))?;
         Ok(Task {
             name,
             description,
             n,
             element,
             conds,
+            vector: None,
+            copies: true,
             scratch,
             reference,
             default_budget,
@@ -512,6 +551,9 @@ impl Task {
     /// inline asm with clobbers (AlphaDev's sort6-8 use rbx and r12-r14) can be timed.
     pub fn with_all_callee_saved(&self) -> Task {
         let mut t = self.clone();
+        if t.vector.is_some() {
+            return t; // xmm registers are all caller-saved
+        }
         for r in Reg::ALL.into_iter().filter(|r| r.is_callee_saved()) {
             if !t.scratch.contains(&r) {
                 t.scratch.push(r);
@@ -521,14 +563,147 @@ impl Task {
     }
 
     /// The callee-saved scratch registers (64-bit, in the order the task lists them): a kernel
-    /// may write them only because the function around its body pushes and pops them.
+    /// may write them only because the function around its body pushes and pops them. None
+    /// for a vector task (SysV makes every xmm register caller-saved).
     pub fn saved_registers(&self) -> Vec<iced_x86::Register> {
+        if self.vector.is_some() {
+            return Vec::new(); // xmm registers are all caller-saved
+        }
         self.scratch
             .iter()
             .filter(|r| r.is_callee_saved())
             .map(|r| r.iced().full_register())
             .collect()
     }
+}
+
+/// `search.vectors`: whether the search plays on the 0-1 test vectors. Errors name the field.
+fn zero_one(
+    v: Option<&toml::Value>,
+    n: usize,
+) -> std::result::Result<bool, (&'static str, String)> {
+    let field = "search.vectors";
+    match v {
+        None => Ok(n > MAX_EXACT_SEARCH_N),
+        Some(toml::Value::String(v)) if v == "all" && n > MAX_ALL_SEARCH_N => Err((
+            field,
+            format!("\"all\" is not supported for n = {n} (too many weak orderings to search on; the proof still uses them all): use \"zero-one\""),
+        )),
+        Some(toml::Value::String(v)) if v == "all" => Ok(false),
+        Some(toml::Value::String(v)) if v == "zero-one" => Ok(true),
+        Some(v) => Err((
+            field,
+            format!(
+                "expected \"all\" or \"zero-one\", found {}",
+                v.as_str()
+                    .map_or(v.type_str().to_string(), |s| format!("'{s}'"))
+            ),
+        )),
+    }
+}
+
+/// `search.permutations`, default [`SEARCH_PERMUTATIONS`].
+fn permutations(k: Option<i64>) -> std::result::Result<usize, (&'static str, String)> {
+    match k {
+        None => Ok(SEARCH_PERMUTATIONS),
+        Some(k) if (0..=100_000).contains(&k) => Ok(k as usize),
+        Some(k) => Err((
+            "search.permutations",
+            format!("{k} is out of range (0..=100000)"),
+        )),
+    }
+}
+
+/// `search.budget`, default 60 s.
+fn budget(v: Option<&toml::Value>) -> std::result::Result<Duration, (&'static str, String)> {
+    let field = "search.budget";
+    match v {
+        Some(toml::Value::String(s)) => parse_budget(s).map_err(|e| {
+            (
+                field,
+                match e {
+                    Error::BudgetTooLong(_) => {
+                        format!("'{s}' is longer than the maximum, {MAX_BUDGET_TEXT}")
+                    }
+                    _ => format!("'{s}' is not a duration such as 60s, 10m or 1h"),
+                },
+            )
+        }),
+        Some(v) => Err((
+            field,
+            format!("expected a string such as \"60s\", found {}", v.type_str()),
+        )),
+        None => Ok(Duration::from_secs(60)),
+    }
+}
+
+/// A vector task's `isa.scratch`: `xmm0` ... `xmm13`, as columns, at least `n` of them.
+fn vector_scratch(names: &[String], n: usize) -> std::result::Result<Vec<Reg>, String> {
+    let mut scratch = Vec::new();
+    for r in names {
+        let reg = Reg::parse_xmm(r).ok_or_else(|| {
+            format!("'{r}' is not a vector register of the game (xmm0-xmm13), as a task with isa.vector needs")
+        })?;
+        if scratch.contains(&reg) {
+            return Err(format!("'{r}' is listed twice"));
+        }
+        scratch.push(reg);
+    }
+    if scratch.len() < n {
+        return Err(format!(
+            "{} registers cannot hold {n} elements",
+            scratch.len()
+        ));
+    }
+    Ok(scratch)
+}
+
+/// The opcodes a vector task for `el` may list, as written in task files (the SSE mnemonic;
+/// the level picks the encoding): loads and stores, the lane minimum and maximum, and copies.
+pub fn vector_opcode_names(el: Element) -> [&'static str; 4] {
+    match el {
+        Element::I32 => ["movd", "pminsd", "pmaxsd", "movdqa"],
+        Element::U32 => ["movd", "pminud", "pmaxud", "movdqa"],
+        Element::I64 => ["movq", "pminsq", "pmaxsq", "movdqa"],
+        Element::U64 => ["movq", "pminuq", "pmaxuq", "movdqa"],
+    }
+}
+
+/// Checks a vector task's `isa.opcodes`: the load/store, minimum and maximum of `el` must be
+/// listed, `movdqa` may be (a `v` prefix is accepted on each). Returns whether copies
+/// (`movdqa`) are moves.
+fn vector_opcodes(
+    ops: &[String],
+    el: Element,
+    level: VectorIsa,
+) -> std::result::Result<bool, String> {
+    let names = vector_opcode_names(el);
+    let list = names.join(", ");
+    let mut seen = [false; 4];
+    for op in ops {
+        let base = op.strip_prefix('v').unwrap_or(op);
+        match names.iter().position(|&n| n == base) {
+            Some(i) => seen[i] = true,
+            None => {
+                let scalar = ["mov", "cmp"].contains(&base)
+                    || base
+                        .strip_prefix("cmov")
+                        .is_some_and(|c| Cond::parse(c).is_some());
+                return Err(if scalar {
+                    format!("{op} is a scalar move; a task with isa.vector = \"{level}\" plays the vector moves only ({list})")
+                } else {
+                    format!("unknown opcode '{op}' (known for {el} with isa.vector: {list})")
+                });
+            }
+        }
+    }
+    if !seen[..3].iter().all(|&x| x) {
+        return Err(format!(
+            "a vector sort task needs {}, {} and {} ({} is optional)",
+            names[0], names[1], names[2], names[3]
+        ));
+    }
+    Ok(seen[3])
 }
 
 /// The `cmovcc` opcodes that compare elements of type `el`, for messages:
