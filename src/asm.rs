@@ -491,11 +491,26 @@ impl Kernel {
         n: usize,
         el: Element,
     ) -> std::result::Result<Vec<Insn>, (usize, String)> {
-        self.decoded
+        let program: Vec<Insn> = self
+            .decoded
             .iter()
             .zip(&self.lines)
             .map(|(ins, &line)| Insn::from_iced(ins, n, el).map_err(|reason| (line, reason)))
-            .collect()
+            .collect::<std::result::Result<_, _>>()?;
+        // The game plays one register file per program: column i is a general-purpose
+        // register or xmm{i}, never both.
+        if let Some(first) = program.first() {
+            if let Some(i) = program
+                .iter()
+                .position(|insn| insn.is_vector() != first.is_vector())
+            {
+                return Err((
+                    self.lines[i],
+                    "mixes general-purpose and vector moves (the game plays one register file per kernel)".into(),
+                ));
+            }
+        }
+        Ok(program)
     }
 
     /// Static safety check that must pass before any byte of the kernel runs on the CPU
@@ -534,11 +549,101 @@ impl Kernel {
         el: Element,
         saved: &[Register],
     ) -> std::result::Result<(), (usize, String)> {
+        self.check_safe_with(n, el, saved, true)
+    }
+
+    /// [`Kernel::check_safe_as`] that lets instructions need CPU features this CPU lacks (but
+    /// not features the verifier bans): for a kernel of game moves that the emulator proves
+    /// and that is then reported "proved, not run" instead of running here.
+    pub fn check_safe_unrun_as(
+        &self,
+        n: usize,
+        el: Element,
+        saved: &[Register],
+    ) -> std::result::Result<(), (usize, String)> {
+        self.check_safe_with(n, el, saved, false)
+    }
+
+    fn check_safe_with(
+        &self,
+        n: usize,
+        el: Element,
+        saved: &[Register],
+        run_here: bool,
+    ) -> std::result::Result<(), (usize, String)> {
         let mut factory = InstructionInfoFactory::new();
         for (ins, &line) in self.decoded.iter().zip(&self.lines) {
-            check_one(ins, n, el, saved, &mut factory).map_err(|reason| (line, reason))?;
+            check_one(ins, n, el, saved, run_here, &mut factory)
+                .map_err(|reason| (line, reason))?;
         }
         Ok(())
+    }
+
+    /// Checks that the kernel leaves the upper vector state clean: after its last write of a
+    /// ymm or zmm register (a 256- or 512-bit operation) comes a `vzeroupper` or `vzeroall`.
+    /// Dirty upper halves make the caller's later SSE code pay a state transition or a false
+    /// dependency (Intel SDM vol. 1, 14.1.3; AMD's SOG for family 19h, 2.11.6), so the ABI
+    /// expects functions to clean them. Writes of xmm registers (SSE, or VEX.128, which zeroes
+    /// bits 128 and up) never dirty it. Returns the 1-based line of the last dirtying
+    /// instruction and the reason.
+    pub fn check_upper_clean(&self) -> std::result::Result<(), (usize, String)> {
+        let mut dirty: Option<usize> = None;
+        for (i, ins) in self.decoded.iter().enumerate() {
+            if matches!(ins.mnemonic(), Mnemonic::Vzeroupper | Mnemonic::Vzeroall) {
+                dirty = None;
+                continue;
+            }
+            // The destination operand as written: iced-x86's used registers report a VEX.128
+            // write as a write of the whole zmm register (it zeroes the upper bits), which
+            // leaves the state clean.
+            let dst = (ins.op_count() > 0 && ins.op0_kind() == OpKind::Register)
+                .then(|| ins.op0_register());
+            if dst.is_some_and(|r| r.is_ymm() || r.is_zmm()) {
+                dirty = Some(i);
+            }
+        }
+        match dirty {
+            None => Ok(()),
+            Some(i) => Err((
+                self.lines[i],
+                format!(
+                    "leaves the upper vector state dirty: {} writes a {}-bit register and no vzeroupper follows",
+                    mnemonic(&self.decoded[i]),
+                    if self.decoded[i].op_register(0).is_zmm() { 512 } else { 256 }
+                ),
+            )),
+        }
+    }
+
+    /// The CPU features the kernel's instructions need beyond the x86-64 baseline (SSE2 and
+    /// older), without repeats, in iced-x86's order of features (as [`crate::isa::features_as`]): `[SSE4_1]` for `pminsd`, `[AVX]`
+    /// for `vpminsd`, `[AVX512F, AVX512VL]` for `vpminsq xmm`.
+    pub fn features(&self) -> Vec<CpuidFeature> {
+        let mut out = Vec::new();
+        for ins in &self.decoded {
+            for &f in ins.cpuid_features() {
+                if !BASELINE.contains(&f) && !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+        out.sort_by_key(|&f| f as u32);
+        out
+    }
+
+    /// The CPU features the kernel's instructions need that this CPU lacks (x86-64 baseline
+    /// excluded), without repeats, in the order of [`Kernel::features`].
+    pub fn missing_features(&self) -> Vec<CpuidFeature> {
+        let mut out = Vec::new();
+        for ins in &self.decoded {
+            for &f in ins.cpuid_features() {
+                if feature_present(f) == Some(false) && !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+        out.sort_by_key(|&f| f as u32);
+        out
     }
 
     /// Checks that every general-purpose register the kernel names, read or written, other
@@ -1587,7 +1692,7 @@ const BASELINE: [CpuidFeature; 13] = [
 
 /// Whether this CPU has an optional feature the verifier allows; `None` when the verifier
 /// does not allow it at all (x87, MMX, timers, random numbers, system extensions, ...).
-fn feature_present(f: CpuidFeature) -> Option<bool> {
+pub fn feature_present(f: CpuidFeature) -> Option<bool> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
@@ -1663,6 +1768,7 @@ fn check_one(
     n: usize,
     el: Element,
     saved: &[Register],
+    run_here: bool,
     factory: &mut InstructionInfoFactory,
 ) -> std::result::Result<(), String> {
     let m = mnemonic(ins);
@@ -1688,6 +1794,7 @@ fn check_one(
         }
         match feature_present(f) {
             Some(true) => {}
+            Some(false) if !run_here => {}
             Some(false) => {
                 return Err(format!("{m} needs CPU feature {f:?}, which this CPU lacks"))
             }

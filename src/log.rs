@@ -46,6 +46,11 @@ pub struct LoggedKernel {
     pub length: usize,
     /// Whether both oracle stages passed.
     pub verified: bool,
+    /// For a kernel proved on the emulator but not run for want of CPU features
+    /// ([`crate::oracle::Status::ProvedNotRun`]): `proved, not run: needs avx512f, avx512vl,
+    /// which this CPU lacks`. `verified` is then false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
     /// The checks that passed.
     pub checks: Vec<String>,
     /// GNU AT&T syntax, one instruction per line.

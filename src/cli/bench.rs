@@ -122,17 +122,41 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         row: compiled_row("empty function (call overhead)", "overhead"),
         runner: Runner::empty_call(n)?,
     });
-    if let Some(prog) = crate::game::network::classic_kernel(task) {
-        let comparators = (prog.len() - 2 * n) / 4; // 4 per comparator, n loads, n stores
+    let comparators = crate::game::network::classic_comparators(n).map_or(0, |c| c.len());
+    let mut networks = Vec::new();
+    if let Some(v) = task.vector {
+        // A vector task: its own network of lane minima and maxima, and the cmov network beside
+        // it, so that one run compares the two instruction sets.
+        if let Some(prog) = crate::game::network::classic_kernel(task) {
+            networks.push((
+                format!("network, {v} min/max ({comparators} comparators)"),
+                prog,
+            ));
+        }
+        if let Some(c) = crate::game::network::classic_comparators(n) {
+            let prog = crate::game::network::network_kernel(&crate::isa::Reg::CALLER_SAVED, n, c);
+            networks.push((format!("network, cmov ({comparators} comparators)"), prog));
+        }
+    } else if let Some(prog) = crate::game::network::classic_kernel(task) {
+        networks.push((format!("network ({comparators} comparators)"), prog));
+    }
+    for (label, prog) in networks {
         let body: Vec<iced_x86::Instruction> = prog.iter().map(|i| i.to_iced()).collect();
+        let missing: Vec<String> = crate::isa::features_as(&prog, task.element)
+            .into_iter()
+            .filter(|&f| asm::feature_present(f) == Some(false))
+            .map(crate::isa::feature_name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Runtime(format!(
+                "bench cannot time task {}'s network here: it needs {}, which this CPU lacks",
+                task.name,
+                missing.join(", ")
+            )));
+        }
         let status = with_saved_note("verified".into(), task, &body);
         subjects.push(Subject {
-            row: kernel_row(
-                format!("network ({comparators} comparators)"),
-                "built in".into(),
-                prog.len(),
-                status,
-            ),
+            row: kernel_row(label, "built in".into(), prog.len(), status),
             runner: Runner::kernel(&crate::isa::encode(&prog), model::program_state(&prog), n)?,
         });
     }
@@ -163,6 +187,29 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
     for file in &opts.files {
         let task = &widened;
         let kernel = asm::parse_file(file, opts.syntax)?;
+        let missing = kernel.missing_features();
+        if !missing.is_empty()
+            && kernel
+                .check_safe_unrun_as(n, task.element, &task.saved_registers())
+                .is_ok()
+        {
+            // Say whether the emulator proves it, then that it cannot run here.
+            let verdict = oracle::verify_kernel(task, &kernel, &NativeConfig::default())?;
+            let names: Vec<String> = missing.into_iter().map(crate::isa::feature_name).collect();
+            let what = if verdict.status == Status::ProvedNotRun {
+                "proved, not run"
+            } else {
+                "not run"
+            };
+            return Err(Error::Asm {
+                path: file.display().to_string(),
+                line: kernel.lines.first().copied().unwrap_or(1),
+                message: format!(
+                    "cannot be timed: {what}: needs {}, which this CPU lacks",
+                    names.join(", ")
+                ),
+            });
+        }
         if let Err((line, reason)) = kernel.check_safe(n, &task.saved_registers()) {
             return Err(Error::Asm {
                 path: file.display().to_string(),
@@ -181,7 +228,9 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         let status = match verdict.status {
             Status::Verified => "verified".to_string(),
             Status::TestedNotProven => "tested, not proven".to_string(),
-            _ => format!("FAILS: {}", verdict.reason.unwrap_or_default()),
+            Status::ProvedNotRun | Status::Failed => {
+                format!("FAILS: {}", verdict.reason.unwrap_or_default())
+            }
         };
         let status = with_saved_note(status, task, &kernel.decoded);
         let name = file

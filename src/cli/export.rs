@@ -165,7 +165,7 @@ fn read_input(
                 path: input.into(),
                 message: "the log has no kernel (its search found none)".into(),
             })?;
-            if !best.verified {
+            if !best.verified && best.not_run.is_none() {
                 return Err(Error::NotVerified(format!(
                     "not verified: {} records its kernel as not verified; export writes only verified kernels",
                     input.display()
@@ -207,7 +207,7 @@ fn shortest_logged(task: &Task, dir: &Path, cfg: &NativeConfig) -> Result<(PathB
     // (length, started, path, AT&T lines)
     let mut candidates: Vec<(usize, String, PathBuf, Vec<String>)> = Vec::new();
     for (p, log) in crate::log::logs_of(&task.name, dir) {
-        if let Some(k) = log.best.filter(|k| k.verified) {
+        if let Some(k) = log.best.filter(|k| k.verified || k.not_run.is_some()) {
             candidates.push((k.length, log.started, p, k.program_att));
         }
     }

@@ -369,18 +369,19 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
         Command::Tasks => {
             writeln!(
                 w,
-                "{:<10} {:>3} {:>7} {:>8} {:>9} {:>8}  source",
-                "task", "n", "element", "network", "alphadev", "budget"
+                "{:<16} {:>3} {:>7} {:>6} {:>8} {:>9} {:>8}  source",
+                "task", "n", "element", "vector", "network", "alphadev", "budget"
             )
             .map_err(stdout_err)?;
             for t in Task::builtins() {
                 let f = |x: Option<usize>| x.map_or("-".to_string(), |v| v.to_string());
                 writeln!(
                     w,
-                    "{:<10} {:>3} {:>7} {:>8} {:>9} {:>8}  {}",
+                    "{:<16} {:>3} {:>7} {:>6} {:>8} {:>9} {:>8}  {}",
                     t.name,
                     t.n,
                     t.element.name(),
+                    t.vector.map_or("-", |v| v.name()),
                     f(t.reference.network),
                     f(t.reference.alphadev),
                     humantime::format_duration(t.default_budget).to_string(),
@@ -754,6 +755,29 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                         ExitCode::from(1)
                     })
                 }
+                Status::ProvedNotRun => {
+                    // Proved on the emulator, not run: never called verified.
+                    writeln!(
+                        w,
+                        "{}: {name} sorts {} {} for all inputs on the emulator ({} instructions)",
+                        verdict.reason.as_deref().unwrap_or("proved, not run"),
+                        task.n,
+                        task.element,
+                        verdict.length
+                    )
+                    .map_err(stdout_err)?;
+                    for c in &verdict.checks {
+                        writeln!(w, "  - {c}").map_err(stdout_err)?;
+                    }
+                    if !allow_unproven {
+                        eprintln!("not verified: the native stage needs a CPU with those features (pass --allow-unproven to accept a kernel proved but not run)");
+                    }
+                    Ok(if allow_unproven {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
+                }
                 Status::Failed => {
                     writeln!(
                         w,
@@ -981,7 +1005,7 @@ fn print_search(
         return Ok(());
     }
     match best {
-        Some(b) if b.verified => {
+        Some(b) if b.verified || b.not_run.is_some() => {
             let refs = match (task.reference.network, task.reference.alphadev) {
                 (Some(n), Some(a)) => format!(" (classic network {n}, AlphaDev {a})"),
                 (Some(n), None) => format!(" (classic network {n})"),
@@ -1010,11 +1034,18 @@ fn print_search(
                     names.join(" ")
                 )
             };
-            writeln!(
-                w,
-                "{}: verified kernel, {} instructions{body}{refs}",
-                task.name, b.length
-            )
+            match &b.not_run {
+                None => writeln!(
+                    w,
+                    "{}: verified kernel, {} instructions{body}{refs}",
+                    task.name, b.length
+                ),
+                Some(why) => writeln!(
+                    w,
+                    "{}: {why}: kernel of {} instructions{body}{refs}",
+                    task.name, b.length
+                ),
+            }
             .map_err(stdout_err)?;
             if let Some(l) = b.latency.as_ref().filter(|l| l.baseline) {
                 writeln!(

@@ -657,8 +657,9 @@ fn timeline(
         .collect()
 }
 
-/// The best of `candidates` (best last) that passes both oracle stages, or the last one tried
-/// with its failing verdict; warns on stderr about each that fails.
+/// The best of `candidates` (best last) that passes both oracle stages (or is proved and needs
+/// CPU features this CPU lacks: [`LoggedKernel::not_run`]), or the last one tried with its
+/// failing verdict; warns on stderr about each that fails.
 fn verify_best(
     task: &Task,
     candidates: &[Vec<crate::isa::Insn>],
@@ -668,15 +669,18 @@ fn verify_best(
     for (i, program) in candidates.iter().enumerate().rev() {
         let verdict = oracle::verify_program(task, program, &NativeConfig::default())?;
         let ok = verdict.status == Status::Verified;
+        let not_run = verdict.status == Status::ProvedNotRun;
         best = Some(LoggedKernel {
             length: program.len(),
             verified: ok,
+            not_run: not_run.then(|| verdict.reason.clone().unwrap_or_default()),
             checks: verdict.checks.clone(),
             program_att: program.iter().map(|i| i.att_as(task.element)).collect(),
             program_intel: program.iter().map(|i| i.intel_as(task.element)).collect(),
             latency: latencies.get(i).cloned(),
         });
-        if ok {
+        if ok || not_run {
+            // A proved kernel that needs CPU features this CPU lacks cannot do better here.
             break;
         }
         eprintln!(

@@ -9,7 +9,9 @@
 //!   scratch registers and flags and checks guard words and callee-saved registers
 //!   ([`native`]), on exhaustive, extreme and random inputs.
 //!
-//! A kernel is [`Status::Verified`] only when both stages passed. A kernel with instructions
+//! A kernel is [`Status::Verified`] only when both stages passed. A kernel of game moves that
+//! needs CPU features this CPU lacks (AVX-512 for the 64-bit lane minimum) is proved by stage
+//! 1 and not run: [`Status::ProvedNotRun`], never verified. A kernel with instructions
 //! outside the game's ISA cannot get the stage-1 proof; after a static safety check it may be
 //! run by stage 2 alone and is then [`Status::TestedNotProven`].
 
@@ -30,6 +32,9 @@ pub enum Status {
     Verified,
     /// Outside the game's ISA: passed stage 2 only, which tests but does not prove.
     TestedNotProven,
+    /// Proved on every weak ordering (stage 1), but not run: it needs CPU features this CPU
+    /// lacks ([`Verdict::reason`]: `proved, not run: needs avx512f, avx512vl`).
+    ProvedNotRun,
     /// Incorrect or unsafe; see [`Verdict::reason`].
     Failed,
 }
@@ -68,9 +73,17 @@ pub fn prove(
     program: &[Insn],
 ) -> std::result::Result<String, (Option<usize>, String)> {
     let tv = task.test_vectors();
-    let mut cpu = CpuState::new(&tv, task.columns());
+    // A program of vector moves may use any of xmm0-13 (all caller-saved), whatever the task
+    // lists; a scalar one the task's general-purpose registers.
+    let vector = program.iter().any(|i| i.is_vector());
+    let columns = if vector {
+        crate::isa::NUM_REGS
+    } else {
+        task.columns()
+    };
+    let mut cpu = CpuState::new(&tv, columns);
     for (i, &insn) in program.iter().enumerate() {
-        cpu.apply(insn).map_err(|f| (Some(i), f.to_string()))?;
+        cpu.apply(insn).map_err(|f| (Some(i), f.describe(vector)))?;
     }
     let mut order: Vec<usize> = (0..tv.len()).collect();
     order.sort_by_key(|&t| (tv.inputs[t].iter().max().copied(), tv.inputs[t].clone()));
@@ -83,14 +96,19 @@ pub fn prove(
             ));
         }
     }
-    Ok(proof_line(&tv))
+    Ok(proof_line(&tv, vector))
 }
 
-fn proof_line(tv: &TestVectors) -> String {
+fn proof_line(tv: &TestVectors, vector: bool) -> String {
     format!(
-        "proved on all {} weak orderings of {} inputs by the emulator (mov/cmp/cmov only: a proof for all inputs)",
+        "proved on all {} weak orderings of {} inputs by the emulator ({}: a proof for all inputs)",
         tv.len(),
-        tv.n
+        tv.n,
+        if vector {
+            "movd/movdqa/lane min/max only, which select inputs by their order"
+        } else {
+            "mov/cmp/cmov only"
+        }
     )
 }
 
@@ -123,6 +141,13 @@ pub fn verify_program(task: &Task, program: &[Insn], cfg: &NativeConfig) -> Resu
             return Ok(Verdict::failed(checks, reason, program.len()));
         }
     }
+    let missing: Vec<iced_x86::CpuidFeature> = crate::isa::features_as(program, task.element)
+        .into_iter()
+        .filter(|&f| crate::asm::feature_present(f) == Some(false))
+        .collect();
+    if !missing.is_empty() {
+        return Ok(not_run(checks, &missing, program.len()));
+    }
     let body: Vec<iced_x86::Instruction> =
         program.iter().map(|i| i.to_iced_as(task.element)).collect();
     let saved = callee_saved_used(&body, &task.saved_registers());
@@ -135,6 +160,23 @@ pub fn verify_program(task: &Task, program: &[Insn], cfg: &NativeConfig) -> Resu
         None,
         &saved,
     )
+}
+
+/// The verdict on a proved kernel that needs `missing` CPU features to run: stage 2 skipped.
+fn not_run(checks: Vec<String>, missing: &[iced_x86::CpuidFeature], len: usize) -> Verdict {
+    let names: Vec<String> = missing
+        .iter()
+        .map(|&f| crate::isa::feature_name(f))
+        .collect();
+    Verdict {
+        status: Status::ProvedNotRun,
+        checks,
+        reason: Some(format!(
+            "proved, not run: needs {}, which this CPU lacks",
+            names.join(", ")
+        )),
+        length: len,
+    }
 }
 
 /// The callee-saved registers among `saved` (the task's) that the decoded body names, in
@@ -185,7 +227,15 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
     let len = kernel.decoded.len();
     let mut checks = Vec::new();
     let el = task.element;
-    if let Err((line, reason)) = kernel.check_safe_as(task.n, el, &task.saved_registers()) {
+    // A kernel of game moves may need features this CPU lacks: the emulator proves it and
+    // stage 2 is skipped ("proved, not run"). Any other kernel must be able to run here.
+    let game = kernel.to_game_as(task.n, el);
+    let safe = if game.is_ok() {
+        kernel.check_safe_unrun_as(task.n, el, &task.saved_registers())
+    } else {
+        kernel.check_safe_as(task.n, el, &task.saved_registers())
+    };
+    if let Err((line, reason)) = safe {
         // A kernel for the other width fails here first: lead with that.
         let note = width_note(task, kernel).map_or(String::new(), |w| format!("{w}: "));
         return Ok(Verdict::failed(
@@ -217,7 +267,26 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
         ));
     }
     checks.push("static check: general-purpose registers only from the task's scratch list".into());
-    match kernel.to_game_as(task.n, el) {
+    if let Some((i, why)) = kernel
+        .decoded
+        .iter()
+        .enumerate()
+        .find_map(|(i, ins)| crate::isa::other_order(ins, el).map(|w| (i, w)))
+    {
+        // A lane minimum or maximum of the other signedness: outside the proof, like a cmovcc
+        // of the other signedness below; the native stage shows an input it gets wrong.
+        let line = kernel.lines[i];
+        let mut reason = format!("{why} (line {line})");
+        if kernel.missing_features().is_empty() {
+            let saved = callee_saved_used(&kernel.decoded, &task.saved_registers());
+            let code = with_saves(&kernel.code, &saved);
+            if let Err(failure) = native::run_native(&code, task.n, el, cfg)? {
+                reason = format!("{failure} ({why}, line {line})");
+            }
+        }
+        return Ok(Verdict::failed(checks, reason, len));
+    }
+    match game {
         Ok(program) => {
             if let Some(i) = program
                 .iter()
@@ -266,6 +335,10 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
                     return Ok(Verdict::failed(checks, reason, len));
                 }
             }
+            let missing = kernel.missing_features();
+            if !missing.is_empty() {
+                return Ok(not_run(checks, &missing, len));
+            }
             let saved = callee_saved_used(&kernel.decoded, &task.saved_registers());
             stage2(task, &kernel.code, cfg, checks, len, None, &saved)
         }
@@ -278,6 +351,16 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
                 ));
             }
             checks.push("static check: reads no state the caller left (registers or parts of them, flags, MXCSR, x87/MMX), no result the SDM leaves undefined, never the array's address, accesses aligned".into());
+            // Game moves never write ymm or zmm: only a kernel outside the game can leave the
+            // upper vector state dirty.
+            if let Err((line, reason)) = kernel.check_upper_clean() {
+                return Ok(Verdict::failed(
+                    checks,
+                    format!("{reason} (line {line})"),
+                    len,
+                ));
+            }
+            checks.push("static check: leaves the upper vector state clean (no ymm or zmm write after the last vzeroupper)".into());
             let unproven = format!("line {line} is outside the game's ISA ({why}), so the weak-ordering proof does not apply");
             let saved = callee_saved_used(&kernel.decoded, &task.saved_registers());
             let mut verdict = stage2(task, &kernel.code, cfg, checks, len, Some(unproven), &saved)?;
