@@ -12,7 +12,7 @@ fn unknown_task_is_a_one_line_error() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o),
-        "error: unknown task 'sort9' (known tasks: sort2, sort3, sort4, sort5, sort6, sort7, sort8, sort3-u32, sort3-i64, sort3-u64, sort4-u32, sort4-i64, sort4-u64, sort5-u32, sort5-i64, sort5-u64)\n"
+        "error: unknown task 'sort9' (known tasks: sort2, sort3, sort4, sort5, sort6, sort7, sort8, sort3-u32, sort3-i64, sort3-u64, sort4-u32, sort4-i64, sort4-u64, sort5-u32, sort5-i64, sort5-u64, sort3-avx2, sort4-avx2, sort5-avx2, sort6-avx2, sort7-avx2, sort8-avx2, sort3-u32-avx2, sort4-u32-avx2, sort5-u32-avx2, sort4-sse41, sort4-i64-avx512)\n"
     );
 }
 
@@ -109,19 +109,29 @@ fn tasks_lists_reference_lengths() {
     assert!(o.status.success());
     let out = stdout(&o);
     assert!(
-        out.starts_with("task         n element  network  alphadev   budget  source\n"),
+        out.starts_with(
+            "task               n element vector  network  alphadev   budget  source\n"
+        ),
         "{out}"
     );
     assert!(
-        out.contains("\nsort3        3     i32       18        17       1m  builtin:sort3\n"),
+        out.contains(
+            "\nsort3              3     i32      -       18        17       1m  builtin:sort3\n"
+        ),
         "{out}"
     );
     assert!(
-        out.contains("\nsort5        5     i32       46        42      10m  builtin:sort5\n"),
+        out.contains(
+            "\nsort5              5     i32      -       46        42      10m  builtin:sort5\n"
+        ),
         "{out}"
     );
     assert!(
-        out.contains("\nsort5-u64    5     u64       46         -      10m  builtin:sort5-u64\n"),
+        out.contains("\nsort5-u64          5     u64      -       46         -      10m  builtin:sort5-u64\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nsort4-i64-avx512   4     i64 avx512       18         -       1m  builtin:sort4-i64-avx512\n"),
         "{out}"
     );
 }

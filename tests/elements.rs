@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{gcc_run, have, limited, stderr, stdout, superopt, write};
+use common::{c_extremes, gcc_run, have, limited, stderr, stdout, superopt, write, C_SORT_TEST};
 use std::path::Path;
 use std::process::Command;
 
@@ -135,63 +135,6 @@ fn verify_refuses_a_kernel_for_another_type_with_the_smallest_input_that_shows_i
     );
 }
 
-/// A C program that sorts `N` values of `T` with `NAME` on every tuple over the type's
-/// extremes and on 2000 pseudo-random tuples (half of them small, so that ties happen), checks
-/// each against insertion sort, and prints the count.
-const C_TEST: &str = r#"
-#include <stdio.h>
-#include <stdint.h>
-#include "NAME.h"
-
-static int passed, total;
-
-static void check(const T *in) {
-    T got[N], want[N];
-    for (int i = 0; i < N; i++) got[i] = want[i] = in[i];
-    for (int i = 1; i < N; i++)
-        for (int j = i; j > 0 && want[j - 1] > want[j]; j--) {
-            T t = want[j]; want[j] = want[j - 1]; want[j - 1] = t;
-        }
-    NAME(got);
-    total++;
-    int ok = 1;
-    for (int i = 0; i < N; i++) ok &= got[i] == want[i];
-    passed += ok;
-}
-
-int main(void) {
-    const T ext[] = EXTREMES;
-    const int k = sizeof ext / sizeof ext[0];
-    int count = 1;
-    for (int i = 0; i < N; i++) count *= k;
-    for (int code = 0; code < count; code++) {
-        T v[N];
-        for (int i = 0, c = code; i < N; i++, c /= k) v[i] = ext[c % k];
-        check(v);
-    }
-    uint64_t s = 88172645463325252ull;
-    for (int r = 0; r < 2000; r++) {
-        T v[N];
-        for (int i = 0; i < N; i++) {
-            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-            v[i] = r % 2 ? (T)(s % 3) : (T)s;
-        }
-        check(v);
-    }
-    printf("passed %d of %d\n", passed, total);
-    return passed == total ? 0 : 1;
-}
-"#;
-
-/// The type's extremes in C.
-fn c_extremes(ty: &str) -> &'static str {
-    match ty {
-        "u32" => "{0, 1, UINT32_MAX - 1, UINT32_MAX}",
-        "i64" => "{0, 1, -1, INT64_MIN, INT64_MIN + 1, INT64_MAX - 1, INT64_MAX}",
-        _ => "{0, 1, UINT64_MAX - 1, UINT64_MAX}",
-    }
-}
-
 #[test]
 fn each_type_exports_to_c_and_rust_that_link_and_sort() {
     let dir = tempfile::tempdir().unwrap();
@@ -228,7 +171,7 @@ fn each_type_exports_to_c_and_rust_that_link_and_sort() {
             let src = write(
                 &out,
                 &format!("test_{ty}.c"),
-                &C_TEST
+                &C_SORT_TEST
                     .replace("NAME", &name)
                     .replace("EXTREMES", c_extremes(ty))
                     .replace(

@@ -545,7 +545,8 @@ fn illegal_or_unfinished_action_sequences_give_no_program() {
 // ---------------------------------------------------------------------------------------------
 // Weak orderings stand for every input.
 
-/// A direct i32 interpreter with Intel semantics; `None` when the program reads an undefined
+/// A direct i32 interpreter with Intel semantics (and the lane minimum and maximum of the
+/// vector moves); `None` when the program reads an undefined
 /// register or flags.
 fn interpret(program: &[Insn], input: &[i32]) -> Option<(Vec<i32>, [Option<i32>; 8])> {
     let mut mem = input.to_vec();
@@ -569,6 +570,17 @@ fn interpret(program: &[Insn], input: &[i32]) -> Option<(Vec<i32>, [Option<i32>;
                 };
                 regs[dst.index()] = Some(if take { s } else { d });
             }
+            // The vector moves on lane 0 of xmm{column}: the same columns, as the emulator
+            // keeps them (a task plays one register file; mixing here only tests semantics).
+            Insn::VLoad { dst, slot, .. } => regs[dst.index()] = Some(*mem.get(slot as usize)?),
+            Insn::VStore { slot, src, .. } => *mem.get_mut(slot as usize)? = regs[src.index()]?,
+            Insn::VMov { dst, src, .. } => regs[dst.index()] = Some(regs[src.index()]?),
+            Insn::Min { dst, a, b, .. } => {
+                regs[dst.index()] = Some(regs[a.index()]?.min(regs[b.index()]?))
+            }
+            Insn::Max { dst, a, b, .. } => {
+                regs[dst.index()] = Some(regs[a.index()]?.max(regs[b.index()]?))
+            }
         }
     }
     Some((mem, regs))
@@ -584,6 +596,8 @@ fn insn_strategy(n: usize, regs: usize) -> impl Strategy<Value = Insn> {
         2 => (r(), r()).prop_map(|(dst, src)| Insn::Mov { dst, src }),
         2 => (r(), r()).prop_map(|(a, b)| Insn::Cmp { a, b }),
         3 => (cond, r(), r()).prop_map(|(cc, dst, src)| Insn::Cmov { cc, dst, src }),
+        1 => (r(), r(), r()).prop_map(|(dst, a, b)| Insn::Min { dst, a, b, avx: true }),
+        1 => (r(), r(), r()).prop_map(|(dst, a, b)| Insn::Max { dst, a, b, avx: true }),
     ]
 }
 

@@ -1,0 +1,543 @@
+//! Vector tasks (`[isa] vector`): lane minimum and maximum on xmm registers. The emulator
+//! agrees with the CPU on random programs of the vector moves; the task files refuse what
+//! the game cannot play; the searches find the networks' lengths (and A* proves sort3's
+//! optimal in the space); verify refuses a kernel that reads past the array, one that leaves
+//! the upper vector state dirty and one that uses a signed minimum on u32; a kernel that needs
+//! AVX-512 is "proved, not run" where the CPU lacks it; exports link into C and Rust, and the
+//! Rust wrapper refuses on a CPU without the features.
+#![cfg(target_arch = "x86_64")]
+
+mod common;
+
+use common::{c_extremes, gcc_run, have, limited, stderr, stdout, superopt, write, C_SORT_TEST};
+use dynasmrt::{dynasm, x64::Assembler, DynasmApi, ExecutableBuffer};
+use proptest::prelude::*;
+use std::path::Path;
+use std::process::Command;
+use superopt::asm::{parse_str, Syntax};
+use superopt::game::{CpuState, SortGame};
+use superopt::isa::{encode_as, Element, Insn, Reg};
+use superopt::oracle::{verify_kernel, NativeConfig, Status};
+use superopt::search::Environment;
+use superopt::task::{Task, TestVectors};
+
+/// `fn(buf, out)`: runs the kernel with rdi = `buf`, then writes lane 0 of xmm0-xmm7 to
+/// `out[0..8]`. A program of vector moves touches no general-purpose register, so `rsi` still
+/// holds `out` after it.
+type Wrapper = unsafe extern "sysv64" fn(*mut u32, *mut u32);
+
+struct Native {
+    _code: ExecutableBuffer,
+    entry: Wrapper,
+}
+
+impl Native {
+    fn new(kernel: &[u8]) -> Native {
+        let mut ops = Assembler::new().expect("map JIT memory");
+        let start = ops.offset();
+        ops.extend(kernel);
+        dynasm!(ops
+            ; .arch x64
+            ; movd [rsi], xmm0
+            ; movd [rsi + 4], xmm1
+            ; movd [rsi + 8], xmm2
+            ; movd [rsi + 12], xmm3
+            ; movd [rsi + 16], xmm4
+            ; movd [rsi + 20], xmm5
+            ; movd [rsi + 24], xmm6
+            ; movd [rsi + 28], xmm7
+            ; ret
+        );
+        let code = ops.finalize().expect("executable JIT memory");
+        // SAFETY: the wrapper follows the SysV ABI for this signature; the kernel writes only
+        // xmm registers (caller-saved) and the array.
+        let entry: Wrapper = unsafe { std::mem::transmute(code.ptr(start)) };
+        Native { _code: code, entry }
+    }
+
+    fn call(&self, buf: &mut [u32]) -> [u32; 8] {
+        let mut out = [0u32; 8];
+        // SAFETY: the kernel reads and writes only [rdi + 4k] for k < buf.len() (the emulator
+        // refuses other slots before this runs).
+        unsafe { (self.entry)(buf.as_mut_ptr(), out.as_mut_ptr()) };
+        out
+    }
+}
+
+/// One raw vector instruction: an opcode (load, store, copy, min, max), three register
+/// choices, a slot and the encoding. Read operands resolve to registers defined at that point.
+#[derive(Clone, Copy, Debug)]
+struct Raw {
+    op: u8,
+    x: u8,
+    y: u8,
+    z: u8,
+    slot: u8,
+    avx: bool,
+}
+
+fn raw(n: usize) -> impl Strategy<Value = Raw> {
+    (
+        prop_oneof![2 => Just(0u8), 2 => Just(1), 1 => Just(2), 3 => Just(3), 3 => Just(4)],
+        0u8..8,
+        0u8..8,
+        0u8..8,
+        0..n as u8,
+        any::<bool>(),
+    )
+        .prop_map(|(op, x, y, z, slot, avx)| Raw {
+            op,
+            x,
+            y,
+            z,
+            slot,
+            avx,
+        })
+}
+
+/// The instruction for `r` in `cpu`'s state (`None` when it would read nothing defined); the
+/// SSE minimum and maximum write their first source.
+fn resolve(r: Raw, cpu: &CpuState, avx_ok: bool) -> Option<Insn> {
+    let defined: Vec<Reg> = Reg::ALL
+        .into_iter()
+        .filter(|&g| g.index() < 8 && cpu.reg_defined(g))
+        .collect();
+    let any = |i: u8| Reg::from_index(i as usize % 8);
+    let def = |i: u8| (!defined.is_empty()).then(|| defined[i as usize % defined.len()]);
+    let avx = r.avx && avx_ok;
+    Some(match r.op {
+        0 => Insn::VLoad {
+            dst: any(r.x),
+            slot: r.slot,
+            avx,
+        },
+        1 => Insn::VStore {
+            slot: r.slot,
+            src: def(r.y)?,
+            avx,
+        },
+        2 => Insn::VMov {
+            dst: any(r.x),
+            src: def(r.y)?,
+            avx,
+        },
+        op => {
+            let (a, b) = (def(r.y)?, def(r.z)?);
+            let dst = if avx { any(r.x) } else { a };
+            if op == 3 {
+                Insn::Min { dst, a, b, avx }
+            } else {
+                Insn::Max { dst, a, b, avx }
+            }
+        }
+    })
+}
+
+/// A strictly increasing map from ranks `0..n` into the element type's values (as raw u32
+/// bits), often with the type's extremes, so that signed and unsigned orders differ.
+fn value_map(n: usize, el: Element) -> Vec<u32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(n as u64);
+    let mut v: Vec<i64> = if el.is_signed() {
+        vec![i32::MIN as i64, -1, 0, 1, i32::MAX as i64]
+    } else {
+        vec![0, 1, 0x7FFF_FFFF, 0x8000_0000, u32::MAX as i64]
+    };
+    while v.len() < n + 3 {
+        let x: u32 = rng.gen();
+        v.push(if el.is_signed() {
+            x as i32 as i64
+        } else {
+            x as i64
+        });
+    }
+    v.sort_unstable();
+    v.dedup();
+    // n values spread over the pool, in order.
+    (0..n)
+        .map(|k| v[k * (v.len() - 1) / (n - 1).max(1)] as u32)
+        .collect()
+}
+
+fn compare(
+    n: usize,
+    el: Element,
+    raws: &[Raw],
+    seed_map: u8,
+    avx_ok: bool,
+) -> Result<(), TestCaseError> {
+    let tv = TestVectors::new(n);
+    let mut cpu = CpuState::new(&tv, 8);
+    let mut prog = Vec::new();
+    for k in 0..n {
+        let l = Insn::VLoad {
+            dst: Reg::from_index(k),
+            slot: k as u8,
+            avx: avx_ok && seed_map % 2 == 0,
+        };
+        cpu.apply(l).unwrap();
+        prog.push(l);
+    }
+    for &r in raws {
+        if let Some(i) = resolve(r, &cpu, avx_ok) {
+            prop_assert_eq!(cpu.apply(i), Ok(()), "{:?} reads only defined registers", i);
+            prog.push(i);
+        }
+    }
+    let map = value_map(n, el);
+    let native = Native::new(&encode_as(&prog, el));
+    for (t, input) in tv.inputs.iter().enumerate() {
+        let mut buf: Vec<u32> = input.iter().map(|&v| map[v as usize]).collect();
+        let out = native.call(&mut buf);
+        for k in 0..n {
+            prop_assert_eq!(
+                buf[k],
+                map[cpu.mem(k)[t] as usize],
+                "slot {} on {:?} after {:?}",
+                k,
+                input,
+                prog
+            );
+        }
+        for r in Reg::ALL.into_iter().filter(|r| r.index() < 8) {
+            if cpu.reg_defined(r) {
+                prop_assert_eq!(
+                    out[r.index()],
+                    map[cpu.reg(r)[t] as usize],
+                    "{} on {:?} after {:?}",
+                    r.xmm_name(),
+                    input,
+                    prog
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cpu_has(feature: &str) -> bool {
+    match feature {
+        "sse4.1" => std::arch::is_x86_feature_detected!("sse4.1"),
+        "avx" => std::arch::is_x86_feature_detected!("avx"),
+        _ => {
+            std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512f")
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn emulator_matches_cpu_on_vector_programs_i32(raws in proptest::collection::vec(raw(4), 1..25), m in any::<u8>()) {
+        prop_assume!(cpu_has("sse4.1"));
+        compare(4, Element::I32, &raws, m, cpu_has("avx"))?;
+    }
+
+    #[test]
+    fn emulator_matches_cpu_on_vector_programs_u32(raws in proptest::collection::vec(raw(3), 1..25), m in any::<u8>()) {
+        prop_assume!(cpu_has("sse4.1"));
+        compare(3, Element::U32, &raws, m, cpu_has("avx"))?;
+    }
+}
+
+fn parse_err(text: &str) -> String {
+    Task::parse(text, Path::new("t.toml"))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn vector_task_files_refuse_what_the_game_cannot_play() {
+    let base = std::fs::read_to_string("programs/sort3-avx2.toml").unwrap();
+    let t = Task::load("sort3-avx2").unwrap();
+    assert_eq!(t.vector.map(|v| v.name()), Some("avx2"));
+    assert_eq!(t.scratch.len(), 8);
+    assert!(t.conds.is_empty() && !t.copies);
+    assert_eq!(t.reference.network, Some(12));
+    assert!(Task::load("sort4-sse41").unwrap().copies);
+    let cases = [
+        (
+            base.replace("vector = \"avx2\"", "vector = \"avx3\""),
+            "t.toml: isa.vector: unknown vector instruction set 'avx3' (known: sse4.1, avx2, avx512)",
+        ),
+        (
+            base.replace("\"pminsd\"", "\"cmovl\""),
+            "t.toml: isa.opcodes: cmovl is a scalar move; a task with isa.vector = \"avx2\" plays the vector moves only (movd, pminsd, pmaxsd, movdqa)",
+        ),
+        (
+            base.replace("\"pminsd\", ", ""),
+            "t.toml: isa.opcodes: a vector sort task needs movd, pminsd and pmaxsd (movdqa is optional)",
+        ),
+        (
+            base.replace("\"pminsd\"", "\"pminud\""),
+            "t.toml: isa.opcodes: unknown opcode 'pminud' (known for i32 with isa.vector: movd, pminsd, pmaxsd, movdqa)",
+        ),
+        (
+            base.replace("\"xmm0\"", "\"eax\""),
+            "t.toml: isa.scratch: 'eax' is not a vector register of the game (xmm0-xmm13), as a task with isa.vector needs",
+        ),
+        (
+            std::fs::read_to_string("programs/sort4-i64-avx512.toml")
+                .unwrap()
+                .replace("\"avx512\"", "\"avx2\""),
+            "t.toml: isa.vector: avx2 has no lane minimum or maximum for i64 elements (vpminsq needs avx512)",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(parse_err(&text), want);
+    }
+}
+
+#[test]
+fn the_vector_networks_are_the_games_incumbents_with_their_lengths() {
+    for (task, len) in [
+        ("sort3-avx2", 12),
+        ("sort4-avx2", 18),
+        ("sort5-avx2", 28),
+        ("sort8-avx2", 54),
+        ("sort4-sse41", 23),
+        ("sort4-i64-avx512", 18),
+    ] {
+        let t = Task::load(task).unwrap();
+        let game = SortGame::new(&t);
+        let actions = game.network_actions().expect(task);
+        let program = game.program(&actions).unwrap();
+        assert_eq!(program.len(), len, "{task}");
+        assert_eq!(Some(len), t.reference.network, "{task}");
+        assert!(program.iter().all(|i| i.is_vector()));
+        assert_eq!(
+            superopt::oracle::prove(&t, &program).map_err(|e| e.1),
+            Ok(format!(
+                "proved on all {} weak orderings of {} inputs by the emulator (movd/movdqa/lane min/max only, which select inputs by their order: a proof for all inputs)",
+                t.test_vectors().len(),
+                t.n
+            ))
+        );
+        // The lower bound is admissible at the start: n loads are played, and at least one
+        // new column (a minimum or maximum) per slot not yet sorted, and the n stores.
+        let s = game.initial();
+        assert!(game.cost(&s) + game.lower_bound(&s) <= len as u32);
+    }
+}
+
+#[test]
+fn astar_proves_sort3_with_lane_min_max_needs_12_instructions_in_its_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().display().to_string();
+    let o = superopt(&[
+        "search",
+        "sort3-avx2",
+        "--strategy",
+        "astar",
+        "--budget",
+        "60s",
+        "--log-dir",
+        &logs,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("sort3-avx2: verified kernel, 12 instructions (classic network 12)\n"),
+        "{out}"
+    );
+    // A* ran out of states under its admissible bound: nothing shorter in the searched space
+    // (loads first, stores last, one element per register).
+    assert!(out.contains("; stopped: exhausted\n"), "{out}");
+}
+
+/// The i32 network kernel for sort3 with lane min/max, as I wrote it (Intel syntax).
+const SORT3_AVX: &str = "vmovd xmm0, dword ptr [rdi]
+vmovd xmm1, dword ptr [rdi+4]
+vmovd xmm2, dword ptr [rdi+8]
+vpminsd xmm3, xmm0, xmm1
+vpmaxsd xmm1, xmm0, xmm1
+vpminsd xmm0, xmm1, xmm2
+vpmaxsd xmm2, xmm1, xmm2
+vpminsd xmm1, xmm0, xmm3
+vpmaxsd xmm0, xmm0, xmm3
+vmovd dword ptr [rdi], xmm1
+vmovd dword ptr [rdi+4], xmm0
+vmovd dword ptr [rdi+8], xmm2
+";
+
+fn verdict(task: &str, text: &str) -> (Status, String) {
+    let k = parse_str(text, Syntax::Intel, "k.s").unwrap();
+    let v = verify_kernel(
+        &Task::load(task).unwrap(),
+        &k,
+        &NativeConfig {
+            random: 1000,
+            ..NativeConfig::default()
+        },
+    )
+    .unwrap();
+    (v.status, v.reason.unwrap_or_default())
+}
+
+#[test]
+fn verify_refuses_past_the_array_dirty_upper_state_and_signed_min_on_u32() {
+    if !cpu_has("avx") {
+        eprintln!("note: this CPU lacks AVX; skipping");
+        return;
+    }
+    assert_eq!(
+        verdict("sort3-avx2", SORT3_AVX),
+        (Status::Verified, String::new())
+    );
+    let past = SORT3_AVX.replace(
+        "vmovd xmm2, dword ptr [rdi+8]",
+        "vmovd xmm2, dword ptr [rdi+12]",
+    );
+    assert_eq!(
+        verdict("sort3-avx2", &past),
+        (Status::Failed, "reads outside the array (line 3)".into())
+    );
+    let dirty = format!("{SORT3_AVX}vxorps ymm5, ymm5, ymm5\n");
+    assert_eq!(
+        verdict("sort3-avx2", &dirty),
+        (
+            Status::Failed,
+            "leaves the upper vector state dirty: vxorps writes a 256-bit register and no vzeroupper follows (line 13)".into()
+        )
+    );
+    let (status, why) = verdict("sort3-avx2", &format!("{dirty}vzeroupper\n"));
+    assert_eq!(status, Status::TestedNotProven, "{why}");
+    assert_eq!(
+        verdict("sort3-u32-avx2", SORT3_AVX),
+        (
+            Status::Failed,
+            "not sorted: [0,0,4294967294] -> [4294967294,0,0] (vpminsd compares signed; u32 elements compare unsigned, as vpminud does, line 4)".into()
+        )
+    );
+    let unsigned = SORT3_AVX
+        .replace("vpminsd", "vpminud")
+        .replace("vpmaxsd", "vpmaxud");
+    assert_eq!(
+        verdict("sort3-u32-avx2", &unsigned),
+        (Status::Verified, String::new())
+    );
+}
+
+#[test]
+fn a_kernel_that_needs_avx512_is_proved_and_runs_only_where_the_cpu_has_it() {
+    let t = Task::load("sort4-i64-avx512").unwrap();
+    let game = SortGame::new(&t);
+    let program = game.program(&game.network_actions().unwrap()).unwrap();
+    let text: Vec<String> = program.iter().map(|i| i.intel_as(t.element)).collect();
+    let (status, reason) = verdict("sort4-i64-avx512", &text.join("\n"));
+    if cpu_has("avx512") {
+        assert_eq!((status, reason), (Status::Verified, String::new()));
+    } else {
+        assert_eq!(
+            (status, reason),
+            (
+                Status::ProvedNotRun,
+                "proved, not run: needs avx512f, avx512vl, which this CPU lacks".into()
+            )
+        );
+    }
+    assert_eq!(
+        superopt::isa::features_as(&program, t.element)
+            .into_iter()
+            .map(superopt::isa::feature_name)
+            .collect::<Vec<_>>(),
+        ["avx", "avx512f", "avx512vl"]
+    );
+}
+
+#[test]
+fn vector_kernels_export_to_c_and_rust_that_link_sort_and_check_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs").display().to_string();
+    let out = dir.path().join("out");
+    let out_s = out.display().to_string();
+    for (task, ty, runs) in [
+        ("sort4-avx2", "i32", cpu_has("avx")),
+        ("sort4-i64-avx512", "i64", cpu_has("avx512")),
+    ] {
+        let o = superopt(&[
+            "search",
+            task,
+            "--strategy",
+            "astar",
+            "--budget",
+            "2s",
+            "--log-dir",
+            &logs,
+        ]);
+        let log = std::fs::read_dir(Path::new(&logs).join(task))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+            .display()
+            .to_string();
+        assert_eq!(
+            o.status.code(),
+            Some(if runs { 0 } else { 1 }),
+            "{}",
+            stderr(&o)
+        );
+        let name = task.replace('-', "_");
+        for format in ["c", "rust"] {
+            let o = superopt(&["export", &log, "--format", format, "-o", &out_s]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        }
+        let header = std::fs::read_to_string(out.join(format!("{name}.h"))).unwrap();
+        let needs = if ty == "i32" {
+            " * Needs the CPU features avx: call it only where __builtin_cpu_supports(\"avx\") (GCC, Clang). */"
+        } else {
+            " * Needs the CPU features avx, avx512f, avx512vl: call it only where __builtin_cpu_supports(\"avx\") && __builtin_cpu_supports(\"avx512f\") && __builtin_cpu_supports(\"avx512vl\") (GCC, Clang). */"
+        };
+        assert!(header.contains(needs), "{header}");
+        if runs && have("gcc") {
+            let c_type = if ty == "i32" { "int32_t" } else { "int64_t" };
+            let src = write(
+                &out,
+                &format!("test_{name}.c"),
+                &C_SORT_TEST
+                    .replace("NAME", &name)
+                    .replace("EXTREMES", c_extremes(ty))
+                    .replace(
+                        "\nstatic int passed",
+                        &format!("\n#define N 4\ntypedef {c_type} T;\nstatic int passed"),
+                    ),
+            );
+            let o = gcc_run(
+                &out.join(format!("test_{name}")),
+                &[Path::new(&src), &out.join(format!("{name}.S"))],
+            );
+            // 7^4 tuples over the extremes and 2000 random ones.
+            assert_eq!(stdout(&o), "passed 4401 of 4401\n");
+        }
+        if have("rustc") {
+            let exe = out.join(format!("{name}-tests"));
+            let o = limited(
+                Command::new("rustc")
+                    .args(["--edition", "2021", "--test"])
+                    .arg(out.join(format!("{name}.rs")))
+                    .arg("-o")
+                    .arg(&exe),
+            )
+            .unwrap();
+            assert!(o.status.success(), "rustc: {}", stderr(&o));
+            let o = limited(Command::new(&exe).arg("--nocapture")).unwrap();
+            let text = stdout(&o);
+            assert!(
+                text.contains("test result: ok. 3 passed; 0 failed;"),
+                "{text}"
+            );
+            if !runs {
+                // The wrapper refused: the sorting tests say they skipped.
+                assert!(
+                    stderr(&o).contains("skipped: this CPU lacks avx, avx512f, avx512vl"),
+                    "{}",
+                    stderr(&o)
+                );
+            }
+        }
+    }
+}
