@@ -666,10 +666,13 @@ impl Kernel {
                 if !r.is_gpr() || full == Register::RDI || allowed.contains(&full) {
                     continue;
                 }
-                let names: Vec<String> = scratch
+                let mut names: Vec<String> = scratch
                     .iter()
                     .map(|r| format!("{r:?}").to_lowercase())
                     .collect();
+                if names.is_empty() {
+                    names.push("none: a vector task's kernels use xmm registers".into());
+                }
                 // Name the register as the instruction writes it (iced reports `r8` for a
                 // write of `r8d`, which zero-extends).
                 let shown = (0..ins.op_count())

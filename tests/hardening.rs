@@ -518,10 +518,24 @@ fn unproven_kernels_that_define_what_they_read_pass() {
         minmax("xmm1", "xmm2"),
         minmax("xmm0", "xmm1")
     );
-    // These are the vector moves of the game (issue 13): proved on the emulator, whatever
-    // the task's register file, and run natively.
-    let (status, reason) = verdict(&task, &text);
-    assert_eq!((status, reason.as_str()), (Status::Verified, ""));
+    // These are the vector moves of the game (issue 13): proved on the emulator and run
+    // natively for a task that plays them (sort4-sse41's file with n = 3), refused for a
+    // scalar task.
+    let sse3 = Task::parse(
+        &std::fs::read_to_string("programs/sort4-sse41.toml")
+            .unwrap()
+            .replace("n = 4", "n = 3"),
+        std::path::Path::new("sse3.toml"),
+    )
+    .unwrap();
+    assert_eq!(verdict(&sse3, &text), (Status::Verified, String::new()));
+    assert_eq!(
+        verdict(&task, &text),
+        (
+            Status::Failed,
+            "a kernel of vector moves (line 1); task sort3 plays mov, cmp and cmovcc (no isa.vector): verify it against a vector task such as sort3-avx2".into()
+        )
+    );
     // Same-register idioms read nothing but (for sbb) CF; byte loads define the byte.
     for body in [
         "xor r8d, r8d\nadd eax, r8d",

@@ -279,6 +279,12 @@ fn vector_task_files_refuse_what_the_game_cannot_play() {
             "t.toml: isa.scratch: 'eax' is not a vector register of the game (xmm0-xmm13), as a task with isa.vector needs",
         ),
         (
+            std::fs::read_to_string("programs/sort4-sse41.toml")
+                .unwrap()
+                .replace(", \"movdqa\"", ""),
+            "t.toml: isa.opcodes: an sse4.1 task needs movdqa: the two-operand pminsd and pmaxsd overwrite a source, so a compare-exchange needs a copy",
+        ),
+        (
             std::fs::read_to_string("programs/sort4-i64-avx512.toml")
                 .unwrap()
                 .replace("\"avx512\"", "\"avx2\""),
@@ -411,6 +417,45 @@ fn verify_refuses_past_the_array_dirty_upper_state_and_signed_min_on_u32() {
             "not sorted: [0,0,4294967294] -> [4294967294,0,0] (vpminsd compares signed; u32 elements compare unsigned, as vpminud does, line 4)".into()
         )
     );
+    // A kernel must play its task's moves: the register file, the level, the opcodes.
+    assert_eq!(
+        verdict("sort3", SORT3_AVX),
+        (
+            Status::Failed,
+            "a kernel of vector moves (line 1); task sort3 plays mov, cmp and cmovcc (no isa.vector): verify it against a vector task such as sort3-avx2".into()
+        )
+    );
+    let network = std::fs::read_to_string("tests/kernels/sort3_network_intel.s").unwrap();
+    assert_eq!(
+        verdict("sort3-avx2", &network),
+        (
+            Status::Failed,
+            "a kernel of mov, cmp and cmovcc (line 2); task sort3-avx2 plays the avx2 vector moves: verify it against a scalar task such as sort3".into()
+        )
+    );
+    let sse3 = Task::parse(
+        &std::fs::read_to_string("programs/sort4-sse41.toml")
+            .unwrap()
+            .replace("n = 4", "n = 3"),
+        Path::new("sse3.toml"),
+    )
+    .unwrap();
+    let k = parse_str(SORT3_AVX, Syntax::Intel, "k.s").unwrap();
+    let v = verify_kernel(&sse3, &k, &NativeConfig::default()).unwrap();
+    assert_eq!(
+        (v.status, v.reason.unwrap_or_default()),
+        (
+            Status::Failed,
+            "vmovd is a VEX instruction, beyond task sort4-sse41's isa.vector = \"sse4.1\" (legacy SSE only) (line 1)".into()
+        )
+    );
+    assert_eq!(
+        verdict("sort3-avx2", &format!("xor eax, eax\n{SORT3_AVX}")),
+        (
+            Status::Failed,
+            "uses eax, which task sort3-avx2 does not list as scratch (none: a vector task's kernels use xmm registers) (line 1)".into()
+        )
+    );
     let unsigned = SORT3_AVX
         .replace("vpminsd", "vpminud")
         .replace("vpmaxsd", "vpmaxud");
@@ -436,6 +481,22 @@ fn a_kernel_that_needs_avx512_is_proved_and_runs_only_where_the_cpu_has_it() {
                 Status::ProvedNotRun,
                 "proved, not run: needs avx512f, avx512vl, which this CPU lacks".into()
             )
+        );
+    }
+    if !cpu_has("avx512") {
+        // A latency search would run its finalists here: refused before it starts.
+        let o = superopt(&[
+            "search",
+            "sort4-i64-avx512",
+            "--objective",
+            "latency",
+            "--budget",
+            "1s",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert_eq!(
+            stderr(&o),
+            "error: search --objective latency times its finalists on this CPU, and task sort4-i64-avx512's moves need avx512f, avx512vl, which this CPU lacks (rank them with --meter model)\n"
         );
     }
     assert_eq!(

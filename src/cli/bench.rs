@@ -182,11 +182,22 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         });
     }
     // Kernel files may use any callee-saved register: the timing loop saves them all, and
-    // the oracle runs the body between pushes and pops of those it uses.
+    // the oracle runs the body between pushes and pops of those it uses. A kernel of the
+    // other register file (cmov beside a vector task's kernels, or the other way round) is
+    // checked against the task's twin, so that one run compares both instruction sets.
     let widened = task.with_all_callee_saved();
+    let twin = task.twin().with_all_callee_saved();
     for file in &opts.files {
-        let task = &widened;
         let kernel = asm::parse_file(file, opts.syntax)?;
+        let vector = kernel
+            .to_game_as(n, task.element)
+            .ok()
+            .and_then(|p| p.first().map(|i| i.is_vector()));
+        let task = if vector.is_some_and(|v| v != task.vector.is_some()) {
+            &twin
+        } else {
+            &widened
+        };
         let missing = kernel.missing_features();
         if !missing.is_empty()
             && kernel

@@ -127,7 +127,8 @@ pub enum Command {
         #[arg(long, default_value = "att")]
         syntax: String,
         /// Exit 0 for a kernel that is tested on the CPU but outside the game's ISA, so not
-        /// proven.
+        /// proven, or proved on the emulator but not run (it needs CPU features this CPU
+        /// lacks).
         #[arg(long)]
         allow_unproven: bool,
         /// Random inputs for the native run (at most 10000000, a few seconds).

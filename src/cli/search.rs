@@ -715,6 +715,27 @@ pub fn run_search(
         )));
     }
     let game = SortGame::with_objective(task, opts.objective);
+    if opts.objective == Objective::Latency && opts.meter != Some(crate::latency::MeterKind::Model)
+    {
+        // The finalists run on this CPU: refuse before searching when they cannot.
+        let moves: Vec<crate::isa::Insn> = game
+            .loads()
+            .into_iter()
+            .chain(game.moves().iter().copied())
+            .collect();
+        let missing: Vec<String> = crate::isa::features_as(&moves, task.element)
+            .into_iter()
+            .filter(|&f| crate::asm::feature_present(f) == Some(false))
+            .map(crate::isa::feature_name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(crate::Error::Runtime(format!(
+                "search --objective latency times its finalists on this CPU, and task {}'s moves need {}, which this CPU lacks (rank them with --meter model)",
+                task.name,
+                missing.join(", ")
+            )));
+        }
+    }
     let start_time = time::OffsetDateTime::now_utc();
     let run_started = start_time
         .format(&time::format_description::well_known::Rfc3339)

@@ -244,6 +244,13 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
             len,
         ));
     }
+    if let Some(reason) = game
+        .as_ref()
+        .ok()
+        .and_then(|program| outside_task(task, kernel, program))
+    {
+        return Ok(Verdict::failed(checks, reason, len));
+    }
     match kernel.cpp_checked {
         Some(true) => checks.push(
             "the file as written: GNU as, and gcc as a .S file, build exactly the bytes checked"
@@ -258,7 +265,7 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
     } else {
         format!("static check: no control flow, memory only inside [rdi, rdi+{bytes}n), no callee-saved writes but to the task's scratch (saved around the body)")
     });
-    let scratch: Vec<iced_x86::Register> = task.scratch.iter().map(|r| r.iced_as(el)).collect();
+    let scratch = task.gpr_scratch();
     if let Err((line, reason)) = kernel.check_registers(&task.name, &scratch) {
         return Ok(Verdict::failed(
             checks,
@@ -371,6 +378,59 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
             }
             Ok(verdict)
         }
+    }
+}
+
+/// Why a kernel of game moves is not one of `task`'s kernels, if it is not: vector moves for
+/// a scalar task or the other way round, an instruction beyond the task's vector level, or a
+/// copy (`movdqa`) a vector task does not list. Each names the line.
+fn outside_task(task: &Task, kernel: &Kernel, program: &[Insn]) -> Option<String> {
+    let first = program.first()?;
+    let line = |i: usize| kernel.lines[i];
+    match task.vector {
+        None if first.is_vector() => Some(format!(
+            "a kernel of vector moves (line {}); task {} plays mov, cmp and cmovcc (no isa.vector): verify it against a vector task such as sort{}-avx2",
+            line(0),
+            task.name,
+            task.n
+        )),
+        Some(v) if !first.is_vector() => Some(format!(
+            "a kernel of mov, cmp and cmovcc (line {}); task {} plays the {v} vector moves: verify it against a scalar task such as sort{}",
+            line(0),
+            task.name,
+            task.n
+        )),
+        Some(v) => {
+            if let Some(i) = program.iter().position(|i| {
+                matches!(i, Insn::VMov { .. }) && !task.copies
+            }) {
+                return Some(format!(
+                    "uses movdqa, which is not among task {}'s opcodes (line {})",
+                    task.name,
+                    line(i)
+                ));
+            }
+            // The level's encodings: legacy SSE for sse4.1; SSE or VEX for avx2 (whose
+            // xmm forms need only AVX); anything the element's moves have for avx512.
+            let beyond = program.iter().position(|i| {
+                let avx = match *i {
+                    Insn::VLoad { avx, .. }
+                    | Insn::VStore { avx, .. }
+                    | Insn::VMov { avx, .. }
+                    | Insn::Min { avx, .. }
+                    | Insn::Max { avx, .. } => avx,
+                    _ => false,
+                };
+                avx && !v.avx()
+            })?;
+            Some(format!(
+                "{} is a VEX instruction, beyond task {}'s isa.vector = \"{v}\" (legacy SSE only) (line {})",
+                program[beyond].intel_as(task.element).split(' ').next().unwrap_or(""),
+                task.name,
+                line(beyond)
+            ))
+        }
+        None => None,
     }
 }
 

@@ -562,6 +562,39 @@ impl Task {
         t
     }
 
+    /// The general-purpose registers a kernel for this task may name besides `rdi` (at the
+    /// element's width): the scratch list of a scalar task, none for a vector task.
+    pub fn gpr_scratch(&self) -> Vec<iced_x86::Register> {
+        if self.vector.is_some() {
+            return Vec::new();
+        }
+        self.scratch
+            .iter()
+            .map(|r| r.iced_as(self.element))
+            .collect()
+    }
+
+    /// This task's twin in the other register file, for timing kernels of either kind side by
+    /// side (`bench`): a vector task's twin plays `mov`/`cmp`/`cmovcc` on the eight
+    /// caller-saved registers (the element's conditions); a scalar task's twin plays the
+    /// vector moves at the widest level (`avx512`, `movdqa` listed) on xmm0-13. Same name,
+    /// `n`, element and test vectors.
+    pub fn twin(&self) -> Task {
+        let mut t = self.clone();
+        if self.vector.is_some() {
+            t.vector = None;
+            t.conds = self.element.conds().to_vec();
+            t.conds.sort();
+            t.scratch = Reg::CALLER_SAVED.to_vec();
+        } else {
+            t.vector = Some(VectorIsa::Avx512);
+            t.conds = Vec::new();
+            t.scratch = Reg::ALL.to_vec();
+        }
+        t.copies = true;
+        t
+    }
+
     /// The callee-saved scratch registers (64-bit, in the order the task lists them): a kernel
     /// may write them only because the function around its body pushes and pops them. None
     /// for a vector task (SysV makes every xmm register caller-saved).
@@ -701,6 +734,12 @@ fn vector_opcodes(
         return Err(format!(
             "a vector sort task needs {}, {} and {} ({} is optional)",
             names[0], names[1], names[2], names[3]
+        ));
+    }
+    if !level.avx() && !seen[3] {
+        return Err(format!(
+            "an sse4.1 task needs movdqa: the two-operand {} and {} overwrite a source, so a compare-exchange needs a copy",
+            names[1], names[2]
         ));
     }
     Ok(seen[3])
