@@ -11,7 +11,8 @@ chain (see that file) and prints reference cycles per call, call overhead includ
         shortest=search-logs/examples/sort3-mcts-seed1.json
 
 A kernel is NAME=PATH: a search log (.json, its best kernel) or an assembly file (.s, AT&T;
-NAME=intel:PATH for Intel syntax). NAME must be a C identifier. i32 tasks only. gcc builds the
+NAME=intel:PATH for Intel syntax; PATH@TASK checks the file against TASK instead, e.g. a cmov
+kernel @sort3 beside the kernels of sort3-avx2). NAME must be a C identifier. i32 tasks only. gcc builds the
 harness with -O2; every step runs under a time limit. `--bin` picks the superopt binary.
 """
 import argparse, os, subprocess, sys, tempfile
@@ -42,9 +43,12 @@ with tempfile.TemporaryDirectory(prefix="chain-harness") as d:
         syntax = "att"
         if path.startswith("intel:"):
             syntax, path = "intel", path[len("intel:"):]
+        # PATH@TASK: an assembly file checked against another task of the same n (a cmov
+        # kernel beside a vector task's kernels, which export checks against its own moves).
+        path, _, task = path.partition("@")
         cmd = [a.bin, "export", path, "--format", "c", "--name", name, "-o", d]
         if not path.endswith(".json"):
-            cmd += ["--task", a.task, "--syntax", syntax]
+            cmd += ["--task", task or a.task, "--syntax", syntax]
         run(cmd, 300)
         names.append(name)
     # n from the task, as `superopt tasks` lists it (or a task file's own n).
