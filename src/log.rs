@@ -84,12 +84,29 @@ pub struct LoggedLatency {
     /// its best).
     pub finalists: usize,
     /// Whether the kernel is the classic network itself: no finalist measured clearly faster
-    /// (its whole 95% interval below the network's figure).
+    /// (its whole 95% interval below the network's, in each of two runs; before issue 13's
+    /// second step, below the network's figure in one run).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub baseline: bool,
+    /// The second run of the final measurement: the kernel's figure and 95% interval, and
+    /// the network's 95% interval in each run (`[first, second]`). Absent in logs written
+    /// before it existed and under the model meter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_run: Option<SecondRun>,
     /// With `baseline`: the fastest kernel the search itself found, which lost to the network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner_up: Option<RunnerUp>,
+}
+
+/// The second run of a latency search's final measurement ([`LoggedLatency::second_run`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecondRun {
+    /// Per call, in the figure's unit.
+    pub cycles: f64,
+    /// 95% interval of `cycles`.
+    pub interval: (f64, f64),
+    /// The classic network's 95% interval in the first and the second run.
+    pub network_intervals: Option<[(f64, f64); 2]>,
 }
 
 /// The search's own fastest kernel when the classic network was kept.
