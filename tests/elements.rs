@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{c_extremes, gcc_run, have, limited, stderr, stdout, superopt, write, C_SORT_TEST};
+use common::{
+    c_extremes, gcc_run, have, limited, rustc_tests, stderr, stdout, superopt, write, C_SORT_TEST,
+};
 use std::path::Path;
 use std::process::Command;
 
@@ -185,17 +187,7 @@ fn each_type_exports_to_c_and_rust_that_link_and_sort() {
             assert_eq!(stdout(&o), format!("passed {cases} of {cases}\n"), "{ty}");
         }
         if have("rustc") {
-            let exe = out.join(format!("{name}-tests"));
-            let o = limited(
-                Command::new("rustc")
-                    .args(["--edition", "2021", "--test"])
-                    .arg(out.join(format!("{name}.rs")))
-                    .arg("-o")
-                    .arg(&exe),
-            )
-            .unwrap();
-            assert!(o.status.success(), "rustc: {}", stderr(&o));
-            let o = limited(&mut Command::new(&exe)).unwrap();
+            let o = rustc_tests(&out.join(format!("{name}.rs")));
             assert!(
                 stdout(&o).contains("test result: ok. 2 passed; 0 failed;"),
                 "{}",

@@ -9,11 +9,12 @@
 
 mod common;
 
-use common::{c_extremes, gcc_run, have, limited, stderr, stdout, superopt, write, C_SORT_TEST};
+use common::{
+    c_extremes, gcc_run, have, rustc_tests, stderr, stdout, superopt, write, C_SORT_TEST,
+};
 use dynasmrt::{dynasm, x64::Assembler, DynasmApi, ExecutableBuffer};
 use proptest::prelude::*;
 use std::path::Path;
-use std::process::Command;
 use superopt::asm::{parse_str, Syntax};
 use superopt::game::{CpuState, SortGame};
 use superopt::isa::{encode_as, Element, Insn, Reg};
@@ -575,17 +576,7 @@ fn vector_kernels_export_to_c_and_rust_that_link_sort_and_check_features() {
             assert_eq!(stdout(&o), "passed 4401 of 4401\n");
         }
         if have("rustc") {
-            let exe = out.join(format!("{name}-tests"));
-            let o = limited(
-                Command::new("rustc")
-                    .args(["--edition", "2021", "--test"])
-                    .arg(out.join(format!("{name}.rs")))
-                    .arg("-o")
-                    .arg(&exe),
-            )
-            .unwrap();
-            assert!(o.status.success(), "rustc: {}", stderr(&o));
-            let o = limited(Command::new(&exe).arg("--nocapture")).unwrap();
+            let o = rustc_tests(&out.join(format!("{name}.rs")));
             let text = stdout(&o);
             assert!(
                 text.contains("test result: ok. 3 passed; 0 failed;"),

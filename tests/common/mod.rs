@@ -62,6 +62,23 @@ pub fn gcc_run(exe: &Path, sources: &[&Path]) -> Output {
     limited(&mut Command::new(exe)).unwrap()
 }
 
+/// Builds the tests of an exported Rust module (`rustc --edition 2021 --test`, asserting that
+/// rustc succeeded) next to it and runs them with `--nocapture` (so that what they print on
+/// stderr, such as a skip, can be checked), both under [`limited`].
+pub fn rustc_tests(module: &Path) -> Output {
+    let exe = module.with_extension("tests");
+    let o = limited(
+        Command::new("rustc")
+            .args(["--edition", "2021", "--test"])
+            .arg(module)
+            .arg("-o")
+            .arg(&exe),
+    )
+    .unwrap();
+    assert!(o.status.success(), "rustc: {}", stderr(&o));
+    limited(Command::new(&exe).arg("--nocapture")).unwrap()
+}
+
 /// A C program that sorts `N` values of `T` with `NAME` on every tuple over the type's
 /// extremes and on 2000 pseudo-random tuples (half of them small, so that ties happen), checks
 /// each against insertion sort, and prints the count.
