@@ -71,10 +71,22 @@ fn bench_names_its_meter_and_says_why_counters_are_not_used() {
     assert!(network.contains(" 1.000 "), "{network}");
     let csv = std::fs::read_to_string(dir.path().join("b.csv")).unwrap();
     assert!(csv.starts_with(
-        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,throughput_low,throughput_high,throughput_ratio\n"
+        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,throughput_low,throughput_high,throughput_ratio,cycles_2,low_2,high_2,throughput_2,throughput_low_2,throughput_high_2,latency_verdict,throughput_verdict\n"
     ));
-    // Latency and throughput side by side, each against the network.
-    assert!(out.contains("throughput [95% CI]  t-ratio"), "{out}");
+    // Latency and throughput side by side, each against the network, over two runs.
+    assert!(
+        out.contains("throughput [95% CI]  t-ratio  vs ref"),
+        "{out}"
+    );
+    assert!(out.contains("\nfigures: run 1 of 2; vs ref: faster (slower) when the 95% interval lies below (above) the reference's in both runs, else tie; both runs are in the CSV\n"), "{out}");
+    // sort_unstable is several times slower than the network in both runs, and the network
+    // is the reference (no verdict of its own).
+    let unstable = out
+        .lines()
+        .find(|l| l.starts_with("rust sort_unstable"))
+        .unwrap();
+    assert_eq!(unstable.matches(" slower ").count(), 2, "{unstable}");
+    assert!(network.contains(" 1.000       - "), "{network}");
     assert!(network.matches(" 1.000 ").count() == 2, "{network}");
     assert_eq!(csv.lines().count(), 1 + 5);
     let png = std::fs::read(dir.path().join("b.png")).unwrap();
@@ -557,7 +569,7 @@ fn bench_never_writes_over_its_inputs_or_files_it_did_not_write() {
     }
     let csv = std::fs::read_to_string(d.join("b.csv")).unwrap();
     assert!(csv.starts_with(
-        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,throughput_low,throughput_high,throughput_ratio\n"
+        "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,throughput_low,throughput_high,throughput_ratio,cycles_2,low_2,high_2,throughput_2,throughput_low_2,throughput_high_2,latency_verdict,throughput_verdict\n"
     ));
 }
 

@@ -25,6 +25,53 @@ pub struct BenchOptions {
     pub sampling: SampleConfig,
     /// Folder whose `<task>/*.json` and `examples/*.json` logs are searched for kernels.
     pub log_dir: PathBuf,
+    /// Whole measurements to make, 1 or 2 (`--runs`, default 2): with 2, a row is called
+    /// faster or slower than the reference only when its 95% interval lies below or above the
+    /// reference's in both runs (issue 13); with 1, no call is made.
+    pub runs: usize,
+}
+
+/// How a row compares with the reference row (the network) over the runs: [`Verdict`]'s
+/// text is `faster`, `slower` or `tie`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Its 95% interval lies below the reference's in every run.
+    Faster,
+    /// Its 95% interval lies above the reference's in every run.
+    Slower,
+    /// Neither: the intervals overlap in some run, or the runs disagree.
+    Tie,
+}
+
+impl Verdict {
+    /// `faster`, `slower`, `tie`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Faster => "faster",
+            Verdict::Slower => "slower",
+            Verdict::Tie => "tie",
+        }
+    }
+
+    /// The verdict over paired runs of a subject and the reference (`(subject, reference)`
+    /// per run); `None` with fewer than two runs or a run that did not measure both.
+    pub fn of(runs: &[(Option<&Measurement>, Option<&Measurement>)]) -> Option<Verdict> {
+        if runs.len() < 2 {
+            return None;
+        }
+        let pairs: Vec<(&Measurement, &Measurement)> = runs
+            .iter()
+            .map(|&(a, b)| Some((a?, b?)))
+            .collect::<Option<_>>()?;
+        Some(if pairs.iter().all(|(a, b)| a.interval.1 < b.interval.0) {
+            Verdict::Faster
+        } else if pairs.iter().all(|(a, b)| a.interval.0 > b.interval.1) {
+            Verdict::Slower
+        } else {
+            Verdict::Tie
+        })
+    }
 }
 
 /// One row of the table.
@@ -48,6 +95,15 @@ pub struct Row {
     pub throughput: Option<Measurement>,
     /// `throughput.cycles` over the reference row's, as [`Row::ratio`].
     pub throughput_ratio: Option<f64>,
+    /// The second run's latency figure (with `runs` = 2).
+    pub measurement_2: Option<Measurement>,
+    /// The second run's throughput figure.
+    pub throughput_2: Option<Measurement>,
+    /// Latency against the reference row over both runs; `None` for the reference itself or
+    /// with one run.
+    pub latency_verdict: Option<Verdict>,
+    /// Throughput against the reference row over both runs.
+    pub throughput_verdict: Option<Verdict>,
     /// `verified`, `tested, not proven`, `FAILS: ...`, or `compiled` / `overhead`.
     pub status: String,
 }
@@ -96,6 +152,10 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         ratio: None,
         throughput: None,
         throughput_ratio: None,
+        measurement_2: None,
+        throughput_2: None,
+        latency_verdict: None,
+        throughput_verdict: None,
         status,
     };
     let compiled_row = |subject: &str, status: &str| Row {
@@ -107,6 +167,10 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         ratio: None,
         throughput: None,
         throughput_ratio: None,
+        measurement_2: None,
+        throughput_2: None,
+        latency_verdict: None,
+        throughput_verdict: None,
         status: status.into(),
     };
     subjects.push(Subject {
@@ -264,7 +328,6 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         seed: opts.sampling.seed,
     };
     let runners: Vec<&Runner> = subjects.iter().map(|s| &s.runner).collect();
-    let measured = latency::measure_all(meter.as_mut(), &runners, &inputs, &opts.sampling)?;
     // The same subjects in the independent loop, measured the same way after them.
     let twins = subjects
         .iter()
@@ -272,12 +335,24 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         .collect::<Result<Vec<Runner>>>()?;
     debug_assert!(twins.iter().all(|t| t.chain() == Chain::Independent));
     let twin_refs: Vec<&Runner> = twins.iter().collect();
-    let throughput = latency::measure_all(meter.as_mut(), &twin_refs, &inputs, &opts.sampling)?;
+    // Whole runs, one after the other: latency then throughput each time.
+    let mut runs = Vec::new();
+    for _ in 0..opts.runs.clamp(1, 2) {
+        let measured = latency::measure_all(meter.as_mut(), &runners, &inputs, &opts.sampling)?;
+        let throughput = latency::measure_all(meter.as_mut(), &twin_refs, &inputs, &opts.sampling)?;
+        runs.push((measured, throughput));
+    }
+    let (measured, throughput) = runs[0].clone();
+    let second = runs.get(1).cloned();
     let mut rows = Vec::new();
-    for ((s, m), t) in subjects.iter().zip(measured).zip(throughput) {
+    for (i, ((s, m), t)) in subjects.iter().zip(measured).zip(throughput).enumerate() {
         let mut row = s.row.clone();
         row.measurement = m;
         row.throughput = t;
+        if let Some((m2, t2)) = &second {
+            row.measurement_2 = m2[i].clone();
+            row.throughput_2 = t2[i].clone();
+        }
         row.model_cycles = s
             .runner
             .model()
@@ -295,9 +370,22 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         (Some(m), Some(b)) if b > 0.0 => Some(m.cycles / b),
         _ => None,
     };
+    let reference = reference.cloned();
     for r in &mut rows {
         r.ratio = ratio(&r.measurement, base);
         r.throughput_ratio = ratio(&r.throughput, base_t);
+        if let Some(b) = reference.as_ref().filter(|b| b.subject != r.subject) {
+            r.latency_verdict = Verdict::of(&[
+                (r.measurement.as_ref(), b.measurement.as_ref()),
+                (r.measurement_2.as_ref(), b.measurement_2.as_ref()),
+            ])
+            .filter(|_| r.measurement_2.is_some());
+            r.throughput_verdict = Verdict::of(&[
+                (r.throughput.as_ref(), b.throughput.as_ref()),
+                (r.throughput_2.as_ref(), b.throughput_2.as_ref()),
+            ])
+            .filter(|_| r.throughput_2.is_some());
+        }
     }
     Ok(BenchReport {
         task: task.name.clone(),
@@ -456,8 +544,9 @@ pub fn format_report(r: &BenchReport) -> String {
         })
     };
     let ratio = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.3}"));
+    let verdict = |v: Option<Verdict>| v.map_or("-", |v| v.name());
     s.push_str(&format!(
-        "{:<30} {:>6} {:>28} {:>8} {:>8} {:>28} {:>8} {:>7}  {}\n",
+        "{:<30} {:>6} {:>28} {:>8} {:>8} {:>7} {:>28} {:>8} {:>7} {:>7}  {}\n",
         "subject",
         "instrs",
         if r.meter == MeterKind::Model {
@@ -467,26 +556,33 @@ pub fn format_report(r: &BenchReport) -> String {
         },
         "ns/call",
         "ratio",
+        "vs ref",
         "throughput [95% CI]",
         "t-ratio",
+        "vs ref",
         "model",
         "status"
     ));
     for row in &r.rows {
         let m = row.measurement.as_ref();
         s.push_str(&format!(
-            "{:<30} {:>6} {:>28} {:>8} {:>8} {:>28} {:>8} {:>7}  {}\n",
+            "{:<30} {:>6} {:>28} {:>8} {:>8} {:>7} {:>28} {:>8} {:>7} {:>7}  {}\n",
             row.subject,
             row.length.map_or("-".into(), |l| l.to_string()),
             figure(m),
             m.and_then(|m| m.ns)
                 .map_or("-".into(), |ns| format!("{ns:.2}")),
             ratio(row.ratio),
+            verdict(row.latency_verdict),
             figure(row.throughput.as_ref()),
             ratio(row.throughput_ratio),
+            verdict(row.throughput_verdict),
             row.model_cycles.map_or("-".into(), |c| format!("{c:.2}")),
             row.status
         ));
+    }
+    if r.rows.iter().any(|row| row.measurement_2.is_some()) {
+        s.push_str("figures: run 1 of 2; vs ref: faster (slower) when the 95% interval lies below (above) the reference's in both runs, else tie; both runs are in the CSV\n");
     }
     s
 }
@@ -495,12 +591,14 @@ pub fn format_report(r: &BenchReport) -> String {
 /// (CSV has no comments): an existing `--csv` target is replaced only when its first line is
 /// this ([`check_outputs`]). Keep it stable: files written by earlier versions carry it.
 pub const CSV_HEADER: &str =
-    "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,throughput_low,throughput_high,throughput_ratio";
+    "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,throughput_low,throughput_high,throughput_ratio,cycles_2,low_2,high_2,throughput_2,throughput_low_2,throughput_high_2,latency_verdict,throughput_verdict";
 
 /// The header lines of CSVs that earlier versions of bench wrote: such a file is bench's too
 /// and may be replaced ([`check_outputs`]).
-const EARLIER_CSV_HEADERS: [&str; 1] =
-    ["task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status"];
+const EARLIER_CSV_HEADERS: [&str; 2] = [
+    "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status",
+    "task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,throughput_low,throughput_high,throughput_ratio",
+];
 
 /// The first bytes of every PNG file.
 const PNG_SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
@@ -594,7 +692,7 @@ pub fn write_csv(r: &BenchReport, path: &Path) -> Result<()> {
     for row in &r.rows {
         let m = row.measurement.as_ref();
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             q(&r.task),
             q(r.meter.name()),
             q(r.meter.unit()),
@@ -612,6 +710,15 @@ pub fn write_csv(r: &BenchReport, path: &Path) -> Result<()> {
             f(row.throughput.as_ref().map(|m| m.interval.0)),
             f(row.throughput.as_ref().map(|m| m.interval.1)),
             f(row.throughput_ratio),
+            f(row.measurement_2.as_ref().map(|m| m.cycles)),
+            f(row.measurement_2.as_ref().map(|m| m.interval.0)),
+            f(row.measurement_2.as_ref().map(|m| m.interval.1)),
+            f(row.throughput_2.as_ref().map(|m| m.cycles)),
+            f(row.throughput_2.as_ref().map(|m| m.interval.0)),
+            f(row.throughput_2.as_ref().map(|m| m.interval.1)),
+            row.latency_verdict.map_or(String::new(), |v| q(v.name())),
+            row.throughput_verdict
+                .map_or(String::new(), |v| q(v.name())),
         ));
     }
     crate::log::write_atomic_with(path, |tmp| {
@@ -651,4 +758,39 @@ pub fn write_png(r: &BenchReport, path: &Path) -> Result<()> {
         &format!("{} per call", r.meter.unit()),
         &bars,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(low: f64, high: f64) -> Measurement {
+        Measurement {
+            meter: MeterKind::Tsc,
+            cycles: (low + high) / 2.0,
+            interval: (low, high),
+            ns: None,
+            samples: 100,
+        }
+    }
+
+    #[test]
+    fn a_kernel_is_faster_only_when_its_interval_lies_below_in_both_runs() {
+        let net = m(17.0, 17.5);
+        let (below, above, overlap) = (m(16.0, 16.9), m(17.6, 18.0), m(16.8, 17.2));
+        let v = |a: &Measurement, b: &Measurement| {
+            Verdict::of(&[(Some(a), Some(&net)), (Some(b), Some(&net))])
+        };
+        assert_eq!(v(&below, &below), Some(Verdict::Faster));
+        assert_eq!(v(&above, &above), Some(Verdict::Slower));
+        // One run below, the other overlapping or above: not called faster.
+        assert_eq!(v(&below, &overlap), Some(Verdict::Tie));
+        assert_eq!(v(&below, &above), Some(Verdict::Tie));
+        // One run makes no call; a run that did not measure both neither.
+        assert_eq!(Verdict::of(&[(Some(&below), Some(&net))]), None);
+        assert_eq!(
+            Verdict::of(&[(Some(&below), Some(&net)), (None, Some(&net))]),
+            None
+        );
+    }
 }

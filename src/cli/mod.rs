@@ -218,6 +218,11 @@ pub enum Command {
         /// Rounds over the subjects (the interval covers the spread between rounds).
         #[arg(long, default_value_t = 10)]
         rounds: usize,
+        /// Whole measurements, 1 or 2: with 2 (the default), a kernel is called faster or
+        /// slower than the network only when its 95% interval lies below or above the
+        /// network's in both runs.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+        runs: u8,
         /// Folder of search logs to take kernels from.
         #[arg(long, default_value = "search-logs")]
         log_dir: PathBuf,
@@ -402,6 +407,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             quantile,
             seed,
             rounds,
+            runs,
             log_dir,
             csv,
             png,
@@ -425,6 +431,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     ..crate::latency::SampleConfig::default()
                 },
                 log_dir,
+                runs: runs as usize,
             };
             opts.sampling.check()?;
             // The outputs are named after the meter that will run; check them before timing.
