@@ -592,4 +592,28 @@ fn vector_kernels_export_to_c_and_rust_that_link_sort_and_check_features() {
             }
         }
     }
+    // A library of both: each line of the crate's docs says what its kernel needs.
+    let lib = dir.path().join("lib").display().to_string();
+    let o = superopt(&[
+        "export",
+        "--library",
+        &lib,
+        "sort4-avx2",
+        "sort4-i64-avx512",
+        "--log-dir",
+        &logs,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(Path::new(&lib).join("src/lib.rs")).unwrap();
+    assert!(
+        text.contains(" instructions (ret excluded), from search log "),
+        "{text}"
+    );
+    assert!(text.contains("; needs avx\n"), "{text}");
+    let wide = if cpu_has("avx512") {
+        "; needs avx, avx512f, avx512vl\n"
+    } else {
+        "; needs avx, avx512f, avx512vl; proved, not run on the machine that exported it\n"
+    };
+    assert!(text.contains(wide), "{text}");
 }
