@@ -450,6 +450,17 @@ fn verify_refuses_past_the_array_dirty_upper_state_and_signed_min_on_u32() {
             "vmovd is a VEX instruction, beyond task sort4-sse41's isa.vector = \"sse4.1\" (legacy SSE only) (line 1)".into()
         )
     );
+    let copy = SORT3_AVX.replace(
+        "vpminsd xmm3, xmm0, xmm1\n",
+        "vmovdqa xmm4, xmm0\nvpminsd xmm3, xmm4, xmm1\n",
+    );
+    assert_eq!(
+        verdict("sort3-avx2", &copy),
+        (
+            Status::Failed,
+            "uses movdqa, which is not among task sort3-avx2's opcodes (line 4)".into()
+        )
+    );
     assert_eq!(
         verdict("sort3-avx2", &format!("xor eax, eax\n{SORT3_AVX}")),
         (
