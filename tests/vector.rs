@@ -663,3 +663,48 @@ fn bench_of_a_vector_task_times_both_networks_sort8_included() {
         "{cmov}"
     );
 }
+
+#[test]
+fn a_library_by_latency_takes_each_tasks_latest_latency_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib").display().to_string();
+    let o = superopt(&[
+        "export",
+        "--library",
+        &lib,
+        "sort3",
+        "sort5-avx2",
+        "--objective",
+        "latency",
+        "--log-dir",
+        "search-logs",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(Path::new(&lib).join("src/lib.rs")).unwrap();
+    for line in [
+        "//! * [`sort3()`](sort3::sort3): 3 `i32` elements, 18 instructions (ret excluded), from search log search-logs/examples/sort3-latency-seed0.json (latency search)\n",
+        "//! * [`sort5_avx2()`](sort5_avx2::sort5_avx2): 5 `i32` elements, 28 instructions (ret excluded), from search log search-logs/examples/sort5-avx2-latency-seed0.json (latency search); needs avx\n",
+    ] {
+        assert!(text.contains(line), "{text}");
+    }
+    // A task no latency search has run for, and the flag without --library.
+    let empty = dir.path().join("none").display().to_string();
+    let o = superopt(&[
+        "export",
+        "--library",
+        &lib,
+        "sort4-avx2",
+        "--objective",
+        "latency",
+        "--log-dir",
+        &empty,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!("error: no verified sort4-avx2 kernel from a latency search in the search logs under {empty} (looked in {empty}/sort4-avx2/ and {empty}/examples/)\n")
+    );
+    let o = superopt(&["export", "x.json", "--objective", "latency"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o), "error: --objective goes with --library DIR\n");
+}

@@ -1,10 +1,12 @@
 //! `superopt export`: reads a kernel from a search log or an assembly file (or, with
-//! `--library`, the shortest verified kernel per task from the logs) and hands it to
+//! `--library`, the shortest verified kernel per task from the logs, or with `--objective
+//! latency` the latest latency search's) and hands it to
 //! [`crate::export`].
 
 use crate::asm::{self, Syntax};
 use crate::error::{Error, Result};
 use crate::export::{self, Format, LibraryKernel, Written};
+use crate::game::Objective;
 use crate::log::SearchLog;
 use crate::oracle::NativeConfig;
 use crate::task::Task;
@@ -30,6 +32,9 @@ pub struct ExportArgs {
     pub library: Option<PathBuf>,
     /// Where `--library` looks for logs.
     pub log_dir: PathBuf,
+    /// Which kernel `--library` takes per task: the shortest (default) or the latest latency
+    /// search's.
+    pub objective: Objective,
     /// `--crate-name`.
     pub crate_name: Option<String>,
     /// Replace existing files that an earlier export wrote (and write a library into a
@@ -76,9 +81,13 @@ pub fn run(args: ExportArgs, w: &mut dyn Write) -> Result<()> {
                 inputs.extend(task.file());
                 // Before the logs are searched: a bad name is the first thing to fix.
                 export::check_library_name(&task.function_name())?;
-                let (path, kernel) = shortest_logged(&task, &args.log_dir, &cfg)?;
+                let (path, kernel) = best_logged(&task, &args.log_dir, args.objective, &cfg)?;
                 inputs.push(path.clone());
-                kernels.push((task, kernel, format!("search log {}", path.display())));
+                let how = match args.objective {
+                    Objective::Length => "",
+                    Objective::Latency => " (latency search)",
+                };
+                kernels.push((task, kernel, format!("search log {}{how}", path.display())));
             }
             export::export_library(dir, &crate_name, &kernels, args.overwrite, &inputs, &cfg)?
         }
@@ -202,16 +211,34 @@ fn read_input(
 /// a warning naming the log, so that one bad log does not hide the next best.
 ///
 /// Errors: [`Error::Runtime`] naming the task and the folders when there is none.
-fn shortest_logged(task: &Task, dir: &Path, cfg: &NativeConfig) -> Result<(PathBuf, asm::Kernel)> {
+///
+/// With [`Objective::Latency`] (`export --library --objective latency`), the kernel of the most
+/// recent `--objective latency` search instead (which the search picked by a real meter,
+/// the classic network included), as bench's `superopt latency search` row; errors then name
+/// the objective.
+fn best_logged(
+    task: &Task,
+    dir: &Path,
+    objective: Objective,
+    cfg: &NativeConfig,
+) -> Result<(PathBuf, asm::Kernel)> {
     let subs = [dir.join(&task.name), dir.join("examples")];
     // (length, started, path, AT&T lines)
     let mut candidates: Vec<(usize, String, PathBuf, Vec<String>)> = Vec::new();
     for (p, log) in crate::log::logs_of(&task.name, dir) {
+        let latency = log.config.get("objective").and_then(|o| o.as_str()) == Some("latency");
+        if objective == Objective::Latency && !latency {
+            continue;
+        }
         if let Some(k) = log.best.filter(|k| k.verified || k.not_run.is_some()) {
             candidates.push((k.length, log.started, p, k.program_att));
         }
     }
-    candidates.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    match objective {
+        Objective::Length => candidates.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1))),
+        // The most recent first.
+        Objective::Latency => candidates.sort_by(|a, b| b.1.cmp(&a.1)),
+    }
     for (_, _, path, att) in candidates {
         let checked = asm::parse_str(&att.join("\n"), Syntax::Att, &path.display().to_string())
             .and_then(|k| export::require_verified(task, &k, cfg).map(|_| k));
@@ -220,8 +247,12 @@ fn shortest_logged(task: &Task, dir: &Path, cfg: &NativeConfig) -> Result<(PathB
             Err(e) => eprintln!("warning: skipping the kernel of {}: {e}", path.display()),
         }
     }
+    let what = match objective {
+        Objective::Length => String::new(),
+        Objective::Latency => " from a latency search".into(),
+    };
     Err(Error::Runtime(format!(
-        "no verified {} kernel in the search logs under {} (looked in {}/ and {}/)",
+        "no verified {} kernel{what} in the search logs under {} (looked in {}/ and {}/)",
         task.name,
         dir.display(),
         subs[0].display(),

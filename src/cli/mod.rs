@@ -287,6 +287,10 @@ pub enum Command {
         /// With --library: the crate's name (default: DIR's last component, sanitised).
         #[arg(long)]
         crate_name: Option<String>,
+        /// With --library: which kernel per task, the shortest (length, the default) or the
+        /// one the most recent `search --objective latency` chose by measurement (latency).
+        #[arg(long, value_enum)]
+        objective: Option<crate::game::Objective>,
         /// Replace files that an earlier export wrote (with --library: write into a folder
         /// that is not empty). Without it, export refuses to replace anything; files it did
         /// not write, and its own inputs, are never replaced.
@@ -342,6 +346,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             library,
             log_dir,
             crate_name,
+            objective,
             overwrite,
         } => {
             // Checked here: clap skips `requires` when a conflicting option is present.
@@ -349,6 +354,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 for (flag, given) in [
                     ("--log-dir", log_dir.is_some()),
                     ("--crate-name", crate_name.is_some()),
+                    ("--objective", objective.is_some()),
                 ] {
                     if given {
                         return Err(crate::Error::Runtime(format!(
@@ -366,6 +372,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 syntax,
                 library,
                 log_dir: log_dir.unwrap_or_else(|| PathBuf::from("search-logs")),
+                objective: objective.unwrap_or_default(),
                 crate_name,
                 overwrite,
             };
