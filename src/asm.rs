@@ -416,6 +416,19 @@ pub fn parse_file(path: &Path, syntax: Syntax) -> Result<Kernel> {
         });
     }
     let text = crate::log::read_regular(path)?;
+    if text
+        .lines()
+        .next()
+        .is_some_and(|l| l.contains(crate::export::MARKER))
+        && text.contains(".globl")
+    {
+        // An export (.S with directives, or a Rust module): say what to give instead.
+        return Err(Error::Asm {
+            path: path.display().to_string(),
+            line: 1,
+            message: "this file is an export (superopt export wrote it), not a kernel file of one instruction per line: use the instructions between its label and ret (or, for export, the search log it came from)".into(),
+        });
+    }
     parse_str(&text, syntax, &path.display().to_string())
 }
 

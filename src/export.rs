@@ -1384,25 +1384,27 @@ fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
     } else {
         // The kernel needs CPU features: the wrapper checks them at run time (std's
         // `is_x86_feature_detected!`, cached after the first call) and refuses without them.
-        let detect: Vec<String> = needs
+        // One (name, detected) pair per feature: the macro takes a literal.
+        let pairs: Vec<String> = needs
             .iter()
-            .map(|f| format!("std::arch::is_x86_feature_detected!(\"{f}\")"))
+            .map(|f| format!("(\"{f}\", std::arch::is_x86_feature_detected!(\"{f}\"))"))
             .collect();
         let list = needs.join(", ");
         text.push_str(&format!(
-            "/// The CPU features the kernel needs: {list}.\n#[cfg(target_arch = \"x86_64\")]\npub const {upper}_NEEDS: &[&str] = &[{quoted}];\n\n/// Sorts the {n} elements of `v` in place, ascending ({order} order), with the kernel\n/// above ({len} instructions, no branches), if this CPU has {list}.\n///\n/// # Errors\n/// `Err(\"{name} needs the CPU features {list}, which this CPU lacks\")`, leaving `v` unchanged.\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn try_{name}(v: &mut [{el}; {n}]) -> Result<(), &'static str> {{\n    if !({cond}) {{\n        return Err(\"{name} needs the CPU features {list}, which this CPU lacks\");\n    }}\n    // SAFETY: the CPU has the features the kernel's instructions need (checked above); the\n    // kernel reads and writes only the {n} {el} at the pointer and changes no register the\n    // SysV ABI asks to preserve (xmm registers are all caller-saved) and no flags the ABI\n    // asks to preserve; superopt proved it for all inputs before and after writing this file.\n    unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n    Ok(())\n}}\n\n/// [`try_{name}`], which panics with its message on a CPU without {list}.\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn {name}(v: &mut [{el}; {n}]) {{\n    if let Err(why) = try_{name}(v) {{\n        panic!(\"{{why}}\");\n    }}\n}}\n\n",
+            "/// The CPU features the kernel needs: {list}.\n#[cfg(target_arch = \"x86_64\")]\npub const {upper}_NEEDS: &[&str] = &[{quoted}];\n\n/// Sorts the {n} elements of `v` in place, ascending ({order} order), with the kernel\n/// above ({len} instructions, no branches), if this CPU has {list}.\n///\n/// # Errors\n/// Without them, `v` unchanged and the features it lacks, e.g. `Err(\"{name} needs the\n/// CPU features {list}, which this CPU lacks\")` (std's `is_x86_feature_detected!`).\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn try_{name}(v: &mut [{el}; {n}]) -> Result<(), String> {{\n    let lacks: Vec<&str> = [{pairs}]\n        .into_iter()\n        .filter(|&(_, has)| !has)\n        .map(|(f, _)| f)\n        .collect();\n    if !lacks.is_empty() {{\n        return Err(format!(\n            \"{name} needs the CPU features {{}}, which this CPU lacks\",\n            lacks.join(\", \")\n        ));\n    }}\n    // SAFETY: the CPU has the features the kernel's instructions need (checked above); the\n    // kernel reads and writes only the {n} {el} at the pointer and changes no register the\n    // SysV ABI asks to preserve (xmm registers are all caller-saved) and no flags the ABI\n    // asks to preserve; superopt proved it for all inputs before and after writing this file.\n    unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n    Ok(())\n}}\n\n/// [`try_{name}`], which panics with its message on a CPU without {list}.\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn {name}(v: &mut [{el}; {n}]) {{\n    if let Err(why) = try_{name}(v) {{\n        panic!(\"{{why}}\");\n    }}\n}}\n\n",
             len = doc.verdict.length,
             upper = name.to_uppercase(),
             quoted = needs.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", "),
-            cond = detect.join(" && "),
+            pairs = pairs.join(", "),
         ));
     }
+    // On a CPU without the features the sorting tests cannot run the kernel: they return
+    // early (and pass; libtest has no run-time skip), printing why (`--nocapture` shows it).
     let skip = if needs.is_empty() {
         String::new()
     } else {
         format!(
-            "        if super::try_{name}(&mut [0; N]).is_err() {{\n            eprintln!(\"skipped: this CPU lacks {list}\");\n            return;\n        }}\n",
-            list = needs.join(", ")
+            "        if let Err(why) = super::try_{name}(&mut [0; N]) {{\n            eprintln!(\"skipped: {{why}}\");\n            return;\n        }}\n"
         )
     };
     let refusal = if needs.is_empty() {
@@ -1412,24 +1414,28 @@ fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
             r#"
     #[test]
     fn refuses_exactly_without_the_features() {{
-        let has = [{detect}].iter().all(|&x| x);
+        let lacks: Vec<&str> = [{pairs}]
+            .into_iter()
+            .filter(|&(_, has)| !has)
+            .map(|(f, _)| f)
+            .collect();
         let mut v = [0; N];
         v[0] = 1;
         let got = super::try_{name}(&mut v);
-        if has {{
+        if lacks.is_empty() {{
             assert_eq!(got, Ok(()));
         }} else {{
-            assert_eq!(got, Err("{name} needs the CPU features {list}, which this CPU lacks"));
+            let want = format!("{name} needs the CPU features {{}}, which this CPU lacks", lacks.join(", "));
+            assert_eq!(got, Err(want));
             assert_eq!(v[0], 1, "a refused call leaves the array alone");
         }}
     }}
 "#,
-            detect = needs
+            pairs = needs
                 .iter()
-                .map(|f| format!("std::arch::is_x86_feature_detected!(\"{f}\")"))
+                .map(|f| format!("(\"{f}\", std::arch::is_x86_feature_detected!(\"{f}\"))"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            list = needs.join(", "),
         )
     };
     let orderings = doc.task.test_vectors().len();
@@ -1550,8 +1556,7 @@ fn {name}_sorts_ties_extremes_and_random_inputs() {{
             // The kernel needs CPU features: on a CPU without them the wrapper refuses,
             // which the module's own tests check; here the test says it skipped.
             text.push_str(&format!(
-                "    if {crate_name}::{name}::try_{name}(&mut [0; {n}]).is_err() {{\n        eprintln!(\"skipped: this CPU lacks {}\");\n        return;\n    }}\n",
-                needs.join(", ")
+                "    if let Err(why) = {crate_name}::{name}::try_{name}(&mut [0; {n}]) {{\n        eprintln!(\"skipped: {{why}}\");\n        return;\n    }}\n"
             ));
         }
         text.push_str(&format!(

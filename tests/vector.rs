@@ -317,7 +317,7 @@ fn the_vector_networks_are_the_games_incumbents_with_their_lengths() {
         assert_eq!(
             superopt::oracle::prove(&t, &program).map_err(|e| e.1),
             Ok(format!(
-                "proved on all {} weak orderings of {} inputs by the emulator (movd/movdqa/lane min/max only, which select inputs by their order: a proof for all inputs)",
+                "proved on all {} weak orderings of {} inputs by the emulator (vector loads, stores, copies and lane min/max only, which select inputs by their order: a proof for all inputs)",
                 t.test_vectors().len(),
                 t.n
             ))
@@ -559,6 +559,14 @@ fn vector_kernels_export_to_c_and_rust_that_link_sort_and_check_features() {
             let o = superopt(&["export", &log, "--format", format, "-o", &out_s]);
             assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         }
+        // An export is not a kernel file: the message says what to give instead.
+        let exported = out.join(format!("{name}.S")).display().to_string();
+        let o = superopt(&["verify", task, &exported]);
+        assert_eq!(o.status.code(), Some(2));
+        assert_eq!(
+            stderr(&o),
+            format!("error: {exported}:1: this file is an export (superopt export wrote it), not a kernel file of one instruction per line: use the instructions between its label and ret (or, for export, the search log it came from)\n")
+        );
         let header = std::fs::read_to_string(out.join(format!("{name}.h"))).unwrap();
         let needs = if ty == "i32" {
             " * Needs the CPU features avx: call it only where __builtin_cpu_supports(\"avx\") (GCC, Clang). */"
@@ -596,7 +604,7 @@ fn vector_kernels_export_to_c_and_rust_that_link_sort_and_check_features() {
             if !runs {
                 // The wrapper refused: the sorting tests say they skipped.
                 assert!(
-                    stderr(&o).contains("skipped: this CPU lacks avx, avx512f, avx512vl"),
+                    stderr(&o).contains("skipped: sort4_i64_avx512 needs the CPU features avx512f, avx512vl, which this CPU lacks"),
                     "{}",
                     stderr(&o)
                 );

@@ -211,6 +211,9 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
     } else if let Some(prog) = crate::game::network::classic_kernel(task) {
         networks.push((format!("network ({comparators} comparators)"), prog, task));
     }
+    // A logged kernel that is one of the networks is not shown twice.
+    let network_programs: Vec<Vec<crate::isa::Insn>> =
+        networks.iter().map(|(_, p, _)| p.clone()).collect();
     for (label, prog, owner) in networks {
         let body: Vec<iced_x86::Instruction> = prog.iter().map(|i| i.to_iced()).collect();
         let missing: Vec<String> = crate::isa::features_as(&prog, task.element)
@@ -232,6 +235,12 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         });
     }
     for (label, log_path, kernel) in logged_kernels(task, &opts.log_dir)? {
+        if kernel
+            .to_game_as(n, task.element)
+            .is_ok_and(|p| network_programs.contains(&p))
+        {
+            continue;
+        }
         subjects.push(Subject {
             row: kernel_row(
                 label,
@@ -557,7 +566,7 @@ pub fn format_report(r: &BenchReport) -> String {
     let ratio = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.3}"));
     let verdict = |v: Option<Verdict>| v.map_or("-", |v| v.name());
     s.push_str(&format!(
-        "{:<30} {:>6} {:>28} {:>8} {:>8} {:>7} {:>28} {:>8} {:>7} {:>7}  {}\n",
+        "{:<40} {:>6} {:>28} {:>8} {:>8} {:>7} {:>28} {:>8} {:>7} {:>7}  {}\n",
         "subject",
         "instrs",
         if r.meter == MeterKind::Model {
@@ -577,7 +586,7 @@ pub fn format_report(r: &BenchReport) -> String {
     for row in &r.rows {
         let m = row.measurement.as_ref();
         s.push_str(&format!(
-            "{:<30} {:>6} {:>28} {:>8} {:>8} {:>7} {:>28} {:>8} {:>7} {:>7}  {}\n",
+            "{:<40} {:>6} {:>28} {:>8} {:>8} {:>7} {:>28} {:>8} {:>7} {:>7}  {}\n",
             row.subject,
             row.length.map_or("-".into(), |l| l.to_string()),
             figure(m),

@@ -105,7 +105,7 @@ fn proof_line(tv: &TestVectors, vector: bool) -> String {
         tv.len(),
         tv.n,
         if vector {
-            "movd/movdqa/lane min/max only, which select inputs by their order"
+            "vector loads, stores, copies and lane min/max only, which select inputs by their order"
         } else {
             "mov/cmp/cmov only"
         }
