@@ -122,6 +122,19 @@ pub struct RunnerUp {
     pub model_cycles: f64,
 }
 
+impl SearchLog {
+    /// Whether the log is of a `--objective latency` search whose kernel a real meter chose
+    /// (tsc or perf), not the model alone (`--meter model`).
+    pub fn measured_latency(&self) -> bool {
+        self.config.get("objective").and_then(|o| o.as_str()) == Some("latency")
+            && self
+                .best
+                .as_ref()
+                .and_then(|b| b.latency.as_ref())
+                .is_some_and(|l| l.meter != "model")
+    }
+}
+
 /// Everything a search log holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SearchLog {

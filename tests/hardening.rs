@@ -533,7 +533,7 @@ fn unproven_kernels_that_define_what_they_read_pass() {
         verdict(&task, &text),
         (
             Status::Failed,
-            "a kernel of vector moves (line 1); task sort3 plays mov, cmp and cmovcc (no isa.vector): verify it against a vector task such as sort3-avx2".into()
+            "a kernel of vector moves (line 1); task sort3 plays mov, cmp and cmovcc (no isa.vector): verify it against a task file with isa.vector (no built-in task of 3 i32 elements fits)".into()
         )
     );
     // Same-register idioms read nothing but (for sbb) CF; byte loads define the byte.

@@ -115,11 +115,9 @@ fn model_meter_gives_the_same_figures_twice() {
         "{network}"
     );
     // Its throughput: the cmov pipes (6 cmovs on 2) and dispatch (18 at 6 wide), 3 cycles;
-    // then the second run, the same, and no verdict for the reference itself.
+    // the model runs once (it is deterministic), and the reference has no verdict.
     assert!(
-        network.ends_with(
-            ",\"verified\",3.0000,3.0000,3.0000,1.0000,11.0000,11.0000,11.0000,3.0000,3.0000,3.0000,,"
-        ),
+        network.ends_with(",\"verified\",3.0000,3.0000,3.0000,1.0000,,,,,,,,"),
         "{network}"
     );
     let found = a.lines().find(|l| l.contains("found17.s")).unwrap();

@@ -423,7 +423,7 @@ fn verify_refuses_past_the_array_dirty_upper_state_and_signed_min_on_u32() {
         verdict("sort3", SORT3_AVX),
         (
             Status::Failed,
-            "a kernel of vector moves (line 1); task sort3 plays mov, cmp and cmovcc (no isa.vector): verify it against a vector task such as sort3-avx2".into()
+            "a kernel of vector moves (line 1); task sort3 plays mov, cmp and cmovcc (no isa.vector): verify it against a task such as sort3-avx2".into()
         )
     );
     let network = std::fs::read_to_string("tests/kernels/sort3_network_intel.s").unwrap();
@@ -431,7 +431,7 @@ fn verify_refuses_past_the_array_dirty_upper_state_and_signed_min_on_u32() {
         verdict("sort3-avx2", &network),
         (
             Status::Failed,
-            "a kernel of mov, cmp and cmovcc (line 2); task sort3-avx2 plays the avx2 vector moves: verify it against a scalar task such as sort3".into()
+            "a kernel of mov, cmp and cmovcc (line 2); task sort3-avx2 plays the avx2 vector moves: verify it against a task such as sort3".into()
         )
     );
     let sse3 = Task::parse(
@@ -558,6 +558,15 @@ fn vector_kernels_export_to_c_and_rust_that_link_sort_and_check_features() {
         for format in ["c", "rust"] {
             let o = superopt(&["export", &log, "--format", format, "-o", &out_s]);
             assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            if format == "c" {
+                // The header's check line says how the code was checked.
+                let how = if runs { "verified" } else { "proved (not run)" };
+                assert!(
+                    stdout(&o).contains(&format!(".S, {how} above; ")),
+                    "{}",
+                    stdout(&o)
+                );
+            }
         }
         // An export is not a kernel file: the message says what to give instead.
         let exported = out.join(format!("{name}.S")).display().to_string();
@@ -568,10 +577,16 @@ fn vector_kernels_export_to_c_and_rust_that_link_sort_and_check_features() {
             format!("error: {exported}:1: this file is an export (superopt export wrote it), not a kernel file of one instruction per line: use the instructions between its label and ret (or, for export, the search log it came from)\n")
         );
         let header = std::fs::read_to_string(out.join(format!("{name}.h"))).unwrap();
+        if !runs {
+            assert!(
+                header.contains(" * proved, not run: needs avx512f, avx512vl, which this CPU lacks: proved on the emulator, not run on the machine that exported it."),
+                "{header}"
+            );
+        }
         let needs = if ty == "i32" {
             " * Needs the CPU features avx: call it only where __builtin_cpu_supports(\"avx\") (GCC, Clang). */"
         } else {
-            " * Needs the CPU features avx, avx512f, avx512vl: call it only where __builtin_cpu_supports(\"avx\") && __builtin_cpu_supports(\"avx512f\") && __builtin_cpu_supports(\"avx512vl\") (GCC, Clang). */"
+            " * Needs the CPU features avx, avx512f, avx512vl: call it only where __builtin_cpu_supports(\"avx\") && __builtin_cpu_supports(\"avx512f\") && __builtin_cpu_supports(\"avx512vl\") (GCC, Clang).\n"
         };
         assert!(header.contains(needs), "{header}");
         if runs && have("gcc") {
@@ -667,6 +682,10 @@ fn bench_of_a_vector_task_times_both_networks_sort8_included() {
         .unwrap();
     assert!(vector.contains("     54 "), "{vector}");
     assert!(
+        out.contains("\nvs ref: faster (slower) when the model's figure is below (above) the reference's, else tie\n"),
+        "{out}"
+    );
+    assert!(
         cmov.contains("     92 ") && cmov.ends_with("verified; body timed, rbx saved outside"),
         "{cmov}"
     );
@@ -715,4 +734,81 @@ fn a_library_by_latency_takes_each_tasks_latest_latency_search() {
     let o = superopt(&["export", "x.json", "--objective", "latency"]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(stderr(&o), "error: --objective goes with --library DIR\n");
+}
+
+#[test]
+fn bench_checks_a_file_against_its_own_register_file_at_the_widest_level() {
+    // sort4-sse41's network (with movdqa copies) beside sort4-avx2's kernels: bench compares
+    // instruction sets, so the file is checked at the widest level, where movdqa is a move.
+    let t = Task::load("sort4-sse41").unwrap();
+    let game = SortGame::new(&t);
+    let program = game.program(&game.network_actions().unwrap()).unwrap();
+    let text: Vec<String> = program.iter().map(|i| i.intel_as(t.element)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = write(d, "sse4.s", &text.join("\n"));
+    let o = superopt(&[
+        "bench",
+        "sort4-avx2",
+        &file,
+        "--syntax",
+        "intel",
+        "--meter",
+        "model",
+        "--log-dir",
+        &d.display().to_string(),
+        "--csv",
+        &d.join("b.csv").display().to_string(),
+        "--png",
+        &d.join("b.png").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let row = out.lines().find(|l| l.starts_with("sse4.s")).unwrap();
+    assert!(
+        row.contains("     23 ") && row.ends_with("  verified"),
+        "{row}"
+    );
+    // verify keeps the task's own rules.
+    let (status, reason) = verdict("sort4-avx2", &text.join("\n"));
+    assert_eq!(status, Status::Failed);
+    assert!(
+        reason.starts_with("uses movdqa, which is not among task sort4-avx2's opcodes"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_64_bit_min_of_the_other_signedness_is_refused_for_it_not_for_a_cpu_feature() {
+    // sort4-i64-avx512's network (vpminsq, signed) for u64 elements.
+    let t = Task::load("sort4-i64-avx512").unwrap();
+    let game = SortGame::new(&t);
+    let program = game.program(&game.network_actions().unwrap()).unwrap();
+    let text: Vec<String> = program.iter().map(|i| i.intel_as(t.element)).collect();
+    let u64_task = Task::parse(
+        &std::fs::read_to_string("programs/sort4-i64-avx512.toml")
+            .unwrap()
+            .replace("element = \"i64\"", "element = \"u64\"")
+            .replace("pminsq", "pminuq")
+            .replace("pmaxsq", "pmaxuq"),
+        Path::new("u64.toml"),
+    )
+    .unwrap();
+    let k = parse_str(&text.join("\n"), Syntax::Intel, "k.s").unwrap();
+    let v = verify_kernel(&u64_task, &k, &NativeConfig::default()).unwrap();
+    let reason = v.reason.unwrap_or_default();
+    assert_eq!(v.status, Status::Failed);
+    if cpu_has("avx512") {
+        assert!(
+            reason.ends_with(
+                "(vpminsq compares signed; u64 elements compare unsigned, as vpminuq does, line 5)"
+            ),
+            "{reason}"
+        );
+    } else {
+        assert_eq!(
+            reason,
+            "vpminsq compares signed; u64 elements compare unsigned, as vpminuq does (line 5)"
+        );
+    }
 }

@@ -262,22 +262,21 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         });
     }
     // Kernel files may use any callee-saved register: the timing loop saves them all, and
-    // the oracle runs the body between pushes and pops of those it uses. A kernel of the
-    // other register file (cmov beside a vector task's kernels, or the other way round) is
-    // checked against the task's twin, so that one run compares both instruction sets.
-    let widened = task.with_all_callee_saved();
-    let twin = task.twin().with_all_callee_saved();
+    // the oracle runs the body between pushes and pops of those it uses. Each file is checked
+    // against the task's view for its register file (Task::bench_view: a cmov file beside a
+    // vector task's kernels goes to the twin, a vector file may use any level and movdqa), so
+    // that one run compares instruction sets.
     for file in &opts.files {
         let kernel = asm::parse_file(file, opts.syntax)?;
-        let vector = kernel
-            .to_game_as(n, task.element)
-            .ok()
-            .and_then(|p| p.first().map(|i| i.is_vector()));
-        let task = if vector.is_some_and(|v| v != task.vector.is_some()) {
-            &twin
-        } else {
-            &widened
-        };
+        let vector = kernel.decoded.iter().any(|i| {
+            (0..i.op_count()).any(|k| {
+                let r = i.op_register(k);
+                i.op_kind(k) == iced_x86::OpKind::Register
+                    && (r.is_xmm() || r.is_ymm() || r.is_zmm())
+            })
+        });
+        let view = task.bench_view(vector);
+        let task = &view;
         let missing = kernel.missing_features();
         if !missing.is_empty()
             && kernel
@@ -353,7 +352,14 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
     let twin_refs: Vec<&Runner> = twins.iter().collect();
     // Whole runs, one after the other: latency then throughput each time.
     let mut runs = Vec::new();
-    for _ in 0..opts.runs.clamp(1, 2) {
+    // The model is deterministic: one run, and its verdicts compare its figures.
+    let model_meter = meter.kind() == MeterKind::Model;
+    let n_runs = if model_meter {
+        1
+    } else {
+        opts.runs.clamp(1, 2)
+    };
+    for _ in 0..n_runs {
         let measured = latency::measure_all(meter.as_mut(), &runners, &inputs, &opts.sampling)?;
         let throughput = latency::measure_all(meter.as_mut(), &twin_refs, &inputs, &opts.sampling)?;
         runs.push((measured, throughput));
@@ -395,6 +401,15 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
             .as_ref()
             .filter(|b| b.subject != r.subject && r.status != "overhead")
         {
+            if model_meter {
+                // Zero-width intervals: the rule compares the figures.
+                let one = |a: Option<&Measurement>, b: Option<&Measurement>| {
+                    Verdict::of(&[(a, b), (a, b)])
+                };
+                r.latency_verdict = one(r.measurement.as_ref(), b.measurement.as_ref());
+                r.throughput_verdict = one(r.throughput.as_ref(), b.throughput.as_ref());
+                continue;
+            }
             r.latency_verdict = Verdict::of(&[
                 (r.measurement.as_ref(), b.measurement.as_ref()),
                 (r.measurement_2.as_ref(), b.measurement_2.as_ref()),
@@ -436,7 +451,8 @@ fn logged_kernels(task: &Task, dir: &Path) -> Result<Vec<(String, PathBuf, asm::
         );
     }
     for (p, log) in crate::log::logs_of(&task.name, dir) {
-        let latency = log.config.get("objective").and_then(|o| o.as_str()) == Some("latency");
+        // A latency search whose kernel a real meter chose (the model's picks are not measured).
+        let latency = log.measured_latency();
         // A latency search that kept the network: its own fastest kernel.
         let program = log.best.and_then(|k| match k.latency {
             Some(l) if l.baseline => l.runner_up.map(|r| r.program_att),
@@ -577,7 +593,11 @@ pub fn format_report(r: &BenchReport) -> String {
         "ns/call",
         "ratio",
         "vs ref",
-        "throughput [95% CI]",
+        if r.meter == MeterKind::Model {
+            "throughput"
+        } else {
+            "throughput [95% CI]"
+        },
         "t-ratio",
         "vs ref",
         "model",
@@ -601,7 +621,9 @@ pub fn format_report(r: &BenchReport) -> String {
             row.status
         ));
     }
-    if r.rows.iter().any(|row| row.measurement_2.is_some()) {
+    if r.meter == MeterKind::Model {
+        s.push_str("vs ref: faster (slower) when the model's figure is below (above) the reference's, else tie\n");
+    } else if r.rows.iter().any(|row| row.measurement_2.is_some()) {
         s.push_str("figures: run 1 of 2; vs ref: faster (slower) when the 95% interval lies below (above) the reference's in both runs, else tie; both runs are in the CSV\n");
     }
     s

@@ -213,7 +213,7 @@ fn read_input(
 /// Errors: [`Error::Runtime`] naming the task and the folders when there is none.
 ///
 /// With [`Objective::Latency`] (`export --library --objective latency`), the kernel of the most
-/// recent `--objective latency` search instead (which the search picked by a real meter,
+/// recent `--objective latency` search whose kernel a real meter picked (not `--meter model`;
 /// the classic network included), as bench's `superopt latency search` row; errors then name
 /// the objective.
 fn best_logged(
@@ -226,8 +226,7 @@ fn best_logged(
     // (length, started, path, AT&T lines)
     let mut candidates: Vec<(usize, String, PathBuf, Vec<String>)> = Vec::new();
     for (p, log) in crate::log::logs_of(&task.name, dir) {
-        let latency = log.config.get("objective").and_then(|o| o.as_str()) == Some("latency");
-        if objective == Objective::Latency && !latency {
+        if objective == Objective::Latency && !log.measured_latency() {
             continue;
         }
         if let Some(k) = log.best.filter(|k| k.verified || k.not_run.is_some()) {

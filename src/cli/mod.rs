@@ -997,6 +997,7 @@ fn print_search(
         let v = serde_json::json!({
             "task": task.name,
             "verified": out.verified,
+            "not_run": best.and_then(|b| b.not_run.clone()),
             "length": best.map(|b| b.length),
             "program_att": best.map(|b| b.program_att.clone()).unwrap_or_default(),
             "program_intel": best.map(|b| b.program_intel.clone()).unwrap_or_default(),

@@ -165,6 +165,10 @@ fn recheck(log: &SearchLog, path: &Path, best: &crate::log::LoggedKernel) -> Str
         Ok(v) if v.status == crate::oracle::Status::Verified => {
             "verified again now (proof on every weak ordering, then the native run)".into()
         }
+        Ok(v) if v.status == crate::oracle::Status::ProvedNotRun => format!(
+            "proved again now on every weak ordering; {}",
+            v.reason.unwrap_or_else(|| "not run".into())
+        ),
         Ok(v) => format!(
             "FAILS the oracle now: {}",
             v.reason.unwrap_or_else(|| "not verified".into())

@@ -230,6 +230,31 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
     // A kernel of game moves may need features this CPU lacks: the emulator proves it and
     // stage 2 is skipped ("proved, not run"). Any other kernel must be able to run here.
     let game = kernel.to_game_as(task.n, el);
+    if let Some((i, why)) = kernel
+        .decoded
+        .iter()
+        .enumerate()
+        .find_map(|(i, ins)| crate::isa::other_order(ins, el).map(|w| (i, w)))
+    {
+        // A lane minimum or maximum of the other signedness: outside the proof, like a cmovcc
+        // of the other signedness below. Where the kernel is safe to run here, the native
+        // stage shows an input it gets wrong; the signedness is the reason either way (not a
+        // CPU feature this machine lacks).
+        let line = kernel.lines[i];
+        let mut reason = format!("{why} (line {line})");
+        let runs_here = kernel.missing_features().is_empty()
+            && kernel
+                .check_safe_as(task.n, el, &task.saved_registers())
+                .is_ok();
+        if runs_here {
+            let saved = callee_saved_used(&kernel.decoded, &task.saved_registers());
+            let code = with_saves(&kernel.code, &saved);
+            if let Err(failure) = native::run_native(&code, task.n, el, cfg)? {
+                reason = format!("{failure} ({why}, line {line})");
+            }
+        }
+        return Ok(Verdict::failed(checks, reason, len));
+    }
     let safe = if game.is_ok() {
         kernel.check_safe_unrun_as(task.n, el, &task.saved_registers())
     } else {
@@ -274,25 +299,6 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
         ));
     }
     checks.push("static check: general-purpose registers only from the task's scratch list".into());
-    if let Some((i, why)) = kernel
-        .decoded
-        .iter()
-        .enumerate()
-        .find_map(|(i, ins)| crate::isa::other_order(ins, el).map(|w| (i, w)))
-    {
-        // A lane minimum or maximum of the other signedness: outside the proof, like a cmovcc
-        // of the other signedness below; the native stage shows an input it gets wrong.
-        let line = kernel.lines[i];
-        let mut reason = format!("{why} (line {line})");
-        if kernel.missing_features().is_empty() {
-            let saved = callee_saved_used(&kernel.decoded, &task.saved_registers());
-            let code = with_saves(&kernel.code, &saved);
-            if let Err(failure) = native::run_native(&code, task.n, el, cfg)? {
-                reason = format!("{failure} ({why}, line {line})");
-            }
-        }
-        return Ok(Verdict::failed(checks, reason, len));
-    }
     match game {
         Ok(program) => {
             if let Some(i) = program
@@ -389,16 +395,16 @@ fn outside_task(task: &Task, kernel: &Kernel, program: &[Insn]) -> Option<String
     let line = |i: usize| kernel.lines[i];
     match task.vector {
         None if first.is_vector() => Some(format!(
-            "a kernel of vector moves (line {}); task {} plays mov, cmp and cmovcc (no isa.vector): verify it against a vector task such as sort{}-avx2",
+            "a kernel of vector moves (line {}); task {} plays mov, cmp and cmovcc (no isa.vector): {}",
             line(0),
             task.name,
-            task.n
+            fitting_task(task, kernel, program)
         )),
         Some(v) if !first.is_vector() => Some(format!(
-            "a kernel of mov, cmp and cmovcc (line {}); task {} plays the {v} vector moves: verify it against a scalar task such as sort{}",
+            "a kernel of mov, cmp and cmovcc (line {}); task {} plays the {v} vector moves: {}",
             line(0),
             task.name,
-            task.n
+            fitting_task(task, kernel, program)
         )),
         Some(v) => {
             if let Some(i) = program.iter().position(|i| {
@@ -432,6 +438,37 @@ fn outside_task(task: &Task, kernel: &Kernel, program: &[Insn]) -> Option<String
         }
         None => None,
     }
+}
+
+/// Where to verify a kernel of the other register file than `task`'s: a built-in task of
+/// the same `n` and element type whose moves it plays (`verify it against a task such as
+/// sort4-sse41`), or else a task file of the right kind.
+fn fitting_task(task: &Task, kernel: &Kernel, program: &[Insn]) -> String {
+    let vector = program.first().is_some_and(|i| i.is_vector());
+    crate::task::BUILTIN
+        .iter()
+        .filter_map(|(name, _)| Task::load(name).ok())
+        .find(|t| {
+            t.n == task.n
+                && t.element == task.element
+                && t.vector.is_some() == vector
+                && outside_task(t, kernel, program).is_none()
+        })
+        .map_or_else(
+            || {
+                format!(
+                    "verify it against a task file {} (no built-in task of {} {} elements fits)",
+                    if vector {
+                        "with isa.vector"
+                    } else {
+                        "without isa.vector"
+                    },
+                    task.n,
+                    task.element
+                )
+            },
+            |t| format!("verify it against a task such as {}", t.name),
+        )
 }
 
 /// `a kernel for 32-bit elements; i64 elements are 64-bit` when `kernel` is made of game moves

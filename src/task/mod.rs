@@ -595,6 +595,24 @@ impl Task {
         t
     }
 
+    /// The task `bench` checks a kernel file against: of the file's register file (`vector`:
+    /// it names xmm, ymm or zmm registers), this task or its [`Task::twin`], widened so that
+    /// any kernel of that family passes its rules (every callee-saved register for a scalar
+    /// task; the widest level, `avx512`, and `movdqa` for a vector one). bench compares
+    /// kernels across instruction sets; verify keeps each task's own rules.
+    pub fn bench_view(&self, vector: bool) -> Task {
+        let mut t = if vector == self.vector.is_some() {
+            self.clone()
+        } else {
+            self.twin()
+        };
+        if t.vector.is_some() {
+            t.vector = Some(VectorIsa::Avx512);
+            t.copies = true;
+        }
+        t.with_all_callee_saved()
+    }
+
     /// The callee-saved scratch registers (64-bit, in the order the task lists them): a kernel
     /// may write them only because the function around its body pushes and pops them. None
     /// for a vector task (SysV makes every xmm register caller-saved).
