@@ -4,9 +4,7 @@
 
 mod common;
 
-use common::{
-    c_extremes, gcc_run, have, limited, rustc_tests, stderr, stdout, superopt, write, C_SORT_TEST,
-};
+use common::{c_sort_test, gcc_run, have, limited, rustc_tests, stderr, stdout, superopt, write};
 use std::path::Path;
 use std::process::Command;
 
@@ -170,17 +168,7 @@ fn each_type_exports_to_c_and_rust_that_link_and_sort() {
             "        pub fn superopt_{name}(buf: *mut {ty});\n"
         )));
         if have("gcc") {
-            let src = write(
-                &out,
-                &format!("test_{ty}.c"),
-                &C_SORT_TEST
-                    .replace("NAME", &name)
-                    .replace("EXTREMES", c_extremes(ty))
-                    .replace(
-                        "\nstatic int passed",
-                        &format!("\n#define N 5\ntypedef {c_type} T;\nstatic int passed"),
-                    ),
-            );
+            let src = write(&out, &format!("test_{ty}.c"), &c_sort_test(&name, ty, 5));
             let exe = out.join(format!("test_{ty}"));
             let o = gcc_run(&exe, &[Path::new(&src), &out.join(format!("{name}.S"))]);
             let cases = if ty == "i64" { 16807 } else { 1024 } + 2000;

@@ -9,9 +9,7 @@
 
 mod common;
 
-use common::{
-    c_extremes, gcc_run, have, rustc_tests, stderr, stdout, superopt, write, C_SORT_TEST,
-};
+use common::{c_sort_test, gcc_run, have, rustc_tests, stderr, stdout, superopt, write};
 use dynasmrt::{dynasm, x64::Assembler, DynasmApi, ExecutableBuffer};
 use proptest::prelude::*;
 use std::path::Path;
@@ -354,6 +352,15 @@ fn astar_proves_sort3_with_lane_min_max_needs_12_instructions_in_its_space() {
     assert!(out.contains("; stopped: exhausted\n"), "{out}");
 }
 
+/// The game's network kernel for `task` (its incumbent), in Intel syntax, one per line.
+fn network_text(task: &str) -> String {
+    let t = Task::load(task).unwrap();
+    let game = SortGame::new(&t);
+    let program = game.program(&game.network_actions().unwrap()).unwrap();
+    let text: Vec<String> = program.iter().map(|i| i.intel_as(t.element)).collect();
+    text.join("\n")
+}
+
 /// The i32 network kernel for sort3 with lane min/max, as I wrote it (Intel syntax).
 const SORT3_AVX: &str = "vmovd xmm0, dword ptr [rdi]
 vmovd xmm1, dword ptr [rdi+4]
@@ -590,18 +597,7 @@ fn vector_kernels_export_to_c_and_rust_that_link_sort_and_check_features() {
         };
         assert!(header.contains(needs), "{header}");
         if runs && have("gcc") {
-            let c_type = if ty == "i32" { "int32_t" } else { "int64_t" };
-            let src = write(
-                &out,
-                &format!("test_{name}.c"),
-                &C_SORT_TEST
-                    .replace("NAME", &name)
-                    .replace("EXTREMES", c_extremes(ty))
-                    .replace(
-                        "\nstatic int passed",
-                        &format!("\n#define N 4\ntypedef {c_type} T;\nstatic int passed"),
-                    ),
-            );
+            let src = write(&out, &format!("test_{name}.c"), &c_sort_test(&name, ty, 4));
             let o = gcc_run(
                 &out.join(format!("test_{name}")),
                 &[Path::new(&src), &out.join(format!("{name}.S"))],
@@ -740,13 +736,10 @@ fn a_library_by_latency_takes_each_tasks_latest_latency_search() {
 fn bench_checks_a_file_against_its_own_register_file_at_the_widest_level() {
     // sort4-sse41's network (with movdqa copies) beside sort4-avx2's kernels: bench compares
     // instruction sets, so the file is checked at the widest level, where movdqa is a move.
-    let t = Task::load("sort4-sse41").unwrap();
-    let game = SortGame::new(&t);
-    let program = game.program(&game.network_actions().unwrap()).unwrap();
-    let text: Vec<String> = program.iter().map(|i| i.intel_as(t.element)).collect();
+    let text = network_text("sort4-sse41");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let file = write(d, "sse4.s", &text.join("\n"));
+    let file = write(d, "sse4.s", &text);
     let o = superopt(&[
         "bench",
         "sort4-avx2",
@@ -770,7 +763,7 @@ fn bench_checks_a_file_against_its_own_register_file_at_the_widest_level() {
         "{row}"
     );
     // verify keeps the task's own rules.
-    let (status, reason) = verdict("sort4-avx2", &text.join("\n"));
+    let (status, reason) = verdict("sort4-avx2", &text);
     assert_eq!(status, Status::Failed);
     assert!(
         reason.starts_with("uses movdqa, which is not among task sort4-avx2's opcodes"),
@@ -781,10 +774,7 @@ fn bench_checks_a_file_against_its_own_register_file_at_the_widest_level() {
 #[test]
 fn a_64_bit_min_of_the_other_signedness_is_refused_for_it_not_for_a_cpu_feature() {
     // sort4-i64-avx512's network (vpminsq, signed) for u64 elements.
-    let t = Task::load("sort4-i64-avx512").unwrap();
-    let game = SortGame::new(&t);
-    let program = game.program(&game.network_actions().unwrap()).unwrap();
-    let text: Vec<String> = program.iter().map(|i| i.intel_as(t.element)).collect();
+    let text = network_text("sort4-i64-avx512");
     let u64_task = Task::parse(
         &std::fs::read_to_string("programs/sort4-i64-avx512.toml")
             .unwrap()
@@ -794,7 +784,7 @@ fn a_64_bit_min_of_the_other_signedness_is_refused_for_it_not_for_a_cpu_feature(
         Path::new("u64.toml"),
     )
     .unwrap();
-    let k = parse_str(&text.join("\n"), Syntax::Intel, "k.s").unwrap();
+    let k = parse_str(&text, Syntax::Intel, "k.s").unwrap();
     let v = verify_kernel(&u64_task, &k, &NativeConfig::default()).unwrap();
     let reason = v.reason.unwrap_or_default();
     assert_eq!(v.status, Status::Failed);

@@ -127,6 +127,23 @@ int main(void) {
 }
 "#;
 
+/// [`C_SORT_TEST`] for function `name` on `n` elements of Rust type `ty` (`i32`, `u64`, ...).
+pub fn c_sort_test(name: &str, ty: &str, n: usize) -> String {
+    let c_type = match ty {
+        "i32" => "int32_t",
+        "u32" => "uint32_t",
+        "i64" => "int64_t",
+        _ => "uint64_t",
+    };
+    C_SORT_TEST
+        .replace("NAME", name)
+        .replace("EXTREMES", c_extremes(ty))
+        .replace(
+            "\nstatic int passed",
+            &format!("\n#define N {n}\ntypedef {c_type} T;\nstatic int passed"),
+        )
+}
+
 /// The type's extremes in C.
 pub fn c_extremes(ty: &str) -> &'static str {
     match ty {
