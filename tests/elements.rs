@@ -4,37 +4,13 @@
 
 mod common;
 
-use common::{c_sort_test, gcc_run, have, limited, rustc_tests, stderr, stdout, superopt, write};
+use common::{
+    astar, c_sort_test, gcc_run, have, limited, rustc_tests, stderr, stdout, superopt, write,
+};
 use std::path::Path;
 use std::process::Command;
 
 const TYPES: [&str; 3] = ["u32", "i64", "u64"];
-
-/// `superopt search TASK --strategy astar --budget BUDGET --log-dir LOGS`: asserts exit 0 and
-/// returns stdout and the path of the log written (the only one under `LOGS/NAME/`, NAME the
-/// task's name).
-fn astar(task: &str, name: &str, budget: &str, logs: &str) -> (String, String) {
-    let o = superopt(&[
-        "search",
-        task,
-        "--strategy",
-        "astar",
-        "--budget",
-        budget,
-        "--log-dir",
-        logs,
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let log = std::fs::read_dir(Path::new(logs).join(name))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-        .display()
-        .to_string();
-    (stdout(&o), log)
-}
 
 #[test]
 fn typed_tasks_load_with_their_registers_conditions_and_proof_sets() {
@@ -73,7 +49,7 @@ fn typed_tasks_find_the_i32_lengths() {
         for (n, len, network) in [(3, 17, 18), (4, 28, 28), (5, 42, 46)] {
             let task = format!("sort{n}-{ty}");
             let logs = format!("{logs}/{task}");
-            let (out, _) = astar(&task, &task, "4s", &logs);
+            let (out, _) = astar(&task, &task, "4s", &logs, 0);
             assert!(
                 out.starts_with(&format!(
                     "{task}: verified kernel, {len} instructions (classic network {network})\n"
@@ -143,7 +119,7 @@ fn each_type_exports_to_c_and_rust_that_link_and_sort() {
     let out_s = out.display().to_string();
     for ty in TYPES {
         let task = format!("sort5-{ty}");
-        let (_, log) = astar(&task, &task, "2s", &logs);
+        let (_, log) = astar(&task, &task, "2s", &logs, 0);
         let name = format!("sort5_{ty}");
         for format in ["c", "rust"] {
             let o = superopt(&["export", &log, "--format", format, "-o", &out_s]);
@@ -234,7 +210,7 @@ fn typed_variants_use_the_shipped_net_of_their_i32_task() {
 fn export_refuses_a_same_named_task_of_another_element_type() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs").display().to_string();
-    let (_, log) = astar("sort3-u32", "sort3-u32", "1s", &logs);
+    let (_, log) = astar("sort3-u32", "sort3-u32", "1s", &logs, 0);
     // Same name, signed elements: the log's kernel (unsigned conditions) is not for it.
     let toml = std::fs::read_to_string("programs/sort3-u32.toml")
         .unwrap()
@@ -263,7 +239,7 @@ fn a_library_refuses_task_names_that_clash_once_dashes_become_underscores() {
         .replace("name = \"sort3-u32\"", "name = \"sort3_u32\"");
     let custom = write(dir.path(), "sort3_u32.toml", &toml);
     for (task, name) in [("sort3-u32", "sort3-u32"), (custom.as_str(), "sort3_u32")] {
-        astar(task, name, "1s", &logs);
+        astar(task, name, "1s", &logs, 0);
     }
     let lib = dir.path().join("lib");
     let o = superopt(&[

@@ -29,6 +29,33 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
+/// `superopt search TASK --strategy astar --budget BUDGET --log-dir LOGS`: asserts that it
+/// exits with `code` (0: a verified kernel; 1: none, or one proved but not run) and returns
+/// stdout and the path of the log written (the only one under `LOGS/NAME/`, NAME the task's
+/// name).
+pub fn astar(task: &str, name: &str, budget: &str, logs: &str, code: i32) -> (String, String) {
+    let o = superopt(&[
+        "search",
+        task,
+        "--strategy",
+        "astar",
+        "--budget",
+        budget,
+        "--log-dir",
+        logs,
+    ]);
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+    let log = std::fs::read_dir(Path::new(logs).join(name))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .display()
+        .to_string();
+    (stdout(&o), log)
+}
+
 /// Output of an external tool (gcc, rustc, cargo, the programs they build), run with a
 /// 10-minute time limit so that a hang fails the test instead of stalling CI.
 pub fn limited(cmd: &mut Command) -> std::io::Result<Output> {
