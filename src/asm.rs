@@ -55,7 +55,7 @@
 //!   where it can.
 
 use crate::error::{Error, Result};
-use crate::isa::{Element, Insn};
+use crate::isa::{Element, Insn, BASELINE_FEATURES as BASELINE};
 use iced_x86::{
     Code, CpuidFeature, Decoder, DecoderError, DecoderOptions, EncodingKind, FlowControl,
     Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register, RflagsBits,
@@ -628,35 +628,17 @@ impl Kernel {
         }
     }
 
-    /// The CPU features the kernel's instructions need beyond the x86-64 baseline (SSE2 and
-    /// older), without repeats, in iced-x86's order of features (as [`crate::isa::features_as`]): `[SSE4_1]` for `pminsd`, `[AVX]`
-    /// for `vpminsd`, `[AVX512F, AVX512VL]` for `vpminsq xmm`.
+    /// The CPU features the kernel's instructions need beyond the x86-64 baseline
+    /// ([`crate::isa::features_of`]): `[SSE4_1]` for `pminsd`, `[AVX]` for `vpminsd`,
+    /// `[AVX, AVX512F, AVX512VL]` for a `vmovq`/`vpminsq` kernel.
     pub fn features(&self) -> Vec<CpuidFeature> {
-        let mut out = Vec::new();
-        for ins in &self.decoded {
-            for &f in ins.cpuid_features() {
-                if !BASELINE.contains(&f) && !out.contains(&f) {
-                    out.push(f);
-                }
-            }
-        }
-        out.sort_by_key(|&f| f as u32);
-        out
+        crate::isa::features_of(&self.decoded)
     }
 
-    /// The CPU features the kernel's instructions need that this CPU lacks (x86-64 baseline
-    /// excluded), without repeats, in the order of [`Kernel::features`].
+    /// The CPU features the kernel's instructions need that this CPU lacks
+    /// ([`lacking`] of [`Kernel::features`]).
     pub fn missing_features(&self) -> Vec<CpuidFeature> {
-        let mut out = Vec::new();
-        for ins in &self.decoded {
-            for &f in ins.cpuid_features() {
-                if feature_present(f) == Some(false) && !out.contains(&f) {
-                    out.push(f);
-                }
-            }
-        }
-        out.sort_by_key(|&f| f as u32);
-        out
+        lacking(self.features())
     }
 
     /// Checks that every general-purpose register the kernel names, read or written, other
@@ -1689,26 +1671,18 @@ fn mnemonic(ins: &Instruction) -> String {
     format!("{:?}", ins.mnemonic()).to_lowercase()
 }
 
-/// CPU features every x86-64 CPU has and that are harmless in a kernel.
-const BASELINE: [CpuidFeature; 13] = [
-    CpuidFeature::INTEL8086,
-    CpuidFeature::INTEL186,
-    CpuidFeature::INTEL286,
-    CpuidFeature::INTEL386,
-    CpuidFeature::INTEL486,
-    CpuidFeature::X64,
-    CpuidFeature::CMOV,
-    CpuidFeature::CX8,
-    CpuidFeature::SSE,
-    CpuidFeature::SSE2,
-    CpuidFeature::MULTIBYTENOP,
-    CpuidFeature::PAUSE,
-    CpuidFeature::CLFSH,
-];
+/// The features among `features` that this CPU lacks (optional features the verifier allows
+/// that CPUID does not report), in the same order.
+pub fn lacking(features: Vec<CpuidFeature>) -> Vec<CpuidFeature> {
+    features
+        .into_iter()
+        .filter(|&f| feature_present(f) == Some(false))
+        .collect()
+}
 
 /// Whether this CPU has an optional feature the verifier allows; `None` when the verifier
 /// does not allow it at all (x87, MMX, timers, random numbers, system extensions, ...).
-pub fn feature_present(f: CpuidFeature) -> Option<bool> {
+fn feature_present(f: CpuidFeature) -> Option<bool> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;

@@ -952,12 +952,40 @@ pub fn other_order(ins: &Instruction, el: Element) -> Option<String> {
 /// SSE minimum and maximum, `AVX` for VEX moves, `AVX512F` and `AVX512VL` for the 64-bit
 /// minimum and maximum. iced-x86's table of each instruction's features is the source.
 pub fn features_as(program: &[Insn], el: Element) -> Vec<iced_x86::CpuidFeature> {
+    let code: Vec<Instruction> = program.iter().map(|i| i.to_iced_as(el)).collect();
+    features_of(&code)
+}
+
+/// CPU features every x86-64 CPU has and that are harmless in a kernel: what
+/// [`features_of`] leaves out, and what the verifier's static check allows on any CPU.
+pub const BASELINE_FEATURES: [iced_x86::CpuidFeature; 13] = {
     use iced_x86::CpuidFeature as F;
-    const BASELINE: [F; 6] = [F::INTEL8086, F::INTEL386, F::X64, F::CMOV, F::SSE, F::SSE2];
-    let mut out: Vec<F> = Vec::new();
-    for insn in program {
-        for &f in insn.to_iced_as(el).cpuid_features() {
-            if !BASELINE.contains(&f) && !out.contains(&f) {
+    [
+        F::INTEL8086,
+        F::INTEL186,
+        F::INTEL286,
+        F::INTEL386,
+        F::INTEL486,
+        F::X64,
+        F::CMOV,
+        F::CX8,
+        F::SSE,
+        F::SSE2,
+        F::MULTIBYTENOP,
+        F::PAUSE,
+        F::CLFSH,
+    ]
+};
+
+/// The CPU features (CPUID, iced-x86's table) that `code` needs beyond
+/// [`BASELINE_FEATURES`], in iced-x86's order of features and without repeats.
+pub fn features_of<'a>(
+    code: impl IntoIterator<Item = &'a Instruction>,
+) -> Vec<iced_x86::CpuidFeature> {
+    let mut out = Vec::new();
+    for ins in code {
+        for &f in ins.cpuid_features() {
+            if !BASELINE_FEATURES.contains(&f) && !out.contains(&f) {
                 out.push(f);
             }
         }

@@ -108,6 +108,27 @@ pub struct Row {
     pub status: String,
 }
 
+impl Row {
+    /// A row before anything is measured: no figures, ratios or verdicts yet.
+    fn unmeasured(subject: String, source: String, length: Option<usize>, status: String) -> Row {
+        Row {
+            subject,
+            source,
+            length,
+            measurement: None,
+            model_cycles: None,
+            ratio: None,
+            throughput: None,
+            throughput_ratio: None,
+            measurement_2: None,
+            throughput_2: None,
+            latency_verdict: None,
+            throughput_verdict: None,
+            status,
+        }
+    }
+}
+
 /// What `bench` measured.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BenchReport {
@@ -143,35 +164,11 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
     let (kind, counters_unavailable) = latency::resolve(opts.meter);
     let mut meter = latency::meter(kind, &opts.sampling)?;
     let mut subjects = Vec::new();
-    let kernel_row = |subject: String, source: String, length, status: String| Row {
-        subject,
-        source,
-        length: Some(length),
-        measurement: None,
-        model_cycles: None,
-        ratio: None,
-        throughput: None,
-        throughput_ratio: None,
-        measurement_2: None,
-        throughput_2: None,
-        latency_verdict: None,
-        throughput_verdict: None,
-        status,
+    let kernel_row = |subject: String, source: String, length, status: String| {
+        Row::unmeasured(subject, source, Some(length), status)
     };
-    let compiled_row = |subject: &str, status: &str| Row {
-        subject: subject.into(),
-        source: "rustc".into(),
-        length: None,
-        measurement: None,
-        model_cycles: None,
-        ratio: None,
-        throughput: None,
-        throughput_ratio: None,
-        measurement_2: None,
-        throughput_2: None,
-        latency_verdict: None,
-        throughput_verdict: None,
-        status: status.into(),
+    let compiled_row = |subject: &str, status: &str| {
+        Row::unmeasured(subject.into(), "rustc".into(), None, status.into())
     };
     subjects.push(Subject {
         row: kernel_row(
@@ -216,9 +213,8 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         networks.iter().map(|(_, p, _)| p.clone()).collect();
     for (label, prog, owner) in networks {
         let body: Vec<iced_x86::Instruction> = prog.iter().map(|i| i.to_iced()).collect();
-        let missing: Vec<String> = crate::isa::features_as(&prog, task.element)
+        let missing: Vec<String> = asm::lacking(crate::isa::features_as(&prog, task.element))
             .into_iter()
-            .filter(|&f| asm::feature_present(f) == Some(false))
             .map(crate::isa::feature_name)
             .collect();
         if !missing.is_empty() {
@@ -364,8 +360,9 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         let throughput = latency::measure_all(meter.as_mut(), &twin_refs, &inputs, &opts.sampling)?;
         runs.push((measured, throughput));
     }
-    let (measured, throughput) = runs[0].clone();
-    let second = runs.get(1).cloned();
+    let mut runs = runs.into_iter();
+    let (measured, throughput) = runs.next().expect("at least one run");
+    let second = runs.next();
     let mut rows = Vec::new();
     for (i, ((s, m), t)) in subjects.iter().zip(measured).zip(throughput).enumerate() {
         let mut row = s.row.clone();

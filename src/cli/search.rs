@@ -723,11 +723,11 @@ pub fn run_search(
             .into_iter()
             .chain(game.moves().iter().copied())
             .collect();
-        let missing: Vec<String> = crate::isa::features_as(&moves, task.element)
-            .into_iter()
-            .filter(|&f| crate::asm::feature_present(f) == Some(false))
-            .map(crate::isa::feature_name)
-            .collect();
+        let missing: Vec<String> =
+            crate::asm::lacking(crate::isa::features_as(&moves, task.element))
+                .into_iter()
+                .map(crate::isa::feature_name)
+                .collect();
         if !missing.is_empty() {
             return Err(crate::Error::Runtime(format!(
                 "search --objective latency times its finalists on this CPU, and task {}'s moves need {}, which this CPU lacks (rank them with --meter model)",

@@ -141,10 +141,7 @@ pub fn verify_program(task: &Task, program: &[Insn], cfg: &NativeConfig) -> Resu
             return Ok(Verdict::failed(checks, reason, program.len()));
         }
     }
-    let missing: Vec<iced_x86::CpuidFeature> = crate::isa::features_as(program, task.element)
-        .into_iter()
-        .filter(|&f| crate::asm::feature_present(f) == Some(false))
-        .collect();
+    let missing = crate::asm::lacking(crate::isa::features_as(program, task.element));
     if !missing.is_empty() {
         return Ok(not_run(checks, &missing, program.len()));
     }
