@@ -290,7 +290,7 @@ pub fn name_problem(name: &str) -> Result<Option<String>> {
             return bad("a name GNU as does not read as a symbol in AT&T syntax")
         }
     }
-    match gcc_after_headers(name, &c_declaration(name, 3, crate::isa::Element::I32))? {
+    match gcc_after_headers(name, &c_declaration(name, 3, crate::isa::Element::I32, 4))? {
         Gcc::Macro => bad(
             "a macro of the standard C or POSIX headers, which would rewrite the header in a program that includes them (gcc)",
         ),
@@ -353,7 +353,7 @@ fn gcc_after_headers(name: &str, header: &str) -> Result<Gcc> {
     }
     match gcc_compile(
         PLAIN_NAME,
-        &c_declaration(PLAIN_NAME, 3, crate::isa::Element::I32),
+        &c_declaration(PLAIN_NAME, 3, crate::isa::Element::I32, 4),
     )? {
         Gcc::Compiles => Ok(verdict),
         Gcc::Unavailable(why) => Ok(Gcc::Unavailable(why)),
@@ -1325,7 +1325,7 @@ fn c_header(doc: &Doc, name: &str) -> String {
         task = comment_text(&doc.task.name),
         len = doc.verdict.length,
         from = comment_text(doc.provenance),
-        declaration = c_declaration(name, doc.task.n, doc.task.element),
+        declaration = c_declaration(name, doc.task.n, doc.task.element, doc.task.align),
     )
 }
 
@@ -1333,12 +1333,17 @@ fn c_header(doc: &Doc, name: &str) -> String {
 /// declaration of `void NAME(T *buf)` for `n` elements of type `el` (`extern "C"` in C++). The one
 /// place that writes it, so that the name check (`gcc_after_headers`) compiles exactly
 /// what the header holds.
-fn c_declaration(name: &str, n: usize, el: crate::isa::Element) -> String {
+fn c_declaration(name: &str, n: usize, el: crate::isa::Element, align: usize) -> String {
     let (c_type, what) = (el.c_type(), el.describe());
+    let aligned = if align > el.bytes() {
+        format!("aligned to {align} bytes (its 16-byte loads and stores may fault otherwise\n * when alignment checking is on)")
+    } else {
+        format!("aligned as {c_type} is")
+    };
     // The name as it is (not upper-cased), so that `foo` and `FOO` get different guards.
     let guard = format!("SUPEROPT_{name}_H");
     format!(
-        "#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n/* Sorts the {n} {what} buf[0..{n}) in place, ascending.\n * buf must point to {n} readable and writable {c_type}, aligned as {c_type} is. x86-64 only. */\nvoid {name}({c_type} *buf);\n\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n"
+        "#ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n/* Sorts the {n} {what} buf[0..{n}) in place, ascending.\n * buf must point to {n} readable and writable {c_type}, {aligned}. x86-64 only. */\nvoid {name}({c_type} *buf);\n\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n"
     )
 }
 
@@ -1357,6 +1362,19 @@ fn rust_literal(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// The wrapper's call of the kernel `symbol` on `v`: directly, or for a task whose array must
+/// be aligned beyond its element type (a packed task's `layout.align = 8`), on an aligned copy
+/// when `v` is not aligned so.
+fn rust_call(doc: &Doc, symbol: &str) -> String {
+    let (el, n, align) = (doc.task.element, doc.task.n, doc.task.align);
+    if align <= el.bytes() {
+        return format!("unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}");
+    }
+    format!(
+        "// The kernel moves the array with 16-byte loads and stores, which need a {align}-byte\n    // aligned array where alignment checking is on: sort an aligned copy otherwise.\n    #[repr(C, align({align}))]\n    struct Aligned([{el}; {n}]);\n    if v.as_ptr() as usize % {align} == 0 {{\n        unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n    }} else {{\n        let mut a = Aligned(*v);\n        unsafe {{ ffi::{symbol}(a.0.as_mut_ptr()) }}\n        *v = a.0;\n    }}"
+    )
 }
 
 /// `NAME.rs`: a module (or crate root) with the kernel, a safe wrapper and tests.
@@ -1391,8 +1409,9 @@ fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
     let needs = needed_features(kernel);
     if needs.is_empty() {
         text.push_str(&format!(
-            "/// Sorts the {n} elements of `v` in place, ascending ({order} order), with the kernel\n/// above ({len} instructions, no branches).\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn {name}(v: &mut [{el}; {n}]) {{\n    // SAFETY: the kernel reads and writes only the {n} {el} at the pointer; it changes no\n    // register the SysV ABI asks to preserve (callee-saved ones it uses are pushed and popped\n    // around its body) and no flags the ABI asks to preserve;\n    // superopt verified this for all inputs before and after writing this file.\n    unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n}}\n\n",
+            "/// Sorts the {n} elements of `v` in place, ascending ({order} order), with the kernel\n/// above ({len} instructions, no branches).\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn {name}(v: &mut [{el}; {n}]) {{\n    // SAFETY: the kernel reads and writes only the {n} {el} at the pointer; it changes no\n    // register the SysV ABI asks to preserve (callee-saved ones it uses are pushed and popped\n    // around its body) and no flags the ABI asks to preserve;\n    // superopt verified this for all inputs before and after writing this file.\n    {call}\n}}\n\n",
             len = doc.verdict.length,
+            call = rust_call(doc, &symbol),
         ));
     } else {
         // The kernel needs CPU features: the wrapper checks them at run time (std's
@@ -1404,11 +1423,12 @@ fn rust_module(doc: &Doc, kernel: &Kernel, name: &str) -> String {
             .collect();
         let list = needs.join(", ");
         text.push_str(&format!(
-            "/// The CPU features the kernel needs: {list}.\n#[cfg(target_arch = \"x86_64\")]\npub const {upper}_NEEDS: &[&str] = &[{quoted}];\n\n/// Sorts the {n} elements of `v` in place, ascending ({order} order), with the kernel\n/// above ({len} instructions, no branches), if this CPU has {list}.\n///\n/// # Errors\n/// Without them, `v` unchanged and the features it lacks, e.g. `Err(\"{name} needs the\n/// CPU features {list}, which this CPU lacks\")` (std's `is_x86_feature_detected!`).\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn try_{name}(v: &mut [{el}; {n}]) -> Result<(), String> {{\n    let lacks: Vec<&str> = [{pairs}]\n        .into_iter()\n        .filter(|&(_, has)| !has)\n        .map(|(f, _)| f)\n        .collect();\n    if !lacks.is_empty() {{\n        return Err(format!(\n            \"{name} needs the CPU features {{}}, which this CPU lacks\",\n            lacks.join(\", \")\n        ));\n    }}\n    // SAFETY: the CPU has the features the kernel's instructions need (checked above); the\n    // kernel reads and writes only the {n} {el} at the pointer and changes no register the\n    // SysV ABI asks to preserve (xmm registers are all caller-saved) and no flags the ABI\n    // asks to preserve; superopt proved it for all inputs before and after writing this file.\n    unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n    Ok(())\n}}\n\n/// [`try_{name}`], which panics with its message on a CPU without {list}.\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn {name}(v: &mut [{el}; {n}]) {{\n    if let Err(why) = try_{name}(v) {{\n        panic!(\"{{why}}\");\n    }}\n}}\n\n",
+            "/// The CPU features the kernel needs: {list}.\n#[cfg(target_arch = \"x86_64\")]\npub const {upper}_NEEDS: &[&str] = &[{quoted}];\n\n/// Sorts the {n} elements of `v` in place, ascending ({order} order), with the kernel\n/// above ({len} instructions, no branches), if this CPU has {list}.\n///\n/// # Errors\n/// Without them, `v` unchanged and the features it lacks, e.g. `Err(\"{name} needs the\n/// CPU features {list}, which this CPU lacks\")` (std's `is_x86_feature_detected!`).\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn try_{name}(v: &mut [{el}; {n}]) -> Result<(), String> {{\n    let lacks: Vec<&str> = [{pairs}]\n        .into_iter()\n        .filter(|&(_, has)| !has)\n        .map(|(f, _)| f)\n        .collect();\n    if !lacks.is_empty() {{\n        return Err(format!(\n            \"{name} needs the CPU features {{}}, which this CPU lacks\",\n            lacks.join(\", \")\n        ));\n    }}\n    // SAFETY: the CPU has the features the kernel's instructions need (checked above); the\n    // kernel reads and writes only the {n} {el} at the pointer and changes no register the\n    // SysV ABI asks to preserve (xmm registers are all caller-saved) and no flags the ABI\n    // asks to preserve; superopt proved it for all inputs before and after writing this file.\n    {call}\n    Ok(())\n}}\n\n/// [`try_{name}`], which panics with its message on a CPU without {list}.\n#[cfg(target_arch = \"x86_64\")]\n{allow}pub fn {name}(v: &mut [{el}; {n}]) {{\n    if let Err(why) = try_{name}(v) {{\n        panic!(\"{{why}}\");\n    }}\n}}\n\n",
             len = doc.verdict.length,
             upper = name.to_uppercase(),
             quoted = needs.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", "),
             pairs = pairs.join(", "),
+            call = rust_call(doc, &symbol),
         ));
     }
     // On a CPU without the features the sorting tests cannot run the kernel: they return
@@ -2428,15 +2448,16 @@ mod tests {
             assert_eq!(
                 gcc_after_headers(
                     "sort3",
-                    &c_declaration("sort3", 3, crate::isa::Element::I32)
+                    &c_declaration("sort3", 3, crate::isa::Element::I32, 4)
                 )
                 .unwrap(),
                 Gcc::Unavailable("gcc not found".into())
             );
             return;
         }
-        let probe =
-            |n: &str| gcc_after_headers(n, &c_declaration(n, 3, crate::isa::Element::I32)).unwrap();
+        let probe = |n: &str| {
+            gcc_after_headers(n, &c_declaration(n, 3, crate::isa::Element::I32, 4)).unwrap()
+        };
         assert_eq!(probe("sort3"), Gcc::Compiles);
         for n in [
             "RAND_MAX", "isnan", "I", "complex", "noreturn", "offsetof", "M_SQRT2", "MIN",
@@ -2470,7 +2491,7 @@ mod tests {
             &h,
             format!(
                 "/* a /* b */\n{}",
-                c_declaration("sort3", 3, crate::isa::Element::I32)
+                c_declaration("sort3", 3, crate::isa::Element::I32, 4)
             ),
         )
         .unwrap();
@@ -2483,7 +2504,7 @@ mod tests {
             &h,
             format!(
                 "/* a / * b */\n{}",
-                c_declaration("sort3", 3, crate::isa::Element::I32)
+                c_declaration("sort3", 3, crate::isa::Element::I32, 4)
             ),
         )
         .unwrap();

@@ -514,6 +514,19 @@ pub enum Insn {
     Min { dst: Reg, a: Reg, b: Reg, avx: bool },
     /// Lane-wise maximum, as [`Insn::Min`]: `vpmaxsd`, `pmaxsd`, `pmaxud`, `vpmaxsq`, `vpmaxuq`.
     Max { dst: Reg, a: Reg, b: Reg, avx: bool },
+    /// `vmovdqu xmm, xmmword ptr [rdi]`: the first 16 bytes of the array (four 32-bit
+    /// elements) into the lanes of `xmm{dst}`, element `k` in lane `k`. A packed-lane move
+    /// ([`Insn::is_packed`]); it reads outside an array shorter than 16 bytes.
+    PLoad { dst: Reg },
+    /// `vmovdqu xmmword ptr [rdi], xmm`: the four lanes of `xmm{src}` to the first 16 bytes of
+    /// the array.
+    PStore { src: Reg },
+    /// `vpshufd xmm{dst}, xmm{src}, imm`: lane `l` of the destination gets lane
+    /// `(imm >> 2l) & 3` of the source (a lane may be copied more than once).
+    Shuf { dst: Reg, src: Reg, imm: u8 },
+    /// `vpblendd xmm{dst}, xmm{a}, xmm{b}, imm` (AVX2): lane `l` of the destination gets lane
+    /// `l` of `b` when bit `l` of `imm` is set, else lane `l` of `a` (bits 0-3 only).
+    Blend { dst: Reg, a: Reg, b: Reg, imm: u8 },
 }
 
 impl Insn {
@@ -570,6 +583,29 @@ impl Insn {
                     Instruction::with2(code, dst.xmm(), other.xmm())
                 }
             }
+            Insn::PLoad { dst } => Instruction::with2(
+                Code::VEX_Vmovdqu_xmm_xmmm128,
+                dst.xmm(),
+                MemoryOperand::with_base(Register::RDI),
+            ),
+            Insn::PStore { src } => Instruction::with2(
+                Code::VEX_Vmovdqu_xmmm128_xmm,
+                MemoryOperand::with_base(Register::RDI),
+                src.xmm(),
+            ),
+            Insn::Shuf { dst, src, imm } => Instruction::with3(
+                Code::VEX_Vpshufd_xmm_xmmm128_imm8,
+                dst.xmm(),
+                src.xmm(),
+                imm as u32,
+            ),
+            Insn::Blend { dst, a, b, imm } => Instruction::with4(
+                Code::VEX_Vpblendd_xmm_xmm_xmmm128_imm8,
+                dst.xmm(),
+                a.xmm(),
+                b.xmm(),
+                (imm & 0xF) as u32,
+            ),
         };
         ins.expect("operands of a game instruction always match its iced code")
     }
@@ -641,6 +677,9 @@ impl Insn {
                 });
             }
         }
+        if let Some(insn) = packed_from_iced(ins, n, el)? {
+            return Ok(insn);
+        }
         if let Some(v) = VecCodes::decode(ins, el) {
             let x = |i: u32| -> Result<Reg, String> {
                 let r = ins.op_register(i);
@@ -709,8 +748,13 @@ impl Insn {
             | Insn::VLoad { dst, .. }
             | Insn::VMov { dst, .. }
             | Insn::Min { dst, .. }
-            | Insn::Max { dst, .. } => Some(dst),
-            Insn::Store { .. } | Insn::Cmp { .. } | Insn::VStore { .. } => None,
+            | Insn::Max { dst, .. }
+            | Insn::PLoad { dst }
+            | Insn::Shuf { dst, .. }
+            | Insn::Blend { dst, .. } => Some(dst),
+            Insn::Store { .. } | Insn::Cmp { .. } | Insn::VStore { .. } | Insn::PStore { .. } => {
+                None
+            }
         }
     }
 
@@ -718,9 +762,10 @@ impl Insn {
     /// minimum and maximum, the destination too.
     pub fn read_regs(self) -> Vec<Reg> {
         match self {
-            Insn::Load { .. } | Insn::VLoad { .. } => vec![],
-            Insn::Store { src, .. } | Insn::VStore { src, .. } => vec![src],
-            Insn::Mov { src, .. } | Insn::VMov { src, .. } => vec![src],
+            Insn::Load { .. } | Insn::VLoad { .. } | Insn::PLoad { .. } => vec![],
+            Insn::Store { src, .. } | Insn::VStore { src, .. } | Insn::PStore { src } => vec![src],
+            Insn::Mov { src, .. } | Insn::VMov { src, .. } | Insn::Shuf { src, .. } => vec![src],
+            Insn::Blend { a, b, .. } => vec![a, b],
             Insn::Cmp { a, b } => vec![a, b],
             Insn::Cmov { dst, src, .. } => vec![dst, src],
             Insn::Min { dst, a, b, avx } | Insn::Max { dst, a, b, avx } => {
@@ -742,6 +787,17 @@ impl Insn {
                 | Insn::VMov { .. }
                 | Insn::Min { .. }
                 | Insn::Max { .. }
+        ) || self.is_packed()
+    }
+
+    /// Whether this is one of the packed-lane moves, which read or write all four 32-bit
+    /// lanes of an xmm register as a whole: `vmovdqu` loads and stores of the array,
+    /// `vpshufd`, `vpblendd`. (The lane minimum and maximum act on every lane too, but a
+    /// single-element kernel uses only lane 0 of them.)
+    pub fn is_packed(self) -> bool {
+        matches!(
+            self,
+            Insn::PLoad { .. } | Insn::PStore { .. } | Insn::Shuf { .. } | Insn::Blend { .. }
         )
     }
 
@@ -907,6 +963,84 @@ impl VecCodes {
         }
         None
     }
+}
+
+/// The packed-lane move an iced-x86 instruction is (`vmovdqu` to or from `[rdi]`, `vpshufd`,
+/// `vpblendd` on xmm registers), `Ok(None)` when it is none of them, or why it cannot be one:
+/// a load or store of 16 bytes that do not lie inside an array of `n` elements of type `el`
+/// (`vmovdqu reads [rdi+0, rdi+16), past the array of 3 i32 elements (12 bytes)`), a memory
+/// operand other than `[rdi]`, a register the game lacks, a 64-bit element type.
+fn packed_from_iced(ins: &Instruction, n: usize, el: Element) -> Result<Option<Insn>, String> {
+    use iced_x86::OpKind;
+    let code = ins.code();
+    let packed = [
+        Code::VEX_Vmovdqu_xmm_xmmm128,
+        Code::VEX_Vmovdqu_xmmm128_xmm,
+        Code::VEX_Vpshufd_xmm_xmmm128_imm8,
+        Code::VEX_Vpblendd_xmm_xmm_xmmm128_imm8,
+    ];
+    if !packed.contains(&code) {
+        return Ok(None);
+    }
+    let mnemonic = format!("{:?}", ins.mnemonic()).to_lowercase();
+    let x = |i: u32| -> Result<Reg, String> {
+        let r = ins.op_register(i);
+        Reg::from_xmm(r).ok_or_else(|| {
+            format!(
+                "register {} is not a vector register of the game (xmm0-xmm13)",
+                format!("{r:?}").to_lowercase()
+            )
+        })
+    };
+    let mem = (0..ins.op_count()).find(|&i| ins.op_kind(i) == OpKind::Memory);
+    let whole = || -> Result<(), String> {
+        let disp = ins.memory_displacement64() as i64;
+        if ins.memory_base() != Register::RDI || ins.memory_index() != Register::None || disp != 0 {
+            return Err(format!(
+                "{mnemonic} moves the whole array at [rdi] only (got [rdi{disp:+}] or another base)"
+            ));
+        }
+        let bytes = n * el.bytes();
+        if bytes < 16 {
+            return Err(format!(
+                "{mnemonic} {} [rdi+0, rdi+16), past the array of {n} {el} elements ({bytes} bytes)",
+                if ins.op0_kind() == OpKind::Memory { "writes" } else { "reads" }
+            ));
+        }
+        Ok(())
+    };
+    if el.is_wide() {
+        return Err(format!(
+            "{mnemonic}: packed lanes hold 32-bit elements; {el} elements are 64-bit"
+        ));
+    }
+    let insn = match code {
+        Code::VEX_Vmovdqu_xmm_xmmm128 if mem.is_some() => {
+            whole()?;
+            Insn::PLoad { dst: x(0)? }
+        }
+        Code::VEX_Vmovdqu_xmmm128_xmm if mem.is_some() => {
+            whole()?;
+            Insn::PStore { src: x(1)? }
+        }
+        Code::VEX_Vpshufd_xmm_xmmm128_imm8 if mem.is_none() => Insn::Shuf {
+            dst: x(0)?,
+            src: x(1)?,
+            imm: ins.immediate8(),
+        },
+        Code::VEX_Vpblendd_xmm_xmm_xmmm128_imm8 if mem.is_none() => Insn::Blend {
+            dst: x(0)?,
+            a: x(1)?,
+            b: x(2)?,
+            imm: ins.immediate8() & 0xF,
+        },
+        _ => {
+            return Err(format!(
+                "unsupported operands for {mnemonic} (the game's packed moves are vmovdqu between xmm and [rdi], vpshufd and vpblendd on xmm registers)"
+            ))
+        }
+    };
+    Ok(Some(insn))
 }
 
 fn min_max(min: bool, dst: Reg, a: Reg, b: Reg, avx: bool) -> Insn {

@@ -581,6 +581,11 @@ fn interpret(program: &[Insn], input: &[i32]) -> Option<(Vec<i32>, [Option<i32>;
             Insn::Max { dst, a, b, .. } => {
                 regs[dst.index()] = Some(regs[a.index()]?.max(regs[b.index()]?))
             }
+            // Packed moves need lanes, which this one-value-per-register interpreter lacks
+            // (tests/vector.rs checks them against the CPU); the strategy never makes them.
+            Insn::PLoad { .. } | Insn::PStore { .. } | Insn::Shuf { .. } | Insn::Blend { .. } => {
+                return None
+            }
         }
     }
     Some((mem, regs))

@@ -21,7 +21,7 @@ use superopt::search::Environment;
 use superopt::task::{Task, TestVectors};
 
 /// `fn(buf, out)`: runs the kernel with rdi = `buf`, then writes lane 0 of xmm0-xmm7 to
-/// `out[0..8]`. A program of vector moves touches no general-purpose register, so `rsi` still
+/// `out[0..8]` and the four lanes of xmm0-xmm3 to `out[8..24]`. A program of vector moves touches no general-purpose register, so `rsi` still
 /// holds `out` after it.
 type Wrapper = unsafe extern "sysv64" fn(*mut u32, *mut u32);
 
@@ -45,6 +45,10 @@ impl Native {
             ; movd [rsi + 20], xmm5
             ; movd [rsi + 24], xmm6
             ; movd [rsi + 28], xmm7
+            ; movdqu [rsi + 32], xmm0
+            ; movdqu [rsi + 48], xmm1
+            ; movdqu [rsi + 64], xmm2
+            ; movdqu [rsi + 80], xmm3
             ; ret
         );
         let code = ops.finalize().expect("executable JIT memory");
@@ -54,8 +58,8 @@ impl Native {
         Native { _code: code, entry }
     }
 
-    fn call(&self, buf: &mut [u32]) -> [u32; 8] {
-        let mut out = [0u32; 8];
+    fn call(&self, buf: &mut [u32]) -> [u32; 24] {
+        let mut out = [0u32; 24];
         // SAFETY: the kernel reads and writes only [rdi + 4k] for k < buf.len() (the emulator
         // refuses other slots before this runs).
         unsafe { (self.entry)(buf.as_mut_ptr(), out.as_mut_ptr()) };
@@ -214,10 +218,110 @@ fn compare(
     Ok(())
 }
 
+/// One raw packed-lane instruction: an opcode (whole-array load and store, `vmovd` load and
+/// store, shuffle, blend, min, max), three register choices among xmm0-xmm3, a slot and an
+/// immediate. Read operands resolve to registers with a defined lane.
+fn raw_packed() -> impl Strategy<Value = (u8, u8, u8, u8, u8, u8)> {
+    (0u8..8, 0u8..4, 0u8..4, 0u8..4, 0u8..4, any::<u8>())
+}
+
+fn resolve_packed(r: (u8, u8, u8, u8, u8, u8), cpu: &CpuState) -> Option<Insn> {
+    let (op, x, y, z, slot, imm) = r;
+    let xmm = |i: u8| Reg::from_index(i as usize % 4);
+    let lanes = |g: Reg| cpu.lanes_defined(g);
+    let with = |i: u8, need: u8| {
+        let ok: Vec<Reg> = (0..4)
+            .map(Reg::from_index)
+            .filter(|&g| lanes(g) & need == need && lanes(g) != 0)
+            .collect();
+        (!ok.is_empty()).then(|| ok[i as usize % ok.len()])
+    };
+    Some(match op {
+        0 => Insn::PLoad { dst: xmm(x) },
+        1 => Insn::PStore { src: with(y, 0xF)? },
+        2 => Insn::VLoad {
+            dst: xmm(x),
+            slot,
+            avx: true,
+        },
+        3 => Insn::VStore {
+            slot,
+            src: with(y, 1)?,
+            avx: true,
+        },
+        4 => Insn::Shuf {
+            dst: xmm(x),
+            src: with(y, 0)?,
+            imm,
+        },
+        5 => Insn::Blend {
+            dst: xmm(x),
+            a: with(y, 0)?,
+            b: with(z, 0)?,
+            imm: imm & 0xF,
+        },
+        op => {
+            let (a, b) = (with(y, 0)?, with(z, 0)?);
+            let (dst, avx) = (xmm(x), true);
+            if op == 6 {
+                Insn::Min { dst, a, b, avx }
+            } else {
+                Insn::Max { dst, a, b, avx }
+            }
+        }
+    })
+}
+
+/// The emulator's packed state against the CPU: after a random program of packed moves on
+/// xmm0-xmm3, every memory slot and every defined lane agree on every weak ordering of 4.
+fn compare_packed(el: Element, raws: &[(u8, u8, u8, u8, u8, u8)]) -> Result<(), TestCaseError> {
+    let tv = TestVectors::new(4);
+    let mut cpu = CpuState::packed(&tv, 4);
+    let mut prog = vec![Insn::PLoad {
+        dst: Reg::from_index(0),
+    }];
+    cpu.apply(prog[0]).unwrap();
+    for &r in raws {
+        if let Some(i) = resolve_packed(r, &cpu) {
+            prop_assert_eq!(cpu.apply(i), Ok(()), "{:?}", i);
+            prog.push(i);
+        }
+    }
+    let map = value_map(4, el);
+    let native = Native::new(&encode_as(&prog, el));
+    for (t, input) in tv.inputs.iter().enumerate() {
+        let mut buf: Vec<u32> = input.iter().map(|&v| map[v as usize]).collect();
+        let out = native.call(&mut buf);
+        for k in 0..4 {
+            prop_assert_eq!(
+                buf[k],
+                map[cpu.mem(k)[t] as usize],
+                "slot {} on {:?} after {:?}",
+                k,
+                input,
+                prog
+            );
+        }
+        for c in (0..16).filter(|&c| cpu.col_defined(c)) {
+            prop_assert_eq!(
+                out[8 + c],
+                map[cpu.column(c)[t] as usize],
+                "xmm{} lane {} on {:?} after {:?}",
+                c / 4,
+                c % 4,
+                input,
+                prog
+            );
+        }
+    }
+    Ok(())
+}
+
 fn cpu_has(feature: &str) -> bool {
     match feature {
         "sse4.1" => std::arch::is_x86_feature_detected!("sse4.1"),
         "avx" => std::arch::is_x86_feature_detected!("avx"),
+        "avx2" => std::arch::is_x86_feature_detected!("avx2"),
         _ => {
             std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512f")
@@ -232,6 +336,18 @@ proptest! {
     fn emulator_matches_cpu_on_vector_programs_i32(raws in proptest::collection::vec(raw(4), 1..25), m in any::<u8>()) {
         prop_assume!(cpu_has("sse4.1"));
         compare(4, Element::I32, &raws, m, cpu_has("avx"))?;
+    }
+
+    #[test]
+    fn emulator_matches_cpu_on_packed_programs_i32(raws in proptest::collection::vec(raw_packed(), 1..25)) {
+        prop_assume!(cpu_has("avx2"));
+        compare_packed(Element::I32, &raws)?;
+    }
+
+    #[test]
+    fn emulator_matches_cpu_on_packed_programs_u32(raws in proptest::collection::vec(raw_packed(), 1..25)) {
+        prop_assume!(cpu_has("avx2"));
+        compare_packed(Element::U32, &raws)?;
     }
 
     #[test]
@@ -766,6 +882,152 @@ fn a_64_bit_min_of_the_other_signedness_is_refused_for_it_not_for_a_cpu_feature(
         assert_eq!(
             reason,
             "vpminsq compares signed; u64 elements compare unsigned, as vpminuq does (line 5)"
+        );
+    }
+}
+
+#[test]
+fn packed_tasks_play_the_in_register_network_and_verify_refuses_what_they_cannot_hold() {
+    let t = Task::load("sort4-avx2-packed").unwrap();
+    assert!(t.packed);
+    assert_eq!(
+        (t.align, t.columns(), t.reference.network),
+        (8, 12, Some(14))
+    );
+    let base = std::fs::read_to_string("programs/sort4-avx2-packed.toml").unwrap();
+    for (from, to, want) in [
+        (
+            "align = 8 ",
+            "# ",
+            "packed lanes load and store the array with vmovdqu, which may raise an alignment-check fault below 8-byte alignment (Intel SDM vol. 3A, 6.15): set layout.align = 8",
+        ),
+        (
+            "n = 4",
+            "n = 3",
+            "packed lanes hold exactly 4 32-bit elements in one xmm register (this task: 3 i32 elements)",
+        ),
+        (
+            "vector = \"avx2\"",
+            "vector = \"sse4.1\"",
+            "packed lanes need isa.vector = \"avx2\" or \"avx512\" (vpblendd is AVX2)",
+        ),
+        (
+            "\"xmm2\"]",
+            "\"xmm3\"]",
+            "'xmm3' is past xmm2: a packed task keeps four lane columns per register, and the game has room for xmm0-xmm2",
+        ),
+        (
+            "\"vpblendd\", ",
+            "",
+            "a packed task needs all of vmovdqu, vpshufd, vpblendd, vpminsd, vpmaxsd",
+        ),
+    ] {
+        assert!(base.contains(from), "{from}");
+        let e = parse_err(&base.replacen(from, to, 1));
+        assert!(e.ends_with(want), "{e}");
+    }
+
+    // The game starts after the one load and finishes with the one store.
+    let g = SortGame::new(&t);
+    let s0 = g.initial();
+    assert_eq!(s0.len, 1);
+    assert_eq!(g.lower_bound(&s0), 2, "a move, then the store");
+    let program = g.program(&g.network_actions().unwrap()).unwrap();
+    assert_eq!(program.len(), 14);
+    assert_eq!(
+        program[0],
+        Insn::PLoad {
+            dst: Reg::from_index(0)
+        }
+    );
+    assert_eq!(
+        program[13],
+        Insn::PStore {
+            src: Reg::from_index(0)
+        }
+    );
+
+    let text = network_text("sort4-avx2-packed");
+    assert!(text.starts_with("vmovdqu xmm0, "), "{text}");
+    assert_eq!(
+        text.lines().nth(1),
+        Some("vpshufd xmm1, xmm0, 0xB1"),
+        "{text}"
+    );
+    let (status, why) = verdict("sort4-avx2-packed", &text);
+    let want = if cpu_has("avx2") {
+        Status::Verified
+    } else {
+        Status::ProvedNotRun
+    };
+    assert_eq!(status, want, "{why}");
+    // The same kernel for a task of one element per register, or of three elements.
+    assert_eq!(
+        verdict("sort4-avx2", &text).1,
+        "vmovdqu moves packed lanes (line 1); task sort4-avx2 holds one element per register (no isa.packed): verify it against a task such as sort4-avx2-packed"
+    );
+    assert_eq!(
+        verdict("sort3-avx2", &text).1,
+        "reads outside the array (line 1)"
+    );
+    // Storing lanes that a one-element load left without an input value.
+    let partial = "vmovd xmm0, dword ptr [rdi]\nvmovdqu xmmword ptr [rdi], xmm0\n";
+    assert_eq!(
+        verdict("sort4-avx2-packed", partial).1,
+        "stores lane 1 of xmm0, which holds no input value (line 2)"
+    );
+}
+
+#[test]
+fn packed_kernels_search_export_and_link_into_c_and_rust() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs").display().to_string();
+    let out = dir.path().join("out");
+    let out_s = out.display().to_string();
+    let runs = cpu_has("avx2");
+    let (text, log) = astar(
+        "sort4-avx2-packed",
+        "sort4-avx2-packed",
+        "2s",
+        &logs,
+        if runs { 0 } else { 1 },
+    );
+    assert!(
+        text.starts_with(
+            "sort4-avx2-packed: verified kernel, 14 instructions (classic network 14)"
+        ) || !runs,
+        "{text}"
+    );
+    for format in ["c", "rust"] {
+        let o = superopt(&["export", &log, "--format", format, "-o", &out_s]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let header = std::fs::read_to_string(out.join("sort4_avx2_packed.h")).unwrap();
+    assert!(header.contains("buf must point to 4 readable and writable int32_t, aligned to 8 bytes (its 16-byte loads and stores may fault otherwise\n * when alignment checking is on). x86-64 only."), "{header}");
+    assert!(
+        header.contains("Needs the CPU features avx, avx2: "),
+        "{header}"
+    );
+    if runs && have("gcc") {
+        let src = write(
+            &out,
+            "test_packed.c",
+            &c_sort_test("sort4_avx2_packed", "i32", 4),
+        );
+        let o = gcc_run(
+            &out.join("test_packed"),
+            &[Path::new(&src), &out.join("sort4_avx2_packed.S")],
+        );
+        assert_eq!(stdout(&o), "passed 4401 of 4401\n");
+    }
+    if have("rustc") {
+        let module = std::fs::read_to_string(out.join("sort4_avx2_packed.rs")).unwrap();
+        assert!(module.contains("#[repr(C, align(8))]"), "{module}");
+        let o = rustc_tests(&out.join("sort4_avx2_packed.rs"));
+        assert!(
+            stdout(&o).contains("test result: ok. 3 passed; 0 failed;"),
+            "{}",
+            stdout(&o)
         );
     }
 }

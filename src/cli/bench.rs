@@ -193,7 +193,11 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         // it, so that one run compares the two instruction sets.
         if let Some(prog) = crate::game::network::classic_kernel(task) {
             networks.push((
-                format!("network, {v} min/max ({comparators} comparators)"),
+                if task.packed {
+                    format!("network, {v} packed lanes ({comparators} comparators)")
+                } else {
+                    format!("network, {v} min/max ({comparators} comparators)")
+                },
                 prog,
                 task,
             ));
@@ -276,7 +280,7 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         let missing = kernel.missing_features();
         if !missing.is_empty()
             && kernel
-                .check_safe_unrun_as(n, task.element, &task.saved_registers())
+                .check_safe_aligned(n, task.element, task.align, &task.saved_registers(), false)
                 .is_ok()
         {
             // Say whether the emulator proves it, then that it cannot run here.
@@ -296,7 +300,9 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
                 ),
             });
         }
-        if let Err((line, reason)) = kernel.check_safe(n, &task.saved_registers()) {
+        if let Err((line, reason)) =
+            kernel.check_safe_aligned(n, task.element, task.align, &task.saved_registers(), true)
+        {
             return Err(Error::Asm {
                 path: file.display().to_string(),
                 line,
@@ -544,7 +550,13 @@ fn with_saved_note(status: String, task: &Task, body: &[iced_x86::Instruction]) 
 /// Whether a kernel read from a log is safe to run and verified for `task`; else why not.
 fn logged_kernel_ok(task: &Task, kernel: &asm::Kernel) -> std::result::Result<(), String> {
     kernel
-        .check_safe(task.n, &task.saved_registers())
+        .check_safe_aligned(
+            task.n,
+            task.element,
+            task.align,
+            &task.saved_registers(),
+            true,
+        )
         .map_err(|(line, reason)| format!("line {line}: {reason}"))?;
     let cfg = NativeConfig {
         random: 10_000,

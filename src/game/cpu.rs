@@ -9,6 +9,15 @@
 //! the game never lets a column become defined on some test vectors only, because every
 //! instruction that reads an undefined column is refused ([`Fault`]).
 //!
+//! **Packed lanes.** A state made with [`CpuState::packed`] models the four 32-bit lanes of
+//! each xmm register: lane `l` of `xmm{r}` is column `4r + l`, with definedness per lane.
+//! The packed moves ([`Insn::is_packed`]: whole-array `vmovdqu`, `vpshufd`, `vpblendd`) and
+//! the lane minimum and maximum act on every lane; a lane that holds no input value (one a
+//! `vmovd` load zeroed, or one computed from such a lane) is undefined and taints every lane
+//! computed from it, and only a store of an undefined lane faults. Every one of these moves
+//! selects or moves input values (lanes are chosen by immediates, minimum and maximum by
+//! order), so the order-type argument holds for packed programs too.
+//!
 //! Extending: branches (VarSort) will add a per-test-vector program counter / active mask and
 //! apply each instruction to the active test vectors only; new opcodes add an arm to
 //! [`CpuState::apply`].
@@ -33,6 +42,11 @@ pub enum Fault {
     UndefinedFlags,
     /// A memory slot outside the array.
     SlotOutOfRange(u8),
+    /// A store of a lane (register, lane) that holds no input value (packed states).
+    UndefinedLane(Reg, u8),
+    /// A packed-lane move in a state without lanes, or a general-purpose move in a state with
+    /// them: the program mixes what one task cannot model.
+    Unmodelled(Insn),
 }
 
 impl Fault {
@@ -54,6 +68,21 @@ impl std::fmt::Display for Fault {
             Fault::UndefinedRegister(r) => write!(f, "reads {r} before writing it"),
             Fault::UndefinedFlags => write!(f, "reads the flags before any cmp"),
             Fault::SlotOutOfRange(k) => write!(f, "accesses slot {k}, outside the array"),
+            Fault::UndefinedLane(r, l) => write!(
+                f,
+                "stores lane {l} of {}, which holds no input value",
+                r.xmm_name()
+            ),
+            Fault::Unmodelled(i) if i.is_packed() => write!(
+                f,
+                "{} moves whole registers of lanes, which only a task with isa.packed models",
+                i.intel().split(' ').next().unwrap_or("")
+            ),
+            Fault::Unmodelled(i) => write!(
+                f,
+                "{} is a general-purpose move, which a task with isa.packed does not play",
+                i.intel().split(' ').next().unwrap_or("")
+            ),
         }
     }
 }
@@ -78,12 +107,20 @@ pub struct CpuState {
     /// Registers with a column: those with index below this (8 for a task whose scratch
     /// registers are all caller-saved, up to [`NUM_REGS`]).
     regs: usize,
-    /// Column-major: register `r` at `r*t`, memory slot `k` at `(regs+k)*t`, flags last.
+    /// Column-major: register column `r` at `r*t`, memory slot `k` at `(regs+k)*t`, flags
+    /// last.
     data: Vec<u8>,
-    /// Bit `c` set when column `c` holds values (registers and memory; flags use `flags_defined`).
-    defined: u32,
+    /// Bit `c` set when register column `c` holds input values (memory always does; flags use
+    /// `flags_defined`).
+    defined: u64,
     flags_defined: bool,
+    /// Lanes per register: 1 (a register is one column), or 4 for a packed state (lane `l`
+    /// of `xmm{r}` is column `4r + l`).
+    lanes: usize,
 }
+
+/// 32-bit lanes per xmm register in a packed state ([`CpuState::packed`]).
+pub const LANES: usize = 4;
 
 impl CpuState {
     /// The state before the first instruction: memory holds the inputs, registers and flags
@@ -98,15 +135,49 @@ impl CpuState {
                 data[(regs + k) * t + i] = v;
             }
         }
-        let defined = ((1u32 << n) - 1) << NUM_REGS;
         CpuState {
             t,
             n,
             regs,
             data,
-            defined,
+            defined: 0,
             flags_defined: false,
+            lanes: 1,
         }
+    }
+
+    /// The state before the first instruction of a packed program: as [`CpuState::new`], with
+    /// the four lanes of `xmm0` ... `xmm{xmm_regs - 1}` (at most [`NUM_REGS`]) as columns
+    /// `0 .. 4 * xmm_regs`.
+    pub fn packed(tv: &TestVectors, xmm_regs: usize) -> CpuState {
+        let mut s = CpuState::new(tv, 0);
+        let regs = LANES * xmm_regs.min(NUM_REGS);
+        let mut data = vec![0u8; regs * s.t];
+        data.extend_from_slice(&s.data);
+        s.data = data;
+        s.regs = regs;
+        s.lanes = LANES;
+        s
+    }
+
+    /// Lanes per register: 1, or [`LANES`] for a packed state.
+    pub fn lanes(&self) -> usize {
+        self.lanes
+    }
+
+    /// Whether column `c` holds input values.
+    pub fn col_defined(&self, c: usize) -> bool {
+        self.defined & (1 << c) != 0
+    }
+
+    /// Column `c` (a register, or in a packed state a lane) on every test vector.
+    pub fn column(&self, c: usize) -> &[u8] {
+        self.col(c)
+    }
+
+    /// Bit mask of the defined lanes of `xmm{r}` in a packed state (bit `l` for lane `l`).
+    pub fn lanes_defined(&self, r: Reg) -> u8 {
+        ((self.defined >> (LANES * r.index())) & 0xF) as u8
     }
 
     /// Number of test vectors.
@@ -143,9 +214,9 @@ impl CpuState {
         self.defined & (1 << r.index()) != 0
     }
 
-    /// Bit mask of defined registers (bit `r.index()`).
-    pub fn defined_regs(&self) -> u32 {
-        self.defined & ((1 << NUM_REGS) - 1)
+    /// Bit mask of defined registers (bit `r.index()`; in a packed state, of lane columns).
+    pub fn defined_regs(&self) -> u64 {
+        self.defined
     }
 
     /// Whether a `cmp` has run.
@@ -159,6 +230,12 @@ impl CpuState {
     /// (`cmovcc` reads its destination too: when the condition fails it keeps it), or names a
     /// slot outside the array. The state is unchanged on error.
     pub fn apply(&mut self, insn: Insn) -> Result<(), Fault> {
+        if self.lanes > 1 {
+            return self.apply_packed(insn);
+        }
+        if insn.is_packed() {
+            return Err(Fault::Unmodelled(insn));
+        }
         let t = self.t;
         let regs = self.regs;
         // A register without a column is never defined, so reading it faults like any
@@ -254,6 +331,146 @@ impl CpuState {
                     self.data[d + i] = if min { x.min(y) } else { x.max(y) };
                 }
                 self.defined |= 1 << dst.index();
+            }
+            Insn::PLoad { .. } | Insn::PStore { .. } | Insn::Shuf { .. } | Insn::Blend { .. } => {
+                unreachable!("refused above")
+            }
+        }
+        Ok(())
+    }
+
+    /// [`CpuState::apply`] on a packed state: every register operand is an xmm register of
+    /// four lane columns. Faults: a register without columns, a store of an undefined lane
+    /// (any read of a register none of whose lanes is defined), a slot outside
+    /// the array, a general-purpose move.
+    fn apply_packed(&mut self, insn: Insn) -> Result<(), Fault> {
+        let t = self.t;
+        let xmms = self.regs / LANES;
+        let has = |r: Reg| {
+            if r.index() < xmms {
+                Ok(())
+            } else {
+                Err(Fault::UndefinedRegister(r))
+            }
+        };
+        // Reading a register with no defined lane at all is refused, as it is without lanes.
+        let need_any = |s: &Self, r: Reg| {
+            if r.index() < xmms && s.lanes_defined(r) != 0 {
+                Ok(())
+            } else {
+                Err(Fault::UndefinedRegister(r))
+            }
+        };
+        let need_all = |s: &Self, r: Reg, lanes: u8| {
+            need_any(s, r)?;
+            match (0..LANES as u8)
+                .find(|&l| lanes >> l & 1 == 1 && s.lanes_defined(r) >> l & 1 == 0)
+            {
+                Some(l) => Err(Fault::UndefinedLane(r, l)),
+                None => Ok(()),
+            }
+        };
+        let slots = |s: &Self, count: usize| {
+            if count > s.n {
+                Err(Fault::SlotOutOfRange(s.n as u8))
+            } else {
+                Ok(())
+            }
+        };
+        // The new lanes of the destination: (source column, defined) per lane, computed from
+        // the state before the instruction, then written.
+        let col = |r: Reg, l: usize| LANES * r.index() + l;
+        let mut out: Vec<(usize, Vec<u8>, bool)> = Vec::with_capacity(LANES);
+        match insn {
+            Insn::PLoad { dst } => {
+                slots(self, LANES)?;
+                has(dst)?;
+                for l in 0..LANES {
+                    out.push((col(dst, l), self.mem(l).to_vec(), true));
+                }
+            }
+            Insn::VLoad { dst, slot, .. } => {
+                slots(self, slot as usize + 1)?;
+                has(dst)?;
+                out.push((col(dst, 0), self.mem(slot as usize).to_vec(), true));
+                for l in 1..LANES {
+                    out.push((col(dst, l), vec![0; t], false));
+                }
+            }
+            Insn::PStore { src } => {
+                slots(self, LANES)?;
+                need_all(self, src, 0xF)?;
+                for l in 0..LANES {
+                    self.copy_col(col(src, l), self.regs + l);
+                }
+                return Ok(());
+            }
+            Insn::VStore { slot, src, .. } => {
+                slots(self, slot as usize + 1)?;
+                need_all(self, src, 1)?;
+                self.copy_col(col(src, 0), self.regs + slot as usize);
+                return Ok(());
+            }
+            Insn::VMov { dst, src, .. } | Insn::Shuf { dst, src, .. } => {
+                need_any(self, src)?;
+                has(dst)?;
+                let imm = match insn {
+                    Insn::Shuf { imm, .. } => imm,
+                    _ => 0b11_10_01_00,
+                };
+                for l in 0..LANES {
+                    let from = (imm as usize >> (2 * l)) & 3;
+                    let c = col(src, from);
+                    out.push((col(dst, l), self.col(c).to_vec(), self.col_defined(c)));
+                }
+            }
+            Insn::Blend { dst, a, b, imm } => {
+                need_any(self, a)?;
+                need_any(self, b)?;
+                has(dst)?;
+                for l in 0..LANES {
+                    let c = if imm >> l & 1 == 1 {
+                        col(b, l)
+                    } else {
+                        col(a, l)
+                    };
+                    out.push((col(dst, l), self.col(c).to_vec(), self.col_defined(c)));
+                }
+            }
+            Insn::Min { dst, .. } | Insn::Max { dst, .. } => {
+                for r in insn.read_regs() {
+                    need_any(self, r)?;
+                }
+                has(dst)?;
+                let (a, b) = match insn {
+                    Insn::Min { a, b, .. } | Insn::Max { a, b, .. } => (a, b),
+                    _ => unreachable!(),
+                };
+                let min = matches!(insn, Insn::Min { .. });
+                for l in 0..LANES {
+                    let (ca, cb) = (col(a, l), col(b, l));
+                    let v: Vec<u8> = self
+                        .col(ca)
+                        .iter()
+                        .zip(self.col(cb))
+                        .map(|(&x, &y)| if min { x.min(y) } else { x.max(y) })
+                        .collect();
+                    let d = self.col_defined(ca) && self.col_defined(cb);
+                    out.push((col(dst, l), v, d));
+                }
+            }
+            Insn::Load { .. }
+            | Insn::Store { .. }
+            | Insn::Mov { .. }
+            | Insn::Cmp { .. }
+            | Insn::Cmov { .. } => return Err(Fault::Unmodelled(insn)),
+        }
+        for (c, v, d) in out {
+            self.data[c * t..(c + 1) * t].copy_from_slice(&v);
+            if d {
+                self.defined |= 1 << c;
+            } else {
+                self.defined &= !(1 << c);
             }
         }
         Ok(())

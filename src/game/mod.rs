@@ -104,8 +104,43 @@
 //! `d` and `x` from there on. The result computes the same values in one instruction fewer,
 //! and under latency it delays nothing (a copy costs no time in the model).
 //!
-//! Restrictions specific to vector tasks: one element per register (no packed lanes, whole-
-//! array loads, shuffles or blends yet), and loads first, stores last as for scalar tasks.
+//! Restrictions specific to vector tasks of one element per register: loads first, stores
+//! last as for scalar tasks.
+//!
+//! ## Packed lanes (`[isa] packed = true`)
+//! A packed task holds the whole array of four 32-bit elements in one xmm register: the
+//! program opens with `vmovdqu xmm0, [rdi]` (lane `k` = element `k`) and closes with one
+//! `vmovdqu [rdi], xmm` of a register whose lanes hold the sorted columns in order. Between
+//! them the moves are `vpshufd d, s, imm` (every immediate), `vpblendd d, a, b, imm` (the 14
+//! immediates that take lanes from both `a != b`) and the lane minimum and maximum on all
+//! four lanes. The CPU state keeps a column per lane ([`CpuState::packed`]) with definedness
+//! per lane, and the rules that look at columns (lost values, the estimate) look at lanes.
+//! Each move selects or moves input values (lanes by immediates, minima and maxima by order),
+//! so the weak-ordering proof covers these programs. The pruning, each rule for the reason it
+//! has above:
+//! 1. a move that reads a register with no defined lane is refused, as is a minimum or maximum
+//!    whose sources share no defined lane, and any move that leaves its destination with no
+//!    defined lane: every lane computed from an undefined lane is undefined, a store of an
+//!    undefined lane faults, so such a register can never reach the output, and deleting the
+//!    move changes no lane that can (the destination then keeps its old lanes, which every
+//!    later read treats no worse). Reading a register with *some* undefined lanes is allowed:
+//!    its other lanes may be what the program needs;
+//! 2. lost values: as above, over the defined lanes;
+//! 3. moves that change nothing: the destination's defined lanes and definedness unchanged;
+//! 5. a register none of whose lanes is defined is written only as the lowest such register
+//!    (they are interchangeable); the minimum and maximum take `a` before `b`;
+//! 6. transpositions: the key is invariant under renaming registers, not under permuting
+//!    lanes (lane positions matter to every later shuffle, blend and store);
+//! 7. the bound: the store, and one more move unless a register already holds the sorted
+//!    lanes in order.
+//!
+//! Restrictions specific to packed tasks: `n = 4` and 32-bit elements only (one xmm register;
+//! no ymm, no partial loads for other `n`), three registers (xmm0-xmm2: four lane columns each
+//! in the game's 14), the one load first and the one store last, and `vpshufd` as the only
+//! shuffle (no `vpermd`, `vpalignr`, `vpunpck*`, no shuffles across two registers). The
+//! estimate prices a layer of two comparators at 4 moves; it guides, never cuts. Callers pass
+//! an 8-byte-aligned array (`layout.align = 8`, checked by the task file): `vmovdqu` raises no
+//! alignment-check fault there (Intel SDM vol. 3A, 6.15).
 
 pub mod cpu;
 pub mod network;
@@ -175,7 +210,6 @@ pub struct SortGame {
 struct Proof {
     few: TestVectors,
     all: std::sync::OnceLock<TestVectors>,
-    columns: usize,
     cache: std::sync::Mutex<std::collections::HashMap<Vec<Insn>, bool>>,
     /// Candidates proved / refuted so far (for reports).
     counts: [std::sync::atomic::AtomicU64; 2],
@@ -219,6 +253,7 @@ impl SortGame {
         let exact = !task.zero_one_search;
         let regs = &task.scratch;
         let moves = match task.vector {
+            _ if task.packed => packed_moves(regs),
             None => scalar_moves(regs, &task.conds),
             Some(v) => vector_moves(regs, v.avx(), task.copies),
         };
@@ -251,15 +286,16 @@ impl SortGame {
             .map(|v| v.iter().fold(0u8, |m, &x| m | 1 << x))
             .collect();
         let columns = task.columns();
-        let mut cpu = CpuState::new(&tv, columns);
+        let mut cpu = task.cpu_state(&tv);
         let mut model = ModelState::default();
-        for load in load_moves(regs, n, task.vector.map(|v| v.avx())) {
+        let loads = load_moves(task, n);
+        for &load in &loads {
             cpu.apply(load).expect("loads are always legal");
             model.push(&Op::of_insn(load));
         }
         let initial = GameState {
             cpu,
-            len: n as u32,
+            len: loads.len() as u32,
             last_cmp: false,
             recent: [None; RECENT],
             model,
@@ -276,7 +312,6 @@ impl SortGame {
                     .collect(),
             ),
             all: std::sync::OnceLock::new(),
-            columns,
             cache: Default::default(),
             counts: Default::default(),
         });
@@ -307,7 +342,8 @@ impl SortGame {
         let comparators = network::classic_comparators(n)?;
         if self.task.vector.is_some() {
             let kernel = network::classic_kernel(&self.task)?;
-            return self.actions_of(&kernel[n..kernel.len() - n]);
+            let (loads, stores) = (self.loads().len(), self.store_count());
+            return self.actions_of(&kernel[loads..kernel.len() - stores]);
         }
         let el = self.task.element;
         let cc = [crate::isa::Cond::G, crate::isa::Cond::Ge]
@@ -363,7 +399,7 @@ impl SortGame {
             return ok;
         }
         let sorts = |tv: &TestVectors| {
-            let mut cpu = CpuState::new(tv, p.columns);
+            let mut cpu = self.task.cpu_state(tv);
             program.iter().all(|&i| cpu.apply(i).is_ok()) && check_sorted(tv, &cpu).is_ok()
         };
         let ok = sorts(&p.few) && sorts(p.all.get_or_init(|| TestVectors::new(self.tv.n)));
@@ -402,15 +438,24 @@ impl SortGame {
 
     /// The loads that open every program.
     pub fn loads(&self) -> Vec<Insn> {
-        load_moves(
-            &self.task.scratch,
-            self.tv.n,
-            self.task.vector.map(|v| v.avx()),
-        )
+        load_moves(&self.task, self.tv.n)
     }
 
-    /// The stores that close a program: slot `k` from `regs[k]` (a `movd` in a vector task).
+    /// How many stores close a program: `n`, or 1 in a packed task.
+    fn store_count(&self) -> usize {
+        if self.task.packed {
+            1
+        } else {
+            self.tv.n
+        }
+    }
+
+    /// The stores that close a program: slot `k` from `regs[k]` (a `movd` in a vector task);
+    /// in a packed task the one `vmovdqu` from `regs[0]`.
     fn stores(&self, regs: &[Reg]) -> Vec<Insn> {
+        if self.task.packed {
+            return vec![Insn::PStore { src: regs[0] }];
+        }
         regs.iter()
             .enumerate()
             .map(|(k, &src)| match self.task.vector {
@@ -427,8 +472,11 @@ impl SortGame {
     /// Instructions per compare-exchange in the task's moves: `cmp`, `mov`, two `cmovcc` (4);
     /// with AVX `vpminsd` and `vpmaxsd` into a free register (2); with SSE4.1 a `movdqa` copy
     /// and the two-operand `pminsd`, `pmaxsd` (3).
+    /// In a packed task, 2: a layer of two comparators is `vpshufd`, `vpminsd`, `vpmaxsd`,
+    /// `vpblendd`.
     pub fn exchange_cost(&self) -> u32 {
         match self.task.vector {
+            Some(_) if self.task.packed => 2,
             None => 4,
             Some(v) if v.avx() => 2,
             Some(_) => 3,
@@ -438,11 +486,34 @@ impl SortGame {
     /// When the register column `r` is ready in the latency model (a general-purpose register,
     /// or `xmm{r}` in a vector task).
     fn ready(&self, m: &ModelState, r: Reg) -> u16 {
+        // In a packed task the column is a lane of xmm{r / 4}.
+        let r = if self.task.packed {
+            Reg::from_index(r.index() / cpu::LANES)
+        } else {
+            r
+        };
         m.ready[crate::latency::model::ready_index(r, self.task.vector.is_some())]
     }
 
-    /// For each slot, a register holding its sorted column, if every slot has one.
+    /// For each slot, a register holding its sorted column, if every slot has one; in a
+    /// packed task, the one xmm register whose lanes hold the sorted columns in order.
     fn store_regs(&self, s: &GameState) -> Option<Vec<Reg>> {
+        if self.task.packed {
+            return self
+                .task
+                .scratch
+                .iter()
+                .copied()
+                .find(|&r| {
+                    s.cpu.lanes_defined(r) == 0xF
+                        && self
+                            .targets
+                            .iter()
+                            .enumerate()
+                            .all(|(k, col)| s.cpu.column(cpu::LANES * r.index() + k) == &col[..])
+                })
+                .map(|r| vec![r]);
+        }
         self.targets
             .iter()
             .map(|col| {
@@ -462,6 +533,10 @@ impl SortGame {
     fn proven_stores(&self, s: &GameState) -> Option<Vec<Reg>> {
         if self.proof.is_none() {
             return self.store_regs(s);
+        }
+        if self.task.packed {
+            let stores = self.store_regs(s)?;
+            return self.proves(&s.core, &stores).then_some(stores);
         }
         let options: Vec<Vec<Reg>> = self
             .targets
@@ -514,7 +589,7 @@ impl SortGame {
     /// Replays a whole program (loads and stores included) on the emulator and returns the
     /// final CPU state, or the first fault with its instruction index.
     pub fn run(&self, program: &[Insn]) -> Result<CpuState, (usize, Fault)> {
-        let mut cpu = CpuState::new(&self.tv, self.regs.len());
+        let mut cpu = self.task.cpu_state(&self.tv);
         for (i, &insn) in program.iter().enumerate() {
             cpu.apply(insn).map_err(|f| (i, f))?;
         }
@@ -572,7 +647,6 @@ impl SortGame {
     /// `P, Q`, a `mov` to save a copy, a `cmovcc` for each of `min(P,Q)`, `max(P,Q)` not yet
     /// held), plus the estimate after it.
     fn remaining_estimate(&self, s: &GameState) -> f32 {
-        let n = self.tv.n;
         let cols = self.perm_columns(&s.cpu);
         let flags: Option<Vec<u8>> = s
             .cpu
@@ -631,7 +705,7 @@ impl SortGame {
                 }
             }
         }
-        n as f32 + best
+        self.store_count() as f32 + best
     }
 }
 
@@ -682,11 +756,17 @@ impl SortGame {
     /// [`SortGame::latency_bound`].
     fn latency_estimate(&self, s: &GameState, len_estimate: f32) -> f32 {
         let n = self.tv.n as f32;
-        let comparators = ((len_estimate - n) / self.exchange_cost() as f32).max(0.0);
+        let stores = self.store_count() as f32;
+        let comparators = ((len_estimate - stores) / self.exchange_cost() as f32).max(0.0);
         let layers = (comparators / (n / 2.0).floor().max(1.0)).ceil();
         let (fresh, latest) = self.slot_times(s);
-        // A layer: cmp then cmovcc (2 cycles), or a lane minimum and maximum side by side (1).
-        let per_layer = if self.task.vector.is_some() { 1.0 } else { 2.0 };
+        // A layer: cmp then cmovcc (2 cycles), a lane minimum and maximum side by side (1), or
+        // in a packed task a shuffle, the minimum and maximum, and a blend (3).
+        let per_layer = match self.task.vector {
+            Some(_) if self.task.packed => 3.0,
+            Some(_) => 1.0,
+            None => 2.0,
+        };
         let end = (fresh as f32 - 1.0 + per_layer * layers + 1.0).max(latest as f32 + 1.0);
         let t = crate::latency::model::TICKS_PER_CYCLE as f32;
         let now = s.model.ticks().0 as f32;
@@ -761,14 +841,18 @@ pub fn without_dead_code(program: &[Insn]) -> Vec<Insn> {
                     true
                 }
             }
-            Insn::VStore { src, .. } => {
+            Insn::VStore { src, .. } | Insn::PStore { src } => {
                 live |= bit(src);
                 true
             }
+            // Every vector write replaces the whole register (VEX zeroes the rest).
             Insn::VLoad { dst, .. }
             | Insn::VMov { dst, .. }
             | Insn::Min { dst, .. }
-            | Insn::Max { dst, .. } => {
+            | Insn::Max { dst, .. }
+            | Insn::PLoad { dst }
+            | Insn::Shuf { dst, .. }
+            | Insn::Blend { dst, .. } => {
                 live & bit(dst) != 0 && {
                     live &= !bit(dst);
                     for r in insn.read_regs() {
@@ -786,9 +870,13 @@ pub fn without_dead_code(program: &[Insn]) -> Vec<Insn> {
         .collect()
 }
 
-/// `mov scratch[k], [rdi + 4k]` for every slot `k`; with `vector = Some(avx)` the `movd`
-/// (`vmovd`) into `xmm{scratch[k]}`.
-fn load_moves(scratch: &[Reg], n: usize, vector: Option<bool>) -> Vec<Insn> {
+/// `mov scratch[k], [rdi + 4k]` for every slot `k`; in a vector task the `movd` (`vmovd`)
+/// into `xmm{scratch[k]}`; in a packed task the one `vmovdqu xmm{scratch[0]}, [rdi]`.
+fn load_moves(task: &Task, n: usize) -> Vec<Insn> {
+    let (scratch, vector) = (&task.scratch, task.vector.map(|v| v.avx()));
+    if task.packed {
+        return vec![Insn::PLoad { dst: scratch[0] }];
+    }
     (0..n)
         .map(|k| {
             let (dst, slot) = (scratch[k], k as u8);
@@ -874,7 +962,152 @@ fn vector_moves(regs: &[Reg], avx: bool, copies: bool) -> Vec<Insn> {
     moves
 }
 
+/// The packed move table over xmm registers `regs`: `vpshufd d, s, imm` for every `d`, `s`
+/// and immediate but the identity copy onto itself; `vpblendd d, a, b, imm` for `a != b` and
+/// the 14 immediates that take lanes from both; `vpminsd` / `vpmaxsd d, a, b` with `a` before
+/// `b` in `regs` (both commute). 2,550 moves over three registers.
+fn packed_moves(regs: &[Reg]) -> Vec<Insn> {
+    let mut moves = Vec::new();
+    for &dst in regs {
+        for &src in regs {
+            for imm in 0..=255u8 {
+                if !(dst == src && imm == 0b11_10_01_00) {
+                    moves.push(Insn::Shuf { dst, src, imm });
+                }
+            }
+        }
+    }
+    for &dst in regs {
+        for &a in regs {
+            for &b in regs {
+                if a != b {
+                    for imm in 1..15u8 {
+                        moves.push(Insn::Blend { dst, a, b, imm });
+                    }
+                }
+            }
+        }
+    }
+    for min in [true, false] {
+        for (i, &a) in regs.iter().enumerate() {
+            for &b in &regs[i + 1..] {
+                for &dst in regs {
+                    moves.push(min_max_move(min, dst, a, b));
+                }
+            }
+        }
+    }
+    moves
+}
+
+fn min_max_move(min: bool, dst: Reg, a: Reg, b: Reg) -> Insn {
+    if min {
+        Insn::Min {
+            dst,
+            a,
+            b,
+            avx: true,
+        }
+    } else {
+        Insn::Max {
+            dst,
+            a,
+            b,
+            avx: true,
+        }
+    }
+}
+
 impl SortGame {
+    /// `len` (instructions still to come, a lower bound) as a cost bound: under latency, plus
+    /// the cycles [`SortGame::latency_bound`] says are still to come.
+    fn bound_with_latency(&self, s: &GameState, len: u32) -> u32 {
+        match self.objective {
+            Objective::Length => len,
+            Objective::Latency => {
+                let t = crate::latency::model::TICKS_PER_CYCLE;
+                let now = s.model.ticks().0;
+                len + LATENCY_WEIGHT * (t * self.latency_bound(s) as u32).saturating_sub(now)
+            }
+        }
+    }
+
+    /// The legal moves of a packed task (see the module docs, "Packed lanes"): each source
+    /// has a defined lane, a minimum or maximum has a lane defined in both sources, and a
+    /// register none of whose lanes is defined is written only if it is the lowest such.
+    fn packed_legal_actions(&self, s: &GameState, out: &mut Vec<Action>) {
+        let lanes = |r: Reg| s.cpu.lanes_defined(r);
+        let lowest_free = self.task.scratch.iter().copied().find(|&r| lanes(r) == 0);
+        let dst_ok = |d: Reg| lanes(d) != 0 || Some(d) == lowest_free;
+        for (i, &m) in self.moves.iter().enumerate() {
+            let ok = match m {
+                Insn::Shuf { dst, src, .. } => lanes(src) != 0 && dst_ok(dst),
+                Insn::Blend { dst, a, b, .. } => lanes(a) != 0 && lanes(b) != 0 && dst_ok(dst),
+                Insn::Min { dst, a, b, .. } | Insn::Max { dst, a, b, .. } => {
+                    lanes(a) & lanes(b) != 0 && dst_ok(dst)
+                }
+                _ => false,
+            };
+            if ok {
+                out.push(i as Action);
+            }
+        }
+    }
+
+    /// Whether a packed move from `s` to `next` is worth playing: `Some(())` unless it leaves
+    /// no lane of its destination defined, changes no defined lane of it, or loses an input
+    /// value on some test vector.
+    fn packed_step_ok(&self, s: &GameState, next: &GameState, m: Insn) -> Option<()> {
+        let dst = m.written_reg()?;
+        let (old, new) = (s.cpu.lanes_defined(dst), next.cpu.lanes_defined(dst));
+        if new == 0 {
+            return None; // a register of no input value: nothing can use it
+        }
+        let lane = |c: &CpuState, l: usize| c.column(cpu::LANES * dst.index() + l).to_vec();
+        if old == new
+            && (0..cpu::LANES).all(|l| new >> l & 1 == 0 || lane(&s.cpu, l) == lane(&next.cpu, l))
+        {
+            return None; // changes nothing
+        }
+        if old != 0 && !self.values_alive(&next.cpu) {
+            return None;
+        }
+        Some(())
+    }
+
+    /// The transposition key of a packed state: per register with a defined lane, its lanes in
+    /// order (an undefined lane as a marker), the registers sorted (renaming them changes
+    /// nothing), and the timing part under latency. Lanes are not sorted: their order matters
+    /// to every later shuffle, blend and store.
+    fn packed_key(&self, s: &GameState) -> u64 {
+        let mut regs: Vec<u64> = self
+            .task
+            .scratch
+            .iter()
+            .filter(|&&r| s.cpu.lanes_defined(r) != 0)
+            .map(|&r| {
+                (0..cpu::LANES).fold(0u64, |h, l| {
+                    let c = cpu::LANES * r.index() + l;
+                    let lane = if s.cpu.col_defined(c) {
+                        hash_bytes(1, s.cpu.column(c))
+                    } else {
+                        0x5eed
+                    };
+                    mix64(h ^ lane)
+                })
+            })
+            .collect();
+        regs.sort_unstable();
+        let mut h = 0u64;
+        for r in regs {
+            h = mix64(h ^ r);
+        }
+        if self.objective == Objective::Latency {
+            h = mix64(h ^ self.timing_key(s));
+        }
+        h
+    }
+
     /// Comparators left to sort the best `n` of `cols` (columns on the permutation test
     /// vectors) that hold all `n` values on every row; `None` when no `n` columns do.
     fn comparators_left(&self, cols: &[Vec<u8>]) -> Option<f32> {
@@ -986,6 +1219,9 @@ impl Environment for SortGame {
     }
 
     fn legal_actions(&self, s: &GameState, out: &mut Vec<Action>) {
+        if self.task.packed {
+            return self.packed_legal_actions(s, out);
+        }
         let lowest_free = self
             .task
             .scratch
@@ -1011,7 +1247,11 @@ impl Environment for SortGame {
                 Insn::Load { .. }
                 | Insn::Store { .. }
                 | Insn::VLoad { .. }
-                | Insn::VStore { .. } => false,
+                | Insn::VStore { .. }
+                | Insn::PLoad { .. }
+                | Insn::PStore { .. }
+                | Insn::Shuf { .. }
+                | Insn::Blend { .. } => false,
             };
             if ok {
                 out.push(i as Action);
@@ -1024,6 +1264,7 @@ impl Environment for SortGame {
         let mut next = s.clone();
         next.cpu.apply(m).ok()?;
         match m {
+            _ if self.task.packed => self.packed_step_ok(s, &next, m)?,
             Insn::Mov { dst, .. }
             | Insn::Cmov { dst, .. }
             | Insn::VMov { dst, .. }
@@ -1049,9 +1290,14 @@ impl Environment for SortGame {
                     return None;
                 }
             }
-            Insn::Load { .. } | Insn::Store { .. } | Insn::VLoad { .. } | Insn::VStore { .. } => {
-                return None
-            }
+            Insn::Load { .. }
+            | Insn::Store { .. }
+            | Insn::VLoad { .. }
+            | Insn::VStore { .. }
+            | Insn::PLoad { .. }
+            | Insn::PStore { .. }
+            | Insn::Shuf { .. }
+            | Insn::Blend { .. } => return None,
         }
         next.len += 1;
         if self.objective == Objective::Latency {
@@ -1076,7 +1322,7 @@ impl Environment for SortGame {
             return None;
         }
         let stores = self.proven_stores(s)?;
-        let len = s.len + self.tv.n as u32;
+        let len = s.len + self.store_count() as u32;
         Some(match self.objective {
             Objective::Length => len,
             Objective::Latency => {
@@ -1090,18 +1336,16 @@ impl Environment for SortGame {
     }
 
     fn lower_bound(&self, s: &GameState) -> u32 {
+        if self.task.packed {
+            // The store, and a move first unless some register holds the sorted lanes.
+            let len = 1 + u32::from(self.store_regs(s).is_none());
+            return self.bound_with_latency(s, len);
+        }
         let missing = self.missing_targets(s);
         // A scalar task also needs a cmp before its first cmovcc.
         let cmp = u32::from(missing > 0 && !s.cpu.flags_defined() && self.task.vector.is_none());
         let len = self.tv.n as u32 + missing + cmp;
-        match self.objective {
-            Objective::Length => len,
-            Objective::Latency => {
-                let t = crate::latency::model::TICKS_PER_CYCLE;
-                let now = s.model.ticks().0;
-                len + LATENCY_WEIGHT * (t * self.latency_bound(s) as u32).saturating_sub(now)
-            }
-        }
+        self.bound_with_latency(s, len)
     }
 
     fn estimate(&self, s: &GameState) -> f32 {
@@ -1138,6 +1382,9 @@ impl Environment for SortGame {
     }
 
     fn key(&self, s: &GameState) -> u64 {
+        if self.task.packed {
+            return self.packed_key(s);
+        }
         let mut cols: Vec<u64> = self
             .regs
             .iter()
@@ -1168,7 +1415,11 @@ impl Environment for SortGame {
         // after the 4-cycle loads) and its length.
         let n = self.tv.n;
         let comparators = network::classic_comparators(n).map_or(n * (n - 1) / 2, |c| c.len());
-        let len = self.exchange_cost() as usize * comparators + 2 * n;
+        let len = if self.task.packed {
+            4 * comparators + 2
+        } else {
+            self.exchange_cost() as usize * comparators + 2 * n
+        };
         // The loads' latency: 4 cycles into general-purpose registers, 7 into vector ones.
         let load = if self.task.vector.is_some() { 7 } else { 4 };
         match self.objective {

@@ -480,6 +480,9 @@ pub fn network_sorts(n: usize, comparators: &[(usize, usize)]) -> bool {
 /// elements.
 pub fn classic_kernel(task: &crate::task::Task) -> Option<Vec<Insn>> {
     let c = classic_comparators(task.n)?;
+    if task.packed {
+        return packed_network_kernel(&task.scratch, task.n, c);
+    }
     if let Some(v) = task.vector {
         return vector_network_kernel(&task.scratch, task.n, c, v.avx(), task.copies);
     }
@@ -603,6 +606,79 @@ pub fn vector_network_kernel(
         src: at[k],
         avx,
     }));
+    Some(prog)
+}
+
+/// A sorting network as a packed-lane kernel, the in-register form of Bramas (arXiv
+/// 1704.08579, section 3) and vqsort (arXiv 2205.05982): `vmovdqu v, [rdi]` (lane `k` holds
+/// element `k`); for each layer of disjoint comparators (greedily, in the network's order),
+/// `vpshufd t, v, imm` (each compared lane gets its partner's value, the others their own),
+/// `vpminsd m, v, t`, `vpmaxsd t, v, t`, `vpblendd v, m, t, imm` (the maximum into the higher
+/// lane of each comparator); then `vmovdqu [rdi], v`, with `v, t, m` the first three
+/// registers of `scratch`. Length: 4 per layer + 2 (14 for n = 4).
+///
+/// `None` unless `n` is 4 (one xmm register of 32-bit lanes) and `scratch` has three registers.
+pub fn packed_network_kernel(
+    scratch: &[Reg],
+    n: usize,
+    comparators: &[(usize, usize)],
+) -> Option<Vec<Insn>> {
+    if n != crate::game::cpu::LANES || scratch.len() < 3 {
+        return None;
+    }
+    let (v, t, m) = (scratch[0], scratch[1], scratch[2]);
+    // Operands of the commuting minimum and maximum in scratch order, as the move table has them.
+    let (a, b) = (v, t);
+    let mut layers: Vec<Vec<(usize, usize)>> = Vec::new();
+    for &(i, j) in comparators {
+        // A comparator joins the last layer when it shares no lane with it, else opens one.
+        match layers.last_mut() {
+            Some(l) if l.iter().all(|&(x, y)| x != i && x != j && y != i && y != j) => {
+                l.push((i, j))
+            }
+            _ => layers.push(vec![(i, j)]),
+        }
+    }
+    let mut prog = vec![Insn::PLoad { dst: v }];
+    for layer in layers {
+        let mut lane_from: [usize; 4] = [0, 1, 2, 3];
+        let mut high = 0u8;
+        for &(i, j) in &layer {
+            lane_from[i] = j;
+            lane_from[j] = i;
+            high |= 1 << j;
+        }
+        let imm = lane_from
+            .iter()
+            .enumerate()
+            .fold(0u8, |x, (l, &f)| x | (f as u8) << (2 * l));
+        prog.extend([
+            Insn::Shuf {
+                dst: t,
+                src: v,
+                imm,
+            },
+            Insn::Min {
+                dst: m,
+                a,
+                b,
+                avx: true,
+            },
+            Insn::Max {
+                dst: t,
+                a,
+                b,
+                avx: true,
+            },
+            Insn::Blend {
+                dst: v,
+                a: m,
+                b: t,
+                imm: high,
+            },
+        ]);
+    }
+    prog.push(Insn::PStore { src: v });
     Some(prog)
 }
 

@@ -19,7 +19,9 @@
 //! | vector load | `movd xmm, [rdi + k]`, `vmovd` | 7 (load-to-use into the vector register file) | the 3 load pipes |
 //! | vector store | `movd [rdi + k], xmm`, `vmovd` | 1 to complete, as a store | the 2 store pipes |
 //! | vector move | `movdqa xmm, xmm`, `vmovdqa` | 0 (eliminated at renaming, as `mov r, r`) | none |
-//! | vector ALU | `pminsd`, `vpminsd`, `vpmaxud`, ... on xmm, and any other instruction writing a vector register | 1 | 4 vector pipes |
+//! | vector ALU | `pminsd`, `vpminsd`, `vpmaxud`, `vpblendd`, ... on xmm, and any other instruction writing a vector register | 1 | 4 vector pipes |
+//! | shuffle | `vpshufd`, `pshufd` on xmm | 1 | 2 of the 4 vector pipes |
+//! | packed load / store | `vmovdqu xmm, [rdi]`, `vmovdqu [rdi], xmm` | as the vector load / store | as they |
 //!
 //! Dispatch: 6 instructions per cycle.
 //!
@@ -27,6 +29,10 @@
 //! Zen 4 table gives `pminsd`/`pmaxsd` and their VEX forms latency 1 and reciprocal throughput
 //! 0.25 (4 pipes), and register-to-register `movdqa` latency 0; the SOG gives loads into the
 //! vector register file a longer load-to-use latency than integer loads (7 cycles against 4).
+//! uops.info's Zen 4 pages give `vpshufd` (xmm, imm8) latency 1 on the two shuffle pipes (FP1,
+//! FP2; reciprocal throughput 0.5) and `vpblendd` (xmm) latency 1; the model takes blends on
+//! all 4 vector pipes, as the minimum. A packed store and a later packed load of the array
+//! forward as the slot-0 store and load do (the model tracks forwarding per slot).
 //! A first version counted 2 vector pipes; bench on this machine (sort6-avx2: 24 minima and
 //! maxima at 5.32 reference cycles per independent call) showed more than 2 at work.
 //!
@@ -63,6 +69,8 @@ const LOAD_LATENCY: u16 = 4;
 const VEC_LOAD_LATENCY: u16 = 7;
 /// Vector ALU pipes the model counts for lane minimum and maximum.
 const VEC_PIPES: u32 = 4;
+/// Of the vector pipes, those that shuffle (`vpshufd`).
+const SHUF_PIPES: u32 = 2;
 /// Cycles from a store's data being ready until a later load of the same slot has it.
 const FORWARD_LATENCY: u16 = 6;
 /// Instructions dispatched per cycle.
@@ -90,8 +98,10 @@ pub enum OpClass {
     /// A load from memory into a vector register.
     VecLoad,
     /// An instruction writing a vector register other than a load or an eliminated move
-    /// (lane minimum and maximum): one cycle on a vector pipe.
+    /// (lane minimum and maximum, blends): one cycle on a vector pipe.
     VecAlu,
+    /// A lane shuffle (`vpshufd`): one cycle on a vector pipe that shuffles.
+    VecShuf,
     /// Any other instruction: one cycle on an ALU pipe.
     Alu,
 }
@@ -207,10 +217,29 @@ impl Op {
                 writes: xbit(dst),
                 ..base
             },
-            Insn::Min { dst, .. } | Insn::Max { dst, .. } => Op {
+            Insn::Min { dst, .. } | Insn::Max { dst, .. } | Insn::Blend { dst, .. } => Op {
                 class: OpClass::VecAlu,
                 reads: insn.read_regs().into_iter().fold(0, |m, r| m | xbit(r)),
                 writes: xbit(dst),
+                ..base
+            },
+            Insn::Shuf { dst, src, .. } => Op {
+                class: OpClass::VecShuf,
+                reads: xbit(src),
+                writes: xbit(dst),
+                ..base
+            },
+            Insn::PLoad { dst } => Op {
+                class: OpClass::VecLoad,
+                reads: RDI_BIT,
+                writes: xbit(dst),
+                slot: Some(0),
+                ..base
+            },
+            Insn::PStore { src } => Op {
+                class: OpClass::Store,
+                reads: RDI_BIT | xbit(src),
+                slot: Some(0),
                 ..base
             },
         }
@@ -248,15 +277,22 @@ impl Op {
                 && d / 4 < 8)
                 .then_some((d / 4) as u8)
         });
-        use Mnemonic::{Movd, Movdqa, Movq, Vmovd, Vmovdqa, Vmovq};
+        use Mnemonic::{
+            Movd, Movdqa, Movdqu, Movq, Pshufd, Vmovd, Vmovdqa, Vmovdqu, Vmovq, Vpshufd,
+        };
         let vector_writes = writes >> 16 != 0;
         let class = match (ins.mnemonic(), mem) {
             (Mnemonic::Mov, Some(0)) => OpClass::Store,
             (Mnemonic::Mov, Some(_)) => OpClass::Load,
             (Mnemonic::Mov, None) => OpClass::Move,
-            (Movd | Movq | Vmovd | Vmovq | Movdqa | Vmovdqa, Some(0)) => OpClass::Store,
-            (Movd | Movq | Vmovd | Vmovq | Movdqa | Vmovdqa, Some(_)) => OpClass::VecLoad,
-            (Movdqa | Vmovdqa, None) => OpClass::Move,
+            (Movd | Movq | Vmovd | Vmovq | Movdqa | Vmovdqa | Movdqu | Vmovdqu, Some(0)) => {
+                OpClass::Store
+            }
+            (Movd | Movq | Vmovd | Vmovq | Movdqa | Vmovdqa | Movdqu | Vmovdqu, Some(_)) => {
+                OpClass::VecLoad
+            }
+            (Movdqa | Vmovdqa | Movdqu | Vmovdqu, None) => OpClass::Move,
+            (Pshufd | Vpshufd, None) => OpClass::VecShuf,
             (m, None) if is_cmov(m) => OpClass::Cmov,
             _ if vector_writes => OpClass::VecAlu,
             _ => OpClass::Alu,
@@ -300,14 +336,16 @@ pub struct ModelState {
     pub alu: u16,
     /// cmov instructions.
     pub cmov: u16,
-    /// Vector ALU instructions (lane minimum and maximum).
+    /// Vector ALU instructions (lane minimum and maximum, blends, shuffles).
     pub vec: u16,
+    /// Shuffles.
+    pub shuf: u16,
     /// Loads.
     pub loads: u16,
     /// Stores.
     pub stores: u16,
     /// Pipes taken in each of the first [`SCHEDULED_CYCLES`] cycles: bits 0-2 ALU, 3-4
-    /// cmov, 5-6 load, 7-8 store, 9-11 vector ALU.
+    /// cmov, 5-6 load, 7-8 store, 9-11 vector ALU, 12-13 shuffle.
     pipes: [u16; SCHEDULED_CYCLES],
 }
 
@@ -326,6 +364,7 @@ impl Default for ModelState {
             alu: 0,
             cmov: 0,
             vec: 0,
+            shuf: 0,
             loads: 0,
             stores: 0,
             pipes: [0; SCHEDULED_CYCLES],
@@ -339,6 +378,7 @@ const CMOV_FIELD: (u32, u16, u16) = (3, 0b11, CMOV_PIPES as u16);
 const LOAD_FIELD: (u32, u16, u16) = (5, 0b11, LOAD_PIPES as u16);
 const STORE_FIELD: (u32, u16, u16) = (7, 0b11, STORE_PIPES as u16);
 const VEC_FIELD: (u32, u16, u16) = (9, 0b111, VEC_PIPES as u16);
+const SHUF_FIELD: (u32, u16, u16) = (12, 0b11, SHUF_PIPES as u16);
 
 impl ModelState {
     /// The first cycle at or after `from` with a free pipe in every group of `fields`, which
@@ -384,13 +424,14 @@ impl ModelState {
             }
             OpClass::Store => 1,
             OpClass::Move => 0,
-            OpClass::Cmov | OpClass::Alu | OpClass::VecAlu => 1,
+            OpClass::Cmov | OpClass::Alu | OpClass::VecAlu | OpClass::VecShuf => 1,
         };
         // In program order, each instruction takes the first cycle with a free pipe of its
         // kind (the oldest-first choice of an out-of-order scheduler).
         let start = match op.class {
             OpClass::Load | OpClass::VecLoad => self.issue(start, &[LOAD_FIELD]),
             OpClass::VecAlu => self.issue(start, &[VEC_FIELD]),
+            OpClass::VecShuf => self.issue(start, &[VEC_FIELD, SHUF_FIELD]),
             OpClass::Store => self.issue(start, &[STORE_FIELD]),
             OpClass::Move => start,
             OpClass::Cmov => self.issue(start, &[ALU_FIELD, CMOV_FIELD]),
@@ -415,6 +456,10 @@ impl ModelState {
         match op.class {
             OpClass::Load | OpClass::VecLoad => self.loads += 1,
             OpClass::VecAlu => self.vec += 1,
+            OpClass::VecShuf => {
+                self.vec += 1;
+                self.shuf += 1;
+            }
             OpClass::Store => self.stores += 1,
             OpClass::Move => {}
             OpClass::Cmov => {
@@ -435,6 +480,7 @@ impl ModelState {
             (per(self.alu, ALU_PIPES), Bound::AluPipes),
             (per(self.cmov, CMOV_PIPES), Bound::CmovPipes),
             (per(self.vec, VEC_PIPES), Bound::VecPipes),
+            (per(self.shuf, SHUF_PIPES), Bound::ShufPipes),
             (per(self.loads, LOAD_PIPES), Bound::LoadPipes),
             (per(self.stores, STORE_PIPES), Bound::StorePipes),
         ]
@@ -473,6 +519,7 @@ impl ModelState {
             per(self.alu, ALU_PIPES),
             per(self.cmov, CMOV_PIPES),
             per(self.vec, VEC_PIPES),
+            per(self.shuf, SHUF_PIPES),
             per(self.loads, LOAD_PIPES),
             per(self.stores, STORE_PIPES),
         ]
@@ -496,6 +543,8 @@ pub enum Bound {
     CmovPipes,
     /// Four vector ALU pipes.
     VecPipes,
+    /// Two shuffle pipes.
+    ShufPipes,
     /// Three load pipes.
     LoadPipes,
     /// Two store pipes.
@@ -511,6 +560,7 @@ impl Bound {
             Bound::AluPipes => "ALU pipes",
             Bound::CmovPipes => "cmov pipes",
             Bound::VecPipes => "vector pipes",
+            Bound::ShufPipes => "shuffle pipes",
             Bound::LoadPipes => "load pipes",
             Bound::StorePipes => "store pipes",
         }

@@ -94,6 +94,12 @@ pub fn insn_features(insn: Insn) -> [f32; INSN_FEATURES] {
         Insn::VMov { dst, src, .. } => (2, None, reg(dst), reg(src)),
         Insn::Min { dst, b, .. } => (4, Some(Cond::G), reg(dst), reg(b)),
         Insn::Max { dst, b, .. } => (4, Some(Cond::L), reg(dst), reg(b)),
+        // Packed moves likewise: a whole-array load or store as the slot-0 one, a shuffle as a
+        // copy, a blend as a cmov from its second source.
+        Insn::PLoad { dst } => (0, None, reg(dst), slot(0)),
+        Insn::PStore { src } => (1, None, slot(0), reg(src)),
+        Insn::Shuf { dst, src, .. } => (2, None, reg(dst), reg(src)),
+        Insn::Blend { dst, b, .. } => (4, Some(Cond::Le), reg(dst), reg(b)),
     };
     f[kind] = 1.0;
     if let Some(cc) = cond {

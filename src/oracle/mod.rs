@@ -76,12 +76,15 @@ pub fn prove(
     // A program of vector moves may use any of xmm0-13 (all caller-saved), whatever the task
     // lists; a scalar one the task's general-purpose registers.
     let vector = program.iter().any(|i| i.is_vector());
-    let columns = if vector {
-        crate::isa::NUM_REGS
+    // A packed program (or any program of a packed task) runs with four lanes per register.
+    let packed = task.packed || program.iter().any(|i| i.is_packed());
+    let mut cpu = if packed {
+        CpuState::packed(&tv, crate::isa::NUM_REGS)
+    } else if vector {
+        CpuState::new(&tv, crate::isa::NUM_REGS)
     } else {
-        task.columns()
+        CpuState::new(&tv, task.columns())
     };
-    let mut cpu = CpuState::new(&tv, columns);
     for (i, &insn) in program.iter().enumerate() {
         cpu.apply(insn).map_err(|f| (Some(i), f.describe(vector)))?;
     }
@@ -96,15 +99,17 @@ pub fn prove(
             ));
         }
     }
-    Ok(proof_line(&tv, vector))
+    Ok(proof_line(&tv, vector, packed))
 }
 
-fn proof_line(tv: &TestVectors, vector: bool) -> String {
+fn proof_line(tv: &TestVectors, vector: bool, packed: bool) -> String {
     format!(
         "proved on all {} weak orderings of {} inputs by the emulator ({}: a proof for all inputs)",
         tv.len(),
         tv.n,
-        if vector {
+        if packed {
+            "loads, stores, lane shuffles and blends with immediates, and lane min/max only, which move inputs or select them by their order"
+        } else if vector {
             "vector loads, stores, copies and lane min/max only, which select inputs by their order"
         } else {
             "mov/cmp/cmov only"
@@ -241,7 +246,7 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
         let mut reason = format!("{why} (line {line})");
         let runs_here = kernel.missing_features().is_empty()
             && kernel
-                .check_safe_as(task.n, el, &task.saved_registers())
+                .check_safe_aligned(task.n, el, task.align, &task.saved_registers(), true)
                 .is_ok();
         if runs_here {
             let saved = callee_saved_used(&kernel.decoded, &task.saved_registers());
@@ -252,10 +257,19 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
         }
         return Ok(Verdict::failed(checks, reason, len));
     }
+    // A kernel of the other register file or level: say which task fits, before any
+    // static check of this task's layout.
+    if let Some(reason) = game
+        .as_ref()
+        .ok()
+        .and_then(|program| outside_task(task, kernel, program))
+    {
+        return Ok(Verdict::failed(checks, reason, len));
+    }
     let safe = if game.is_ok() {
-        kernel.check_safe_unrun_as(task.n, el, &task.saved_registers())
+        kernel.check_safe_aligned(task.n, el, task.align, &task.saved_registers(), false)
     } else {
-        kernel.check_safe_as(task.n, el, &task.saved_registers())
+        kernel.check_safe_aligned(task.n, el, task.align, &task.saved_registers(), true)
     };
     if let Err((line, reason)) = safe {
         // A kernel for the other width fails here first: lead with that.
@@ -265,13 +279,6 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
             format!("{note}{reason} (line {line})"),
             len,
         ));
-    }
-    if let Some(reason) = game
-        .as_ref()
-        .ok()
-        .and_then(|program| outside_task(task, kernel, program))
-    {
-        return Ok(Verdict::failed(checks, reason, len));
     }
     match kernel.cpp_checked {
         Some(true) => checks.push(
@@ -403,6 +410,16 @@ fn outside_task(task: &Task, kernel: &Kernel, program: &[Insn]) -> Option<String
             task.name,
             fitting_task(task, kernel, program)
         )),
+        Some(_) if !task.packed && program.iter().any(|i| i.is_packed()) => {
+            let i = program.iter().position(|i| i.is_packed())?;
+            Some(format!(
+                "{} moves packed lanes (line {}); task {} holds one element per register (no isa.packed): {}",
+                program[i].intel_as(task.element).split(' ').next().unwrap_or(""),
+                line(i),
+                task.name,
+                fitting_task(task, kernel, program)
+            ))
+        }
         Some(v) => {
             if let Some(i) = program.iter().position(|i| {
                 matches!(i, Insn::VMov { .. }) && !task.copies
@@ -449,6 +466,7 @@ fn fitting_task(task: &Task, kernel: &Kernel, program: &[Insn]) -> String {
             t.n == task.n
                 && t.element == task.element
                 && t.vector.is_some() == vector
+                && (t.packed || !program.iter().any(|i| i.is_packed()))
                 && outside_task(t, kernel, program).is_none()
         })
         .map_or_else(

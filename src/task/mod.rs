@@ -18,8 +18,9 @@ use std::time::Duration;
 /// `sortN-u32`, `sortN-i64` and `sortN-u64` variants (N = 3, 4, 5) sort the other element types;
 /// the vector tasks play lane minimum and maximum on xmm registers: `sortN-avx2` (N = 3 to 8)
 /// and `sortN-u32-avx2` (N = 3, 4, 5) with AVX, `sort4-sse41` with SSE4.1, `sort4-i64-avx512`
-/// with AVX-512VL.
-pub const BUILTIN: [(&str, &str); 27] = [
+/// with AVX-512VL; `sort4-avx2-packed` and `sort4-u32-avx2-packed` hold the whole array in
+/// the four lanes of one register (AVX2).
+pub const BUILTIN: [(&str, &str); 29] = [
     ("sort2", include_str!("../../programs/sort2.toml")),
     ("sort3", include_str!("../../programs/sort3.toml")),
     ("sort4", include_str!("../../programs/sort4.toml")),
@@ -53,6 +54,14 @@ pub const BUILTIN: [(&str, &str); 27] = [
     (
         "sort5-u32-avx2",
         include_str!("../../programs/sort5-u32-avx2.toml"),
+    ),
+    (
+        "sort4-avx2-packed",
+        include_str!("../../programs/sort4-avx2-packed.toml"),
+    ),
+    (
+        "sort4-u32-avx2-packed",
+        include_str!("../../programs/sort4-u32-avx2-packed.toml"),
     ),
     (
         "sort4-sse41",
@@ -114,6 +123,17 @@ pub struct Task {
     /// Whether register-to-register copies are moves: always in a scalar task (`mov`), in a
     /// vector task when its opcodes list `movdqa`.
     pub copies: bool,
+    /// Whether a vector task plays packed lanes (`[isa] packed = true`): the whole array of
+    /// four 32-bit elements in one xmm register (`vmovdqu` load and store), `vpshufd`,
+    /// `vpblendd` and the lane minimum and maximum on all four lanes
+    /// ([`crate::isa::Insn::is_packed`]). Needs `isa.vector = "avx2"` or `"avx512"`, 32-bit
+    /// elements, `n = 4`, at most xmm0-xmm2 as scratch (four lane columns each), and
+    /// `layout.align = 8`.
+    pub packed: bool,
+    /// The alignment in bytes that callers guarantee for the array (`[layout] align`: the
+    /// element size, the default, or 8). Accesses must be aligned (a caller may enable
+    /// alignment checking); at 8, a 16-byte `vmovdqu` of the array is ([`crate::asm::Kernel::check_safe_aligned`]).
+    pub align: usize,
     /// Scratch registers the kernel may use, in preference order: general-purpose registers
     /// as columns ([`Reg`]), or in a vector task `xmm{i}` as column `i` ([`Reg::xmm_name`]).
     pub scratch: Vec<Reg>,
@@ -225,8 +245,8 @@ impl Task {
                     "search",
                 ],
             ),
-            ("layout", &["pointer", "stride"]),
-            ("isa", &["opcodes", "scratch", "vector"]),
+            ("layout", &["pointer", "stride", "align"]),
+            ("isa", &["opcodes", "scratch", "vector", "packed"]),
             ("reference", &["network", "alphadev"]),
             ("search", &["budget", "vectors", "permutations"]),
         ];
@@ -366,6 +386,19 @@ impl Task {
             }
             None => return Err(err("layout.stride", "missing".into())),
         }
+        let align = match int("layout.align")? {
+            None => element.bytes(),
+            Some(a) if a == element.bytes() as i64 || a == 8 => a as usize,
+            Some(a) => {
+                return Err(err(
+                    "layout.align",
+                    format!(
+                        "{a} is not supported (the array's alignment in bytes: {} or 8)",
+                        element.bytes()
+                    ),
+                ))
+            }
+        };
         let vector = match get("isa.vector") {
             None => None,
             Some(_) => {
@@ -387,6 +420,62 @@ impl Task {
                 Some(level)
             }
         };
+        let packed = match get("isa.packed") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(v) => {
+                return Err(err(
+                    "isa.packed",
+                    format!("expected true or false, found {}", v.type_str()),
+                ))
+            }
+        };
+        if packed {
+            let level = vector.filter(|v| v.avx());
+            let Some(level) = level else {
+                return Err(err(
+                    "isa.packed",
+                    "packed lanes need isa.vector = \"avx2\" or \"avx512\" (vpblendd is AVX2)"
+                        .into(),
+                ));
+            };
+            if align < 8 {
+                return Err(err(
+                    "isa.packed",
+                    "packed lanes load and store the array with vmovdqu, which may raise an alignment-check fault below 8-byte alignment (Intel SDM vol. 3A, 6.15): set layout.align = 8".into(),
+                ));
+            }
+            if element.is_wide() || n != crate::game::cpu::LANES {
+                return Err(err(
+                    "isa.packed",
+                    format!("packed lanes hold exactly 4 32-bit elements in one xmm register (this task: {n} {element} elements)"),
+                ));
+            }
+            let scratch =
+                packed_scratch(&strings("isa.scratch")?).map_err(|m| err("isa.scratch", m))?;
+            packed_opcodes(&strings("isa.opcodes")?, element).map_err(|m| err("isa.opcodes", m))?;
+            return Ok(Task {
+                name,
+                description,
+                n,
+                element,
+                conds: Vec::new(),
+                vector: Some(level),
+                copies: false,
+                packed: true,
+                align,
+                scratch,
+                reference: Reference {
+                    network: length("reference.network")?,
+                    alphadev: length("reference.alphadev")?,
+                },
+                default_budget: budget(get("search.budget")).map_err(|(f, m)| err(f, m))?,
+                zero_one_search: zero_one(get("search.vectors"), n).map_err(|(f, m)| err(f, m))?,
+                search_permutations: permutations(int("search.permutations")?)
+                    .map_err(|(f, m)| err(f, m))?,
+                source: path.display().to_string(),
+            });
+        }
         if let Some(level) = vector {
             let scratch =
                 vector_scratch(&strings("isa.scratch")?, n).map_err(|m| err("isa.scratch", m))?;
@@ -400,6 +489,8 @@ impl Task {
                 conds: Vec::new(),
                 vector,
                 copies,
+                packed: false,
+                align,
                 scratch,
                 reference: Reference {
                     network: length("reference.network")?,
@@ -506,6 +597,8 @@ impl Task {
             conds,
             vector: None,
             copies: true,
+            packed: false,
+            align,
             scratch,
             reference,
             default_budget,
@@ -537,7 +630,33 @@ impl Task {
     /// How many register columns the emulator keeps for this task
     /// ([`crate::game::cpu::columns_for`]).
     pub fn columns(&self) -> usize {
+        if self.packed {
+            return crate::game::cpu::LANES * self.packed_registers();
+        }
         crate::game::cpu::columns_for(&self.scratch)
+    }
+
+    /// In a packed task, how many xmm registers the emulator models (xmm0 up to the highest
+    /// listed scratch register); 0 otherwise.
+    pub fn packed_registers(&self) -> usize {
+        if !self.packed {
+            return 0;
+        }
+        self.scratch
+            .iter()
+            .map(|r| r.index() + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The emulator's state before the first instruction on `tv`, with this task's columns:
+    /// [`crate::game::CpuState::packed`] for a packed task, else [`crate::game::CpuState::new`].
+    pub fn cpu_state(&self, tv: &TestVectors) -> crate::game::CpuState {
+        if self.packed {
+            crate::game::CpuState::packed(tv, self.packed_registers())
+        } else {
+            crate::game::CpuState::new(tv, self.columns())
+        }
     }
 
     /// The name the task's exported function (and library module) gets by default: the task
@@ -583,6 +702,7 @@ impl Task {
         let mut t = self.clone();
         if self.vector.is_some() {
             t.vector = None;
+            t.packed = false;
             t.conds = self.element.conds().to_vec();
             t.conds.sort();
             t.scratch = Reg::CALLER_SAVED.to_vec();
@@ -707,6 +827,47 @@ fn vector_scratch(names: &[String], n: usize) -> std::result::Result<Vec<Reg>, S
         ));
     }
     Ok(scratch)
+}
+
+/// Checks a packed task's `isa.scratch`: xmm registers, each once, none past xmm2 (the game
+/// keeps four lane columns per register and has 14 columns).
+fn packed_scratch(names: &[String]) -> std::result::Result<Vec<Reg>, String> {
+    let scratch = vector_scratch(names, 1)?;
+    if let Some(r) = scratch.iter().find(|r| r.index() >= 3) {
+        return Err(format!(
+            "'{}' is past xmm2: a packed task keeps four lane columns per register, and the game has room for xmm0-xmm2",
+            r.xmm_name()
+        ));
+    }
+    Ok(scratch)
+}
+
+/// The opcodes a packed task for `el` lists, all required (a `v` prefix is optional on each).
+pub fn packed_opcode_names(el: Element) -> [&'static str; 5] {
+    let [_, min, max, _] = vector_opcode_names(el);
+    ["movdqu", "pshufd", "pblendd", min, max]
+}
+
+/// Checks a packed task's `isa.opcodes`: exactly the names of [`packed_opcode_names`].
+fn packed_opcodes(ops: &[String], el: Element) -> std::result::Result<(), String> {
+    let names = packed_opcode_names(el);
+    let list = names.map(|n| format!("v{n}")).join(", ");
+    let mut seen = [false; 5];
+    for op in ops {
+        let base = op.strip_prefix('v').unwrap_or(op);
+        match names.iter().position(|&n| n == base) {
+            Some(i) => seen[i] = true,
+            None => {
+                return Err(format!(
+                    "unknown opcode '{op}' (a packed task for {el} plays {list})"
+                ))
+            }
+        }
+    }
+    if !seen.iter().all(|&x| x) {
+        return Err(format!("a packed task needs all of {list}"));
+    }
+    Ok(())
 }
 
 /// The opcodes a vector task for `el` may list, as written in task files (the SSE mnemonic;
