@@ -681,15 +681,7 @@ impl Insn {
             return Ok(insn);
         }
         if let Some(v) = VecCodes::decode(ins, el) {
-            let x = |i: u32| -> Result<Reg, String> {
-                let r = ins.op_register(i);
-                Reg::from_xmm(r).ok_or_else(|| {
-                    format!(
-                        "register {} is not a vector register of the game (xmm0-xmm13)",
-                        format!("{r:?}").to_lowercase()
-                    )
-                })
-            };
+            let x = |i: u32| xmm_operand(ins, i);
             let (regs, mems) = (
                 (0..ins.op_count())
                     .filter(|&i| ins.op_kind(i) == OpKind::Register)
@@ -965,6 +957,17 @@ impl VecCodes {
     }
 }
 
+/// Operand `i` of `ins` as a vector register column of the game, or why it is not one.
+fn xmm_operand(ins: &Instruction, i: u32) -> Result<Reg, String> {
+    let r = ins.op_register(i);
+    Reg::from_xmm(r).ok_or_else(|| {
+        format!(
+            "register {} is not a vector register of the game (xmm0-xmm13)",
+            format!("{r:?}").to_lowercase()
+        )
+    })
+}
+
 /// The packed-lane move an iced-x86 instruction is (`vmovdqu` to or from `[rdi]`, `vpshufd`,
 /// `vpblendd` on xmm registers), `Ok(None)` when it is none of them, or why it cannot be one:
 /// a load or store of 16 bytes that do not lie inside an array of `n` elements of type `el`
@@ -983,15 +986,7 @@ fn packed_from_iced(ins: &Instruction, n: usize, el: Element) -> Result<Option<I
         return Ok(None);
     }
     let mnemonic = format!("{:?}", ins.mnemonic()).to_lowercase();
-    let x = |i: u32| -> Result<Reg, String> {
-        let r = ins.op_register(i);
-        Reg::from_xmm(r).ok_or_else(|| {
-            format!(
-                "register {} is not a vector register of the game (xmm0-xmm13)",
-                format!("{r:?}").to_lowercase()
-            )
-        })
-    };
+    let x = |i: u32| xmm_operand(ins, i);
     let mem = (0..ins.op_count()).find(|&i| ins.op_kind(i) == OpKind::Memory);
     let whole = || -> Result<(), String> {
         let disp = ins.memory_displacement64() as i64;

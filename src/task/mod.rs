@@ -430,7 +430,8 @@ impl Task {
                 ))
             }
         };
-        if packed {
+        // (level, scratch, copies) of a vector task, packed or not.
+        let vector_isa = if packed {
             let level = vector.filter(|v| v.avx());
             let Some(level) = level else {
                 return Err(err(
@@ -454,6 +455,17 @@ impl Task {
             let scratch =
                 packed_scratch(&strings("isa.scratch")?).map_err(|m| err("isa.scratch", m))?;
             packed_opcodes(&strings("isa.opcodes")?, element).map_err(|m| err("isa.opcodes", m))?;
+            Some((level, scratch, false))
+        } else if let Some(level) = vector {
+            let scratch =
+                vector_scratch(&strings("isa.scratch")?, n).map_err(|m| err("isa.scratch", m))?;
+            let copies = vector_opcodes(&strings("isa.opcodes")?, element, level)
+                .map_err(|m| err("isa.opcodes", m))?;
+            Some((level, scratch, copies))
+        } else {
+            None
+        };
+        if let Some((level, scratch, copies)) = vector_isa {
             return Ok(Task {
                 name,
                 description,
@@ -461,35 +473,8 @@ impl Task {
                 element,
                 conds: Vec::new(),
                 vector: Some(level),
-                copies: false,
-                packed: true,
-                align,
-                scratch,
-                reference: Reference {
-                    network: length("reference.network")?,
-                    alphadev: length("reference.alphadev")?,
-                },
-                default_budget: budget(get("search.budget")).map_err(|(f, m)| err(f, m))?,
-                zero_one_search: zero_one(get("search.vectors"), n).map_err(|(f, m)| err(f, m))?,
-                search_permutations: permutations(int("search.permutations")?)
-                    .map_err(|(f, m)| err(f, m))?,
-                source: path.display().to_string(),
-            });
-        }
-        if let Some(level) = vector {
-            let scratch =
-                vector_scratch(&strings("isa.scratch")?, n).map_err(|m| err("isa.scratch", m))?;
-            let copies = vector_opcodes(&strings("isa.opcodes")?, element, level)
-                .map_err(|m| err("isa.opcodes", m))?;
-            return Ok(Task {
-                name,
-                description,
-                n,
-                element,
-                conds: Vec::new(),
-                vector,
                 copies,
-                packed: false,
+                packed,
                 align,
                 scratch,
                 reference: Reference {
