@@ -579,9 +579,10 @@ impl Kernel {
 
     /// [`Kernel::check_safe_as`] for an array that callers align to `align` bytes (a task's
     /// [`crate::task::Task::align`]; at least the element size): an access of up to `align`
-    /// bytes at an offset it divides is aligned, and so is a 16-byte `movdqu` / `vmovdqu`
-    /// (which raises no alignment-check fault at an 8-byte-aligned address: Intel SDM vol. 3A,
-    /// 6.15, "Interrupt 17") when `align` is 8 or more. With `run_here` false, instructions
+    /// bytes at an offset it divides is aligned, and so is a 16-byte unaligned move (`movdqu`,
+    /// `movups`, `movupd`, `lddqu` or their VEX forms, which raise no alignment-check fault at
+    /// an 8-byte-aligned address: Intel SDM vol. 3A, 6.15, "Interrupt 17") when `align` is 8
+    /// or more. With `run_here` false, instructions
     /// may need CPU features this CPU lacks ([`Kernel::check_safe_unrun_as`]).
     pub fn check_safe_aligned(
         &self,
@@ -1911,10 +1912,13 @@ fn check_one(
 
     let limit = (el.bytes() * n) as i128;
     // The unaligned 16-byte moves check alignment at 8 bytes only (SDM vol. 3A, 6.15).
-    let unaligned_move = matches!(
-        ins.mnemonic(),
-        iced_x86::Mnemonic::Movdqu | iced_x86::Mnemonic::Vmovdqu
-    );
+    let unaligned_move = {
+        use iced_x86::Mnemonic::*;
+        matches!(
+            ins.mnemonic(),
+            Movdqu | Vmovdqu | Movups | Vmovups | Movupd | Vmovupd | Lddqu | Vlddqu
+        )
+    };
     let align = align.max(el.bytes()) as i128;
     for mem in info.used_memory() {
         let writes = match mem.access() {

@@ -1373,7 +1373,7 @@ fn rust_call(doc: &Doc, symbol: &str) -> String {
         return format!("unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}");
     }
     format!(
-        "// The kernel moves the array with 16-byte loads and stores, which need a {align}-byte\n    // aligned array where alignment checking is on: sort an aligned copy otherwise.\n    #[repr(C, align({align}))]\n    struct Aligned([{el}; {n}]);\n    if v.as_ptr() as usize % {align} == 0 {{\n        unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n    }} else {{\n        let mut a = Aligned(*v);\n        unsafe {{ ffi::{symbol}(a.0.as_mut_ptr()) }}\n        *v = a.0;\n    }}"
+        "// The kernel moves the array with 16-byte loads and stores, which need an array aligned\n    // to {align} bytes where alignment checking is on: sort an aligned copy otherwise.\n    #[repr(C, align({align}))]\n    struct Aligned([{el}; {n}]);\n    if v.as_ptr() as usize % {align} == 0 {{\n        unsafe {{ ffi::{symbol}(v.as_mut_ptr()) }}\n    }} else {{\n        let mut a = Aligned(*v);\n        unsafe {{ ffi::{symbol}(a.0.as_mut_ptr()) }}\n        *v = a.0;\n    }}"
     )
 }
 

@@ -570,7 +570,7 @@ fn verify_refuses_past_the_array_dirty_upper_state_and_signed_min_on_u32() {
         verdict("sort3-avx2", &copy),
         (
             Status::Failed,
-            "uses movdqa, which is not among task sort3-avx2's opcodes (line 4)".into()
+            "uses vmovdqa, which is not among task sort3-avx2's opcodes (line 4)".into()
         )
     );
     assert_eq!(
@@ -970,11 +970,26 @@ fn packed_tasks_play_the_in_register_network_and_verify_refuses_what_they_cannot
         verdict("sort3-avx2", &text).1,
         "reads outside the array (line 1)"
     );
-    // Storing lanes that a one-element load left without an input value.
+    // A one-element load is not among a packed task's moves.
     let partial = "vmovd xmm0, dword ptr [rdi]\nvmovdqu xmmword ptr [rdi], xmm0\n";
     assert_eq!(
         verdict("sort4-avx2-packed", partial).1,
-        "stores lane 1 of xmm0, which holds no input value (line 2)"
+        "uses vmovd, which is not among task sort4-avx2-packed's opcodes (vmovdqu, vpshufd, vpblendd, vpminsd, vpmaxsd) (line 1)"
+    );
+    // The emulator refuses to store the lanes such a load leaves without an input value.
+    let mut cpu = CpuState::packed(&TestVectors::new(4), 3);
+    let x0 = Reg::from_index(0);
+    cpu.apply(Insn::VLoad {
+        dst: x0,
+        slot: 0,
+        avx: true,
+    })
+    .unwrap();
+    assert_eq!(cpu.lanes_defined(x0), 0b0001);
+    let fault = cpu.apply(Insn::PStore { src: x0 }).unwrap_err();
+    assert_eq!(
+        fault.to_string(),
+        "stores lane 1 of xmm0, which holds no input value"
     );
 }
 

@@ -400,8 +400,13 @@ impl PolicyValueNet {
             ));
         }
         if let Some(v) = task.vector {
+            let moves = if task.packed {
+                "packed-lane moves (vmovdqu, vpshufd, vpblendd, lane minimum and maximum)"
+            } else {
+                "vector moves (lane minimum and maximum)"
+            };
             return Err(format!(
-                "the net knows the scalar game (mov, cmp, cmovcc), and task {} plays the {v} vector moves (lane minimum and maximum)",
+                "the net knows the scalar game (mov, cmp, cmovcc), and task {} plays the {v} {moves}",
                 task.name
             ));
         }

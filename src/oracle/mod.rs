@@ -421,11 +421,22 @@ fn outside_task(task: &Task, kernel: &Kernel, program: &[Insn]) -> Option<String
             ))
         }
         Some(v) => {
-            if let Some(i) = program.iter().position(|i| {
-                matches!(i, Insn::VMov { .. }) && !task.copies
-            }) {
+            // A packed task lists its five opcodes; the one-element moves are not among them.
+            let unlisted = |i: &Insn| match i {
+                Insn::VMov { .. } => !task.copies,
+                Insn::VLoad { .. } | Insn::VStore { .. } => task.packed,
+                _ => false,
+            };
+            if let Some(i) = program.iter().position(unlisted) {
+                let listed = if task.packed {
+                    let names = crate::task::packed_opcode_names(task.element);
+                    format!(" ({})", names.map(|n| format!("v{n}")).join(", "))
+                } else {
+                    String::new()
+                };
                 return Some(format!(
-                    "uses movdqa, which is not among task {}'s opcodes (line {})",
+                    "uses {}, which is not among task {}'s opcodes{listed} (line {})",
+                    program[i].intel_as(task.element).split(' ').next().unwrap_or(""),
                     task.name,
                     line(i)
                 ));
@@ -473,7 +484,9 @@ fn fitting_task(task: &Task, kernel: &Kernel, program: &[Insn]) -> String {
             || {
                 format!(
                     "verify it against a task file {} (no built-in task of {} {} elements fits)",
-                    if vector {
+                    if program.iter().any(|i| i.is_packed()) {
+                        "with isa.packed"
+                    } else if vector {
                         "with isa.vector"
                     } else {
                         "without isa.vector"

@@ -817,6 +817,9 @@ fn vector_scratch(names: &[String], n: usize) -> std::result::Result<Vec<Reg>, S
 /// Checks a packed task's `isa.scratch`: xmm registers, each once, none past xmm2 (the game
 /// keeps four lane columns per register and has 14 columns).
 fn packed_scratch(names: &[String]) -> std::result::Result<Vec<Reg>, String> {
+    if names.is_empty() {
+        return Err("a packed task needs a register for the array (xmm0)".into());
+    }
     let scratch = vector_scratch(names, 1)?;
     if let Some(r) = scratch.iter().find(|r| r.index() >= 3) {
         return Err(format!(
