@@ -11,7 +11,10 @@ use superopt::{Error, Task};
 
 /// The built `superopt` binary, to run with arguments.
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_superopt"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_superopt"));
+    // The latency model's figures pinned to the Zen 4 table, as in tests/common.
+    c.env("SUPEROPT_UARCH", "zen4");
+    c
 }
 
 /// The sort3 network (AT&T), one instruction per line, stores last.

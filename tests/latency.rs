@@ -642,3 +642,111 @@ fn bench_replaces_a_csv_an_earlier_version_wrote() {
     let csv = std::fs::read_to_string(dir.path().join("b.csv")).unwrap();
     assert!(csv.starts_with("task,meter,unit,subject,source,length,cycles,low,high,ns,ratio,model_cycles,status,throughput,"), "{csv}");
 }
+
+#[test]
+fn the_intel_table_gives_its_own_figures_and_logs_say_which_table_costed_a_search() {
+    let dir = tempfile::tempdir().unwrap();
+    // sort3's cmov network: loads 5 cycles on Golden Cove (4 on Zen 4), three layers of cmp +
+    // cmov, the store: 12 cycles against 11.
+    for (uarch, name, cycles) in [
+        ("zen4", "AMD Zen 4", "11.00"),
+        ("golden-cove", "Intel Golden Cove", "12.00"),
+    ] {
+        let o = bench(
+            dir.path(),
+            &["--meter", "model", "--runs", "1", "--uarch", uarch],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.starts_with(&format!("sort3: meter model: static {name} model (")),
+            "{out}"
+        );
+        let row = out.lines().find(|l| l.starts_with("network (3")).unwrap();
+        assert!(row.contains(&format!(" {cycles} ")), "{row}");
+    }
+    // The table by program too: a store forwarded to a load of the same slot.
+    let p = [
+        Insn::Load {
+            dst: Reg::Eax,
+            slot: 0,
+        },
+        Insn::Store {
+            slot: 1,
+            src: Reg::Eax,
+        },
+        Insn::Load {
+            dst: Reg::Ecx,
+            slot: 1,
+        },
+    ];
+    // Zen 4: load 4, forwarded 6 later, load 4 = 14; Golden Cove: 5 + 5 + 5 = 15.
+    assert_eq!(model::program_state_on(model::Uarch::Zen4, &p).end, 14);
+    assert_eq!(
+        model::program_state_on(model::Uarch::GoldenCove, &p).end,
+        15
+    );
+
+    // A bad SUPEROPT_UARCH is a one-line error; --uarch wins over it.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .env("SUPEROPT_UARCH", "zen5")
+        .args(["search", "sort3", "--budget", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: SUPEROPT_UARCH=zen5 names no model table (known: zen4, golden-cove)\n"
+    );
+
+    // A latency search costed with the Intel table records it; replay plays it back with it.
+    let logs = dir.path().join("logs2").display().to_string();
+    let o = superopt(&[
+        "search",
+        "sort3",
+        "--objective",
+        "latency",
+        "--meter",
+        "model",
+        "--uarch",
+        "golden-cove",
+        "--threads",
+        "1",
+        "--budget",
+        "2s",
+        "--log-dir",
+        &logs,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let log = std::fs::read_dir(Path::new(&logs).join("sort3"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!(v["config"]["uarch"], "golden-cove");
+    let att: Vec<String> = v["best"]["program_att"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    let program = superopt::asm::parse_str(&att.join("\n"), superopt::asm::Syntax::Att, "<log>")
+        .unwrap()
+        .to_game(3)
+        .unwrap();
+    assert_eq!(
+        v["best"]["latency"]["model_cycles"].as_f64().unwrap(),
+        model::program_state_on(model::Uarch::GoldenCove, &program).cycles()
+    );
+    let o = superopt(&["replay", log.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The tree's costs are the Intel table's: the principal variation spells the kernel.
+    assert!(
+        stdout(&o).contains("; it is the logged best kernel\n"),
+        "{}",
+        stdout(&o)
+    );
+}

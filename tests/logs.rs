@@ -23,6 +23,7 @@ fn only_log(dir: &Path, task: &str) -> PathBuf {
 /// Starts `superopt search ARGS --json --log-dir DIR` in the background.
 fn spawn_search(args: &[&str], dir: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .env("SUPEROPT_UARCH", "zen4")
         .args(args)
         .args(["--json", "--log-dir", dir.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -655,6 +656,7 @@ fn checkpoint_of_run(dir: &Path, task: &str, run: usize, after: u64) -> SearchLo
 /// `superopt search --resume LOG ARGS` in the background.
 fn spawn_resume(log: &Path, args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .env("SUPEROPT_UARCH", "zen4")
         .args(["search", "--resume", log.to_str().unwrap()])
         .args(args)
         .stdout(Stdio::null())
@@ -821,6 +823,7 @@ fn a_task_file_log_resumes_from_another_folder() {
     assert!(spec.contains("name = \"mine\""));
     std::fs::write(home.join("mine.toml"), &spec).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .env("SUPEROPT_UARCH", "zen4")
         .current_dir(&home)
         .args([
             "search",
@@ -845,6 +848,7 @@ fn a_task_file_log_resumes_from_another_folder() {
     );
     let resume = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_superopt"))
+            .env("SUPEROPT_UARCH", "zen4")
             .current_dir(elsewhere.path())
             .args(["search", "--resume", path.to_str().unwrap(), "--json"])
             .args(args)
@@ -907,6 +911,7 @@ fn a_net_guided_log_resumes_from_another_folder() {
     std::fs::create_dir(&moved).unwrap();
     std::fs::copy(only_log(&logs, "sort3"), moved.join("a.json")).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .env("SUPEROPT_UARCH", "zen4")
         .args(["search", "--resume", "a.json", "--budget", "1s"])
         .current_dir(&moved)
         .output()

@@ -297,6 +297,7 @@ fn net_guided_search_reports_only_verified_kernels() {
 
 fn search_json(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .env("SUPEROPT_UARCH", "zen4")
         .current_dir(dir)
         .args(args)
         .output()
@@ -500,6 +501,7 @@ fn train_command() {
     let bin = env!("CARGO_BIN_EXE_superopt");
     let run = |args: &[&str]| {
         std::process::Command::new(bin)
+            .env("SUPEROPT_UARCH", "zen4")
             .current_dir(dir.path())
             .args(args)
             .output()

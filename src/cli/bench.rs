@@ -231,7 +231,11 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         let status = with_saved_note("verified".into(), owner, &body);
         subjects.push(Subject {
             row: kernel_row(label, "built in".into(), prog.len(), status),
-            runner: Runner::kernel(&crate::isa::encode(&prog), model::program_state(&prog), n)?,
+            runner: Runner::kernel(
+                &crate::isa::encode(&prog),
+                model::program_state_on(opts.sampling.uarch, &prog),
+                n,
+            )?,
         });
     }
     for (label, log_path, kernel) in logged_kernels(task, &opts.log_dir)? {
@@ -248,7 +252,11 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
                 kernel.decoded.len(),
                 with_saved_note("verified".into(), task, &kernel.decoded),
             ),
-            runner: Runner::kernel(&kernel.code, model::decoded_state(&kernel.decoded), n)?,
+            runner: Runner::kernel(
+                &kernel.code,
+                model::decoded_state_on(opts.sampling.uarch, &kernel.decoded),
+                n,
+            )?,
         });
     }
     subjects.push(Subject {
@@ -335,7 +343,11 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
                 kernel.decoded.len(),
                 status,
             ),
-            runner: Runner::kernel(&kernel.code, model::decoded_state(&kernel.decoded), n)?,
+            runner: Runner::kernel(
+                &kernel.code,
+                model::decoded_state_on(opts.sampling.uarch, &kernel.decoded),
+                n,
+            )?,
         });
     }
 

@@ -85,6 +85,11 @@ pub enum Command {
         /// hardware cycle counters work, else tsc; model keeps the model's ranking).
         #[arg(long, value_enum)]
         meter: Option<crate::latency::MeterKind>,
+        /// The latency model's table, for --objective latency and the model figures in the
+        /// log (default: SUPEROPT_UARCH when set, else golden-cove on an Intel CPU and zen4
+        /// on any other).
+        #[arg(long, value_enum)]
+        uarch: Option<crate::latency::model::Uarch>,
         /// Where a guiding net runs: cpu, or cuda (GPU 0; only in a build with `--features
         /// cuda`).
         #[arg(long, value_enum)]
@@ -114,7 +119,7 @@ pub enum Command {
         /// counts and random streams), writing the same log. --budget is the time to run
         /// now (default: what is left of the saved budget); the search's settings come from
         /// the log and cannot be changed.
-        #[arg(long, value_name = "LOG", conflicts_with_all = ["task", "seed", "threads", "strategy", "target", "evaluator", "net", "net_value", "objective", "meter", "leaf_batch", "log_dir", "checkpoint", "tree_nodes", "device", "net_prior", "no_incumbent"])]
+        #[arg(long, value_name = "LOG", conflicts_with_all = ["task", "seed", "threads", "strategy", "target", "evaluator", "net", "net_value", "objective", "meter", "uarch", "leaf_batch", "log_dir", "checkpoint", "tree_nodes", "device", "net_prior", "no_incumbent"])]
         resume: Option<PathBuf>,
     },
     /// Check a kernel written elsewhere (one instruction per line, pointer in rdi, no ret).
@@ -223,6 +228,10 @@ pub enum Command {
         /// network's in both runs.
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
         runs: u8,
+        /// The latency model's table for the model column and `--meter model` (default:
+        /// SUPEROPT_UARCH when set, else golden-cove on an Intel CPU and zen4 on any other).
+        #[arg(long, value_enum)]
+        uarch: Option<crate::latency::model::Uarch>,
         /// Folder of search logs to take kernels from.
         #[arg(long, default_value = "search-logs")]
         log_dir: PathBuf,
@@ -409,6 +418,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             files,
             syntax,
             meter,
+            uarch,
             samples,
             inputs,
             quantile,
@@ -435,6 +445,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                     quantile,
                     seed,
                     rounds,
+                    uarch: uarch_or_current(uarch)?,
                     ..crate::latency::SampleConfig::default()
                 },
                 log_dir,
@@ -817,6 +828,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             net_prior,
             objective,
             meter,
+            uarch,
             device,
             leaf_batch,
             json,
@@ -950,6 +962,7 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 target: target.map(|t| t as usize),
                 objective,
                 meter,
+                uarch: uarch_or_current(uarch)?,
                 log_dir,
                 progress: !json,
                 checkpoint_every,
@@ -961,6 +974,17 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
             let out = search::run_search(&task, &opts, stop)?;
             finish_search(w, &task, &out, json)
         }
+    }
+}
+
+/// `--uarch` when given, else [`crate::latency::model::Uarch::current`]. Errors: a
+/// `SUPEROPT_UARCH` that names no table.
+fn uarch_or_current(
+    uarch: Option<crate::latency::model::Uarch>,
+) -> crate::Result<crate::latency::model::Uarch> {
+    match uarch {
+        Some(u) => Ok(u),
+        None => crate::latency::model::Uarch::current().map_err(crate::Error::Runtime),
     }
 }
 

@@ -241,6 +241,9 @@ pub struct SearchOptions {
     /// Under latency, the meter that ranks the finalists (`None`: perf where hardware counters
     /// work, else tsc).
     pub meter: Option<crate::latency::MeterKind>,
+    /// The latency model's table: what `--objective latency` costs during the search, and
+    /// the model figures in the log.
+    pub uarch: crate::latency::model::Uarch,
     /// Folder for search logs.
     pub log_dir: PathBuf,
     /// Show a progress bar on stderr.
@@ -297,6 +300,9 @@ struct SavedConfig {
     objective: Objective,
     #[serde(default)]
     meter: Option<crate::latency::MeterKind>,
+    /// Logs before the Intel table were searched with the Zen 4 one.
+    #[serde(default)]
+    uarch: crate::latency::model::Uarch,
     guide: Guide,
     budget_s: f64,
     mcts: SavedMcts,
@@ -428,6 +434,7 @@ pub fn resume_options(
         target: saved.target,
         objective: saved.objective,
         meter: saved.meter,
+        uarch: saved.uarch,
         log_dir: path
             .parent()
             .and_then(|p| p.parent())
@@ -649,8 +656,9 @@ fn timeline(
                 length: program.len(),
                 found_at_s: f.at_s,
                 programs_explored: f.explored,
-                model_cycles: (game.objective() == Objective::Latency)
-                    .then(|| crate::latency::model::program_cycles(&program)),
+                model_cycles: (game.objective() == Objective::Latency).then(|| {
+                    crate::latency::model::program_state_on(game.uarch(), &program).cycles()
+                }),
                 actions: Some(f.actions.clone()),
             })
         })
@@ -714,7 +722,7 @@ pub fn run_search(
             opts.seed
         )));
     }
-    let game = SortGame::with_objective(task, opts.objective);
+    let game = SortGame::with_objective(task, opts.objective).with_uarch(opts.uarch);
     if opts.objective == Objective::Latency && opts.meter != Some(crate::latency::MeterKind::Model)
     {
         // The finalists run on this CPU: refuse before searching when they cannot.
@@ -811,6 +819,7 @@ pub fn run_search(
         "target": opts.target,
         "objective": opts.objective,
         "meter": opts.meter,
+        "uarch": opts.uarch,
         "evaluator": match opts.strategy {
             Strategy::Mcts => opts.guide.describe(),
             Strategy::Astar | Strategy::Lns => "estimate".to_string(),
@@ -1112,7 +1121,7 @@ fn rank_by_meter(
         let figs = ps
             .iter()
             .map(|p| {
-                let c = model::program_cycles(p);
+                let c = model::program_state_on(game.uarch(), p).cycles();
                 let m = latency::Measurement {
                     meter: latency::MeterKind::Model,
                     cycles: c,
@@ -1120,7 +1129,7 @@ fn rank_by_meter(
                     ns: None,
                     samples: 0,
                 };
-                logged(p, &m, None, finalists, false)
+                logged(game.uarch(), p, &m, None, finalists, false)
             })
             .collect();
         return Ok((ps, figs));
@@ -1134,7 +1143,10 @@ fn rank_by_meter(
         warmup: 30,
         ..SampleConfig::default()
     };
-    let full = SampleConfig::default();
+    let full = SampleConfig {
+        uarch: game.uarch(),
+        ..SampleConfig::default()
+    };
     let mut meter = latency::meter(latency::resolve(meter).0, &full)?;
     // 64-bit elements run as twice as many 32-bit words ([`latency::lanes`]).
     let (n, el) = (latency::lanes(task.n, task.element), task.element);
@@ -1144,8 +1156,11 @@ fn rank_by_meter(
         seed: full.seed,
     };
     let runners = |ps: &mut dyn Iterator<Item = &Vec<crate::isa::Insn>>| -> Result<Vec<Runner>> {
-        ps.map(|p| Runner::kernel(&crate::isa::encode_as(p, el), model::program_state(p), n))
-            .collect()
+        ps.map(|p| {
+            let m = model::program_state_on(game.uarch(), p);
+            Runner::kernel(&crate::isa::encode_as(p, el), m, n)
+        })
+        .collect()
     };
     let first = runners(&mut programs.iter())?;
     let refs: Vec<&Runner> = first.iter().collect();
@@ -1189,7 +1204,14 @@ fn rank_by_meter(
         .enumerate()
         .filter_map(|(i, (p, (m, m2)))| {
             let baseline = i == programs.len();
-            let mut l = logged(p, m.as_ref()?, network_cycles, finalists, baseline);
+            let mut l = logged(
+                game.uarch(),
+                p,
+                m.as_ref()?,
+                network_cycles,
+                finalists,
+                baseline,
+            );
             l.second_run = m2.as_ref().map(|m2| crate::log::SecondRun {
                 cycles: m2.cycles,
                 interval: m2.interval,
@@ -1236,6 +1258,7 @@ fn rank_by_meter(
 
 /// The log's latency record of program `p` measured as `m`.
 fn logged(
+    uarch: crate::latency::model::Uarch,
     p: &[crate::isa::Insn],
     m: &crate::latency::Measurement,
     network_cycles: Option<f64>,
@@ -1249,7 +1272,7 @@ fn logged(
         interval: m.interval,
         network_cycles,
         ratio: network_cycles.map(|b| m.cycles / b),
-        model_cycles: crate::latency::model::program_cycles(p),
+        model_cycles: crate::latency::model::program_state_on(uarch, p).cycles(),
         finalists,
         baseline,
         runner_up: None,

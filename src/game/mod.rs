@@ -148,7 +148,7 @@ pub mod network;
 pub use cpu::{CpuState, Fault, FLAG_EQ, FLAG_GT, FLAG_LT};
 
 use crate::isa::{Insn, Reg};
-use crate::latency::model::{ModelState, Op};
+use crate::latency::model::{ModelState, Op, Uarch};
 use crate::search::{hash_bytes, mix64, Action, Environment};
 use crate::task::{Task, TestVectors};
 
@@ -406,6 +406,22 @@ impl SortGame {
         p.counts[usize::from(!ok)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         p.cache.lock().expect("proof cache").insert(program, ok);
         ok
+    }
+
+    /// This game with the latency model's table for `uarch` (the default is Zen 4): what
+    /// `--objective latency` costs and the model's figures in logs follow.
+    pub fn with_uarch(mut self, uarch: Uarch) -> SortGame {
+        let mut model = ModelState::new(uarch);
+        for load in self.loads() {
+            model.push(&Op::of_insn(load));
+        }
+        self.initial.model = model;
+        self
+    }
+
+    /// The latency model's table.
+    pub fn uarch(&self) -> Uarch {
+        self.initial.model.uarch
     }
 
     /// The task.

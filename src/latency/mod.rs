@@ -6,7 +6,7 @@
 //!   `rdtscp; lfence`), where hardware counters are unsupported, as on the machine this
 //!   project is developed on and on CI (perf_event_open fails with ENOENT for CPU cycles).
 //!   The TSC ticks at a fixed reference frequency, not the core clock.
-//! * [`MeterKind::Model`]: the deterministic static model of [`model`] (AMD Zen 4 table,
+//! * [`MeterKind::Model`]: the deterministic static model of [`model`] (AMD Zen 4 or Intel Golden Cove table,
 //!   critical path and port pressure): for tests, and as the cheap proxy during search.
 //!
 //! # How the real meters time a kernel
@@ -54,7 +54,7 @@ pub enum MeterKind {
     Perf,
     /// Time-stamp-counter reference cycles (rdtscp).
     Tsc,
-    /// The static Zen 4 model.
+    /// The static model (Zen 4 or Golden Cove table, `--uarch`).
     Model,
 }
 
@@ -95,6 +95,8 @@ pub struct SampleConfig {
     /// each per round, so that drift during a run (clock changes, other processes) reaches
     /// every subject alike and shows in the interval.
     pub rounds: usize,
+    /// The table of the model meter (default Zen 4; the CLI's `--uarch`).
+    pub uarch: model::Uarch,
 }
 
 impl Default for SampleConfig {
@@ -106,6 +108,7 @@ impl Default for SampleConfig {
             quantile: 0.05,
             seed: 0,
             rounds: 10,
+            uarch: model::Uarch::Zen4,
         }
     }
 }
@@ -326,8 +329,9 @@ pub fn measure_all(
         .collect())
 }
 
-/// The static model as a [`Meter`].
-pub struct ModelMeter;
+/// The static model as a [`Meter`], with the table it describes (the figures themselves come
+/// from each [`Runner`]'s model state, built with the same table by the caller).
+pub struct ModelMeter(pub model::Uarch);
 
 impl Meter for ModelMeter {
     fn kind(&self) -> MeterKind {
@@ -336,7 +340,7 @@ impl Meter for ModelMeter {
     fn describe(&self) -> String {
         format!(
             "model: static {} model (dependencies scheduled on pipes, port-pressure bounds; src/latency/model.rs)",
-            model::MICROARCHITECTURE
+            self.0.name()
         )
     }
     fn passes(
@@ -379,7 +383,7 @@ pub fn resolve(kind: Option<MeterKind>) -> (MeterKind, Option<String>) {
 pub fn meter(kind: MeterKind, cfg: &SampleConfig) -> Result<Box<dyn Meter>> {
     cfg.check()?;
     Ok(match kind {
-        MeterKind::Model => Box::new(ModelMeter),
+        MeterKind::Model => Box::new(ModelMeter(cfg.uarch)),
         MeterKind::Perf => Box::new(timing::PerfMeter::new(cfg.clone())?),
         MeterKind::Tsc => Box::new(timing::TscMeter::new(cfg.clone())?),
     })

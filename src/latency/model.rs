@@ -1,10 +1,11 @@
 //! The static latency model: a deterministic estimate of one call's cycles, for tests and as
 //! the cheap proxy during `search --objective latency`.
 //!
-//! # The microarchitecture: AMD Zen 4
+//! # The microarchitectures: AMD Zen 4
 //!
 //! The machine this project is developed and benchmarked on is an AMD EPYC of family 19h,
-//! model 11h (Zen 4), so the table describes Zen 4. Figures are from uops.info's Zen 4
+//! model 11h (Zen 4), so the first table ([`Uarch::Zen4`], the default) describes Zen 4; a
+//! second describes Intel Golden Cove (below). Figures are from uops.info's Zen 4
 //! measurements and Agner Fog's "Instruction tables" (2022 edition, AMD Zen 4 section), with
 //! the pipe counts of AMD's "Software Optimization Guide for AMD Family 19h Processors"
 //! (publication 56665, sections 2.9-2.12):
@@ -36,6 +37,35 @@
 //! A first version counted 2 vector pipes; bench on this machine (sort6-avx2: 24 minima and
 //! maxima at 5.32 reference cycles per independent call) showed more than 2 at work.
 //!
+//! # Intel Golden Cove
+//!
+//! [`Uarch::GoldenCove`], the performance core of Alder Lake, Raptor Lake and Sapphire Rapids,
+//! chosen on an Intel CPU (CPUID vendor `GenuineIntel`) or with `--uarch golden-cove`. Sources:
+//! Intel's "64 and IA-32 Architectures Optimization Reference Manual" (Golden Cove
+//! microarchitecture: 5-cycle L1 data cache load-to-use latency, 3 load ports, 2 store-data
+//! ports, 5 integer ALU ports, 3 vector ALU ports, 6-wide rename and allocation, move
+//! elimination) and uops.info's Alder Lake-P measurements (`cmovl r32, r32`: 1 uop on ports 0
+//! and 6, latency 1; `vpminsd xmm` and `vpblendd xmm`: ports 0, 1, 5, latency 1; `vpshufd xmm`:
+//! ports 1 and 5, latency 1):
+//!
+//! | class | latency (cycles) | pipes |
+//! |---|---|---|
+//! | load | 5 | 3 |
+//! | store | 1; forwarded to a later load of the slot 5 cycles after its data is ready | 2 |
+//! | move | 0 (eliminated) | none |
+//! | ALU | 1 | 5 |
+//! | cmov | 1 | 2 of the ALU pipes |
+//! | vector load | 6 | the 3 load pipes |
+//! | vector ALU (min, max, blend) | 1 | 3 |
+//! | shuffle | 1 | 2 of the vector pipes |
+//!
+//! Two figures are estimates, not read off a table: the 6-cycle load into an xmm register
+//! (the 5-cycle load plus one cycle into the vector domain) and the 5-cycle store forwarding
+//! (Agner Fog's microarchitecture guide gives about 5 for recent Intel cores). No Intel machine
+//! was at hand to check the table against bench; the Zen 4 one was checked on this project's
+//! machine (BENCHMARKS.md). With 5 ALU pipes, the ALU port-pressure term is rounded down to a
+//! twelfth of a cycle (still a lower bound).
+//!
 //! # The figure
 //!
 //! One call in isolation, starting at cycle 0 with `rdi` ready:
@@ -57,32 +87,156 @@
 use crate::isa::{Insn, Reg};
 use iced_x86::{Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register};
 
-/// The microarchitecture the model describes, as printed in reports.
-pub const MICROARCHITECTURE: &str = "AMD Zen 4";
+/// The microarchitectures the model has a table for. [`Uarch::Zen4`] is the default of every
+/// library function without an explicit one (so figures do not depend on the machine that
+/// computes them); the CLI takes [`Uarch::current`], i.e. `--uarch`, else `SUPEROPT_UARCH`,
+/// else the one this CPU's vendor suggests.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Uarch {
+    /// AMD Zen 4 (family 19h): the table above.
+    #[default]
+    Zen4,
+    /// Intel Golden Cove (the performance cores of Alder Lake, Raptor Lake and Sapphire
+    /// Rapids): the table in the module docs, section "Intel Golden Cove".
+    GoldenCove,
+}
+
+/// One microarchitecture's figures: latencies in cycles, pipe counts per kind.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Table {
+    /// The name printed in reports, e.g. `AMD Zen 4`.
+    pub name: &'static str,
+    /// Load-to-use latency into a general-purpose register.
+    pub load_latency: u16,
+    /// Load-to-use latency into a vector register.
+    pub vec_load_latency: u16,
+    /// Cycles from a store's data being ready until a later load of the same slot has it.
+    pub forward_latency: u16,
+    /// Instructions dispatched (renamed) per cycle.
+    pub dispatch_width: u32,
+    /// Integer ALU pipes.
+    pub alu_pipes: u32,
+    /// Of them, the pipes that execute `cmovcc`.
+    pub cmov_pipes: u32,
+    /// Vector ALU pipes (lane minimum and maximum, blends).
+    pub vec_pipes: u32,
+    /// Of them, the pipes that shuffle (`vpshufd`).
+    pub shuf_pipes: u32,
+    /// Load pipes.
+    pub load_pipes: u32,
+    /// Store pipes.
+    pub store_pipes: u32,
+}
+
+const ZEN4: Table = Table {
+    name: "AMD Zen 4",
+    load_latency: 4,
+    vec_load_latency: 7,
+    forward_latency: 6,
+    dispatch_width: 6,
+    alu_pipes: 4,
+    cmov_pipes: 2,
+    vec_pipes: 4,
+    shuf_pipes: 2,
+    load_pipes: 3,
+    store_pipes: 2,
+};
+
+const GOLDEN_COVE: Table = Table {
+    name: "Intel Golden Cove",
+    load_latency: 5,
+    vec_load_latency: 6,
+    forward_latency: 5,
+    dispatch_width: 6,
+    alu_pipes: 5,
+    cmov_pipes: 2,
+    vec_pipes: 3,
+    shuf_pipes: 2,
+    load_pipes: 3,
+    store_pipes: 2,
+};
+
+impl Uarch {
+    /// Every table, in `--uarch` order.
+    pub const ALL: [Uarch; 2] = [Uarch::Zen4, Uarch::GoldenCove];
+
+    /// The figures.
+    pub fn table(self) -> &'static Table {
+        match self {
+            Uarch::Zen4 => &ZEN4,
+            Uarch::GoldenCove => &GOLDEN_COVE,
+        }
+    }
+
+    /// The name printed in reports: `AMD Zen 4`, `Intel Golden Cove`.
+    pub fn name(self) -> &'static str {
+        self.table().name
+    }
+
+    /// The name as `--uarch` and `SUPEROPT_UARCH` take it: `zen4`, `golden-cove`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Uarch::Zen4 => "zen4",
+            Uarch::GoldenCove => "golden-cove",
+        }
+    }
+
+    /// Parses [`Uarch::id`].
+    pub fn parse(s: &str) -> Option<Uarch> {
+        Uarch::ALL.into_iter().find(|u| u.id() == s)
+    }
+
+    /// The table closest to this CPU, by its CPUID vendor string: Golden Cove for
+    /// `GenuineIntel`, Zen 4 otherwise (AMD, and any other vendor or architecture). The
+    /// tables describe one core each; an older core of either vendor gets the nearest.
+    pub fn detect() -> Uarch {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // CPUID leaf 0 (the vendor string) exists on every x86-64 CPU.
+            let r = std::arch::x86_64::__cpuid(0);
+            let mut vendor = [0u8; 12];
+            vendor[..4].copy_from_slice(&r.ebx.to_le_bytes());
+            vendor[4..8].copy_from_slice(&r.edx.to_le_bytes());
+            vendor[8..].copy_from_slice(&r.ecx.to_le_bytes());
+            if &vendor == b"GenuineIntel" {
+                return Uarch::GoldenCove;
+            }
+        }
+        Uarch::Zen4
+    }
+
+    /// The table the CLI uses when `--uarch` is not given: `SUPEROPT_UARCH` (`zen4` or
+    /// `golden-cove`) when set, else [`Uarch::detect`].
+    ///
+    /// Errors: a `SUPEROPT_UARCH` that names no table (`SUPEROPT_UARCH=zen5 names no model
+    /// table (known: zen4, golden-cove)`).
+    pub fn current() -> std::result::Result<Uarch, String> {
+        match std::env::var("SUPEROPT_UARCH") {
+            Ok(v) => Uarch::parse(&v).ok_or_else(|| {
+                format!(
+                    "SUPEROPT_UARCH={v} names no model table (known: {})",
+                    Uarch::ALL.map(|u| u.id()).join(", ")
+                )
+            }),
+            Err(_) => Ok(Uarch::detect()),
+        }
+    }
+}
 
 /// Units of the model's figures per cycle.
 pub const TICKS_PER_CYCLE: u32 = 12;
-
-/// Load-to-use latency in cycles.
-const LOAD_LATENCY: u16 = 4;
-/// Load-to-use latency of a load into a vector register, in cycles.
-const VEC_LOAD_LATENCY: u16 = 7;
-/// Vector ALU pipes the model counts for lane minimum and maximum.
-const VEC_PIPES: u32 = 4;
-/// Of the vector pipes, those that shuffle (`vpshufd`).
-const SHUF_PIPES: u32 = 2;
-/// Cycles from a store's data being ready until a later load of the same slot has it.
-const FORWARD_LATENCY: u16 = 6;
-/// Instructions dispatched per cycle.
-const DISPATCH_WIDTH: u32 = 6;
-/// Integer ALU pipes.
-const ALU_PIPES: u32 = 4;
-/// ALU pipes that execute cmov.
-const CMOV_PIPES: u32 = 2;
-/// Load pipes.
-const LOAD_PIPES: u32 = 3;
-/// Store pipes.
-const STORE_PIPES: u32 = 2;
 
 /// What an instruction is, for the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -347,6 +501,8 @@ pub struct ModelState {
     /// Pipes taken in each of the first [`SCHEDULED_CYCLES`] cycles: bits 0-2 ALU, 3-4
     /// cmov, 5-6 load, 7-8 store, 9-11 vector ALU, 12-13 shuffle.
     pipes: [u16; SCHEDULED_CYCLES],
+    /// The table the figures come from.
+    pub uarch: Uarch,
 }
 
 /// Cycles over which [`ModelState`] tracks pipe use; later instructions are not delayed by
@@ -368,26 +524,42 @@ impl Default for ModelState {
             loads: 0,
             stores: 0,
             pipes: [0; SCHEDULED_CYCLES],
+            uarch: Uarch::Zen4,
+        }
+    }
+}
+
+impl ModelState {
+    /// The state before the first instruction, with the figures of `uarch`.
+    pub fn new(uarch: Uarch) -> ModelState {
+        ModelState {
+            uarch,
+            ..ModelState::default()
         }
     }
 }
 
 /// `(shift, mask, pipes)` of each pipe group in [`ModelState::pipes`].
-const ALU_FIELD: (u32, u16, u16) = (0, 0b111, ALU_PIPES as u16);
-const CMOV_FIELD: (u32, u16, u16) = (3, 0b11, CMOV_PIPES as u16);
-const LOAD_FIELD: (u32, u16, u16) = (5, 0b11, LOAD_PIPES as u16);
-const STORE_FIELD: (u32, u16, u16) = (7, 0b11, STORE_PIPES as u16);
-const VEC_FIELD: (u32, u16, u16) = (9, 0b111, VEC_PIPES as u16);
-const SHUF_FIELD: (u32, u16, u16) = (12, 0b11, SHUF_PIPES as u16);
+/// `(shift, mask)` of each pipe group in [`ModelState::pipes`]; the capacity comes from the
+/// table (at most the mask).
+const ALU_FIELD: (u32, u16) = (0, 0b111);
+const CMOV_FIELD: (u32, u16) = (3, 0b11);
+const LOAD_FIELD: (u32, u16) = (5, 0b11);
+const STORE_FIELD: (u32, u16) = (7, 0b11);
+const VEC_FIELD: (u32, u16) = (9, 0b111);
+const SHUF_FIELD: (u32, u16) = (12, 0b11);
 
 impl ModelState {
     /// The first cycle at or after `from` with a free pipe in every group of `fields`, which
     /// it then takes.
-    fn issue(&mut self, from: u16, fields: &[(u32, u16, u16)]) -> u16 {
+    fn issue(&mut self, from: u16, fields: &[(u32, u16, u32)]) -> u16 {
         let mut c = from as usize;
         while c < SCHEDULED_CYCLES {
             let w = self.pipes[c];
-            if fields.iter().all(|&(sh, mask, cap)| (w >> sh) & mask < cap) {
+            if fields
+                .iter()
+                .all(|&(sh, mask, cap)| (((w >> sh) & mask) as u32) < cap)
+            {
                 for &(sh, _, _) in fields {
                     self.pipes[c] += 1 << sh;
                 }
@@ -400,6 +572,8 @@ impl ModelState {
 
     /// Appends one instruction.
     pub fn push(&mut self, op: &Op) {
+        let t = self.uarch.table();
+        let field = |(sh, mask): (u32, u16), cap: u32| (sh, mask, cap);
         let mut start = 0u16;
         for i in 0..32 {
             if op.reads & (1 << i) != 0 {
@@ -414,13 +588,13 @@ impl ModelState {
                 if let Some(k) = op.slot {
                     start = start.max(self.slot_ready[k as usize]);
                 }
-                LOAD_LATENCY
+                t.load_latency
             }
             OpClass::VecLoad => {
                 if let Some(k) = op.slot {
                     start = start.max(self.slot_ready[k as usize]);
                 }
-                VEC_LOAD_LATENCY
+                t.vec_load_latency
             }
             OpClass::Store => 1,
             OpClass::Move => 0,
@@ -429,13 +603,27 @@ impl ModelState {
         // In program order, each instruction takes the first cycle with a free pipe of its
         // kind (the oldest-first choice of an out-of-order scheduler).
         let start = match op.class {
-            OpClass::Load | OpClass::VecLoad => self.issue(start, &[LOAD_FIELD]),
-            OpClass::VecAlu => self.issue(start, &[VEC_FIELD]),
-            OpClass::VecShuf => self.issue(start, &[VEC_FIELD, SHUF_FIELD]),
-            OpClass::Store => self.issue(start, &[STORE_FIELD]),
+            OpClass::Load | OpClass::VecLoad => {
+                self.issue(start, &[field(LOAD_FIELD, t.load_pipes)])
+            }
+            OpClass::VecAlu => self.issue(start, &[field(VEC_FIELD, t.vec_pipes)]),
+            OpClass::VecShuf => self.issue(
+                start,
+                &[
+                    field(VEC_FIELD, t.vec_pipes),
+                    field(SHUF_FIELD, t.shuf_pipes),
+                ],
+            ),
+            OpClass::Store => self.issue(start, &[field(STORE_FIELD, t.store_pipes)]),
             OpClass::Move => start,
-            OpClass::Cmov => self.issue(start, &[ALU_FIELD, CMOV_FIELD]),
-            OpClass::Alu => self.issue(start, &[ALU_FIELD]),
+            OpClass::Cmov => self.issue(
+                start,
+                &[
+                    field(ALU_FIELD, t.alu_pipes),
+                    field(CMOV_FIELD, t.cmov_pipes),
+                ],
+            ),
+            OpClass::Alu => self.issue(start, &[field(ALU_FIELD, t.alu_pipes)]),
         };
         let done = start + latency;
         for i in 0..32 {
@@ -448,7 +636,7 @@ impl ModelState {
         }
         if op.class == OpClass::Store {
             if let Some(k) = op.slot {
-                self.slot_ready[k as usize] = start + FORWARD_LATENCY;
+                self.slot_ready[k as usize] = start + t.forward_latency;
             }
         }
         self.end = self.end.max(done);
@@ -474,15 +662,16 @@ impl ModelState {
     pub fn ticks(&self) -> (u32, Bound) {
         let t = TICKS_PER_CYCLE;
         let per = |count: u16, width: u32| count as u32 * t / width;
+        let u = self.uarch.table();
         [
             (self.end as u32 * t, Bound::CriticalPath),
-            (per(self.count, DISPATCH_WIDTH), Bound::Dispatch),
-            (per(self.alu, ALU_PIPES), Bound::AluPipes),
-            (per(self.cmov, CMOV_PIPES), Bound::CmovPipes),
-            (per(self.vec, VEC_PIPES), Bound::VecPipes),
-            (per(self.shuf, SHUF_PIPES), Bound::ShufPipes),
-            (per(self.loads, LOAD_PIPES), Bound::LoadPipes),
-            (per(self.stores, STORE_PIPES), Bound::StorePipes),
+            (per(self.count, u.dispatch_width), Bound::Dispatch),
+            (per(self.alu, u.alu_pipes), Bound::AluPipes),
+            (per(self.cmov, u.cmov_pipes), Bound::CmovPipes),
+            (per(self.vec, u.vec_pipes), Bound::VecPipes),
+            (per(self.shuf, u.shuf_pipes), Bound::ShufPipes),
+            (per(self.loads, u.load_pipes), Bound::LoadPipes),
+            (per(self.stores, u.store_pipes), Bound::StorePipes),
         ]
         .into_iter()
         // The first of equal bounds wins: the critical path, when it ties.
@@ -514,14 +703,15 @@ impl ModelState {
     pub fn throughput_cycles(&self) -> f64 {
         let t = TICKS_PER_CYCLE;
         let per = |count: u16, width: u32| count as u32 * t / width;
+        let u = self.uarch.table();
         [
-            per(self.count, DISPATCH_WIDTH),
-            per(self.alu, ALU_PIPES),
-            per(self.cmov, CMOV_PIPES),
-            per(self.vec, VEC_PIPES),
-            per(self.shuf, SHUF_PIPES),
-            per(self.loads, LOAD_PIPES),
-            per(self.stores, STORE_PIPES),
+            per(self.count, u.dispatch_width),
+            per(self.alu, u.alu_pipes),
+            per(self.cmov, u.cmov_pipes),
+            per(self.vec, u.vec_pipes),
+            per(self.shuf, u.shuf_pipes),
+            per(self.loads, u.load_pipes),
+            per(self.stores, u.store_pipes),
         ]
         .into_iter()
         .max()
@@ -567,24 +757,34 @@ impl Bound {
     }
 }
 
-/// The model's state after a game program.
+/// The model's state after a game program, in the Zen 4 table.
 pub fn program_state(program: &[Insn]) -> ModelState {
-    let mut m = ModelState::default();
+    program_state_on(Uarch::Zen4, program)
+}
+
+/// The model's state after a game program, in the table of `uarch`.
+pub fn program_state_on(uarch: Uarch, program: &[Insn]) -> ModelState {
+    let mut m = ModelState::new(uarch);
     for &i in program {
         m.push(&Op::of_insn(i));
     }
     m
 }
 
-/// The model's figure for a whole game program, in cycles.
+/// The model's figure for a whole game program, in cycles (Zen 4 table).
 pub fn program_cycles(program: &[Insn]) -> f64 {
     program_state(program).cycles()
 }
 
-/// The model's state after a decoded kernel (e.g. a user's `.s` file).
+/// The model's state after a decoded kernel (e.g. a user's `.s` file), in the Zen 4 table.
 pub fn decoded_state(decoded: &[Instruction]) -> ModelState {
+    decoded_state_on(Uarch::Zen4, decoded)
+}
+
+/// The model's state after a decoded kernel, in the table of `uarch`.
+pub fn decoded_state_on(uarch: Uarch, decoded: &[Instruction]) -> ModelState {
     let mut info = InstructionInfoFactory::new();
-    let mut m = ModelState::default();
+    let mut m = ModelState::new(uarch);
     for ins in decoded {
         m.push(&Op::of_iced(ins, &mut info));
     }
