@@ -14,8 +14,9 @@
 //! A call of a sort3 costs about as much as the kernel itself, so the kernel is not called
 //! once per input: the JIT code (or, for compiled Rust baselines, a Rust loop) runs the kernel
 //! body over a whole batch of arrays laid end to end, and each pass is one sample. Each
-//! call's array address depends on the previous call's outputs (the OR of its `n` slots,
-//! masked with a zero the compiler cannot see), so calls cannot overlap in the out-of-order
+//! call's array address depends on the previous call's outputs (the OR of its `n` slots, each
+//! read with a plain load, masked with a zero the compiler cannot see), so calls cannot
+//! overlap in the out-of-order
 //! core: the figure is the **latency** of one call, plus the cost of that chain (a
 //! store-to-load forwarding, `n` loads and a few ALU operations), which is the same for every
 //! subject of an `n` and is shown by the `empty` row of `superopt bench`.

@@ -506,7 +506,8 @@ mod jit {
         ///     push rbx, rbp, r12-r15; push mask; push end
         /// lp: <kernel>                      ; rdi = this array; or, for a function:
         ///                                   ; push rdi; mov rax, f; call rax; pop rdi
-        ///     mov eax, [rdi]; or eax, [rdi+4]; ... (all n outputs)
+        ///     mov eax, [rdi]; mov ecx, [rdi+4]; or eax, ecx; ... (all n outputs, each
+        ///                                   ; read by a plain 4-byte load, see below)
         ///     and eax, [rsp+8]              ; 0, unknown to the CPU in advance
         ///     lea rdi, [rdi + rax + 4n]     ; next array, after this one's outputs
         ///     cmp rdi, [rsp]; jb lp
@@ -515,6 +516,13 @@ mod jit {
         ///
         /// With [`Chain::Independent`] the outputs are not read: `add rdi, 4n` goes to the
         /// next array, and the core may start the next call before this one ends.
+        ///
+        /// Each output is read back with a plain `mov`, as C code reading `buf[k]` does, not
+        /// folded into the `or` (`or eax, [rdi+4]`): on this project's Zen 4 the folded form
+        /// made every kernel that stores from general-purpose registers 1.5x slower in the
+        /// chain (sort4's cmov network 19.2 reference cycles per call against 12.8) while
+        /// kernels that store from xmm registers did not change, so it ranked kernels by how
+        /// the caller reads their outputs (BENCHMARKS.md, "Two timing paths agree").
         pub(super) fn new(inner: Inner<'_>, n: usize, chain: Chain) -> Result<ChainJit> {
             let mut ops = Assembler::new()
                 .map_err(|e| Error::Runtime(format!("cannot map memory for the JIT: {e}")))?;
@@ -552,7 +560,8 @@ mod jit {
                 for k in 1..n as i32 {
                     dynasm!(ops
                         ; .arch x64
-                        ; or eax, DWORD [rdi + 4 * k]
+                        ; mov ecx, DWORD [rdi + 4 * k]
+                        ; or eax, ecx
                     );
                 }
                 dynasm!(ops
