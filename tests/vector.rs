@@ -852,6 +852,33 @@ fn bench_checks_a_file_against_its_own_register_file_at_the_widest_level() {
         reason.starts_with("uses movdqa, which is not among task sort4-avx2's opcodes"),
         "{reason}"
     );
+    // A packed task's bench takes one-element kernels too (verify does not).
+    let one = write(d, "one.s", &network_text("sort4-avx2"));
+    let o = superopt(&[
+        "bench",
+        "sort4-avx2-packed",
+        &one,
+        "--syntax",
+        "intel",
+        "--meter",
+        "model",
+        "--log-dir",
+        &d.display().to_string(),
+        "--csv",
+        &d.join("p.csv").display().to_string(),
+        "--png",
+        &d.join("p.png").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let row = out.lines().find(|l| l.starts_with("one.s")).unwrap();
+    assert!(
+        row.contains("     18 ") && row.ends_with("  verified"),
+        "{row}"
+    );
+    assert!(verdict("sort4-avx2-packed", &network_text("sort4-avx2"))
+        .1
+        .starts_with("uses vmovd, which is not among task sort4-avx2-packed's opcodes"));
 }
 
 #[test]

@@ -703,7 +703,8 @@ impl Task {
     /// The task `bench` checks a kernel file against: of the file's register file (`vector`:
     /// it names xmm, ymm or zmm registers), this task or its [`Task::twin`], widened so that
     /// any kernel of that family passes its rules (every callee-saved register for a scalar
-    /// task; the widest level, `avx512`, and `movdqa` for a vector one). bench compares
+    /// task; the widest level, `avx512`, and `movdqa` for a vector one, and for a packed task
+    /// the one-element moves too). bench compares
     /// kernels across instruction sets; verify keeps each task's own rules.
     pub fn bench_view(&self, vector: bool) -> Task {
         let mut t = if vector == self.vector.is_some() {
