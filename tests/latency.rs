@@ -718,6 +718,11 @@ fn the_intel_table_gives_its_own_figures_and_logs_say_which_table_costed_a_searc
         &logs,
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(" cycles (Intel Golden Cove table); fastest of "),
+        "{}",
+        stdout(&o)
+    );
     let log = std::fs::read_dir(Path::new(&logs).join("sort3"))
         .unwrap()
         .next()
@@ -743,6 +748,11 @@ fn the_intel_table_gives_its_own_figures_and_logs_say_which_table_costed_a_searc
     );
     let o = superopt(&["replay", log.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("\nmodel table Intel Golden Cove\n"),
+        "{}",
+        stdout(&o)
+    );
     // The tree's costs are the Intel table's: the principal variation spells the kernel.
     assert!(
         stdout(&o).contains("; it is the logged best kernel\n"),

@@ -822,25 +822,32 @@ fn bench_checks_a_file_against_its_own_register_file_at_the_widest_level() {
     let text = network_text("sort4-sse41");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let file = write(d, "sse4.s", &text);
-    let o = superopt(&[
-        "bench",
-        "sort4-avx2",
-        &file,
-        "--syntax",
-        "intel",
-        "--meter",
-        "model",
-        "--log-dir",
-        &d.display().to_string(),
-        "--csv",
-        &d.join("b.csv").display().to_string(),
-        "--png",
-        &d.join("b.png").display().to_string(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let out = stdout(&o);
-    let row = out.lines().find(|l| l.starts_with("sse4.s")).unwrap();
+    // bench TASK FILE (model meter), the row of FILE.
+    let row_of = |task: &str, name: &str, text: &str| {
+        let file = write(d, name, text);
+        let o = superopt(&[
+            "bench",
+            task,
+            &file,
+            "--syntax",
+            "intel",
+            "--meter",
+            "model",
+            "--log-dir",
+            &d.display().to_string(),
+            "--csv",
+            &d.join("b.csv").display().to_string(),
+            "--png",
+            &d.join("b.png").display().to_string(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let out = stdout(&o);
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_string()
+    };
+    let row = row_of("sort4-avx2", "sse4.s", &text);
     assert!(
         row.contains("     23 ") && row.ends_with("  verified"),
         "{row}"
@@ -853,25 +860,7 @@ fn bench_checks_a_file_against_its_own_register_file_at_the_widest_level() {
         "{reason}"
     );
     // A packed task's bench takes one-element kernels too (verify does not).
-    let one = write(d, "one.s", &network_text("sort4-avx2"));
-    let o = superopt(&[
-        "bench",
-        "sort4-avx2-packed",
-        &one,
-        "--syntax",
-        "intel",
-        "--meter",
-        "model",
-        "--log-dir",
-        &d.display().to_string(),
-        "--csv",
-        &d.join("p.csv").display().to_string(),
-        "--png",
-        &d.join("p.png").display().to_string(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let out = stdout(&o);
-    let row = out.lines().find(|l| l.starts_with("one.s")).unwrap();
+    let row = row_of("sort4-avx2-packed", "one.s", &network_text("sort4-avx2"));
     assert!(
         row.contains("     18 ") && row.ends_with("  verified"),
         "{row}"

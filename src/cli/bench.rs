@@ -138,6 +138,8 @@ pub struct BenchReport {
     pub meter: MeterKind,
     /// The meter's own description.
     pub meter_description: String,
+    /// The model's table (the `model` column, and the figures of the model meter).
+    pub uarch: crate::latency::model::Uarch,
     /// Why hardware counters were not used, when they were not.
     pub counters_unavailable: Option<String>,
     /// The rows, in the order measured.
@@ -411,11 +413,11 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
     for r in &mut rows {
         r.ratio = ratio(&r.measurement, base);
         r.throughput_ratio = ratio(&r.throughput, base_t);
-        // The overhead rows are part of every figure, not contenders.
-        if let Some(b) = reference
-            .as_ref()
-            .filter(|b| b.subject != r.subject && r.status != "overhead")
-        {
+        // The overhead rows are part of every figure, not contenders; a kernel that fails
+        // the checks is timed (to show what it would cost) but never called faster.
+        if let Some(b) = reference.as_ref().filter(|b| {
+            b.subject != r.subject && r.status != "overhead" && !r.status.starts_with("FAILS")
+        }) {
             if model_meter {
                 // Zero-width intervals: the rule compares the figures.
                 let one = |a: Option<&Measurement>, b: Option<&Measurement>| {
@@ -441,6 +443,7 @@ pub fn run_bench(task: &Task, opts: &BenchOptions) -> Result<BenchReport> {
         task: task.name.clone(),
         meter: meter.kind(),
         meter_description: meter.describe(),
+        uarch: opts.sampling.uarch,
         counters_unavailable,
         rows,
     })
@@ -589,7 +592,16 @@ pub fn format_report(r: &BenchReport) -> String {
     if let Some(why) = &r.counters_unavailable {
         s.push_str(&format!("{why}; using the {} meter\n", r.meter.name()));
     }
-    s.push_str(&format!("{}: meter {}\n", r.task, r.meter_description));
+    // The model meter's description names its table; for the others, the model column's.
+    let table = if r.meter == MeterKind::Model {
+        String::new()
+    } else {
+        format!("; model column: {} table", r.uarch.name())
+    };
+    s.push_str(&format!(
+        "{}: meter {}{table}\n",
+        r.task, r.meter_description
+    ));
     let unit = r.meter.unit();
     let figure = |m: Option<&Measurement>| {
         m.map_or("-".to_string(), |m| {
@@ -813,10 +825,15 @@ pub fn write_png(r: &BenchReport, path: &Path) -> Result<()> {
     crate::plot::bar_chart(
         path,
         &format!(
-            "{}: {} per call ({} meter)",
+            "{}: {} per call ({} meter{})",
             r.task,
             r.meter.unit(),
-            r.meter.name()
+            r.meter.name(),
+            if r.meter == MeterKind::Model {
+                format!(", {}", r.uarch.name())
+            } else {
+                String::new()
+            }
         ),
         &format!("{} per call", r.meter.unit()),
         &bars,

@@ -452,12 +452,14 @@ fn dispatch(cli: Cli, w: &mut dyn Write) -> crate::Result<ExitCode> {
                 runs: runs as usize,
             };
             opts.sampling.check()?;
-            // The outputs are named after the meter that will run; check them before timing.
-            let stem = format!(
-                "bench-{}-{}",
-                task.name,
-                crate::latency::resolve(meter).0.name()
-            );
+            // The outputs are named after the meter that will run (and the model's table, for
+            // the model meter); check them before timing.
+            let kind = crate::latency::resolve(meter).0;
+            let stem = if kind == crate::latency::MeterKind::Model {
+                format!("bench-{}-model-{}", task.name, opts.sampling.uarch.id())
+            } else {
+                format!("bench-{}-{}", task.name, kind.name())
+            };
             let csv = csv.unwrap_or_else(|| PathBuf::from(format!("{stem}.csv")));
             let png = png.unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
             bench::check_outputs(&csv, &png, &read)?;
@@ -1032,6 +1034,7 @@ fn print_search(
             "checks": best.map(|b| b.checks.clone()).unwrap_or_default(),
             "evaluator": log.config.get("evaluator"),
             "objective": log.config.get("objective"),
+            "uarch": log.config.get("uarch"),
             "latency": best.and_then(|b| b.latency.clone()),
             "runs": log.resume.as_ref().map_or(1, |r| r.runs.len()),
             "log": out.log_error.is_none().then(|| out.log_path.display().to_string()),
@@ -1130,9 +1133,15 @@ fn print_search(
                 } else {
                     format!(" [95% interval {:.2}, {:.2}]", l.interval.0, l.interval.1)
                 };
+                let table = log
+                    .config
+                    .get("uarch")
+                    .and_then(|u| serde_json::from_value(u.clone()).ok())
+                    .unwrap_or(crate::latency::model::Uarch::Zen4)
+                    .name();
                 writeln!(
                     w,
-                    "latency: {:.2} {}/call{interval} ({} meter){net}; model {:.2} cycles; fastest of {} finalists",
+                    "latency: {:.2} {}/call{interval} ({} meter){net}; model {:.2} cycles ({table} table); fastest of {} finalists",
                     l.cycles, l.unit, l.meter, l.model_cycles, l.finalists
                 )
                 .map_err(stdout_err)?;

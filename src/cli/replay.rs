@@ -209,6 +209,19 @@ fn report(path: &Path, log: &SearchLog, opts: &ReplayOptions, best_check: Option
         log.seed,
         get("threads").unwrap_or("?".into()),
     );
+    if get("objective").as_deref() == Some("latency") {
+        // The table the tree was costed with (logs without one: Zen 4).
+        let table = match cfg.get("uarch") {
+            None => "model table AMD Zen 4 (the log names none)".to_string(),
+            Some(u) => match serde_json::from_value::<crate::latency::model::Uarch>(u.clone()) {
+                Ok(t) => format!("model table {}", t.name()),
+                Err(_) => {
+                    format!("model table {u} is unknown: the tree is replayed with AMD Zen 4")
+                }
+            },
+        };
+        let _ = writeln!(s, "{table}");
+    }
     let runs = log.resume.as_ref().map_or(1, |r| r.runs.len().max(1));
     let state = if log.stop_reason == crate::log::RUNNING {
         "a checkpoint: the search was still running".to_string()

@@ -44,6 +44,9 @@ pub enum Fault {
     SlotOutOfRange(u8),
     /// A store of a lane (register, lane) that holds no input value (packed states).
     UndefinedLane(Reg, u8),
+    /// A read of a register none of whose lanes holds an input value (packed states): never
+    /// written, or written only from lanes without input values.
+    EmptyLanes(Reg),
     /// A packed-lane move in a state without lanes, or a general-purpose move in a state with
     /// them: the program mixes what one task cannot model.
     Unmodelled(Insn),
@@ -68,6 +71,11 @@ impl std::fmt::Display for Fault {
             Fault::UndefinedRegister(r) => write!(f, "reads {r} before writing it"),
             Fault::UndefinedFlags => write!(f, "reads the flags before any cmp"),
             Fault::SlotOutOfRange(k) => write!(f, "accesses slot {k}, outside the array"),
+            Fault::EmptyLanes(r) => write!(
+                f,
+                "reads {}, none of whose lanes holds an input value",
+                r.xmm_name()
+            ),
             Fault::UndefinedLane(r, l) => write!(
                 f,
                 "stores lane {l} of {}, which holds no input value",
@@ -355,10 +363,12 @@ impl CpuState {
         };
         // Reading a register with no defined lane at all is refused, as it is without lanes.
         let need_any = |s: &Self, r: Reg| {
-            if r.index() < xmms && s.lanes_defined(r) != 0 {
-                Ok(())
-            } else {
+            if r.index() >= xmms {
                 Err(Fault::UndefinedRegister(r))
+            } else if s.lanes_defined(r) == 0 {
+                Err(Fault::EmptyLanes(r))
+            } else {
+                Ok(())
             }
         };
         let need_all = |s: &Self, r: Reg, lanes: u8| {

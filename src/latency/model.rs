@@ -223,14 +223,20 @@ impl Uarch {
     /// Errors: a `SUPEROPT_UARCH` that names no table (`SUPEROPT_UARCH=zen5 names no model
     /// table (known: zen4, golden-cove)`).
     pub fn current() -> std::result::Result<Uarch, String> {
+        let known = || Uarch::ALL.map(|u| u.id()).join(", ");
         match std::env::var("SUPEROPT_UARCH") {
             Ok(v) => Uarch::parse(&v).ok_or_else(|| {
                 format!(
                     "SUPEROPT_UARCH={v} names no model table (known: {})",
-                    Uarch::ALL.map(|u| u.id()).join(", ")
+                    known()
                 )
             }),
-            Err(_) => Ok(Uarch::detect()),
+            Err(std::env::VarError::NotPresent) => Ok(Uarch::detect()),
+            Err(std::env::VarError::NotUnicode(v)) => Err(format!(
+                "SUPEROPT_UARCH={} names no model table (known: {})",
+                v.to_string_lossy(),
+                known()
+            )),
         }
     }
 }
