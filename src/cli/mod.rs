@@ -235,10 +235,12 @@ pub enum Command {
         /// Folder of search logs to take kernels from.
         #[arg(long, default_value = "search-logs")]
         log_dir: PathBuf,
-        /// CSV output (default: bench-<task>-<meter>.csv).
+        /// CSV output (default: bench-<task>-<meter>.csv; bench-<task>-model-<uarch>.csv for the
+        /// model meter).
         #[arg(long)]
         csv: Option<PathBuf>,
-        /// PNG bar chart (default: bench-<task>-<meter>.png; the name must end in .png).
+        /// PNG bar chart (default: as the CSV's default name, ending in .png; the name must end
+        /// in .png).
         #[arg(long)]
         png: Option<PathBuf>,
     },
