@@ -105,11 +105,11 @@ use iced_x86::{Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, 
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Uarch {
-    /// AMD Zen 4 (family 19h): the table above.
+    /// AMD Zen 4 (family 19h), the table this project's machine checks.
     #[default]
     Zen4,
     /// Intel Golden Cove (the performance cores of Alder Lake, Raptor Lake and Sapphire
-    /// Rapids): the table in the module docs, section "Intel Golden Cove".
+    /// Rapids), from the sources alone.
     GoldenCove,
 }
 
