@@ -499,6 +499,12 @@ pub enum Insn {
     Cmp { a: Reg, b: Reg },
     /// `cmovcc dst, src`: `dst = src` when `cc` holds for the current flags.
     Cmov { cc: Cond, dst: Reg, src: Reg },
+    /// `cmp a, [rdi + stride*slot]` (or, with `mem_first`, `cmp [rdi + stride*slot], a`):
+    /// flags from comparing a register with an array slot directly (a memory operand).
+    CmpMem { a: Reg, slot: u8, mem_first: bool },
+    /// `cmovcc dst, [rdi + stride*slot]`: `dst` takes the slot's value when `cc` holds (the
+    /// load happens either way, as on the CPU).
+    CmovMem { cc: Cond, dst: Reg, slot: u8 },
     /// `movd xmm, dword ptr [rdi + 4*slot]` (`movq`, qword, for 64-bit elements; `vmovd` /
     /// `vmovq` with `avx`): the element into lane 0 of `xmm{dst}`, the other lanes zeroed.
     VLoad { dst: Reg, slot: u8, avx: bool },
@@ -550,6 +556,19 @@ impl Insn {
             Insn::Mov { dst, src } => Instruction::with2(load, r(dst), r(src)),
             Insn::Cmp { a, b } => Instruction::with2(cmp, r(a), r(b)),
             Insn::Cmov { cc, dst, src } => Instruction::with2(cc.iced_code(el), r(dst), r(src)),
+            Insn::CmpMem {
+                a,
+                slot,
+                mem_first: false,
+            } => Instruction::with2(cmp, r(a), mem(slot)),
+            Insn::CmpMem {
+                a,
+                slot,
+                mem_first: true,
+            } => Instruction::with2(MoveCodes::of(el).cmp_reversed, mem(slot), r(a)),
+            Insn::CmovMem { cc, dst, slot } => {
+                Instruction::with2(cc.iced_code(el), r(dst), mem(slot))
+            }
             Insn::VLoad { dst, slot, avx } => {
                 Instruction::with2(VecCodes::of(el, avx).load, dst.xmm(), mem(slot))
             }
@@ -677,6 +696,31 @@ impl Insn {
                 });
             }
         }
+        // Memory operands: cmp with an array slot on either side, cmovcc from one.
+        let rm = (2, OpKind::Register, OpKind::Memory);
+        if code == cmp && kinds == rm {
+            return Ok(Insn::CmpMem {
+                a: reg(0)?,
+                slot: slot()?,
+                mem_first: false,
+            });
+        }
+        if code == cmp_reversed && kinds == (2, OpKind::Memory, OpKind::Register) {
+            return Ok(Insn::CmpMem {
+                a: reg(1)?,
+                slot: slot()?,
+                mem_first: true,
+            });
+        }
+        if kinds == rm {
+            if let Some(cc) = Cond::ALL.into_iter().find(|c| c.iced_code(el) == code) {
+                return Ok(Insn::CmovMem {
+                    cc,
+                    dst: reg(0)?,
+                    slot: slot()?,
+                });
+            }
+        }
         if let Some(insn) = packed_from_iced(ins, n, el)? {
             return Ok(insn);
         }
@@ -743,10 +787,13 @@ impl Insn {
             | Insn::Max { dst, .. }
             | Insn::PLoad { dst }
             | Insn::Shuf { dst, .. }
-            | Insn::Blend { dst, .. } => Some(dst),
-            Insn::Store { .. } | Insn::Cmp { .. } | Insn::VStore { .. } | Insn::PStore { .. } => {
-                None
-            }
+            | Insn::Blend { dst, .. }
+            | Insn::CmovMem { dst, .. } => Some(dst),
+            Insn::Store { .. }
+            | Insn::Cmp { .. }
+            | Insn::CmpMem { .. }
+            | Insn::VStore { .. }
+            | Insn::PStore { .. } => None,
         }
     }
 
@@ -760,6 +807,8 @@ impl Insn {
             Insn::Blend { a, b, .. } => vec![a, b],
             Insn::Cmp { a, b } => vec![a, b],
             Insn::Cmov { dst, src, .. } => vec![dst, src],
+            Insn::CmpMem { a, .. } => vec![a],
+            Insn::CmovMem { dst, .. } => vec![dst],
             Insn::Min { dst, a, b, avx } | Insn::Max { dst, a, b, avx } => {
                 if avx || dst == a || dst == b {
                     vec![a, b]

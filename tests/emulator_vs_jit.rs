@@ -98,9 +98,10 @@ struct Raw {
 
 fn raw(n: usize) -> impl Strategy<Value = Raw> {
     let cond = prop_oneof![Just(Cond::L), Just(Cond::G), Just(Cond::Le), Just(Cond::Ge)];
-    // op weights: load 2, store 2, mov 2, cmp 2, cmov 3
+    // op weights: load 2, store 2, mov 2, cmp 2, cmov 3, cmp with a slot 1 (either operand
+    // order), cmov from a slot 1
     (
-        prop_oneof![2 => Just(0u8), 2 => Just(1), 2 => Just(2), 2 => Just(3), 3 => Just(4)],
+        prop_oneof![2 => Just(0u8), 2 => Just(1), 2 => Just(2), 2 => Just(3), 3 => Just(4), 1 => Just(5), 1 => Just(6)],
         0u8..8,
         0u8..8,
         0..n as u8,
@@ -135,6 +136,16 @@ fn resolve(r: Raw, cpu: &CpuState) -> Option<Insn> {
         3 => Insn::Cmp {
             a: def(r.x)?,
             b: def(r.y)?,
+        },
+        5 => Insn::CmpMem {
+            a: def(r.x)?,
+            slot: r.slot,
+            mem_first: r.y % 2 == 0,
+        },
+        6 if cpu.flags_defined() => Insn::CmovMem {
+            cc: r.cc,
+            dst: def(r.x)?,
+            slot: r.slot,
         },
         _ if cpu.flags_defined() => Insn::Cmov {
             cc: r.cc,

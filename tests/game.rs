@@ -581,6 +581,21 @@ fn interpret(program: &[Insn], input: &[i32]) -> Option<(Vec<i32>, [Option<i32>;
             Insn::Max { dst, a, b, .. } => {
                 regs[dst.index()] = Some(regs[a.index()]?.max(regs[b.index()]?))
             }
+            Insn::CmpMem { a, slot, mem_first } => {
+                let (r, m) = (regs[a.index()]?, *mem.get(slot as usize)?);
+                flags = Some(if mem_first { m.cmp(&r) } else { r.cmp(&m) });
+            }
+            Insn::CmovMem { cc, dst, slot } => {
+                let f = flags?;
+                let (d, m) = (regs[dst.index()]?, *mem.get(slot as usize)?);
+                let take = match cc {
+                    Cond::L | Cond::B => f.is_lt(),
+                    Cond::G | Cond::A => f.is_gt(),
+                    Cond::Le | Cond::Be => f.is_le(),
+                    Cond::Ge | Cond::Ae => f.is_ge(),
+                };
+                regs[dst.index()] = Some(if take { m } else { d });
+            }
             // Packed moves need lanes, which this one-value-per-register interpreter lacks
             // (tests/vector.rs checks them against the CPU); the strategy never makes them.
             Insn::PLoad { .. } | Insn::PStore { .. } | Insn::Shuf { .. } | Insn::Blend { .. } => {
@@ -594,16 +609,23 @@ fn interpret(program: &[Insn], input: &[i32]) -> Option<(Vec<i32>, [Option<i32>;
 fn insn_strategy(n: usize, regs: usize) -> impl Strategy<Value = Insn> {
     let r = move || (0..regs).prop_map(Reg::from_index);
     let slot = move || 0..n as u8;
-    let cond = prop_oneof![Just(Cond::L), Just(Cond::G), Just(Cond::Le), Just(Cond::Ge)];
     prop_oneof![
         1 => (r(), slot()).prop_map(|(dst, slot)| Insn::Load { dst, slot }),
         1 => (slot(), r()).prop_map(|(slot, src)| Insn::Store { slot, src }),
         2 => (r(), r()).prop_map(|(dst, src)| Insn::Mov { dst, src }),
         2 => (r(), r()).prop_map(|(a, b)| Insn::Cmp { a, b }),
-        3 => (cond, r(), r()).prop_map(|(cc, dst, src)| Insn::Cmov { cc, dst, src }),
+        3 => (conds(), r(), r()).prop_map(|(cc, dst, src)| Insn::Cmov { cc, dst, src }),
         1 => (r(), r(), r()).prop_map(|(dst, a, b)| Insn::Min { dst, a, b, avx: true }),
         1 => (r(), r(), r()).prop_map(|(dst, a, b)| Insn::Max { dst, a, b, avx: true }),
+        1 => (r(), slot(), any::<bool>())
+            .prop_map(|(a, slot, mem_first)| Insn::CmpMem { a, slot, mem_first }),
+        1 => (conds(), r(), slot()).prop_map(|(cc, dst, slot)| Insn::CmovMem { cc, dst, slot }),
     ]
+}
+
+/// The signed conditions, as the i32 interpreter reads them.
+fn conds() -> impl Strategy<Value = Cond> {
+    prop_oneof![Just(Cond::L), Just(Cond::G), Just(Cond::Le), Just(Cond::Ge)]
 }
 
 /// Values with many ties (a small range) or spread over the whole i32 range.

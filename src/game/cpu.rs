@@ -264,6 +264,42 @@ impl CpuState {
             }
         };
         match insn {
+            // Memory operands compare with, or select, an array slot's current value: an
+            // input value (or one stored there), so the order-type argument holds for them.
+            Insn::CmpMem { a, slot, mem_first } => {
+                if slot as usize >= self.n {
+                    return Err(Fault::SlotOutOfRange(slot));
+                }
+                need(self, a)?;
+                let fc = regs + self.n;
+                let (head, flags) = self.data.split_at_mut(fc * t);
+                let ca = &head[a.index() * t..(a.index() + 1) * t];
+                let cm = &head[(regs + slot as usize) * t..(regs + slot as usize + 1) * t];
+                for ((f, &r), &m) in flags.iter_mut().zip(ca).zip(cm) {
+                    let (x, y) = if mem_first { (m, r) } else { (r, m) };
+                    *f = (x > y) as u8 + (x >= y) as u8;
+                }
+                self.flags_defined = true;
+            }
+            Insn::CmovMem { cc, dst, slot } => {
+                if !self.flags_defined {
+                    return Err(Fault::UndefinedFlags);
+                }
+                if slot as usize >= self.n {
+                    return Err(Fault::SlotOutOfRange(slot));
+                }
+                need(self, dst)?;
+                let mask = cc.mask();
+                let (d, m, f) = (
+                    dst.index() * t,
+                    (regs + slot as usize) * t,
+                    (regs + self.n) * t,
+                );
+                for i in 0..t {
+                    let take = 0u8.wrapping_sub((mask >> self.data[f + i]) & 1);
+                    self.data[d + i] = (self.data[m + i] & take) | (self.data[d + i] & !take);
+                }
+            }
             Insn::Load { dst, slot } | Insn::VLoad { dst, slot, .. } => {
                 if slot as usize >= self.n {
                     return Err(Fault::SlotOutOfRange(slot));
@@ -473,7 +509,9 @@ impl CpuState {
             | Insn::Store { .. }
             | Insn::Mov { .. }
             | Insn::Cmp { .. }
-            | Insn::Cmov { .. } => return Err(Fault::Unmodelled(insn)),
+            | Insn::Cmov { .. }
+            | Insn::CmpMem { .. }
+            | Insn::CmovMem { .. } => return Err(Fault::Unmodelled(insn)),
         }
         for (c, v, d) in out {
             self.data[c * t..(c + 1) * t].copy_from_slice(&v);

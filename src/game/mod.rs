@@ -857,6 +857,19 @@ pub fn without_dead_code(program: &[Insn]) -> Vec<Insn> {
                     true
                 }
             }
+            Insn::CmpMem { a, .. } => {
+                flags && {
+                    flags = false;
+                    live |= bit(a);
+                    true
+                }
+            }
+            Insn::CmovMem { dst, .. } => {
+                live & bit(dst) != 0 && {
+                    flags = true;
+                    true
+                }
+            }
             Insn::VStore { src, .. } | Insn::PStore { src } => {
                 live |= bit(src);
                 true
@@ -1267,7 +1280,9 @@ impl Environment for SortGame {
                 | Insn::PLoad { .. }
                 | Insn::PStore { .. }
                 | Insn::Shuf { .. }
-                | Insn::Blend { .. } => false,
+                | Insn::Blend { .. }
+                | Insn::CmpMem { .. }
+                | Insn::CmovMem { .. } => false,
             };
             if ok {
                 out.push(i as Action);
@@ -1313,7 +1328,9 @@ impl Environment for SortGame {
             | Insn::PLoad { .. }
             | Insn::PStore { .. }
             | Insn::Shuf { .. }
-            | Insn::Blend { .. } => return None,
+            | Insn::Blend { .. }
+            | Insn::CmpMem { .. }
+            | Insn::CmovMem { .. } => return None,
         }
         next.len += 1;
         if self.objective == Objective::Latency {

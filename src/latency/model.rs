@@ -255,6 +255,11 @@ pub enum OpClass {
     Move,
     /// `cmovcc` between registers.
     Cmov,
+    /// An ALU instruction with a memory source (`cmp r, [rdi + k]`): the load, then one
+    /// cycle on an ALU pipe.
+    LoadAlu,
+    /// `cmovcc r, [rdi + k]`: the load, then one cycle on a cmov pipe.
+    LoadCmov,
     /// A load from memory into a vector register.
     VecLoad,
     /// An instruction writing a vector register other than a load or an eliminated move
@@ -358,6 +363,21 @@ impl Op {
                 reads_flags: true,
                 ..base
             },
+            Insn::CmpMem { a, slot, .. } => Op {
+                class: OpClass::LoadAlu,
+                reads: RDI_BIT | bit(a),
+                writes_flags: true,
+                slot: Some(slot),
+                ..base
+            },
+            Insn::CmovMem { dst, slot, .. } => Op {
+                class: OpClass::LoadCmov,
+                reads: RDI_BIT | bit(dst),
+                writes: bit(dst),
+                reads_flags: true,
+                slot: Some(slot),
+                ..base
+            },
             Insn::VLoad { dst, slot, .. } => Op {
                 class: OpClass::VecLoad,
                 reads: RDI_BIT,
@@ -454,6 +474,8 @@ impl Op {
             (Movdqa | Vmovdqa | Movdqu | Vmovdqu, None) => OpClass::Move,
             (Pshufd | Vpshufd, None) => OpClass::VecShuf,
             (m, None) if is_cmov(m) => OpClass::Cmov,
+            (m, Some(_)) if is_cmov(m) => OpClass::LoadCmov,
+            (Mnemonic::Cmp, Some(_)) => OpClass::LoadAlu,
             _ if vector_writes => OpClass::VecAlu,
             _ => OpClass::Alu,
         };
@@ -463,7 +485,14 @@ impl Op {
             writes,
             reads_flags: ins.rflags_read() != 0,
             writes_flags: ins.rflags_modified() != 0,
-            slot: if matches!(class, OpClass::Load | OpClass::Store | OpClass::VecLoad) {
+            slot: if matches!(
+                class,
+                OpClass::Load
+                    | OpClass::Store
+                    | OpClass::VecLoad
+                    | OpClass::LoadAlu
+                    | OpClass::LoadCmov
+            ) {
                 slot
             } else {
                 None
@@ -602,6 +631,12 @@ impl ModelState {
                 }
                 t.vec_load_latency
             }
+            OpClass::LoadAlu | OpClass::LoadCmov => {
+                if let Some(k) = op.slot {
+                    start = start.max(self.slot_ready[k as usize]);
+                }
+                t.load_latency + 1
+            }
             OpClass::Store => 1,
             OpClass::Move => 0,
             OpClass::Cmov | OpClass::Alu | OpClass::VecAlu | OpClass::VecShuf => 1,
@@ -630,6 +665,21 @@ impl ModelState {
                 ],
             ),
             OpClass::Alu => self.issue(start, &[field(ALU_FIELD, t.alu_pipes)]),
+            OpClass::LoadAlu => self.issue(
+                start,
+                &[
+                    field(LOAD_FIELD, t.load_pipes),
+                    field(ALU_FIELD, t.alu_pipes),
+                ],
+            ),
+            OpClass::LoadCmov => self.issue(
+                start,
+                &[
+                    field(LOAD_FIELD, t.load_pipes),
+                    field(ALU_FIELD, t.alu_pipes),
+                    field(CMOV_FIELD, t.cmov_pipes),
+                ],
+            ),
         };
         let done = start + latency;
         for i in 0..32 {
@@ -661,6 +711,15 @@ impl ModelState {
                 self.alu += 1;
             }
             OpClass::Alu => self.alu += 1,
+            OpClass::LoadAlu => {
+                self.loads += 1;
+                self.alu += 1;
+            }
+            OpClass::LoadCmov => {
+                self.loads += 1;
+                self.alu += 1;
+                self.cmov += 1;
+            }
         }
     }
 

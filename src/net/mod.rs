@@ -86,6 +86,9 @@ pub fn insn_features(insn: Insn) -> [f32; INSN_FEATURES] {
         Insn::Mov { dst, src } => (2, None, reg(dst), reg(src)),
         Insn::Cmp { a, b } => (3, None, reg(a), reg(b)),
         Insn::Cmov { cc, dst, src } => (4, Some(cc), reg(dst), reg(src)),
+        // Memory operands (not yet moves of the game): the slot as the second operand.
+        Insn::CmpMem { a, slot: s, .. } => (3, None, reg(a), slot(s)),
+        Insn::CmovMem { cc, dst, slot: s } => (4, Some(cc), reg(dst), slot(s)),
         // The net serves the scalar game only ([`PolicyValueNet::check_task`] refuses vector
         // tasks); a vector move that reaches it (as a program encoder input) reads as the
         // scalar move of the same shape, a minimum or maximum as a cmov of its second source.

@@ -99,10 +99,13 @@ pub fn prove(
             ));
         }
     }
-    Ok(proof_line(&tv, vector, packed))
+    let memory = program
+        .iter()
+        .any(|i| matches!(i, Insn::CmpMem { .. } | Insn::CmovMem { .. }));
+    Ok(proof_line(&tv, vector, packed, memory))
 }
 
-fn proof_line(tv: &TestVectors, vector: bool, packed: bool) -> String {
+fn proof_line(tv: &TestVectors, vector: bool, packed: bool, memory: bool) -> String {
     format!(
         "proved on all {} weak orderings of {} inputs by the emulator ({}: a proof for all inputs)",
         tv.len(),
@@ -111,6 +114,8 @@ fn proof_line(tv: &TestVectors, vector: bool, packed: bool) -> String {
             "loads, stores, lane shuffles and blends with immediates, and lane min/max only, which move inputs or select them by their order"
         } else if vector {
             "vector loads, stores, copies and lane min/max only, which select inputs by their order"
+        } else if memory {
+            "mov/cmp/cmov only, some with an array slot as operand"
         } else {
             "mov/cmp/cmov only"
         }
@@ -397,7 +402,19 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
 fn outside_task(task: &Task, kernel: &Kernel, program: &[Insn]) -> Option<String> {
     let first = program.first()?;
     let line = |i: usize| kernel.lines[i];
+    let memory = program
+        .iter()
+        .position(|i| matches!(i, Insn::CmpMem { .. } | Insn::CmovMem { .. }));
     match task.vector {
+        None if !task.memory_operands && memory.is_some() => {
+            let i = memory?;
+            Some(format!(
+                "{} takes an array slot as an operand (line {}); task {} plays register operands only: use a task file with isa.memory_operands = true",
+                program[i].intel_as(task.element).split(' ').next().unwrap_or(""),
+                line(i),
+                task.name
+            ))
+        }
         None if first.is_vector() => Some(format!(
             "a kernel of vector moves (line {}); task {} plays mov, cmp and cmovcc (no isa.vector): {}",
             line(0),

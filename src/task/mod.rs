@@ -130,6 +130,11 @@ pub struct Task {
     /// elements, `n = 4`, at most xmm0-xmm2 as scratch (four lane columns each), and
     /// `layout.align = 8`.
     pub packed: bool,
+    /// Whether `cmp` and `cmovcc` may take an array slot as an operand (`[isa]
+    /// memory_operands = true`, scalar tasks only): `cmp r, [rdi+4k]`, `cmp [rdi+4k], r`,
+    /// `cmovcc r, [rdi+4k]`. verify, bench and export take such kernels; the search does not
+    /// play them yet (issue 14) and refuses such a task.
+    pub memory_operands: bool,
     /// The alignment in bytes that callers guarantee for the array (`[layout] align`: the
     /// element size, the default, or 8). Accesses must be aligned (a caller may enable
     /// alignment checking); at 8, a 16-byte `vmovdqu` of the array is ([`crate::asm::Kernel::check_safe_aligned`]).
@@ -246,7 +251,10 @@ impl Task {
                 ],
             ),
             ("layout", &["pointer", "stride", "align"]),
-            ("isa", &["opcodes", "scratch", "vector", "packed"]),
+            (
+                "isa",
+                &["opcodes", "scratch", "vector", "packed", "memory_operands"],
+            ),
             ("reference", &["network", "alphadev"]),
             ("search", &["budget", "vectors", "permutations"]),
         ];
@@ -430,6 +438,22 @@ impl Task {
                 ))
             }
         };
+        let memory_operands = match get("isa.memory_operands") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(v) => {
+                return Err(err(
+                    "isa.memory_operands",
+                    format!("expected true or false, found {}", v.type_str()),
+                ))
+            }
+        };
+        if memory_operands && vector.is_some() {
+            return Err(err(
+                "isa.memory_operands",
+                "memory operands are for tasks of mov, cmp and cmovcc (no isa.vector)".into(),
+            ));
+        }
         // (level, scratch, copies) of a vector task, packed or not.
         let vector_isa = if packed {
             let level = vector.filter(|v| v.avx());
@@ -475,6 +499,7 @@ impl Task {
                 vector: Some(level),
                 copies,
                 packed,
+                memory_operands: false,
                 align,
                 scratch,
                 reference: Reference {
@@ -583,6 +608,7 @@ impl Task {
             vector: None,
             copies: true,
             packed: false,
+            memory_operands,
             align,
             scratch,
             reference,
@@ -703,8 +729,8 @@ impl Task {
     /// The task `bench` checks a kernel file against: of the file's register file (`vector`:
     /// it names xmm, ymm or zmm registers), this task or its [`Task::twin`], widened so that
     /// any kernel of that family passes its rules (every callee-saved register for a scalar
-    /// task; the widest level, `avx512`, and `movdqa` for a vector one, and for a packed task
-    /// the one-element moves too). bench compares
+    /// task, and memory operands; the widest level, `avx512`, and `movdqa` for a vector one,
+    /// and for a packed task the one-element moves too). bench compares
     /// kernels across instruction sets; verify keeps each task's own rules.
     pub fn bench_view(&self, vector: bool) -> Task {
         let mut t = if vector == self.vector.is_some() {
@@ -715,6 +741,8 @@ impl Task {
         if t.vector.is_some() {
             t.vector = Some(VectorIsa::Avx512);
             t.copies = true;
+        } else {
+            t.memory_operands = true;
         }
         t.with_all_callee_saved()
     }
