@@ -722,12 +722,6 @@ pub fn run_search(
             opts.seed
         )));
     }
-    if task.memory_operands {
-        return Err(crate::Error::Runtime(format!(
-            "task {} sets isa.memory_operands: the search does not play memory operands yet (verify, bench and export take such kernels)",
-            task.name
-        )));
-    }
     let game = SortGame::with_objective(task, opts.objective).with_uarch(opts.uarch);
     if opts.objective == Objective::Latency && opts.meter != Some(crate::latency::MeterKind::Model)
     {

@@ -34,7 +34,8 @@
 //! dependency chains, which pipes can only lengthen.
 //!
 //! ## The searched space (restrictions, which can cost length)
-//! * **Loads first, stores last.** Every program the search builds starts with the `n` loads
+//! * **Loads first, stores last** (memory-operand tasks: stores last; see below). Every
+//!   program the search builds starts with the `n` loads
 //!   `mov scratch[k], [rdi+4k]` and ends with `n` stores; between them is a register-only core
 //!   of `mov r,r`, `cmp r,r` and `cmovcc r,r`. A sort kernel needs at least `n` loads and `n`
 //!   stores, so this adds exactly `2n` to the core; it excludes programs that reuse a register
@@ -106,6 +107,28 @@
 //!
 //! Restrictions specific to vector tasks of one element per register: loads first, stores
 //! last as for scalar tasks.
+//!
+//! ## Memory operands (`[isa] memory_operands = true`)
+//! A task with memory operands adds `cmp a, [rdi+4k]` and `cmovcc d, [rdi+4k]` to the scalar
+//! moves, and makes the loads moves of the core: the program starts with nothing loaded and
+//! may load a slot where it needs it (or never, reading it through memory operands). The
+//! stores still come last, so the array holds the inputs throughout the core: each slot is a
+//! read-only column beside the registers. Each memory operand compares or selects an input
+//! value, so the order-type argument of the proof holds. The rules, for these moves:
+//! 1. `cmovcc d, [slot]` with `d` undefined is refused: `mov d, [slot]` (a load) does the
+//!    same, as for `cmovcc d, s`; loads read memory, which is always defined;
+//! 2. lost values: none can be lost (the array keeps them), so the rule prunes nothing;
+//! 3. a load or `cmovcc` that changes nothing, a `cmp` with a slot that leaves the flags as
+//!    they were (or mirrored) or all equal, is refused as before;
+//! 4. a `cmp` with a slot counts as a `cmp` for "two `cmp` in a row";
+//! 5. `cmp [slot], a` is left out: it is `cmp a, [slot]` with mirrored conditions, which are
+//!    moves too; a load into an undefined register uses the lowest one;
+//! 6. transpositions as before (memory is the same in every state of the core);
+//! 7. the bound as before: the stores, a `cmovcc` for each sorted column no register holds
+//!    (a load only brings an input, never a sorted column of n >= 2), and a `cmp` before it.
+//! The estimate counts the slots as columns (for n <= 4 always; past that while the registers
+//! cannot hold every value). Restrictions: stores last (a slot is written once, at the end),
+//! so a program that keeps a value in memory after reusing its slot is outside the space.
 //!
 //! ## Packed lanes (`[isa] packed = true`)
 //! A packed task holds the whole array of four 32-bit elements in one xmm register: the
@@ -254,6 +277,11 @@ impl SortGame {
         let regs = &task.scratch;
         let moves = match task.vector {
             _ if task.packed => packed_moves(regs),
+            None if task.memory_operands => {
+                let mut m = scalar_moves(regs, &task.conds);
+                m.extend(memory_moves(regs, &task.conds, tv.n));
+                m
+            }
             None => scalar_moves(regs, &task.conds),
             Some(v) => vector_moves(regs, v.avx(), task.copies),
         };
@@ -354,7 +382,8 @@ impl SortGame {
             return None;
         }
         let kernel = network::network_kernel_with(&self.task.scratch, n, comparators, cc);
-        self.actions_of(&kernel[n..kernel.len() - n])
+        // A memory-operand task plays the loads as moves too.
+        self.actions_of(&kernel[self.loads().len()..kernel.len() - n])
     }
 
     /// The actions that play `core` (a program between the loads and the stores) by the game's
@@ -626,6 +655,11 @@ impl SortGame {
 
     /// Whether every test vector still holds each of its input values in some register.
     fn values_alive(&self, cpu: &CpuState) -> bool {
+        if self.task.memory_operands {
+            // The array holds every input until the stores (which come last), and loads and
+            // memory operands read it: no value is ever lost.
+            return true;
+        }
         let t = cpu.num_vectors();
         let mut present = vec![0u8; t];
         for &r in &self.regs {
@@ -653,6 +687,22 @@ impl SortGame {
         cols
     }
 
+    /// `cols` with the array's columns on the permutation test vectors added, in a task with
+    /// memory operands (the slots hold their inputs until the stores, and loads and memory
+    /// operands read them); `cols` itself otherwise.
+    fn with_memory_columns(&self, cpu: &CpuState, mut cols: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        if self.task.memory_operands {
+            for k in 0..self.tv.n {
+                let c = cpu.mem(k);
+                let col: Vec<u8> = self.perms.iter().map(|&t| c[t]).collect();
+                if !cols.contains(&col) {
+                    cols.push(col);
+                }
+            }
+        }
+        cols
+    }
+
     /// Estimated instructions still needed, stores included (not admissible; guides the
     /// search). On the permutation test vectors, take any `n` registers that together hold
     /// every input value and the set `S` of orderings they show; finishing as a sorting network
@@ -668,6 +718,17 @@ impl SortGame {
             .cpu
             .flags_defined()
             .then(|| self.perms.iter().map(|&t| s.cpu.flags()[t]).collect());
+        // With memory operands the array's slots count as columns: for n <= 4 always, past
+        // that only while the registers cannot hold every value (the estimate tries every
+        // choice of n columns for every pair, which more columns make too slow there). A
+        // heuristic choice, measured: sort3-mem / sort4-mem / sort5-mem reach 15 / 26 / 41
+        // in 30 s of A* with this rule; slots always counted give 15 / 26 / 46, slots counted
+        // only while registers fall short give 16 / 27 / 41 (BENCHMARKS "Memory operands").
+        let cols = if self.tv.n <= 4 || cols.len() < self.tv.n {
+            self.with_memory_columns(&s.cpu, cols)
+        } else {
+            cols
+        };
         let mut best = match self.comparators_left(&cols) {
             Some(b) => self.exchange_cost() as f32 * b,
             None => f32::INFINITY,
@@ -906,6 +967,10 @@ fn load_moves(task: &Task, n: usize) -> Vec<Insn> {
     if task.packed {
         return vec![Insn::PLoad { dst: scratch[0] }];
     }
+    if task.memory_operands {
+        // Loads are moves of the core: a value may be read from the array where it is used.
+        return Vec::new();
+    }
     (0..n)
         .map(|k| {
             let (dst, slot) = (scratch[k], k as u8);
@@ -915,6 +980,31 @@ fn load_moves(task: &Task, n: usize) -> Vec<Insn> {
             }
         })
         .collect()
+}
+
+/// The moves a task with memory operands adds to the scalar table: the loads `mov d,
+/// [rdi+4k]` (in the core: loads may come anywhere), `cmp a, [rdi+4k]` (the mirrored `cmp
+/// [rdi+4k], a` is left out, as `cmp b, a` is: its conditions are the mirrored ones, also
+/// moves) and `cmovcc d, [rdi+4k]`.
+fn memory_moves(regs: &[Reg], conds: &[crate::isa::Cond], n: usize) -> Vec<Insn> {
+    let slots = || 0..n as u8;
+    let mut moves = Vec::new();
+    for &dst in regs {
+        moves.extend(slots().map(|slot| Insn::Load { dst, slot }));
+    }
+    for &a in regs {
+        moves.extend(slots().map(|slot| Insn::CmpMem {
+            a,
+            slot,
+            mem_first: false,
+        }));
+    }
+    for &cc in conds {
+        for &dst in regs {
+            moves.extend(slots().map(|slot| Insn::CmovMem { cc, dst, slot }));
+        }
+    }
+    moves
 }
 
 /// The scalar move table: `mov d, s`, `cmp a, b` (a before b in `regs`), `cmovcc d, s`.
@@ -1266,6 +1356,12 @@ impl Environment for SortGame {
                 Insn::Cmov { dst, src, .. } => {
                     s.cpu.flags_defined() && s.cpu.reg_defined(dst) && s.cpu.reg_defined(src)
                 }
+                // Memory-operand tasks: loads into a defined register or the lowest free one.
+                Insn::Load { dst, .. } if self.task.memory_operands => {
+                    s.cpu.reg_defined(dst) || Some(dst) == lowest_free
+                }
+                Insn::CmpMem { a, .. } => !s.last_cmp && s.cpu.reg_defined(a),
+                Insn::CmovMem { dst, .. } => s.cpu.flags_defined() && s.cpu.reg_defined(dst),
                 Insn::VMov { dst, src, .. } => {
                     s.cpu.reg_defined(src) && (s.cpu.reg_defined(dst) || Some(dst) == lowest_free)
                 }
@@ -1280,9 +1376,7 @@ impl Environment for SortGame {
                 | Insn::PLoad { .. }
                 | Insn::PStore { .. }
                 | Insn::Shuf { .. }
-                | Insn::Blend { .. }
-                | Insn::CmpMem { .. }
-                | Insn::CmovMem { .. } => false,
+                | Insn::Blend { .. } => false,
             };
             if ok {
                 out.push(i as Action);
@@ -1298,6 +1392,7 @@ impl Environment for SortGame {
             _ if self.task.packed => self.packed_step_ok(s, &next, m)?,
             Insn::Mov { dst, .. }
             | Insn::Cmov { dst, .. }
+            | Insn::CmovMem { dst, .. }
             | Insn::VMov { dst, .. }
             | Insn::Min { dst, .. }
             | Insn::Max { dst, .. } => {
@@ -1310,7 +1405,13 @@ impl Environment for SortGame {
                     }
                 }
             }
-            Insn::Cmp { .. } => {
+            // A load is a move of the core in memory-operand tasks only.
+            Insn::Load { dst, .. } if self.task.memory_operands => {
+                if s.cpu.reg_defined(dst) && next.cpu.reg(dst) == s.cpu.reg(dst) {
+                    return None; // changes nothing
+                }
+            }
+            Insn::Cmp { .. } | Insn::CmpMem { .. } => {
                 let (old, new) = (s.cpu.flags(), next.cpu.flags());
                 if new.iter().all(|&f| f == FLAG_EQ) {
                     return None;
@@ -1328,16 +1429,14 @@ impl Environment for SortGame {
             | Insn::PLoad { .. }
             | Insn::PStore { .. }
             | Insn::Shuf { .. }
-            | Insn::Blend { .. }
-            | Insn::CmpMem { .. }
-            | Insn::CmovMem { .. } => return None,
+            | Insn::Blend { .. } => return None,
         }
         next.len += 1;
         if self.objective == Objective::Latency {
             // Only latency costs read it; length searches skip the scheduling.
             next.model.push(&Op::of_insn(m));
         }
-        next.last_cmp = matches!(m, Insn::Cmp { .. });
+        next.last_cmp = matches!(m, Insn::Cmp { .. } | Insn::CmpMem { .. });
         if self.proof.is_some() {
             next.core.push(m);
         }

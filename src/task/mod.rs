@@ -19,8 +19,9 @@ use std::time::Duration;
 /// the vector tasks play lane minimum and maximum on xmm registers: `sortN-avx2` (N = 3 to 8)
 /// and `sortN-u32-avx2` (N = 3, 4, 5) with AVX, `sort4-sse41` with SSE4.1, `sort4-i64-avx512`
 /// with AVX-512VL; `sort4-avx2-packed` and `sort4-u32-avx2-packed` hold the whole array in
-/// the four lanes of one register (AVX2).
-pub const BUILTIN: [(&str, &str); 29] = [
+/// the four lanes of one register (AVX2); `sort3-mem`, `sort4-mem` and `sort5-mem` let `cmp`
+/// and `cmovcc` read array slots directly.
+pub const BUILTIN: [(&str, &str); 32] = [
     ("sort2", include_str!("../../programs/sort2.toml")),
     ("sort3", include_str!("../../programs/sort3.toml")),
     ("sort4", include_str!("../../programs/sort4.toml")),
@@ -55,6 +56,9 @@ pub const BUILTIN: [(&str, &str); 29] = [
         "sort5-u32-avx2",
         include_str!("../../programs/sort5-u32-avx2.toml"),
     ),
+    ("sort3-mem", include_str!("../../programs/sort3-mem.toml")),
+    ("sort4-mem", include_str!("../../programs/sort4-mem.toml")),
+    ("sort5-mem", include_str!("../../programs/sort5-mem.toml")),
     (
         "sort4-avx2-packed",
         include_str!("../../programs/sort4-avx2-packed.toml"),
