@@ -126,6 +126,7 @@
 //! 6. transpositions as before (memory is the same in every state of the core);
 //! 7. the bound as before: the stores, a `cmovcc` for each sorted column no register holds
 //!    (a load only brings an input, never a sorted column of n >= 2), and a `cmp` before it.
+//!
 //! The estimate counts the slots as columns (for n <= 4 always; past that while the registers
 //! cannot hold every value). Restrictions: stores last (a slot is written once, at the end),
 //! so a program that keeps a value in memory after reusing its slot is outside the space.
