@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{astar, c_sort_test, gcc_run, have, stderr, stdout, superopt, write};
+use common::{astar, c_sort_test, gcc_run, have, rustc_tests, stderr, stdout, superopt, write};
 use std::path::Path;
 
 /// A sort3 I wrote with memory operands: the first compare-exchange takes both its values
@@ -107,7 +107,7 @@ fn memory_operand_kernels_are_proved_only_for_tasks_that_allow_them() {
 }
 
 #[test]
-fn memory_operand_kernels_export_to_c_and_bench_times_them() {
+fn memory_operand_kernels_export_to_c_and_rust_and_bench_times_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let task = task_file(d);
@@ -128,6 +128,25 @@ fn memory_operand_kernels_export_to_c_and_bench_times_them() {
         &out.display().to_string(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = superopt(&[
+        "export",
+        &good,
+        "--task",
+        &task,
+        "--syntax",
+        "intel",
+        "--format",
+        "rust",
+        "--name",
+        "sort3_mem",
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    if have("rustc") {
+        let o = rustc_tests(&out.join("sort3_mem.rs"));
+        assert!(stdout(&o).contains("test result: ok."), "{}", stdout(&o));
+    }
     if have("gcc") {
         let src = write(&out, "test.c", &c_sort_test("sort3_mem", "i32", 3));
         let o = gcc_run(
