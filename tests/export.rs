@@ -542,7 +542,7 @@ fn input_errors_are_one_line_with_exit_code_2() {
     assert_eq!(code, Some(2));
     assert_eq!(
         err,
-        "error: unknown task 'sort9' (known tasks: sort2, sort3, sort4, sort5, sort6, sort7, sort8, sort3-u32, sort3-i64, sort3-u64, sort4-u32, sort4-i64, sort4-u64, sort5-u32, sort5-i64, sort5-u64, sort3-avx2, sort4-avx2, sort5-avx2, sort6-avx2, sort7-avx2, sort8-avx2, sort3-u32-avx2, sort4-u32-avx2, sort5-u32-avx2, sort4-avx2-packed, sort4-u32-avx2-packed, sort4-sse41, sort4-i64-avx512)\n"
+        "error: unknown task 'sort9' (known tasks: sort2, sort3, sort4, sort5, sort6, sort7, sort8, sort3-u32, sort3-i64, sort3-u64, sort4-u32, sort4-i64, sort4-u64, sort5-u32, sort5-i64, sort5-u64, sort3-avx2, sort4-avx2, sort5-avx2, sort6-avx2, sort7-avx2, sort8-avx2, sort3-u32-avx2, sort4-u32-avx2, sort5-u32-avx2, sort3-mem, sort4-mem, sort5-mem, sort4-avx2-packed, sort4-u32-avx2-packed, sort4-sse41, sort4-i64-avx512)\n"
     );
     let txt = write(d, "k.txt", "");
     let (code, err) = export_err(&[&txt]);
