@@ -592,7 +592,7 @@ impl Task {
         if scratch.len() < n {
             return Err(err(
                 "isa.scratch",
-                format!("{} registers cannot hold {n} elements", scratch.len()),
+                format!("{} cannot hold {n} elements", registers(scratch.len())),
             ));
         }
         let reference = Reference {
@@ -840,11 +840,20 @@ fn vector_scratch(names: &[String], n: usize) -> std::result::Result<Vec<Reg>, S
     }
     if scratch.len() < n {
         return Err(format!(
-            "{} registers cannot hold {n} elements",
-            scratch.len()
+            "{} cannot hold {n} elements",
+            registers(scratch.len())
         ));
     }
     Ok(scratch)
+}
+
+/// `1 register`, `3 registers`: a count of scratch registers for messages.
+fn registers(k: usize) -> String {
+    if k == 1 {
+        "1 register".into()
+    } else {
+        format!("{k} registers")
+    }
 }
 
 /// Checks a packed task's `isa.scratch`: xmm registers, each once, none past xmm2 (the game
