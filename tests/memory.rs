@@ -5,7 +5,10 @@
 
 mod common;
 
-use common::{astar, c_sort_test, gcc_run, have, rustc_tests, stderr, stdout, superopt, write};
+use common::{
+    astar, bench_model_row, c_sort_test, gcc_run, have, rustc_tests, stderr, stdout, superopt,
+    write,
+};
 use std::path::Path;
 
 /// A sort3 I wrote with memory operands: the first compare-exchange takes both its values
@@ -113,36 +116,23 @@ fn memory_operand_kernels_export_to_c_and_rust_and_bench_times_them() {
     let task = task_file(d);
     let good = write(d, "mem3.s", SORT3_MEM);
     let out = d.join("out");
-    let o = superopt(&[
-        "export",
-        &good,
-        "--task",
-        &task,
-        "--syntax",
-        "intel",
-        "--format",
-        "c",
-        "--name",
-        "sort3_mem",
-        "-o",
-        &out.display().to_string(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = superopt(&[
-        "export",
-        &good,
-        "--task",
-        &task,
-        "--syntax",
-        "intel",
-        "--format",
-        "rust",
-        "--name",
-        "sort3_mem",
-        "-o",
-        &out.display().to_string(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for format in ["c", "rust"] {
+        let o = superopt(&[
+            "export",
+            &good,
+            "--task",
+            &task,
+            "--syntax",
+            "intel",
+            "--format",
+            format,
+            "--name",
+            "sort3_mem",
+            "-o",
+            &out.display().to_string(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
     if have("rustc") {
         let o = rustc_tests(&out.join("sort3_mem.rs"));
         assert!(stdout(&o).contains("test result: ok."), "{}", stdout(&o));
@@ -157,24 +147,7 @@ fn memory_operand_kernels_export_to_c_and_rust_and_bench_times_them() {
         assert_eq!(stdout(&o), "passed 2343 of 2343\n");
     }
     // bench times it beside the register-only kernels of sort3.
-    let o = superopt(&[
-        "bench",
-        "sort3",
-        &good,
-        "--syntax",
-        "intel",
-        "--meter",
-        "model",
-        "--log-dir",
-        &d.display().to_string(),
-        "--csv",
-        &d.join("b.csv").display().to_string(),
-        "--png",
-        &d.join("b.png").display().to_string(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let out = stdout(&o);
-    let row = out.lines().find(|l| l.starts_with("mem3.s")).unwrap();
+    let row = bench_model_row(d, "sort3", &good, "mem3.s");
     assert!(
         row.contains("     17 ") && row.ends_with("  verified"),
         "{row}"

@@ -9,7 +9,10 @@
 
 mod common;
 
-use common::{astar, c_sort_test, gcc_run, have, rustc_tests, stderr, stdout, superopt, write};
+use common::{
+    astar, bench_model_row, c_sort_test, gcc_run, have, rustc_tests, stderr, stdout, superopt,
+    write,
+};
 use dynasmrt::{dynasm, x64::Assembler, DynasmApi, ExecutableBuffer};
 use proptest::prelude::*;
 use std::path::Path;
@@ -823,30 +826,8 @@ fn bench_checks_a_file_against_its_own_register_file_at_the_widest_level() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // bench TASK FILE (model meter), the row of FILE.
-    let row_of = |task: &str, name: &str, text: &str| {
-        let file = write(d, name, text);
-        let o = superopt(&[
-            "bench",
-            task,
-            &file,
-            "--syntax",
-            "intel",
-            "--meter",
-            "model",
-            "--log-dir",
-            &d.display().to_string(),
-            "--csv",
-            &d.join("b.csv").display().to_string(),
-            "--png",
-            &d.join("b.png").display().to_string(),
-        ]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let out = stdout(&o);
-        out.lines()
-            .find(|l| l.starts_with(name))
-            .unwrap()
-            .to_string()
-    };
+    let row_of =
+        |task: &str, name: &str, text: &str| bench_model_row(d, task, &write(d, name, text), name);
     let row = row_of("sort4-avx2", "sse4.s", &text);
     assert!(
         row.contains("     23 ") && row.ends_with("  verified"),

@@ -32,6 +32,32 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
+/// `superopt bench TASK FILE --syntax intel --meter model` with its outputs and (empty) log
+/// folder in `dir`: asserts success and returns the row whose subject starts with `name`.
+pub fn bench_model_row(dir: &Path, task: &str, file: &str, name: &str) -> String {
+    let o = superopt(&[
+        "bench",
+        task,
+        file,
+        "--syntax",
+        "intel",
+        "--meter",
+        "model",
+        "--log-dir",
+        &dir.display().to_string(),
+        "--csv",
+        &dir.join("b.csv").display().to_string(),
+        "--png",
+        &dir.join("b.png").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    out.lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no row {name} in\n{out}"))
+        .to_string()
+}
+
 /// `superopt search TASK --strategy astar --budget BUDGET --log-dir LOGS`: asserts that it
 /// exits with `code` (0: a verified kernel; 1: none, or one proved but not run) and returns
 /// stdout and the path of the log written (the only one under `LOGS/NAME/`, NAME the task's
