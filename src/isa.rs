@@ -831,6 +831,12 @@ impl Insn {
         ) || self.is_packed()
     }
 
+    /// Whether this instruction takes an array slot as an operand of `cmp` or `cmovcc`
+    /// ([`Insn::CmpMem`], [`Insn::CmovMem`]; loads and stores are not counted).
+    pub fn has_memory_operand(self) -> bool {
+        matches!(self, Insn::CmpMem { .. } | Insn::CmovMem { .. })
+    }
+
     /// Whether this is one of the packed-lane moves, which read or write all four 32-bit
     /// lanes of an xmm register as a whole: `vmovdqu` loads and stores of the array,
     /// `vpshufd`, `vpblendd`. (The lane minimum and maximum act on every lane too, but a

@@ -123,6 +123,15 @@ pub struct RunnerUp {
 }
 
 impl SearchLog {
+    /// The latency model's table the search costed with: the config's `uarch`, Zen 4 for
+    /// logs written before it was recorded or naming no known table (replay says which).
+    pub fn uarch(&self) -> crate::latency::model::Uarch {
+        self.config
+            .get("uarch")
+            .and_then(|u| serde_json::from_value(u.clone()).ok())
+            .unwrap_or_default()
+    }
+
     /// Whether the log is of a `--objective latency` search whose kernel a real meter chose
     /// (tsc or perf), not the model alone (`--meter model`).
     pub fn measured_latency(&self) -> bool {

@@ -190,12 +190,31 @@ fn compare(
             prog.push(i);
         }
     }
-    let map = value_map(n, el);
-    let native = Native::new(&encode_as(&prog, el));
+    // Lane 0 of xmm0-xmm7: the wrapper's out[0..8].
+    let lanes: Vec<(usize, usize, String)> = Reg::ALL
+        .into_iter()
+        .filter(|r| r.index() < 8 && cpu.reg_defined(*r))
+        .map(|r| (r.index(), r.index(), r.xmm_name()))
+        .collect();
+    agrees(&tv, el, &cpu, &prog, &lanes)
+}
+
+/// Runs `prog` natively on every input of `tv` (mapped into `el`'s values) and checks that
+/// memory and each `(out index, emulator column, name)` of `lanes` agree with `cpu`, the
+/// emulator's state after `prog`.
+fn agrees(
+    tv: &TestVectors,
+    el: Element,
+    cpu: &CpuState,
+    prog: &[Insn],
+    lanes: &[(usize, usize, String)],
+) -> Result<(), TestCaseError> {
+    let map = value_map(tv.n, el);
+    let native = Native::new(&encode_as(prog, el));
     for (t, input) in tv.inputs.iter().enumerate() {
         let mut buf: Vec<u32> = input.iter().map(|&v| map[v as usize]).collect();
         let out = native.call(&mut buf);
-        for k in 0..n {
+        for k in 0..tv.n {
             prop_assert_eq!(
                 buf[k],
                 map[cpu.mem(k)[t] as usize],
@@ -205,17 +224,15 @@ fn compare(
                 prog
             );
         }
-        for r in Reg::ALL.into_iter().filter(|r| r.index() < 8) {
-            if cpu.reg_defined(r) {
-                prop_assert_eq!(
-                    out[r.index()],
-                    map[cpu.reg(r)[t] as usize],
-                    "{} on {:?} after {:?}",
-                    r.xmm_name(),
-                    input,
-                    prog
-                );
-            }
+        for (o, c, name) in lanes {
+            prop_assert_eq!(
+                out[*o],
+                map[cpu.column(*c)[t] as usize],
+                "{} on {:?} after {:?}",
+                name,
+                input,
+                prog
+            );
         }
     }
     Ok(())
@@ -290,34 +307,12 @@ fn compare_packed(el: Element, raws: &[(u8, u8, u8, u8, u8, u8)]) -> Result<(), 
             prog.push(i);
         }
     }
-    let map = value_map(4, el);
-    let native = Native::new(&encode_as(&prog, el));
-    for (t, input) in tv.inputs.iter().enumerate() {
-        let mut buf: Vec<u32> = input.iter().map(|&v| map[v as usize]).collect();
-        let out = native.call(&mut buf);
-        for k in 0..4 {
-            prop_assert_eq!(
-                buf[k],
-                map[cpu.mem(k)[t] as usize],
-                "slot {} on {:?} after {:?}",
-                k,
-                input,
-                prog
-            );
-        }
-        for c in (0..16).filter(|&c| cpu.col_defined(c)) {
-            prop_assert_eq!(
-                out[8 + c],
-                map[cpu.column(c)[t] as usize],
-                "xmm{} lane {} on {:?} after {:?}",
-                c / 4,
-                c % 4,
-                input,
-                prog
-            );
-        }
-    }
-    Ok(())
+    // The four lanes of xmm0-xmm3: the wrapper's out[8..24].
+    let lanes: Vec<(usize, usize, String)> = (0..16)
+        .filter(|&c| cpu.col_defined(c))
+        .map(|c| (8 + c, c, format!("xmm{} lane {}", c / 4, c % 4)))
+        .collect();
+    agrees(&tv, el, &cpu, &prog, &lanes)
 }
 
 fn cpu_has(feature: &str) -> bool {

@@ -1135,12 +1135,7 @@ fn print_search(
                 } else {
                     format!(" [95% interval {:.2}, {:.2}]", l.interval.0, l.interval.1)
                 };
-                let table = log
-                    .config
-                    .get("uarch")
-                    .and_then(|u| serde_json::from_value(u.clone()).ok())
-                    .unwrap_or(crate::latency::model::Uarch::Zen4)
-                    .name();
+                let table = log.uarch().name();
                 writeln!(
                     w,
                     "latency: {:.2} {}/call{interval} ({} meter){net}; model {:.2} cycles ({table} table); fastest of {} finalists",

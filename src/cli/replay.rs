@@ -74,13 +74,7 @@ fn game_of(log: &SearchLog, path: &Path) -> Option<SortGame> {
         .get("objective")
         .and_then(|o| serde_json::from_value(o.clone()).ok())
         .unwrap_or_default();
-    // The model table the search costed latency with (logs before it was recorded: Zen 4).
-    let uarch = log
-        .config
-        .get("uarch")
-        .and_then(|u| serde_json::from_value(u.clone()).ok())
-        .unwrap_or_default();
-    let game = SortGame::with_objective(&task, objective).with_uarch(uarch);
+    let game = SortGame::with_objective(&task, objective).with_uarch(log.uarch());
     (log.moves_hash.as_deref() == Some(super::search::moves_hash(&game).as_str())).then_some(game)
 }
 

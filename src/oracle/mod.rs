@@ -99,9 +99,7 @@ pub fn prove(
             ));
         }
     }
-    let memory = program
-        .iter()
-        .any(|i| matches!(i, Insn::CmpMem { .. } | Insn::CmovMem { .. }));
+    let memory = program.iter().any(|i| i.has_memory_operand());
     Ok(proof_line(&tv, vector, packed, memory))
 }
 
@@ -402,9 +400,7 @@ pub fn verify_kernel(task: &Task, kernel: &Kernel, cfg: &NativeConfig) -> Result
 fn outside_task(task: &Task, kernel: &Kernel, program: &[Insn]) -> Option<String> {
     let first = program.first()?;
     let line = |i: usize| kernel.lines[i];
-    let memory = program
-        .iter()
-        .position(|i| matches!(i, Insn::CmpMem { .. } | Insn::CmovMem { .. }));
+    let memory = program.iter().position(|i| i.has_memory_operand());
     match task.vector {
         None if !task.memory_operands && memory.is_some() => {
             let i = memory?;
